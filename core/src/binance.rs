@@ -1,0 +1,275 @@
+//! Binance market-data payloads, as received: REST klines bodies, WebSocket kline events
+//! (plain or combined-stream wrapped), aggTrade and trade events.
+//!
+//! Numbers keep their exact text (serde_json's `arbitrary_precision`), so decimals are exact
+//! whether Binance sends them as strings (it does) or a client sends JSON numbers.
+
+use crate::candle::Candle;
+use crate::decimal::Dec;
+use crate::error::{CoreError, CoreResult};
+use crate::interval::Interval;
+use serde_json::{Map, Value};
+
+/// Largest JSON payload accepted by the parsers (a 1000-row REST body is ~170 KB).
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+
+/// A kline from any Binance shape, with what the shape says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kline {
+    pub candle: Candle,
+    /// `x` of a WebSocket kline: false while the candle is forming. None for REST rows.
+    pub closed: Option<bool>,
+    /// `i` of a WebSocket kline.
+    pub interval: Option<Interval>,
+    /// `s` of a WebSocket kline.
+    pub symbol: Option<String>,
+}
+
+/// A parsed combined-stream (or plain) WebSocket frame, for routing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    Kline(Kline),
+    /// `@aggTrade` or `@trade`: one trade.
+    Trade(Trade),
+    /// Anything else (bookTicker, depth, subscription replies): not ours to store.
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trade {
+    pub symbol: String,
+    pub price: Dec,
+    pub qty: Dec,
+    /// Trade time `T` (ms).
+    pub time: i64,
+    /// `a` (aggTrade id) or `t` (trade id).
+    pub id: Option<u64>,
+    pub buyer_is_maker: Option<bool>,
+    /// The event object (`data` of a combined frame), for storing as a tick document.
+    pub raw: Value,
+}
+
+fn parse_json(payload: &[u8]) -> CoreResult<Value> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(CoreError::invalid(format!("JSON payload larger than {MAX_PAYLOAD_BYTES} bytes")));
+    }
+    serde_json::from_slice(payload).map_err(|e| CoreError::invalid(format!("invalid JSON: {e}")))
+}
+
+/// Parses every kline shape Binance sends: a REST klines body (array of rows), one row, a
+/// WebSocket kline event (plain or `{"stream":…,"data":…}`), or its `k` object.
+pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
+    let v = parse_json(payload)?;
+    klines_of(&v)
+}
+
+fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
+    match v {
+        Value::Array(rows) => match rows.first() {
+            None => Ok(Vec::new()),
+            Some(Value::Array(_)) => rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match r {
+                    Value::Array(f) => kline_of_row(f).map_err(|e| CoreError::invalid(format!("row {i}: {e}"))),
+                    _ => Err(CoreError::invalid(format!("row {i}: a klines row is a JSON array"))),
+                })
+                .collect(),
+            Some(_) => Ok(vec![kline_of_row(rows)?]),
+        },
+        Value::Object(o) => {
+            if let Some(data) = o.get("data") {
+                return klines_of(data);
+            }
+            if let Some(k) = o.get("k") {
+                if let Some(e) = o.get("e").and_then(Value::as_str) {
+                    if e != "kline" {
+                        return Err(CoreError::invalid(format!("event '{e}' is not a kline")));
+                    }
+                }
+                return match k {
+                    Value::Object(k) => Ok(vec![kline_of_k(k)?]),
+                    _ => Err(CoreError::invalid("'k' of a kline event is a JSON object")),
+                };
+            }
+            Ok(vec![kline_of_k(o)?])
+        }
+        _ => Err(CoreError::invalid("expected a klines array, a kline row or a kline event object")),
+    }
+}
+
+/// `[openTime, "o", "h", "l", "c", "v", closeTime, "q", trades, "V", "Q", "ignore"]`
+fn kline_of_row(f: &[Value]) -> CoreResult<Kline> {
+    if f.len() < 6 || f.len() > 12 {
+        return Err(CoreError::invalid(format!("a klines row has 6 to 12 fields, got {}", f.len())));
+    }
+    let opt_dec = |i: usize, name: &str| f.get(i).map(|v| dec_of(v, name)).transpose();
+    let candle = Candle {
+        open_time: int_of(&f[0], "open time")?,
+        open: dec_of(&f[1], "open")?,
+        high: dec_of(&f[2], "high")?,
+        low: dec_of(&f[3], "low")?,
+        close: dec_of(&f[4], "close")?,
+        volume: dec_of(&f[5], "volume")?,
+        close_time: f.get(6).map(|v| int_of(v, "close time")).transpose()?,
+        quote_volume: opt_dec(7, "quote volume")?,
+        trades: f.get(8).map(|v| uint_of(v, "trades")).transpose()?,
+        taker_buy_base: opt_dec(9, "taker buy base volume")?,
+        taker_buy_quote: opt_dec(10, "taker buy quote volume")?,
+    };
+    Ok(Kline { candle, closed: None, interval: None, symbol: None })
+}
+
+/// The `k` object of a WebSocket kline event.
+fn kline_of_k(k: &Map<String, Value>) -> CoreResult<Kline> {
+    let req = |name: &str| k.get(name).ok_or_else(|| CoreError::invalid(format!("kline object lacks '{name}'")));
+    let opt_dec = |name: &str| k.get(name).map(|v| dec_of(v, name)).transpose();
+    let candle = Candle {
+        open_time: int_of(req("t")?, "t")?,
+        open: dec_of(req("o")?, "o")?,
+        high: dec_of(req("h")?, "h")?,
+        low: dec_of(req("l")?, "l")?,
+        close: dec_of(req("c")?, "c")?,
+        volume: dec_of(req("v")?, "v")?,
+        close_time: k.get("T").map(|v| int_of(v, "T")).transpose()?,
+        quote_volume: opt_dec("q")?,
+        trades: k.get("n").map(|v| uint_of(v, "n")).transpose()?,
+        taker_buy_base: opt_dec("V")?,
+        taker_buy_quote: opt_dec("Q")?,
+    };
+    let closed = match k.get("x") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(CoreError::invalid("'x' of a kline is true or false")),
+    };
+    let interval = match k.get("i") {
+        None => None,
+        Some(Value::String(s)) => Some(Interval::parse(s)?),
+        Some(_) => return Err(CoreError::invalid("'i' of a kline is a string")),
+    };
+    let symbol = k.get("s").and_then(Value::as_str).map(str::to_owned);
+    Ok(Kline { candle, closed, interval, symbol })
+}
+
+/// Parses one WebSocket frame (combined `{"stream","data"}` or plain) for routing.
+pub fn parse_stream_frame(frame: &[u8]) -> CoreResult<StreamEvent> {
+    let v = parse_json(frame)?;
+    let data = match v.get("data") {
+        Some(d) if v.get("stream").is_some() => d,
+        _ => &v,
+    };
+    let Some(obj) = data.as_object() else { return Ok(StreamEvent::Other) };
+    match obj.get("e").and_then(Value::as_str) {
+        Some("kline") => {
+            let mut ks = klines_of(data)?;
+            ks.pop().map(StreamEvent::Kline).ok_or_else(|| CoreError::invalid("empty kline event"))
+        }
+        Some(e @ ("aggTrade" | "trade")) => {
+            let req = |name: &str| obj.get(name).ok_or_else(|| CoreError::invalid(format!("{e} event lacks '{name}'")));
+            let id_field = if e == "aggTrade" { "a" } else { "t" };
+            Ok(StreamEvent::Trade(Trade {
+                symbol: req("s")?.as_str().unwrap_or_default().to_owned(),
+                price: dec_of(req("p")?, "p")?,
+                qty: dec_of(req("q")?, "q")?,
+                time: int_of(req("T")?, "T")?,
+                id: obj.get(id_field).map(|v| uint_of(v, id_field)).transpose()?,
+                buyer_is_maker: obj.get("m").and_then(Value::as_bool),
+                raw: data.clone(),
+            }))
+        }
+        _ => Ok(StreamEvent::Other),
+    }
+}
+
+/// A decimal given as a JSON string (Binance) or number (exact text kept).
+pub fn dec_of(v: &Value, name: &str) -> CoreResult<Dec> {
+    match v {
+        Value::String(s) => Dec::parse(s),
+        Value::Number(n) => Dec::parse(&n.to_string()),
+        _ => Err(CoreError::invalid(format!("{name} must be a decimal string or number"))),
+    }
+    .map_err(|e| CoreError::invalid(format!("{name}: {e}")))
+}
+
+pub fn int_of(v: &Value, name: &str) -> CoreResult<i64> {
+    v.as_i64().ok_or_else(|| CoreError::invalid(format!("{name} must be an integer")))
+}
+
+fn uint_of(v: &Value, name: &str) -> CoreResult<u64> {
+    v.as_u64().ok_or_else(|| CoreError::invalid(format!("{name} must be a non-negative integer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROW: &str = r#"[1725416820000,"57843.06000000","57849.99000000","57822.00000000","57837.33000000","12.59011000",1725416879999,"728240.06702580",2216,"5.86017000","338976.87697270","0"]"#;
+
+    #[test]
+    fn rest_row_keeps_every_field() {
+        let k = parse_klines(ROW.as_bytes()).unwrap();
+        assert_eq!(k.len(), 1);
+        let c = &k[0].candle;
+        assert_eq!(c.open_time, 1_725_416_820_000);
+        assert_eq!(c.open.to_string(), "57843.06");
+        assert_eq!(c.close_time, Some(1_725_416_879_999));
+        assert_eq!(c.quote_volume.unwrap().to_string(), "728240.0670258");
+        assert_eq!(c.trades, Some(2216));
+        assert_eq!(c.taker_buy_quote.unwrap().to_string(), "338976.8769727");
+        assert_eq!(k[0].closed, None);
+    }
+
+    #[test]
+    fn rest_body_and_short_rows() {
+        let body = format!("[{ROW},{ROW}]");
+        assert_eq!(parse_klines(body.as_bytes()).unwrap().len(), 2);
+        assert!(parse_klines(b"[]").unwrap().is_empty());
+        let k = parse_klines(br#"[60000, 1, 2, 0.5, "1.5", 0.1]"#).unwrap();
+        assert_eq!(k[0].candle.volume.to_string(), "0.1");
+        assert_eq!(k[0].candle.close_time, None);
+    }
+
+    #[test]
+    fn ws_event_plain_wrapped_and_k() {
+        let k = r#"{"t":1617566580000,"T":1617566639999,"s":"BTCUSDT","i":"1m","f":1,"L":2,"o":"57900.01","c":"57910.00","h":"57920.00","l":"57890.00","v":"10.5","n":42,"x":false,"q":"608000.1","V":"5","Q":"289000","B":"0"}"#;
+        let ev = format!(r#"{{"e":"kline","E":1617566600000,"s":"BTCUSDT","k":{k}}}"#);
+        let wrapped = format!(r#"{{"stream":"btcusdt@kline_1m","data":{ev}}}"#);
+        for p in [k.to_string(), ev, wrapped] {
+            let v = parse_klines(p.as_bytes()).unwrap();
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].closed, Some(false));
+            assert_eq!(v[0].interval, Some(Interval::M1));
+            assert_eq!(v[0].symbol.as_deref(), Some("BTCUSDT"));
+            assert_eq!(v[0].candle.trades, Some(42));
+        }
+    }
+
+    #[test]
+    fn bad_payloads_are_errors() {
+        for p in [
+            "", "{", "null", "1", "\"x\"", "[1,2]", "[[1,2,3]]", r#"[60000,"a","1","1","1","1"]"#,
+            r#"{"e":"trade","k":{}}"#, r#"{"t":60000}"#, r#"[60000.5,"1","1","1","1","1"]"#,
+            r#"[[60000,"1","1","1","1","1"], 5]"#, r#"{"k":{"t":60000,"o":"1","h":"1","l":"1","c":"1","v":"1","x":"no"}}"#,
+        ] {
+            assert!(parse_klines(p.as_bytes()).is_err(), "{p}");
+        }
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(parse_klines(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn routes_stream_frames() {
+        let agg = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1617566591569,"s":"BTCUSDT","a":645003357,"p":"57900.01000000","q":"0.00172900","f":1,"l":1,"T":1617566591568,"m":true,"M":true}}"#;
+        match parse_stream_frame(agg.as_bytes()).unwrap() {
+            StreamEvent::Trade(t) => {
+                assert_eq!(t.price.to_string(), "57900.01");
+                assert_eq!(t.qty.to_string(), "0.001729");
+                assert_eq!(t.id, Some(645003357));
+                assert_eq!(t.time, 1617566591568);
+            }
+            other => panic!("{other:?}"),
+        }
+        let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"1","A":"1"}}"#;
+        assert_eq!(parse_stream_frame(book.as_bytes()).unwrap(), StreamEvent::Other);
+    }
+}

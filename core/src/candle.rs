@@ -1,0 +1,162 @@
+//! One candle (Binance kline) and its validation.
+
+use crate::decimal::Dec;
+use crate::error::{CoreError, CoreResult};
+use crate::interval::Interval;
+
+/// OHLCV plus the optional extra Binance kline fields, exactly as given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Candle {
+    pub open_time: i64,
+    pub open: Dec,
+    pub high: Dec,
+    pub low: Dec,
+    pub close: Dec,
+    pub volume: Dec,
+    pub close_time: Option<i64>,
+    pub quote_volume: Option<Dec>,
+    pub trades: Option<u64>,
+    pub taker_buy_base: Option<Dec>,
+    pub taker_buy_quote: Option<Dec>,
+}
+
+impl Candle {
+    /// A candle with only OHLCV.
+    pub fn ohlcv(open_time: i64, o: Dec, h: Dec, l: Dec, c: Dec, v: Dec) -> Candle {
+        Candle {
+            open_time,
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+            close_time: None,
+            quote_volume: None,
+            trades: None,
+            taker_buy_base: None,
+            taker_buy_quote: None,
+        }
+    }
+
+    /// Parses the positional form `t o h l c v` (all text).
+    pub fn from_args(args: &[&[u8]]) -> CoreResult<Candle> {
+        let [t, o, h, l, c, v] = args else {
+            return Err(CoreError::invalid("a candle is 't o h l c v'"));
+        };
+        Ok(Candle::ohlcv(
+            parse_time(t)?,
+            Dec::parse_bytes(o)?,
+            Dec::parse_bytes(h)?,
+            Dec::parse_bytes(l)?,
+            Dec::parse_bytes(c)?,
+            Dec::parse_bytes(v)?,
+        ))
+    }
+
+    /// The close time Binance would report: given, or the last ms of the bucket.
+    pub fn effective_close_time(&self, interval: Interval) -> i64 {
+        self.close_time.unwrap_or_else(|| interval.close_time(self.open_time))
+    }
+
+    /// Rejects what no exchange could send: misaligned time, negative values, high below the
+    /// body, low above it, a close time outside the bucket.
+    pub fn validate(&self, interval: Interval) -> CoreResult<()> {
+        interval.check_open_time(self.open_time)?;
+        let t = self.open_time;
+        let named = [
+            ("open", Some(self.open)),
+            ("high", Some(self.high)),
+            ("low", Some(self.low)),
+            ("close", Some(self.close)),
+            ("volume", Some(self.volume)),
+            ("quote_volume", self.quote_volume),
+            ("taker_buy_base", self.taker_buy_base),
+            ("taker_buy_quote", self.taker_buy_quote),
+        ];
+        for (name, v) in named {
+            if v.is_some_and(|v| v.is_negative()) {
+                return Err(CoreError::invalid(format!("candle at {t}: {name} is negative")));
+            }
+        }
+        if self.high < self.open.max(self.close) {
+            return Err(CoreError::invalid(format!("candle at {t}: high {} is below max(open, close)", self.high)));
+        }
+        if self.low > self.open.min(self.close) {
+            return Err(CoreError::invalid(format!("candle at {t}: low {} is above min(open, close)", self.low)));
+        }
+        if let Some(ct) = self.close_time {
+            if ct < t || ct >= interval.next(t) {
+                return Err(CoreError::invalid(format!(
+                    "candle at {t}: close_time {ct} is outside its {} bucket",
+                    interval.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds a trade into this candle (R7's same-bucket rule).
+    pub fn fold_trade(&mut self, price: Dec, qty: Dec) -> CoreResult<()> {
+        self.volume = self.volume.checked_add(qty)?;
+        self.high = self.high.max(price);
+        self.low = self.low.min(price);
+        self.close = price;
+        Ok(())
+    }
+}
+
+/// Parses an integer ms timestamp.
+pub fn parse_time(b: &[u8]) -> CoreResult<i64> {
+    parse_i64(b).ok_or_else(|| CoreError::invalid(format!("invalid timestamp '{}'", String::from_utf8_lossy(b))))
+}
+
+/// Strict base-10 i64: optional '-', digits only.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok().filter(|s| !s.starts_with('+')).and_then(|s| s.parse::<i64>().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(t: i64, o: &str, h: &str, l: &str, cl: &str, v: &str) -> Candle {
+        let d = |s: &str| Dec::parse(s).unwrap();
+        Candle::ohlcv(t, d(o), d(h), d(l), d(cl), d(v))
+    }
+
+    #[test]
+    fn validation() {
+        let i = Interval::M1;
+        assert!(c(60_000, "1", "2", "0.5", "1.5", "10").validate(i).is_ok());
+        assert!(c(60_000, "1", "1", "1", "1", "0").validate(i).is_ok());
+        assert!(c(60_001, "1", "2", "0.5", "1.5", "10").validate(i).is_err());
+        assert!(c(60_000, "1", "1.4", "0.5", "1.5", "10").validate(i).is_err());
+        assert!(c(60_000, "1", "2", "1.1", "1.5", "10").validate(i).is_err());
+        assert!(c(60_000, "1", "2", "0.5", "1.5", "-1").validate(i).is_err());
+        let mut x = c(60_000, "1", "2", "0.5", "1.5", "10");
+        x.close_time = Some(120_000);
+        assert!(x.validate(i).is_err());
+        x.close_time = Some(119_999);
+        assert!(x.validate(i).is_ok());
+    }
+
+    #[test]
+    fn parses_args() {
+        let a: Vec<&[u8]> = vec![b"60000", b"1", b"2", b"0.5", b"1.5", b"10"];
+        assert_eq!(Candle::from_args(&a).unwrap().high.to_string(), "2");
+        let bad: Vec<&[u8]> = vec![b"60000", b"1", b"2", b"nan", b"1.5", b"10"];
+        assert!(Candle::from_args(&bad).is_err());
+        assert!(Candle::from_args(&a[..5]).is_err());
+        assert!(parse_time(b"+5").is_err());
+        assert!(parse_time(b"1.5").is_err());
+    }
+
+    #[test]
+    fn folds_trades_exactly() {
+        let mut x = c(60_000, "10", "10", "10", "10", "0.1");
+        x.fold_trade(Dec::parse("12").unwrap(), Dec::parse("0.2").unwrap()).unwrap();
+        x.fold_trade(Dec::parse("9.5").unwrap(), Dec::parse("0.0001").unwrap()).unwrap();
+        assert_eq!((x.high.to_string(), x.low.to_string(), x.close.to_string(), x.volume.to_string()),
+            ("12".into(), "9.5".into(), "9.5".into(), "0.3001".into()));
+    }
+}

@@ -1,0 +1,273 @@
+//! Exact decimals: a signed 128-bit mantissa and a base-10 scale.
+//!
+//! Exchange prices and volumes are decimal strings ("58194.01000000"); floats would turn
+//! "0.1" into 0.1000000000000000055. A `Dec` keeps the digits exactly, normalised so that
+//! trailing fractional zeros are dropped ("58194.01000000" == "58194.01").
+
+use crate::error::{CoreError, CoreResult};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Most fractional digits accepted (Binance uses 8).
+pub const MAX_SCALE: u8 = 24;
+/// Most significant digits accepted; keeps every aligned sum inside i128.
+pub const MAX_DIGITS: usize = 36;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Dec {
+    mant: i128,
+    scale: u8,
+}
+
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+fn pow10(n: u32) -> Option<i128> {
+    POW10.get(n as usize).copied()
+}
+
+impl Dec {
+    pub const ZERO: Dec = Dec { mant: 0, scale: 0 };
+
+    /// Builds a normalised decimal `mant * 10^-scale`.
+    pub fn new(mant: i128, scale: u8) -> CoreResult<Dec> {
+        if scale > MAX_SCALE {
+            return Err(CoreError::invalid("decimal has too many fractional digits"));
+        }
+        Ok(Dec { mant, scale }.normalized())
+    }
+
+    pub fn from_int(v: i64) -> Dec {
+        Dec { mant: v as i128, scale: 0 }
+    }
+
+    pub fn mantissa(&self) -> i128 {
+        self.mant
+    }
+    pub fn scale(&self) -> u8 {
+        self.scale
+    }
+    pub fn is_negative(&self) -> bool {
+        self.mant < 0
+    }
+
+    fn normalized(mut self) -> Dec {
+        while self.scale > 0 && self.mant % 10 == 0 {
+            self.mant /= 10;
+            self.scale -= 1;
+        }
+        if self.mant == 0 {
+            self.scale = 0;
+        }
+        self
+    }
+
+    /// Parses `[-]digits[.digits][e[+-]digits]` exactly. No whitespace, no `+` sign, no NaN/inf.
+    pub fn parse(s: &str) -> CoreResult<Dec> {
+        Self::parse_bytes(s.as_bytes())
+    }
+
+    pub fn parse_bytes(b: &[u8]) -> CoreResult<Dec> {
+        let bad = || CoreError::invalid(format!("invalid decimal '{}'", String::from_utf8_lossy(b)));
+        let (neg, rest) = match b.first() {
+            Some(b'-') => (true, &b[1..]),
+            Some(_) => (false, b),
+            None => return Err(bad()),
+        };
+        let (num, exp) = match rest.iter().position(|&c| c == b'e' || c == b'E') {
+            Some(p) => (&rest[..p], Some(&rest[p + 1..])),
+            None => (rest, None),
+        };
+        let (int_part, frac_part) = match num.iter().position(|&c| c == b'.') {
+            Some(p) => (&num[..p], &num[p + 1..]),
+            None => (num, &num[num.len()..]),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(bad());
+        }
+        if num.contains(&b'.') && (int_part.is_empty() || frac_part.is_empty()) {
+            // "1." and ".5" are not how exchanges write numbers; refuse rather than guess.
+            return Err(bad());
+        }
+        let mut mant: i128 = 0;
+        let mut digits = 0usize;
+        for &c in int_part.iter().chain(frac_part.iter()) {
+            if !c.is_ascii_digit() {
+                return Err(bad());
+            }
+            if digits > 0 || c != b'0' {
+                digits += 1;
+            }
+            if digits > MAX_DIGITS {
+                return Err(CoreError::invalid(format!(
+                    "decimal '{}' has more than {MAX_DIGITS} significant digits",
+                    String::from_utf8_lossy(b)
+                )));
+            }
+            mant = mant * 10 + i128::from(c - b'0');
+        }
+        let mut scale = frac_part.len() as i64;
+        if let Some(e) = exp {
+            let (eneg, edigits) = match e.first() {
+                Some(b'-') => (true, &e[1..]),
+                Some(b'+') => (false, &e[1..]),
+                _ => (false, e),
+            };
+            if edigits.is_empty() || edigits.len() > 3 || !edigits.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
+            }
+            let ev: i64 = edigits.iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
+            scale += if eneg { ev } else { -ev };
+        }
+        // Strip trailing zeros before range checks so "1.000000000000000000000000000" is fine.
+        while scale > 0 && mant != 0 && mant % 10 == 0 {
+            mant /= 10;
+            scale -= 1;
+        }
+        if mant == 0 {
+            return Ok(Dec::ZERO);
+        }
+        if scale < 0 {
+            let m = pow10((-scale) as u32)
+                .and_then(|p| mant.checked_mul(p))
+                .filter(|m| m.unsigned_abs() < POW10[MAX_DIGITS] as u128)
+                .ok_or_else(|| CoreError::invalid("decimal out of range"))?;
+            mant = m;
+            scale = 0;
+        }
+        if scale > i64::from(MAX_SCALE) {
+            return Err(CoreError::invalid(format!(
+                "decimal '{}' has more than {MAX_SCALE} fractional digits",
+                String::from_utf8_lossy(b)
+            )));
+        }
+        Ok(Dec { mant: if neg { -mant } else { mant }, scale: scale as u8 })
+    }
+
+    /// Exact sum; an error instead of overflow.
+    pub fn checked_add(self, other: Dec) -> CoreResult<Dec> {
+        let scale = self.scale.max(other.scale);
+        let a = self.rescaled(scale);
+        let b = other.rescaled(scale);
+        match (a, b) {
+            (Some(a), Some(b)) => match a.checked_add(b) {
+                Some(m) if m.unsigned_abs() < POW10[MAX_DIGITS + 1] as u128 => Ok(Dec { mant: m, scale }.normalized()),
+                _ => Err(CoreError::invalid("decimal sum out of range")),
+            },
+            _ => Err(CoreError::invalid("decimal sum out of range")),
+        }
+    }
+
+    fn rescaled(self, scale: u8) -> Option<i128> {
+        pow10(u32::from(scale - self.scale)).and_then(|p| self.mant.checked_mul(p))
+    }
+
+    pub fn max(self, other: Dec) -> Dec {
+        if other > self { other } else { self }
+    }
+    pub fn min(self, other: Dec) -> Dec {
+        if other < self { other } else { self }
+    }
+}
+
+impl Ord for Dec {
+    fn cmp(&self, other: &Dec) -> Ordering {
+        if self.scale == other.scale {
+            return self.mant.cmp(&other.mant);
+        }
+        let scale = self.scale.max(other.scale);
+        match (self.rescaled(scale), other.rescaled(scale)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            // Overflow while aligning means that side's magnitude exceeds the other's.
+            (None, _) => if self.mant < 0 { Ordering::Less } else { Ordering::Greater },
+            (_, None) => if other.mant < 0 { Ordering::Greater } else { Ordering::Less },
+        }
+    }
+}
+
+impl PartialOrd for Dec {
+    fn partial_cmp(&self, other: &Dec) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.mant.unsigned_abs().to_string();
+        let sign = if self.mant < 0 { "-" } else { "" };
+        let scale = self.scale as usize;
+        if scale == 0 {
+            return write!(f, "{sign}{digits}");
+        }
+        if digits.len() > scale {
+            let (i, fr) = digits.split_at(digits.len() - scale);
+            write!(f, "{sign}{i}.{fr}")
+        } else {
+            write!(f, "{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn round_trips_exactly_modulo_trailing_zeros() {
+        for (i, o) in [
+            ("0.1", "0.1"),
+            ("58194.01000000", "58194.01"),
+            ("0.00000000", "0"),
+            ("100", "100"),
+            ("100.0", "100"),
+            ("0.00001234", "0.00001234"),
+            ("-1.50", "-1.5"),
+            ("1e3", "1000"),
+            ("1.5E-3", "0.0015"),
+            ("123456789012345678.12345678", "123456789012345678.12345678"),
+        ] {
+            assert_eq!(d(i).to_string(), o, "{i}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in ["", "-", "abc", "1.2.3", "NaN", "inf", "-inf", "1,5", " 1", "1 ", "+1", ".5", "1.", "1e", "1e1000", "0x10", "1e-99"] {
+            assert!(Dec::parse(s).is_err(), "{s:?} should fail");
+        }
+        assert!(Dec::parse(&"9".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn compares_across_scales() {
+        assert!(d("0.1") < d("0.11"));
+        assert!(d("2") > d("1.99999999"));
+        assert_eq!(d("1.0"), d("1"));
+        assert!(d("-1") < d("0.0001"));
+        let big = Dec::new(10i128.pow(35), 0).unwrap();
+        let tiny = Dec::new(1, 24).unwrap();
+        assert!(big > tiny && tiny < big);
+    }
+
+    #[test]
+    fn sums_are_exact() {
+        let mut v = Dec::ZERO;
+        for _ in 0..10 {
+            v = v.checked_add(d("0.1")).unwrap();
+        }
+        assert_eq!(v.to_string(), "1");
+        assert_eq!(d("0.00012").checked_add(d("3.5")).unwrap().to_string(), "3.50012");
+        assert!(Dec::new(10i128.pow(36), 0).unwrap().checked_add(Dec::new(9 * 10i128.pow(36), 0).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! candles-core: the pure logic of redis-candles.
+//!
+//! No Redis types and no clock in here: every time-dependent decision takes `now_ms` from the
+//! caller, so the module can replicate it as an effect and tests can pin time.
+
+pub mod binance;
+pub mod candle;
+pub mod decimal;
+pub mod error;
+pub mod interval;
+
+pub use candle::Candle;
+pub use decimal::Dec;
+pub use error::{CoreError, CoreResult};
+pub use interval::Interval;
