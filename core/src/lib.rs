@@ -8,6 +8,7 @@ pub mod candle;
 pub mod decimal;
 pub mod error;
 pub mod interval;
+pub mod store;
 
 pub use candle::Candle;
 pub use decimal::Dec;
