@@ -9,6 +9,7 @@ pub mod decimal;
 pub mod error;
 pub mod interval;
 pub mod store;
+pub mod ticks;
 
 pub use candle::Candle;
 pub use decimal::Dec;
