@@ -1,1 +1,57 @@
-//! placeholder
+//! redis-candles: exchange candles (live vs official) and tick books as native Redis types.
+//!
+//! This crate is the thin Redis layer: argument parsing, replication, notifications and
+//! replies. The rules live in `candles-core`, which has no Redis types and no clock.
+
+pub mod candle_cmds;
+pub mod candle_type;
+pub mod config;
+pub mod stats;
+pub mod util;
+
+use redis_module::configuration::ConfigurationFlags;
+use redis_module::{redis_module, InfoContext, RedisResult, Status};
+use redis_module_macros::info_command_handler;
+
+use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
+use crate::candle_type::SERIES_TYPE;
+use crate::stats::get;
+
+// The builder API always names a sub-section (`candles_<name>`); the plain API with no
+// name gives the section the module's own name, as SPEC asks: `INFO candles`.
+#[allow(deprecated)]
+#[info_command_handler]
+fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
+    // Section named after the module: `INFO candles`.
+    if ctx.add_info_section(None) == Status::Ok {
+        ctx.add_info_field_long_long("series", get(&stats::SERIES));
+        ctx.add_info_field_long_long("official_candles", get(&stats::OFFICIAL));
+        ctx.add_info_field_long_long("live_candles", get(&stats::LIVE));
+        ctx.add_info_field_long_long("series_bytes", get(&stats::SERIES_BYTES));
+    }
+    Ok(())
+}
+
+redis_module! {
+    name: "candles",
+    version: 100,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [
+        SERIES_TYPE,
+    ],
+    commands: [],
+    configurations: [
+        i64: [
+            ["retention", &*RETENTION, 0, 0, i64::MAX, ConfigurationFlags::DEFAULT, None],
+            ["live_ttl", &*LIVE_TTL, 86_400, 0, candles_core::series::LIVE_TTL_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
+            ["live_max", &*LIVE_MAX, 64, 1, candles_core::series::LIVE_MAX_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
+            ["tick_cap", &*TICK_CAP, 1000, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [],
+        bool: [],
+        enum: [
+            ["duplicate_policy", &*DUPLICATE_POLICY, PolicyConfig::replace, ConfigurationFlags::DEFAULT, None],
+        ],
+        module_args_as_configuration: true,
+    ]
+}

@@ -203,7 +203,7 @@ fn uint_of(v: &Value, name: &str) -> CoreResult<u64> {
 mod tests {
     use super::*;
 
-    const ROW: &str = r#"[1725416820000,"57843.06000000","57849.99000000","57822.00000000","57837.33000000","12.59011000",1725416879999,"728240.06702580",2216,"5.86017000","338976.87697270","0"]"#;
+    const ROW: &str = r#"[1725416820000,"56714.00000000","56714.01000000","56634.00000000","56642.00000000","11.02444000",1725416879999,"624782.95032640",1425,"2.24261000","127055.79808400","0"]"#;
 
     #[test]
     fn rest_row_keeps_every_field() {
@@ -211,11 +211,12 @@ mod tests {
         assert_eq!(k.len(), 1);
         let c = &k[0].candle;
         assert_eq!(c.open_time, 1_725_416_820_000);
-        assert_eq!(c.open.to_string(), "57843.06");
+        assert_eq!(c.open.to_string(), "56714");
+        assert_eq!(c.high.to_string(), "56714.01");
         assert_eq!(c.close_time, Some(1_725_416_879_999));
-        assert_eq!(c.quote_volume.unwrap().to_string(), "728240.0670258");
-        assert_eq!(c.trades, Some(2216));
-        assert_eq!(c.taker_buy_quote.unwrap().to_string(), "338976.8769727");
+        assert_eq!(c.quote_volume.unwrap().to_string(), "624782.9503264");
+        assert_eq!(c.trades, Some(1425));
+        assert_eq!(c.taker_buy_quote.unwrap().to_string(), "127055.798084");
         assert_eq!(k[0].closed, None);
     }
 
@@ -231,8 +232,9 @@ mod tests {
 
     #[test]
     fn ws_event_plain_wrapped_and_k() {
-        let k = r#"{"t":1617566580000,"T":1617566639999,"s":"BTCUSDT","i":"1m","f":1,"L":2,"o":"57900.01","c":"57910.00","h":"57920.00","l":"57890.00","v":"10.5","n":42,"x":false,"q":"608000.1","V":"5","Q":"289000","B":"0"}"#;
-        let ev = format!(r#"{{"e":"kline","E":1617566600000,"s":"BTCUSDT","k":{k}}}"#);
+        // Real frame from the 2021-04-04 capture.
+        let k = r#"{"t":1617566580000,"T":1617566639999,"s":"BTCUSDT","i":"1m","f":745522651,"L":745522892,"o":"57994.60000000","c":"58001.03000000","h":"58008.75000000","l":"57994.59000000","v":"6.45389500","n":242,"x":false,"q":"374344.56589795","V":"1.89113100","Q":"109689.77187181","B":"0"}"#;
+        let ev = format!(r#"{{"e":"kline","E":1617566592358,"s":"BTCUSDT","k":{k}}}"#);
         let wrapped = format!(r#"{{"stream":"btcusdt@kline_1m","data":{ev}}}"#);
         for p in [k.to_string(), ev, wrapped] {
             let v = parse_klines(p.as_bytes()).unwrap();
@@ -240,7 +242,8 @@ mod tests {
             assert_eq!(v[0].closed, Some(false));
             assert_eq!(v[0].interval, Some(Interval::M1));
             assert_eq!(v[0].symbol.as_deref(), Some("BTCUSDT"));
-            assert_eq!(v[0].candle.trades, Some(42));
+            assert_eq!(v[0].candle.trades, Some(242));
+            assert_eq!(v[0].candle.open.to_string(), "57994.6");
         }
     }
 
@@ -259,13 +262,13 @@ mod tests {
 
     #[test]
     fn routes_stream_frames() {
-        let agg = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1617566591569,"s":"BTCUSDT","a":645003357,"p":"57900.01000000","q":"0.00172900","f":1,"l":1,"T":1617566591568,"m":true,"M":true}}"#;
+        let agg = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1617566591315,"s":"BTCUSDT","a":665076760,"p":"58001.03000000","q":"0.08620500","f":745522877,"l":745522877,"T":1617566591314,"m":true,"M":true}}"#;
         match parse_stream_frame(agg.as_bytes()).unwrap() {
             StreamEvent::Trade(t) => {
-                assert_eq!(t.price.to_string(), "57900.01");
-                assert_eq!(t.qty.to_string(), "0.001729");
-                assert_eq!(t.id, Some(645003357));
-                assert_eq!(t.time, 1617566591568);
+                assert_eq!(t.price.to_string(), "58001.03");
+                assert_eq!(t.qty.to_string(), "0.086205");
+                assert_eq!(t.id, Some(665076760));
+                assert_eq!(t.time, 1617566591314);
             }
             other => panic!("{other:?}"),
         }

@@ -5,9 +5,11 @@
 
 pub mod binance;
 pub mod candle;
+pub mod codec;
 pub mod decimal;
 pub mod error;
 pub mod interval;
+pub mod series;
 pub mod store;
 pub mod ticks;
 

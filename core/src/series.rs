@@ -1,0 +1,529 @@
+//! A candle series: the official region, the live region, and the rules R1–R7 that keep
+//! them apart. Every write computes an [`Effect`] (what changes, decided with the caller's
+//! `now_ms`) and applies it; the module replicates that effect, so replicas and the AOF
+//! replay exactly what the master decided, whatever their clocks say.
+
+use crate::candle::Candle;
+use crate::codec::{self, Reader};
+use crate::decimal::Dec;
+use crate::error::{CoreError, CoreResult};
+use crate::interval::{Interval, MAX_TIME};
+use crate::store::OfficialStore;
+use std::collections::{BTreeMap, HashMap};
+
+/// Most live candles a series may keep (`LIVE_MAX` upper bound).
+pub const LIVE_MAX_LIMIT: u64 = 100_000;
+/// Largest `LIVE_TTL` in seconds (10 years).
+pub const LIVE_TTL_LIMIT: u64 = 10 * 366 * 86_400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// The newest exchange data wins (corrects a candle stored too early).
+    Replace,
+    /// The first official candle wins (`ZADD NX`).
+    Keep,
+    /// A different candle for an existing time is an error; nothing is written.
+    Block,
+}
+
+impl DuplicatePolicy {
+    pub fn parse(s: &str) -> CoreResult<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "REPLACE" => Ok(Self::Replace),
+            "KEEP" => Ok(Self::Keep),
+            "BLOCK" => Ok(Self::Block),
+            _ => Err(CoreError::invalid(format!("unknown DUPLICATE_POLICY '{s}' (REPLACE, KEEP or BLOCK)"))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replace => "REPLACE",
+            Self::Keep => "KEEP",
+            Self::Block => "BLOCK",
+        }
+    }
+    fn code(self) -> u8 {
+        self as u8
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        [Self::Replace, Self::Keep, Self::Block].get(c as usize).copied()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub interval: Interval,
+    /// Newest official candles kept; 0 = unlimited.
+    pub retention: u64,
+    /// Seconds a live candle lives after its last update; 0 = until its official arrives.
+    pub live_ttl_s: u64,
+    pub live_max: u64,
+    pub policy: DuplicatePolicy,
+}
+
+impl Settings {
+    pub fn validate(&self) -> CoreResult<()> {
+        if self.live_max == 0 || self.live_max > LIVE_MAX_LIMIT {
+            return Err(CoreError::invalid(format!("LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}")));
+        }
+        if self.live_ttl_s > LIVE_TTL_LIMIT {
+            return Err(CoreError::invalid(format!("LIVE_TTL must be between 0 and {LIVE_TTL_LIMIT} seconds")));
+        }
+        if self.retention > i64::MAX as u64 {
+            return Err(CoreError::invalid("RETENTION out of range"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveCandle {
+    pub candle: Candle,
+    /// Server time (ms) of the last update, for `LIVE_TTL`.
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Official,
+    Live,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Official => "official",
+            Kind::Live => "live",
+        }
+    }
+}
+
+/// What a write changes, with every clock decision already made. Applying the same effect
+/// to the same state gives the same state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effect {
+    /// Present when the write created the series.
+    pub create: Option<Settings>,
+    /// Official candles to store (insert or overwrite).
+    pub official: Vec<Candle>,
+    /// Live open times to drop (expired).
+    pub live_drop: Vec<i64>,
+    /// Live candles to store (insert or overwrite).
+    pub live_put: Vec<LiveCandle>,
+}
+
+impl Effect {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_none() && self.official.is_empty() && self.live_drop.is_empty() && self.live_put.is_empty()
+    }
+}
+
+/// Result of an official write.
+#[derive(Debug, Default)]
+pub struct OfficialOutcome {
+    /// Official candles inserted or changed (identical re-adds and R4 reroutes not counted).
+    pub changed: usize,
+    /// Candles sent as official but still forming (R4), stored as live.
+    pub routed_live: usize,
+    pub effect: Effect,
+}
+
+/// Result of a live write.
+#[derive(Debug, Default)]
+pub struct LiveOutcome {
+    pub changed: bool,
+    pub effect: Effect,
+}
+
+/// A candle headed for the official region, with what its payload said about closing.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    pub candle: Candle,
+    /// `Some(false)` for a WebSocket kline with `"x": false`.
+    pub closed: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    settings: Settings,
+    official: OfficialStore,
+    live: BTreeMap<i64, LiveCandle>,
+}
+
+impl Series {
+    pub fn new(settings: Settings) -> Series {
+        Series { settings, official: OfficialStore::new(), live: BTreeMap::new() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn interval(&self) -> Interval {
+        self.settings.interval
+    }
+    pub fn official(&self) -> &OfficialStore {
+        &self.official
+    }
+    pub fn official_len(&self) -> usize {
+        self.official.len()
+    }
+    /// Live candles stored, expired or not (what memory holds).
+    pub fn live_len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn is_live_fresh(&self, l: &LiveCandle, now_ms: i64) -> bool {
+        self.settings.live_ttl_s == 0 || l.updated_ms.saturating_add(self.settings.live_ttl_s as i64 * 1000) > now_ms
+    }
+
+    fn expired_live(&self, now_ms: i64) -> Vec<i64> {
+        self.live.values().filter(|l| !self.is_live_fresh(l, now_ms)).map(|l| l.candle.open_time).collect()
+    }
+
+    /// R1–R4: adds official candles. The whole batch is validated (and, under `BLOCK`,
+    /// checked for conflicts) before anything is written.
+    pub fn add_official(&mut self, batch: &[Incoming], now_ms: i64) -> CoreResult<OfficialOutcome> {
+        let interval = self.interval();
+        for (i, inc) in batch.iter().enumerate() {
+            inc.candle.validate(interval).map_err(|e| {
+                if batch.len() > 1 { CoreError::invalid(format!("candle #{i}: {e}")) } else { e }
+            })?;
+        }
+        // R4: a forming candle (x=false, or closing in the future) is never official.
+        let (official, forming): (Vec<&Incoming>, Vec<&Incoming>) = batch
+            .iter()
+            .partition(|inc| inc.closed != Some(false) && inc.candle.effective_close_time(interval) <= now_ms);
+
+        let mut pending: HashMap<i64, &Candle> = HashMap::new();
+        let mut order: Vec<i64> = Vec::new();
+        for inc in &official {
+            let c = &inc.candle;
+            let t = c.open_time;
+            let stored = self.official.get(t);
+            let prev = pending.get(&t).copied().or(stored.as_ref());
+            match prev {
+                Some(p) if p == c => continue,
+                Some(_) if self.settings.policy == DuplicatePolicy::Keep => continue,
+                Some(_) if self.settings.policy == DuplicatePolicy::Block => {
+                    return Err(CoreError::rejected(format!(
+                        "a different official candle exists at {t} (DUPLICATE_POLICY BLOCK); nothing written"
+                    )))
+                }
+                _ => {}
+            }
+            if pending.insert(t, c).is_none() {
+                order.push(t);
+            }
+        }
+        let mut effect = Effect::default();
+        effect.official = order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect();
+
+        let newest_official = self.official.last_time().into_iter().chain(order.iter().copied()).max();
+        let mut routed_live = 0;
+        for inc in &forming {
+            let t = inc.candle.open_time;
+            if pending.contains_key(&t) || self.official.contains(t) || newest_official.is_some_and(|n| t < n) {
+                continue; // R2: official wins.
+            }
+            routed_live += 1;
+            effect.live_put.retain(|l| l.candle.open_time != t);
+            effect.live_put.push(LiveCandle { candle: inc.candle.clone(), updated_ms: now_ms });
+        }
+        if effect.is_empty() {
+            return Ok(OfficialOutcome { changed: 0, routed_live, effect });
+        }
+        effect.live_drop = self.expired_live(now_ms);
+        self.apply(&effect);
+        let changed = effect.official.iter().filter(|c| self.official.get(c.open_time).as_ref() == Some(c)).count();
+        Ok(OfficialOutcome { changed, routed_live, effect })
+    }
+
+    /// R2/R5: replaces the live candle at its open time with these absolute values.
+    pub fn live_update(&mut self, candle: Candle, now_ms: i64) -> CoreResult<LiveOutcome> {
+        candle.validate(self.interval())?;
+        if self.official_blocks(candle.open_time) {
+            return Ok(LiveOutcome::default());
+        }
+        self.write_live(LiveCandle { candle, updated_ms: now_ms }, now_ms)
+    }
+
+    /// R7: folds a trade into the live candle of its bucket.
+    pub fn live_tick(&mut self, time: i64, price: Dec, qty: Dec, now_ms: i64) -> CoreResult<LiveOutcome> {
+        if !(0..=MAX_TIME).contains(&time) {
+            return Err(CoreError::invalid(format!("time {time} is out of range (0..={MAX_TIME} ms)")));
+        }
+        if price.is_negative() || qty.is_negative() {
+            return Err(CoreError::invalid("price and qty must not be negative"));
+        }
+        let t = self.interval().align_down(time);
+        if self.official_blocks(t) {
+            return Ok(LiveOutcome::default());
+        }
+        let candle = match self.live.get(&t).filter(|l| self.is_live_fresh(l, now_ms)) {
+            Some(l) => {
+                let mut c = l.candle.clone();
+                c.fold_trade(price, qty)?;
+                c
+            }
+            None => Candle::ohlcv(t, price, price, price, price, qty),
+        };
+        self.write_live(LiveCandle { candle, updated_ms: now_ms }, now_ms)
+    }
+
+    fn official_blocks(&self, t: i64) -> bool {
+        self.official.contains(t) || self.official.last_time().is_some_and(|n| t < n)
+    }
+
+    fn write_live(&mut self, live: LiveCandle, now_ms: i64) -> CoreResult<LiveOutcome> {
+        let mut effect = Effect { live_drop: self.expired_live(now_ms), ..Effect::default() };
+        effect.live_drop.retain(|t| *t != live.candle.open_time);
+        effect.live_put.push(live);
+        self.apply(&effect);
+        Ok(LiveOutcome { changed: true, effect })
+    }
+
+    /// Applies an effect, then the invariants every state keeps: no live candle at or before
+    /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
+    pub fn apply(&mut self, e: &Effect) {
+        for c in &e.official {
+            self.official.put(c.clone());
+        }
+        for t in &e.live_drop {
+            self.live.remove(t);
+        }
+        for l in &e.live_put {
+            self.live.insert(l.candle.open_time, l.clone());
+        }
+        if let Some(newest) = self.official.last_time() {
+            self.live = self.live.split_off(&newest.saturating_add(1));
+        }
+        let retention = self.settings.retention as usize;
+        if retention > 0 && self.official.len() > retention {
+            self.official.remove_oldest(self.official.len() - retention);
+        }
+        while self.live.len() as u64 > self.settings.live_max {
+            self.live.pop_first();
+        }
+    }
+
+    /// R6: for every open time in `[from, to]`, the official candle, else a fresh live one,
+    /// ascending; with `count`, only the newest `count`.
+    pub fn range_merged(&self, from: i64, to: i64, count: Option<usize>, now_ms: i64) -> Vec<(Candle, Kind)> {
+        if from > to || count == Some(0) {
+            return Vec::new();
+        }
+        let official = self.official.range(from, to, count);
+        let mut live = self
+            .live
+            .range(from..=to)
+            .filter(|(t, l)| self.is_live_fresh(l, now_ms) && !self.official.contains(**t))
+            .map(|(_, l)| l.candle.clone())
+            .peekable();
+        let mut out = Vec::with_capacity(official.len() + self.live.len().min(64));
+        let mut off = official.into_iter().peekable();
+        loop {
+            let take_live = match (off.peek(), live.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(o), Some(l)) => l.open_time < o.open_time,
+            };
+            let next = if take_live { live.next().map(|c| (c, Kind::Live)) } else { off.next().map(|c| (c, Kind::Official)) };
+            out.extend(next);
+        }
+        if let Some(n) = count {
+            if out.len() > n {
+                out.drain(..out.len() - n);
+            }
+        }
+        out
+    }
+
+    /// The fresh live candles, oldest first.
+    pub fn live_candles(&self, now_ms: i64) -> Vec<Candle> {
+        self.live.values().filter(|l| self.is_live_fresh(l, now_ms)).map(|l| l.candle.clone()).collect()
+    }
+
+    /// Stored live candles with their update times (expired ones included), oldest first.
+    pub fn live_entries(&self) -> impl Iterator<Item = &LiveCandle> {
+        self.live.values()
+    }
+
+    /// Missing official ranges `[start, end]` (inclusive open times) within `[from, to]`.
+    pub fn gaps(&self, from: i64, to: i64) -> CoreResult<Vec<(i64, i64)>> {
+        let i = self.interval();
+        i.check_open_time(from)?;
+        i.check_open_time(to)?;
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let mut expect = from;
+        for t in self.official.times(from, to) {
+            if t > expect {
+                out.push((expect, i.prev(t)));
+            }
+            expect = i.next(t);
+        }
+        if expect <= to {
+            out.push((expect, to));
+        }
+        Ok(out)
+    }
+
+    /// Heap bytes held by the value.
+    pub fn mem_usage(&self) -> usize {
+        std::mem::size_of::<Series>()
+            + self.official.mem_usage()
+            + self.live.len() * (std::mem::size_of::<LiveCandle>() + std::mem::size_of::<i64>() + 16)
+    }
+
+    /// Encodes the whole series (versioned) for RDB, DUMP and AOF rewrite.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(SNAPSHOT_VERSION);
+        put_settings(out, &self.settings);
+        codec::put_u64(out, self.official.len() as u64);
+        for c in self.official.iter() {
+            codec::put_candle(out, &c);
+        }
+        put_live(out, self.live.values());
+    }
+
+    pub fn decode(bytes: &[u8]) -> CoreResult<Series> {
+        let mut r = Reader::new(bytes);
+        let v = r.u8()?;
+        if v != SNAPSHOT_VERSION {
+            return Err(CoreError::corrupt(format!("unknown series encoding version {v}")));
+        }
+        let settings = get_settings(&mut r)?;
+        let mut s = Series::new(settings);
+        let n = r.count(codec::MIN_CANDLE_BYTES)?;
+        let mut last = None;
+        for _ in 0..n {
+            let c = codec::get_candle(&mut r)?;
+            check_decoded(&c, settings.interval, &mut last)?;
+            s.official.put(c);
+        }
+        let mut last_live = None;
+        for l in get_live(&mut r)? {
+            check_decoded(&l.candle, settings.interval, &mut last_live)?;
+            s.live.insert(l.candle.open_time, l);
+        }
+        if !r.is_empty() {
+            return Err(CoreError::corrupt("trailing bytes after series"));
+        }
+        if s.live.len() as u64 > settings.live_max || (settings.retention > 0 && s.official.len() as u64 > settings.retention) {
+            return Err(CoreError::corrupt("series exceeds its own limits"));
+        }
+        Ok(s)
+    }
+}
+
+const SNAPSHOT_VERSION: u8 = 1;
+const EFFECT_VERSION: u8 = 1;
+
+fn check_decoded(c: &Candle, i: Interval, last: &mut Option<i64>) -> CoreResult<()> {
+    c.validate(i).map_err(|e| CoreError::corrupt(format!("stored candle invalid: {e}")))?;
+    if last.is_some_and(|l| c.open_time <= l) {
+        return Err(CoreError::corrupt("stored candles out of order"));
+    }
+    *last = Some(c.open_time);
+    Ok(())
+}
+
+fn put_settings(out: &mut Vec<u8>, s: &Settings) {
+    out.push(s.interval.code());
+    out.push(s.policy.code());
+    codec::put_u64(out, s.retention);
+    codec::put_u64(out, s.live_ttl_s);
+    codec::put_u64(out, s.live_max);
+}
+
+fn get_settings(r: &mut Reader<'_>) -> CoreResult<Settings> {
+    let interval = Interval::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown interval code"))?;
+    let policy = DuplicatePolicy::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown policy code"))?;
+    let s = Settings { interval, policy, retention: r.u64()?, live_ttl_s: r.u64()?, live_max: r.u64()? };
+    s.validate().map_err(|e| CoreError::corrupt(format!("bad settings: {e}")))?;
+    Ok(s)
+}
+
+fn put_live<'a>(out: &mut Vec<u8>, live: impl ExactSizeIterator<Item = &'a LiveCandle>) {
+    codec::put_u64(out, live.len() as u64);
+    for l in live {
+        codec::put_i64(out, l.updated_ms);
+        codec::put_candle(out, &l.candle);
+    }
+}
+
+fn get_live(r: &mut Reader<'_>) -> CoreResult<Vec<LiveCandle>> {
+    let n = r.count(codec::MIN_CANDLE_BYTES + 1)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let updated_ms = r.i64()?;
+        v.push(LiveCandle { updated_ms, candle: codec::get_candle(r)? });
+    }
+    Ok(v)
+}
+
+impl Effect {
+    /// Versioned binary form, replicated as `CANDLE.APPLY key <blob>`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(EFFECT_VERSION);
+        match &self.create {
+            Some(s) => {
+                out.push(1);
+                put_settings(out, s);
+            }
+            None => out.push(0),
+        }
+        codec::put_u64(out, self.official.len() as u64);
+        for c in &self.official {
+            codec::put_candle(out, c);
+        }
+        codec::put_u64(out, self.live_drop.len() as u64);
+        for t in &self.live_drop {
+            codec::put_i64(out, *t);
+        }
+        put_live(out, self.live_put.iter());
+    }
+
+    /// Decodes and validates an effect against the interval it will be applied to.
+    pub fn decode(bytes: &[u8]) -> CoreResult<Effect> {
+        let mut r = Reader::new(bytes);
+        let v = r.u8()?;
+        if v != EFFECT_VERSION {
+            return Err(CoreError::corrupt(format!("unknown effect encoding version {v}")));
+        }
+        let create = match r.u8()? {
+            0 => None,
+            1 => Some(get_settings(&mut r)?),
+            _ => return Err(CoreError::corrupt("bad effect header")),
+        };
+        let n = r.count(codec::MIN_CANDLE_BYTES)?;
+        let mut official = Vec::with_capacity(n);
+        for _ in 0..n {
+            official.push(codec::get_candle(&mut r)?);
+        }
+        let n = r.count(1)?;
+        let mut live_drop = Vec::with_capacity(n);
+        for _ in 0..n {
+            live_drop.push(r.i64()?);
+        }
+        let live_put = get_live(&mut r)?;
+        if !r.is_empty() {
+            return Err(CoreError::corrupt("trailing bytes after effect"));
+        }
+        Ok(Effect { create, official, live_drop, live_put })
+    }
+
+    /// Checks every candle against the series' interval before the effect is applied.
+    pub fn validate(&self, interval: Interval) -> CoreResult<()> {
+        for c in self.official.iter().chain(self.live_put.iter().map(|l| &l.candle)) {
+            c.validate(interval)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! candles-feed: feeds redis-candles from Binance (REST bootstrap + gap fill, combined
+//! WebSocket streams), or from a recording (`--replay`).
+
+pub mod app;
+pub mod backoff;
+pub mod config;
+pub mod rest;
+pub mod route;
+pub mod sink;
+pub mod standin;
+
+pub use app::{run, Hooks};
+pub use config::Args;
+
+/// Sets up `tracing` (text or JSON lines on stderr; `RUST_LOG` filters, default `info`).
+pub fn init_logging(format: config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Text => b.try_init(),
+        config::LogFormat::Json => b.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,165 @@
+//! The Redis side: one multiplexed connection, re-opened after any connection error, pipelines.
+
+use crate::backoff::{Backoff, Shutdown};
+use crate::route::Command;
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Value};
+use std::time::Duration;
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Connection-level trouble: the commands may not have run; retry after reconnecting.
+    #[error("redis connection: {0}")]
+    Connection(String),
+    /// The server answered with an error (the commands ran; nothing to retry).
+    #[error("redis replied: {0}")]
+    Reply(String),
+    #[error("shutting down")]
+    Shutdown,
+}
+
+pub struct Sink {
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    /// Counts successful (re)connections: 1 after the first, 2 after a reconnect, …
+    pub generation: u64,
+    url: String,
+}
+
+fn classify(e: RedisError) -> SinkError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() || e.is_unrecoverable_error() {
+        SinkError::Connection(e.to_string())
+    } else {
+        SinkError::Reply(e.to_string())
+    }
+}
+
+impl Sink {
+    pub fn new(url: &str) -> anyhow::Result<Sink> {
+        let client = redis::Client::open(url)?;
+        Ok(Sink { client, conn: None, generation: 0, url: url.to_string() })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, SinkError> {
+        if self.conn.is_none() {
+            let cfg = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Duration::from_secs(3))
+                .set_response_timeout(Duration::from_secs(10));
+            let c = self
+                .client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .map_err(|e| SinkError::Connection(format!("{}: {e}", self.url)))?;
+            self.generation += 1;
+            if self.generation > 1 {
+                info!(redis = %self.url, "reconnected to redis");
+            }
+            self.conn = Some(c);
+        }
+        self.conn.as_mut().ok_or_else(|| SinkError::Connection("not connected".into()))
+    }
+
+    fn on_error(&mut self, e: SinkError) -> SinkError {
+        if matches!(e, SinkError::Connection(_)) {
+            self.conn = None;
+        }
+        e
+    }
+
+    /// Runs the commands as one pipeline. A reply error of one command does not stop the
+    /// others (the server ran them all); it is reported after.
+    pub async fn exec(&mut self, cmds: &[Command]) -> Result<Vec<Value>, SinkError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for c in cmds {
+            pipe.add_command(c.to_redis());
+        }
+        let r = {
+            let conn = self.conn().await?;
+            pipe.query_async::<Vec<Value>>(conn).await
+        };
+        r.map_err(|e| self.on_error(classify(e)))
+    }
+
+    /// One command.
+    pub async fn query(&mut self, cmd: &Command) -> Result<Value, SinkError> {
+        let r = {
+            let conn = self.conn().await?;
+            cmd.to_redis().query_async::<Value>(conn).await
+        };
+        r.map_err(|e| self.on_error(classify(e)))
+    }
+
+    pub async fn ping(&mut self) -> Result<(), SinkError> {
+        self.query(&Command::new(["PING"])).await.map(|_| ())
+    }
+
+    /// Runs the pipeline, retrying connection failures with backoff until it goes through
+    /// (or shutdown). Reply errors are returned, not retried.
+    pub async fn exec_retrying(&mut self, cmds: &[Command], backoff: &mut Backoff, shutdown: &Shutdown) -> Result<Vec<Value>, SinkError> {
+        loop {
+            match self.exec(cmds).await {
+                Err(SinkError::Connection(e)) => {
+                    let d = backoff.next_delay();
+                    warn!(error = %e, retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "redis unavailable, retrying");
+                    if !shutdown.sleep(d).await {
+                        return Err(SinkError::Shutdown);
+                    }
+                }
+                other => {
+                    if other.is_ok() {
+                        backoff.reset();
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+}
+
+/// Parses a `CANDLE.GAPS` reply: `[[start, end], …]` (integers or integer strings).
+pub fn parse_gaps(v: &Value) -> Result<Vec<(i64, i64)>, String> {
+    let int = |v: &Value| -> Option<i64> {
+        match v {
+            Value::Int(i) => Some(*i),
+            Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            Value::SimpleString(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    let Value::Array(items) = v else { return Err(format!("CANDLE.GAPS: expected an array, got {v:?}")) };
+    items
+        .iter()
+        .map(|p| match p {
+            Value::Array(pair) if pair.len() == 2 => match (int(&pair[0]), int(&pair[1])) {
+                (Some(a), Some(b)) => Ok((a, b)),
+                _ => Err(format!("CANDLE.GAPS: bad pair {p:?}")),
+            },
+            _ => Err(format!("CANDLE.GAPS: bad pair {p:?}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_reply() {
+        let v = Value::Array(vec![
+            Value::Array(vec![Value::Int(60_000), Value::Int(120_000)]),
+            Value::Array(vec![Value::BulkString(b"300000".to_vec()), Value::Int(300_000)]),
+        ]);
+        assert_eq!(parse_gaps(&v).unwrap(), vec![(60_000, 120_000), (300_000, 300_000)]);
+        assert!(parse_gaps(&Value::Array(vec![])).unwrap().is_empty());
+        assert!(parse_gaps(&Value::Int(1)).is_err());
+        assert!(parse_gaps(&Value::Array(vec![Value::Array(vec![Value::Int(1)])])).is_err());
+    }
+}

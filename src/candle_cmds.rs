@@ -1,0 +1,545 @@
+//! CANDLE.* commands: parse → core → replicate the effect and notify only if something
+//! changed → reply.
+
+use candles_core::binance::parse_klines;
+use candles_core::candle::parse_time;
+use candles_core::series::{Effect, Incoming, Kind, Series, Settings, DuplicatePolicy, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT};
+use candles_core::{Candle, Dec, Interval};
+use redis_module::key::RedisKeyWritable;
+use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module_macros::command;
+
+use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
+use crate::config;
+use crate::stats::{self, Footprint};
+use crate::util::{as_str, bulk, core_err, err, is_kw, now_ms, option_value, parse_bound, parse_bounded, parse_format, parse_int, Format};
+
+/// Largest COUNT accepted by reads.
+pub const MAX_COUNT: u64 = 10_000_000;
+
+fn no_series(key: &RedisString) -> RedisError {
+    err(format!(
+        "no candle series at '{key}'; create it with CANDLE.CREATE {key} INTERVAL <i>, or pass INTERVAL <i> to this write"
+    ))
+}
+
+/// `[INTERVAL i]` right after the key; returns it and the remaining arguments.
+fn take_interval(args: &[RedisString]) -> Result<(Option<Interval>, &[RedisString]), RedisError> {
+    match args.first() {
+        Some(a) if is_kw(a, "INTERVAL") => {
+            let v = option_value(args, 0, "INTERVAL")?;
+            let i = Interval::parse(as_str(v)?).map_err(core_err)?;
+            Ok((Some(i), args.get(2..).unwrap_or_default()))
+        }
+        _ => Ok((None, args)),
+    }
+}
+
+/// Candles of a write, from `JSON payload` or positional `t o h l c v ...`.
+fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>)>, RedisError> {
+    match rest.first() {
+        None => Err(RedisError::WrongArity),
+        Some(a) if is_kw(a, "JSON") => {
+            let [_, payload] = rest else {
+                return Err(err("JSON takes exactly one payload argument"));
+            };
+            let klines = parse_klines(payload.as_slice()).map_err(core_err)?;
+            Ok(klines.into_iter().map(|k| (Incoming { candle: k.candle, closed: k.closed }, k.interval)).collect())
+        }
+        Some(_) => {
+            if rest.len() % 6 != 0 {
+                return Err(err("candles are given as 't o h l c v' groups of six arguments (or JSON payload)"));
+            }
+            rest.chunks(6)
+                .map(|ch| {
+                    let parts: Vec<&[u8]> = ch.iter().map(|s| s.as_slice()).collect();
+                    let candle = Candle::from_args(&parts).map_err(core_err)?;
+                    Ok((Incoming { candle, closed: None }, None))
+                })
+                .collect()
+        }
+    }
+}
+
+/// The series at an open writable key: existing (checked against `interval`), or a new one
+/// when `interval` is given. The bool says whether it is new (not yet stored in the key).
+enum Target<'k> {
+    Existing(&'k mut Series),
+    New(Series),
+}
+
+fn open_target<'k>(key: &'k RedisKeyWritable, name: &RedisString, interval: Option<Interval>) -> Result<Target<'k>, RedisError> {
+    match key.get_value::<Series>(&SERIES_TYPE)? {
+        Some(s) => {
+            if let Some(i) = interval {
+                if i != s.interval() {
+                    return Err(err(format!("series '{name}' has interval {}, not {i}", s.interval())));
+                }
+            }
+            Ok(Target::Existing(s))
+        }
+        None => match interval {
+            Some(i) => Ok(Target::New(Series::new(config::default_settings(i)))),
+            None => Err(no_series(name)),
+        },
+    }
+}
+
+/// Runs a write on the target, keeps INFO counters exact and stores a new series. Returns
+/// the op's result and its effect (with `create` set when the series is new).
+fn apply_op<T>(
+    key: &RedisKeyWritable,
+    target: Target<'_>,
+    op: impl FnOnce(&mut Series) -> Result<(T, Effect), RedisError>,
+) -> Result<(T, Effect), RedisError> {
+    let (out, effect) = match target {
+        Target::Existing(s) => {
+            let before = Footprint::of_series(s);
+            let r = op(s)?;
+            stats::series_changed(before, Footprint::of_series(s));
+            r
+        }
+        Target::New(mut s) => {
+            let (out, mut effect) = op(&mut s)?;
+            effect.create = Some(*s.settings());
+            let fp = Footprint::of_series(&s);
+            key.set_value(&SERIES_TYPE, s)?;
+            stats::series_added(fp);
+            (out, effect)
+        }
+    };
+    Ok((out, effect))
+}
+
+/// `apply_op`, then replicate the effect and notify if anything changed.
+fn write<T>(
+    ctx: &Context,
+    key: &RedisKeyWritable,
+    name: &RedisString,
+    target: Target<'_>,
+    op: impl FnOnce(&mut Series) -> Result<(T, Effect), RedisError>,
+) -> Result<T, RedisError> {
+    let (out, effect) = apply_op(key, target, op)?;
+    publish(ctx, name, &effect);
+    Ok(out)
+}
+
+/// Replicates an effect as `CANDLE.APPLY key <blob>` and fires keyspace events.
+fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
+    if effect.is_empty() {
+        return;
+    }
+    let mut blob = vec![EFFECT_TAG];
+    effect.encode(&mut blob);
+    ctx.replicate("CANDLE.APPLY", &[name.as_slice(), blob.as_slice()][..]);
+    notify(ctx, name, effect);
+}
+
+fn notify(ctx: &Context, name: &RedisString, effect: &Effect) {
+    if effect.create.is_some() {
+        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.create", name);
+    }
+    if !effect.official.is_empty() {
+        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.official", name);
+    }
+    if !effect.live_put.is_empty() || !effect.live_drop.is_empty() {
+        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.live", name);
+    }
+}
+
+fn check_json_interval(candles: &[(Incoming, Option<Interval>)], series: Interval) -> Result<(), RedisError> {
+    match candles.iter().find_map(|(_, i)| i.filter(|i| *i != series)) {
+        Some(i) => Err(err(format!("payload kline interval {i} does not match the series interval {series}"))),
+        None => Ok(()),
+    }
+}
+
+fn target_interval(t: &Target<'_>) -> Interval {
+    match t {
+        Target::Existing(s) => s.interval(),
+        Target::New(s) => s.interval(),
+    }
+}
+
+#[command({
+    name: "CANDLE.CREATE",
+    flags: [Write, DenyOOM],
+    arity: -4,
+    summary: "Create an empty candle series",
+    complexity: "O(1)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Insert], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let mut interval = None;
+    let mut retention = None;
+    let mut live_ttl = None;
+    let mut live_max = None;
+    let mut policy = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        let v = option_value(&args, i, as_str(a).unwrap_or("option"))?;
+        if is_kw(a, "INTERVAL") {
+            interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
+        } else if is_kw(a, "RETENTION") {
+            retention = Some(parse_bounded(v, "RETENTION", i64::MAX as u64)?);
+        } else if is_kw(a, "LIVE_TTL") {
+            live_ttl = Some(parse_bounded(v, "LIVE_TTL", LIVE_TTL_LIMIT)?);
+        } else if is_kw(a, "LIVE_MAX") {
+            let n = parse_bounded(v, "LIVE_MAX", LIVE_MAX_LIMIT)?;
+            if n == 0 {
+                return Err(err(format!("LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}")));
+            }
+            live_max = Some(n);
+        } else if is_kw(a, "DUPLICATE_POLICY") {
+            policy = Some(DuplicatePolicy::parse(as_str(v)?).map_err(core_err)?);
+        } else {
+            return Err(err(format!("unknown option '{a}'")));
+        }
+        i += 2;
+    }
+    let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
+    let d = config::default_settings(interval);
+    let settings = Settings {
+        interval,
+        retention: retention.unwrap_or(d.retention),
+        live_ttl_s: live_ttl.unwrap_or(d.live_ttl_s),
+        live_max: live_max.unwrap_or(d.live_max),
+        policy: policy.unwrap_or(d.policy),
+    };
+    settings.validate().map_err(core_err)?;
+    let key = ctx.open_key_writable(name);
+    if !key.is_empty() {
+        return Err(match key.get_value::<Series>(&SERIES_TYPE)? {
+            Some(_) => err(format!("key '{name}' already exists")),
+            None => RedisError::WrongType,
+        });
+    }
+    write(ctx, &key, name, Target::New(Series::new(settings)), |_| Ok(((), Effect::default())))?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+#[command({
+    name: "CANDLE.OFFICIAL_ADD",
+    flags: [Write, DenyOOM],
+    arity: -4,
+    summary: "Add official (exchange-final) candles; forming ones are kept live (R4)",
+    complexity: "O(N log M) for N candles added to a series of M",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let (interval, rest) = take_interval(&args[2..])?;
+    let candles = parse_candles(rest)?;
+    let key = ctx.open_key_writable(name);
+    let target = open_target(&key, name, interval)?;
+    check_json_interval(&candles, target_interval(&target))?;
+    let batch: Vec<Incoming> = candles.into_iter().map(|(c, _)| c).collect();
+    let now = now_ms();
+    let changed = write(ctx, &key, name, target, |s| {
+        let out = s.add_official(&batch, now).map_err(core_err)?;
+        Ok((out.changed, out.effect))
+    })?;
+    Ok(RedisValue::Integer(changed as i64))
+}
+
+#[command({
+    name: "CANDLE.LIVE_UPDATE",
+    flags: [Write, DenyOOM, Fast],
+    arity: -4,
+    summary: "Replace the live (forming) candle at its open time",
+    complexity: "O(log N)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let (interval, rest) = take_interval(&args[2..])?;
+    let mut candles = parse_candles(rest)?;
+    if candles.len() != 1 {
+        return Err(err(format!("CANDLE.LIVE_UPDATE takes exactly one candle, got {}", candles.len())));
+    }
+    let key = ctx.open_key_writable(name);
+    let target = open_target(&key, name, interval)?;
+    check_json_interval(&candles, target_interval(&target))?;
+    let Some((incoming, _)) = candles.pop() else { return Err(RedisError::WrongArity) };
+    let now = now_ms();
+    live_write(ctx, &key, name, target, |s| s.live_update(incoming.candle, now))
+}
+
+fn live_write(
+    ctx: &Context,
+    key: &RedisKeyWritable,
+    name: &RedisString,
+    target: Target<'_>,
+    op: impl FnOnce(&mut Series) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
+) -> RedisResult {
+    let changed = write(ctx, key, name, target, |s| {
+        let out = op(s).map_err(core_err)?;
+        Ok((out.changed, out.effect))
+    })?;
+    Ok(RedisValue::Integer(i64::from(changed)))
+}
+
+#[command({
+    name: "CANDLE.LIVE_TICK",
+    flags: [Write, DenyOOM, Fast],
+    arity: -4,
+    summary: "Fold a trade price (and quantity) into the live candle of its bucket (R7)",
+    complexity: "O(log N)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_live_tick(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let (interval, rest) = take_interval(&args[2..])?;
+    let (time, price, qty) = match rest {
+        [t, p] => (t, p, None),
+        [t, p, q] => (t, p, Some(q)),
+        _ => return Err(err("CANDLE.LIVE_TICK key [INTERVAL i] time price [qty]")),
+    };
+    let time = parse_time(time.as_slice()).map_err(core_err)?;
+    let price = Dec::parse_bytes(price.as_slice()).map_err(|e| err(format!("price: {e}")))?;
+    let qty = match qty {
+        Some(q) => Dec::parse_bytes(q.as_slice()).map_err(|e| err(format!("qty: {e}")))?,
+        None => Dec::ZERO,
+    };
+    let key = ctx.open_key_writable(name);
+    let target = open_target(&key, name, interval)?;
+    let now = now_ms();
+    live_write(ctx, &key, name, target, |s| s.live_tick(time, price, qty, now))
+}
+
+/// Read options shared by RANGE_MERGED and LIVE.
+struct ReadOpts {
+    count: Option<usize>,
+    full: bool,
+    format: Format,
+}
+
+fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, RedisError> {
+    let mut o = ReadOpts { count: None, full: false, format: Format::Resp };
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if allow_count && is_kw(a, "COUNT") {
+            o.count = Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_COUNT)? as usize);
+            i += 2;
+        } else if is_kw(a, "FULL") {
+            o.full = true;
+            i += 1;
+        } else if is_kw(a, "FORMAT") {
+            o.format = parse_format(option_value(args, i, "FORMAT")?)?;
+            i += 2;
+        } else {
+            return Err(err(format!("unknown option '{a}'")));
+        }
+    }
+    Ok(o)
+}
+
+fn opt_dec(d: Option<Dec>) -> RedisValue {
+    d.map_or(RedisValue::Null, |d| bulk(d.to_string()))
+}
+
+fn candle_resp(c: &Candle, kind: Kind, full: bool) -> RedisValue {
+    let mut v = vec![
+        RedisValue::Integer(c.open_time),
+        bulk(c.open.to_string()),
+        bulk(c.high.to_string()),
+        bulk(c.low.to_string()),
+        bulk(c.close.to_string()),
+        bulk(c.volume.to_string()),
+        RedisValue::SimpleStringStatic(kind.as_str()),
+    ];
+    if full {
+        v.push(c.close_time.map_or(RedisValue::Null, RedisValue::Integer));
+        v.push(opt_dec(c.quote_volume));
+        v.push(c.trades.map_or(RedisValue::Null, |n| RedisValue::Integer(n as i64)));
+        v.push(opt_dec(c.taker_buy_base));
+        v.push(opt_dec(c.taker_buy_quote));
+    }
+    RedisValue::Array(v)
+}
+
+fn json_opt<T: std::fmt::Display>(out: &mut String, name: &str, v: Option<T>, quoted: bool) {
+    use std::fmt::Write;
+    let _ = match (v, quoted) {
+        (None, _) => write!(out, ",\"{name}\":null"),
+        (Some(v), true) => write!(out, ",\"{name}\":\"{v}\""),
+        (Some(v), false) => write!(out, ",\"{name}\":{v}"),
+    };
+}
+
+/// A JSON array of candle objects; decimals as strings so no client parses them as floats.
+fn candles_json<'a>(rows: impl Iterator<Item = (&'a Candle, Kind)>, full: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("[");
+    for (i, (c, kind)) in rows.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"open_time\":{},\"open\":\"{}\",\"high\":\"{}\",\"low\":\"{}\",\"close\":\"{}\",\"volume\":\"{}\",\"status\":\"{}\"",
+            c.open_time, c.open, c.high, c.low, c.close, c.volume, kind.as_str()
+        );
+        if full {
+            json_opt(&mut out, "close_time", c.close_time, false);
+            json_opt(&mut out, "quote_volume", c.quote_volume, true);
+            json_opt(&mut out, "trades", c.trades, false);
+            json_opt(&mut out, "taker_buy_base", c.taker_buy_base, true);
+            json_opt(&mut out, "taker_buy_quote", c.taker_buy_quote, true);
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+fn reply_candles(rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisValue {
+    match o.format {
+        Format::Resp => RedisValue::Array(rows.iter().map(|(c, k)| candle_resp(c, *k, o.full)).collect()),
+        Format::Json => bulk(candles_json(rows.iter().map(|(c, k)| (c, *k)), o.full)),
+    }
+}
+
+fn empty_reply(o: &ReadOpts) -> RedisValue {
+    reply_candles(&[], o)
+}
+
+#[command({
+    name: "CANDLE.RANGE_MERGED",
+    flags: [ReadOnly],
+    arity: -4,
+    summary: "Official candles, else live ones, for every open time in a range (R6)",
+    complexity: "O(log N + M) for M candles returned",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let from = parse_bound(&args[2], "from")?;
+    let to = parse_bound(&args[3], "to")?;
+    let o = parse_read_opts(&args[4..], true)?;
+    let key = ctx.open_key(name);
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Ok(empty_reply(&o)) };
+    let rows = s.range_merged(from, to, o.count, now_ms());
+    Ok(reply_candles(&rows, &o))
+}
+
+#[command({
+    name: "CANDLE.LIVE",
+    flags: [ReadOnly, Fast],
+    arity: -2,
+    summary: "The live (forming or not yet official) candles, newest last",
+    complexity: "O(L) for L live candles (at most LIVE_MAX)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let o = parse_read_opts(&args[2..], false)?;
+    let key = ctx.open_key(&args[1]);
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Ok(empty_reply(&o)) };
+    let rows: Vec<(Candle, Kind)> = s.live_candles(now_ms()).into_iter().map(|c| (c, Kind::Live)).collect();
+    Ok(reply_candles(&rows, &o))
+}
+
+#[command({
+    name: "CANDLE.GAPS",
+    flags: [ReadOnly],
+    arity: 4,
+    summary: "Missing official ranges [start, end] between two aligned open times",
+    complexity: "O(log N + M) for M official candles in the range",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let from = parse_int(&args[2], "from")?;
+    let to = parse_int(&args[3], "to")?;
+    let key = ctx.open_key(name);
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Err(no_series(name)) };
+    let gaps = s.gaps(from, to).map_err(core_err)?;
+    Ok(RedisValue::Array(
+        gaps.into_iter().map(|(a, b)| RedisValue::Array(vec![RedisValue::Integer(a), RedisValue::Integer(b)])).collect(),
+    ))
+}
+
+#[command({
+    name: "CANDLE.INFO",
+    flags: [ReadOnly, Fast],
+    arity: 2,
+    summary: "Settings and counts of a candle series",
+    complexity: "O(1)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let key = ctx.open_key(name);
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Err(no_series(name)) };
+    let st = s.settings();
+    let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);
+    let fields = vec![
+        ("interval", bulk(st.interval.as_str())),
+        ("duplicate_policy", bulk(st.policy.as_str())),
+        ("retention", RedisValue::Integer(st.retention as i64)),
+        ("live_ttl", RedisValue::Integer(st.live_ttl_s as i64)),
+        ("live_max", RedisValue::Integer(st.live_max as i64)),
+        ("official_count", RedisValue::Integer(s.official_len() as i64)),
+        ("first_official", opt_int(s.official().first_time())),
+        ("last_official", opt_int(s.official().last_time())),
+        ("live_count", RedisValue::Integer(s.live_candles(now_ms()).len() as i64)),
+        ("memory_usage", RedisValue::Integer(s.mem_usage() as i64)),
+    ];
+    Ok(RedisValue::Array(fields.into_iter().flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v]).collect()))
+}
+
+/// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,
+/// so R1/R4 cannot be bypassed.
+#[command({
+    name: "CANDLE.APPLY",
+    flags: [Write],
+    arity: 3,
+    summary: "Internal: replication/AOF form of candle writes (refused from clients)",
+    complexity: "O(N log M)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !ctx.get_flags().intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
+        return Err(err("CANDLE.APPLY is internal: it is accepted only from a master or while loading the AOF"));
+    }
+    let name = &args[1];
+    let blob = args[2].as_slice();
+    let key = ctx.open_key_writable(name);
+    match blob.split_first() {
+        Some((&SNAPSHOT_TAG, body)) => {
+            let s = Series::decode(body).map_err(core_err)?;
+            let fp = Footprint::of_series(&s);
+            key.set_value(&SERIES_TYPE, s)?;
+            stats::series_added(fp);
+        }
+        Some((&EFFECT_TAG, body)) => {
+            let effect = Effect::decode(body).map_err(core_err)?;
+            let target = match (key.get_value::<Series>(&SERIES_TYPE)?, effect.create) {
+                (Some(s), _) => Target::Existing(s),
+                (None, Some(settings)) => Target::New(Series::new(settings)),
+                (None, None) => return Err(no_series(name)),
+            };
+            effect.validate(target_interval(&target)).map_err(core_err)?;
+            let ((), applied) = apply_op(&key, target, |s| {
+                s.apply(&effect);
+                Ok(((), Effect { create: None, ..effect.clone() }))
+            })?;
+            notify(ctx, name, &applied);
+        }
+        _ => return Err(err("CANDLE.APPLY: unknown payload")),
+    }
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}

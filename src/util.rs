@@ -1,0 +1,75 @@
+//! Small helpers shared by the command families: errors, argument parsing, clock, replies.
+
+use candles_core::CoreError;
+use redis_module::{raw, RedisError, RedisString, RedisValue};
+
+/// `ERR <message>` for a core error.
+pub fn core_err(e: CoreError) -> RedisError {
+    RedisError::String(format!("ERR {e}"))
+}
+
+pub fn err(msg: impl std::fmt::Display) -> RedisError {
+    RedisError::String(format!("ERR {msg}"))
+}
+
+/// The server clock in ms. Only the module layer reads it; the core gets it passed in.
+pub fn now_ms() -> i64 {
+    // SAFETY: a plain call into the server; the pointer is set once the module is loaded.
+    unsafe { raw::RedisModule_Milliseconds.map(|f| f() as i64).unwrap_or(0) }
+}
+
+pub fn is_kw(arg: &RedisString, kw: &str) -> bool {
+    arg.as_slice().eq_ignore_ascii_case(kw.as_bytes())
+}
+
+pub fn as_str(arg: &RedisString) -> Result<&str, RedisError> {
+    std::str::from_utf8(arg.as_slice()).map_err(|_| err("argument is not valid UTF-8"))
+}
+
+pub fn parse_int(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
+    candles_core::candle::parse_i64(arg.as_slice()).ok_or_else(|| err(format!("{what} must be an integer")))
+}
+
+/// A non-negative integer no larger than `max`.
+pub fn parse_bounded(arg: &RedisString, what: &str, max: u64) -> Result<u64, RedisError> {
+    let v = parse_int(arg, what)?;
+    if v < 0 || v as u64 > max {
+        return Err(err(format!("{what} must be between 0 and {max}")));
+    }
+    Ok(v as u64)
+}
+
+/// A timestamp bound: an integer, `-` (lowest) or `+` (highest).
+pub fn parse_bound(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
+    match arg.as_slice() {
+        b"-" => Ok(i64::MIN),
+        b"+" => Ok(i64::MAX),
+        _ => parse_int(arg, what),
+    }
+}
+
+/// The value following option `name` at `args[i]`.
+pub fn option_value<'a>(args: &'a [RedisString], i: usize, name: &str) -> Result<&'a RedisString, RedisError> {
+    args.get(i + 1).ok_or_else(|| err(format!("{name} needs a value")))
+}
+
+pub fn bulk(s: impl Into<String>) -> RedisValue {
+    RedisValue::BulkString(s.into())
+}
+
+/// Reply format of read commands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Resp,
+    Json,
+}
+
+pub fn parse_format(arg: &RedisString) -> Result<Format, RedisError> {
+    if is_kw(arg, "RESP") {
+        Ok(Format::Resp)
+    } else if is_kw(arg, "JSON") {
+        Ok(Format::Json)
+    } else {
+        Err(err("FORMAT is RESP or JSON"))
+    }
+}
