@@ -7,6 +7,8 @@ pub mod candle_cmds;
 pub mod candle_type;
 pub mod config;
 pub mod stats;
+pub mod ticks_cmds;
+pub mod ticks_type;
 pub mod util;
 
 use redis_module::configuration::ConfigurationFlags;
@@ -16,6 +18,7 @@ use redis_module_macros::info_command_handler;
 use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
 use crate::candle_type::SERIES_TYPE;
 use crate::stats::get;
+use crate::ticks_type::TICKS_TYPE;
 
 // The builder API always names a sub-section (`candles_<name>`); the plain API with no
 // name gives the section the module's own name, as SPEC asks: `INFO candles`.
@@ -28,8 +31,19 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
         ctx.add_info_field_long_long("official_candles", get(&stats::OFFICIAL));
         ctx.add_info_field_long_long("live_candles", get(&stats::LIVE));
         ctx.add_info_field_long_long("series_bytes", get(&stats::SERIES_BYTES));
+        ctx.add_info_field_long_long("tick_books", get(&ticks_type::TICK_BOOKS));
+        ctx.add_info_field_long_long("tick_streams", get(&ticks_type::TICK_STREAMS));
+        ctx.add_info_field_long_long("ticks", get(&ticks_type::TICKS));
+        ctx.add_info_field_long_long("tick_bytes", get(&ticks_type::TICK_BYTES));
     }
     Ok(())
+}
+
+/// Module options at load: RDB/DUMP loads report short reads to the type's `rdb_load`
+/// (which then refuses the value) instead of aborting the server.
+fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> Status {
+    ctx.set_module_options(redis_module::raw::ModuleOptions::HANDLE_IO_ERRORS);
+    Status::Ok
 }
 
 redis_module! {
@@ -38,7 +52,9 @@ redis_module! {
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
     data_types: [
         SERIES_TYPE,
+        TICKS_TYPE,
     ],
+    init: init,
     commands: [],
     configurations: [
         i64: [

@@ -1306,6 +1306,16 @@ impl TickBook {
         self.streams.get(name)
     }
 
+    /// The cap of `stream`, if it exists.
+    pub fn stream_cap(&self, stream: &[u8]) -> Option<usize> {
+        self.streams.get(stream).map(|s| s.cap)
+    }
+
+    /// The length of `stream` (0 when it does not exist).
+    pub fn stream_len(&self, stream: &[u8]) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.len())
+    }
+
     /// Up to `count` ticks of `stream`, newest first by time (ties: latest arrival first).
     pub fn latest(&self, stream: &[u8], count: usize) -> CoreResult<Vec<Tick>> {
         let Some(s) = self.stream(stream) else { return Ok(Vec::new()) };

@@ -1,0 +1,366 @@
+//! TICKS.* commands: tick books, one key per trading session holding named, capped streams.
+//!
+//! Writes parse and validate everything before touching the key (a bad argument or document
+//! changes nothing), then replicate the push with its effective `MAXLEN` made explicit, so a
+//! replica or the AOF never depends on its own `candles.tick_cap`.
+
+use std::sync::atomic::Ordering;
+
+use candles_core::ticks::{ticks_to_json, Tick, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
+use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module_macros::command;
+
+use crate::config::TICK_CAP;
+use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
+use crate::util::{bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, Format};
+
+/// Largest COUNT accepted by tick reads.
+pub const MAX_TICK_COUNT: u64 = 100_000;
+/// COUNT of TICKS.LATEST and TICKS.MERGED when none is given (TICKS.RANGE: all in range).
+pub const DEFAULT_TICK_COUNT: usize = 100;
+
+fn default_cap() -> usize {
+    TICK_CAP.load(Ordering::Relaxed).clamp(1, MAX_CAP as i64) as usize
+}
+
+/// What follows the options of TICKS.PUSH.
+enum Body<'a> {
+    /// `time field value [field value ...]`
+    Pairs(&'a RedisString, &'a [RedisString]),
+    /// `JSON doc [doc ...]`
+    Json(&'a [RedisString]),
+}
+
+struct Push<'a> {
+    maxlen: Option<usize>,
+    timefield: Option<&'a RedisString>,
+    body: Body<'a>,
+    /// Index in the arguments where the body starts (`time` or `JSON`).
+    body_at: usize,
+}
+
+fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
+    let mut maxlen = None;
+    let mut timefield = None;
+    let mut i = 3;
+    loop {
+        let Some(a) = args.get(i) else {
+            return Err(err("TICKS.PUSH needs a time and field/value pairs, or JSON documents"));
+        };
+        if is_kw(a, "MAXLEN") {
+            if maxlen.is_some() {
+                return Err(err("MAXLEN given twice"));
+            }
+            let n = parse_bounded(option_value(args, i, "MAXLEN")?, "MAXLEN", MAX_CAP as u64)?;
+            if n == 0 {
+                return Err(err(format!("MAXLEN must be between 1 and {MAX_CAP}")));
+            }
+            maxlen = Some(n as usize);
+            i += 2;
+        } else if is_kw(a, "TIMEFIELD") {
+            if timefield.is_some() {
+                return Err(err("TIMEFIELD given twice"));
+            }
+            timefield = Some(option_value(args, i, "TIMEFIELD")?);
+            i += 2;
+        } else if is_kw(a, "JSON") {
+            let docs = args.get(i + 1..).unwrap_or_default();
+            if docs.is_empty() {
+                return Err(err("JSON needs at least one document"));
+            }
+            return Ok(Push { maxlen, timefield, body: Body::Json(docs), body_at: i });
+        } else {
+            if candles_core::candle::parse_i64(a.as_slice()).is_none() {
+                return Err(err(format!(
+                    "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
+                )));
+            }
+            if timefield.is_some() {
+                return Err(err("TIMEFIELD applies to JSON documents only"));
+            }
+            let pairs = args.get(i + 1..).unwrap_or_default();
+            if pairs.len() % 2 != 0 {
+                return Err(err("fields and values come in pairs: time field value [field value ...]"));
+            }
+            return Ok(Push { maxlen, timefield, body: Body::Pairs(a, pairs), body_at: i });
+        }
+    }
+}
+
+fn build_ticks(p: &Push<'_>) -> Result<Vec<Tick>, RedisError> {
+    match p.body {
+        Body::Pairs(time, pairs) => {
+            let time = candles_core::candle::parse_i64(time.as_slice()).ok_or_else(|| err("time must be an integer"))?;
+            let kv = pairs
+                .chunks_exact(2)
+                .filter_map(|c| match c {
+                    [f, v] => Some((f.as_slice().to_vec(), v.as_slice().to_vec())),
+                    _ => None,
+                })
+                .collect();
+            Ok(vec![Tick::from_pairs(time, kv).map_err(core_err)?])
+        }
+        Body::Json(docs) => {
+            let tf = p.timefield.map_or(DEFAULT_TIME_FIELD, |f| f.as_slice());
+            docs.iter()
+                .enumerate()
+                .map(|(n, d)| {
+                    Tick::from_json(d.as_slice(), tf).map_err(|e| {
+                        if docs.len() > 1 {
+                            err(format!("document {}: {e}", n + 1))
+                        } else {
+                            core_err(e)
+                        }
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+#[command({
+    name: "TICKS.PUSH",
+    flags: [Write, DenyOOM],
+    arity: -4,
+    summary: "Append ticks to a named stream of a tick book (field/value pairs or JSON documents)",
+    complexity: "O(F) per tick of F fields (amortized; O(log L) more for a late tick among L)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Insert], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let name = &args[1];
+    let stream = args[2].as_slice();
+    let p = parse_push(&args)?;
+    let ticks = build_ticks(&p)?;
+    let key = ctx.open_key_writable(name);
+    let cap_default = default_cap();
+    let (len, cap) = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? {
+        Some(b) => {
+            let before = Footprint::of(b);
+            let r = b.push(stream, p.maxlen, cap_default, &ticks);
+            ticks_type::book_changed(before, Footprint::of(b));
+            let len = r.map_err(core_err)?;
+            (len, b.stream_cap(stream).unwrap_or(cap_default))
+        }
+        None => {
+            let mut b = TickBook::new();
+            let len = b.push(stream, p.maxlen, cap_default, &ticks).map_err(core_err)?;
+            let cap = b.stream_cap(stream).unwrap_or(cap_default);
+            let fp = Footprint::of(&b);
+            key.set_value(&TICKS_TYPE, b)?;
+            ticks_type::book_added(fp);
+            (len, cap)
+        }
+    };
+    // Replicate with the stream's cap explicit: the push is then independent of the
+    // replica's (or the AOF loader's) candles.tick_cap.
+    let cap_s = cap.to_string();
+    let mut rep: Vec<&[u8]> = vec![name.as_slice(), stream, b"MAXLEN", cap_s.as_bytes()];
+    if let Some(tf) = p.timefield {
+        rep.push(b"TIMEFIELD");
+        rep.push(tf.as_slice());
+    }
+    rep.extend(args.get(p.body_at..).unwrap_or_default().iter().map(|a| a.as_slice()));
+    ctx.replicate("TICKS.PUSH", &rep[..]);
+    ctx.notify_keyspace_event(NotifyEvent::MODULE, "ticks.push", name);
+    Ok(RedisValue::Integer(len as i64))
+}
+
+/// Options of the read commands.
+struct ReadOpts<'a> {
+    count: Option<usize>,
+    prefix: Option<&'a [u8]>,
+    format: Format,
+}
+
+fn parse_read_opts<'a>(args: &'a [RedisString], allow_prefix: bool, allow_format: bool) -> Result<ReadOpts<'a>, RedisError> {
+    let mut o = ReadOpts { count: None, prefix: None, format: Format::Resp };
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if is_kw(a, "COUNT") && allow_format {
+            o.count = Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_TICK_COUNT)? as usize);
+        } else if is_kw(a, "FORMAT") && allow_format {
+            o.format = parse_format(option_value(args, i, "FORMAT")?)?;
+        } else if is_kw(a, "PREFIX") && allow_prefix {
+            o.prefix = Some(option_value(args, i, "PREFIX")?.as_slice());
+        } else {
+            return Err(err(format!("unknown option '{a}'")));
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+fn fields_resp(t: &Tick) -> RedisValue {
+    let mut v = Vec::with_capacity(t.fields.len() * 2);
+    for (n, val) in &t.fields {
+        v.push(RedisValue::StringBuffer(n.clone()));
+        v.push(RedisValue::StringBuffer(val.text.clone()));
+    }
+    RedisValue::Array(v)
+}
+
+fn reply_ticks(ticks: &[Tick], format: Format) -> RedisValue {
+    match format {
+        Format::Resp => RedisValue::Array(
+            ticks.iter().map(|t| RedisValue::Array(vec![RedisValue::Integer(t.time), fields_resp(t)])).collect(),
+        ),
+        Format::Json => bulk(ticks_to_json(ticks.iter().map(|t| (None, t)))),
+    }
+}
+
+fn reply_merged(ticks: &[(Vec<u8>, Tick)], format: Format) -> RedisValue {
+    match format {
+        Format::Resp => RedisValue::Array(
+            ticks
+                .iter()
+                .map(|(s, t)| {
+                    RedisValue::Array(vec![RedisValue::StringBuffer(s.clone()), RedisValue::Integer(t.time), fields_resp(t)])
+                })
+                .collect(),
+        ),
+        Format::Json => bulk(ticks_to_json(ticks.iter().map(|(s, t)| (Some(s.as_slice()), t)))),
+    }
+}
+
+fn empty(format: Format) -> RedisValue {
+    reply_ticks(&[], format)
+}
+
+#[command({
+    name: "TICKS.LATEST",
+    flags: [ReadOnly],
+    arity: -3,
+    summary: "The newest ticks of a stream by time (ties: latest arrival first)",
+    complexity: "O(C + N) for N ticks returned (C: one chunk of 32 records)",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_latest(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let o = parse_read_opts(&args[3..], false, true)?;
+    let key = ctx.open_key(&args[1]);
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let ticks = b.latest(args[2].as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
+    Ok(reply_ticks(&ticks, o.format))
+}
+
+#[command({
+    name: "TICKS.RANGE",
+    flags: [ReadOnly],
+    arity: -5,
+    summary: "Ticks of a stream with from <= time <= to, ascending (ties: arrival order); - and + are open ends",
+    complexity: "O(log N + C + M) for M ticks returned",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let from = parse_bound(&args[3], "from")?;
+    let to = parse_bound(&args[4], "to")?;
+    let o = parse_read_opts(&args[5..], false, true)?;
+    let key = ctx.open_key(&args[1]);
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let ticks = b.range(args[2].as_slice(), from, to, o.count).map_err(core_err)?;
+    Ok(reply_ticks(&ticks, o.format))
+}
+
+#[command({
+    name: "TICKS.MERGED",
+    flags: [ReadOnly],
+    arity: -2,
+    summary: "The newest ticks across all streams (or those whose name starts with PREFIX), each naming its stream",
+    complexity: "O(S (C + log S) + N log S) for S streams and N ticks returned",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let o = parse_read_opts(&args[2..], true, true)?;
+    let key = ctx.open_key(&args[1]);
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let ticks = b.merged(o.prefix, o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
+    Ok(reply_merged(&ticks, o.format))
+}
+
+#[command({
+    name: "TICKS.STREAMS",
+    flags: [ReadOnly],
+    arity: -2,
+    summary: "The streams of a tick book (or those whose name starts with PREFIX): name, length, newest time",
+    complexity: "O(S * C) for S streams",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let o = parse_read_opts(&args[2..], true, false)?;
+    let key = ctx.open_key(&args[1]);
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(RedisValue::Array(vec![])) };
+    let rows = b.streams(o.prefix).map_err(core_err)?;
+    Ok(RedisValue::Array(
+        rows.into_iter()
+            .map(|s| {
+                RedisValue::Array(vec![
+                    RedisValue::StringBuffer(s.name),
+                    RedisValue::Integer(s.len as i64),
+                    s.newest_time.map_or(RedisValue::Null, RedisValue::Integer),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+#[command({
+    name: "TICKS.INFO",
+    flags: [ReadOnly],
+    arity: 2,
+    summary: "Counts, caps and memory of a tick book",
+    complexity: "O(S) for S streams",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let key = ctx.open_key(&args[1]);
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(RedisValue::Array(vec![])) };
+    let i = b.info();
+    let int = |v: usize| RedisValue::Integer(v as i64);
+    let fields = [
+        ("streams", int(i.streams)),
+        ("ticks", int(i.ticks)),
+        ("late_ticks", int(i.late_ticks)),
+        ("cap_min", int(i.cap_min)),
+        ("cap_max", int(i.cap_max)),
+        ("default_cap", int(default_cap())),
+        ("memory", int(i.memory)),
+    ];
+    Ok(RedisValue::Array(fields.into_iter().flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v]).collect()))
+}
+
+/// Internal: the AOF-rewrite form of a tick book (a canonical snapshot). Refused from clients.
+#[command({
+    name: "TICKS.APPLY",
+    flags: [Write],
+    arity: 3,
+    summary: "Internal: AOF-rewrite form of a tick book (refused from clients)",
+    complexity: "O(N) for N ticks",
+    since: "0.1.0",
+    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !ctx.get_flags().intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
+        return Err(err("TICKS.APPLY is internal: it is accepted only from a master or while loading the AOF"));
+    }
+    let name = &args[1];
+    let book = match args[2].as_slice().split_first() {
+        Some((&SNAPSHOT_TAG, body)) => TickBook::decode(body).map_err(core_err)?,
+        _ => return Err(err("TICKS.APPLY: unknown payload")),
+    };
+    let key = ctx.open_key_writable(name);
+    if !key.is_empty() {
+        // Only ever replaces a tick book (the old one is freed and uncounted by the type).
+        key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)?;
+    }
+    let fp = Footprint::of(&book);
+    key.set_value(&TICKS_TYPE, book)?;
+    ticks_type::book_added(fp);
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
