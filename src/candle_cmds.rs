@@ -12,7 +12,7 @@ use redis_module_macros::command;
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use crate::config;
 use crate::stats::{self, Footprint};
-use crate::util::{as_str, bulk, core_err, err, is_kw, now_ms, option_value, parse_bound, parse_bounded, parse_format, parse_int, Format};
+use crate::util::{as_str, bulk, core_err, err, wrong_type, is_kw, now_ms, option_value, parse_bound, parse_bounded, parse_format, parse_int, Format};
 
 /// Largest COUNT accepted by reads.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -69,7 +69,7 @@ enum Target<'k> {
 }
 
 fn open_target<'k>(key: &'k RedisKeyWritable, name: &RedisString, interval: Option<Interval>) -> Result<Target<'k>, RedisError> {
-    match key.get_value::<Series>(&SERIES_TYPE)? {
+    match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
         Some(s) => {
             if let Some(i) = interval {
                 if i != s.interval() {
@@ -212,7 +212,7 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     settings.validate().map_err(core_err)?;
     let key = ctx.open_key_writable(name);
     if !key.is_empty() {
-        return Err(match key.get_value::<Series>(&SERIES_TYPE)? {
+        return Err(match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
             Some(_) => err(format!("key '{name}' already exists")),
             None => RedisError::WrongType,
         });
@@ -426,7 +426,7 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let to = parse_bound(&args[3], "to")?;
     let o = parse_read_opts(&args[4..], true)?;
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Ok(empty_reply(&o)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(&o)) };
     let rows = s.range_merged(from, to, o.count, now_ms());
     Ok(reply_candles(&rows, &o))
 }
@@ -443,7 +443,7 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], false)?;
     let key = ctx.open_key(&args[1]);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Ok(empty_reply(&o)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(&o)) };
     let rows: Vec<(Candle, Kind)> = s.live_candles(now_ms()).into_iter().map(|c| (c, Kind::Live)).collect();
     Ok(reply_candles(&rows, &o))
 }
@@ -462,7 +462,7 @@ fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let from = parse_int(&args[2], "from")?;
     let to = parse_int(&args[3], "to")?;
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Err(no_series(name)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Err(no_series(name)) };
     let gaps = s.gaps(from, to).map_err(core_err)?;
     Ok(RedisValue::Array(
         gaps.into_iter().map(|(a, b)| RedisValue::Array(vec![RedisValue::Integer(a), RedisValue::Integer(b)])).collect(),
@@ -481,7 +481,7 @@ fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let name = &args[1];
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE)? else { return Err(no_series(name)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Err(no_series(name)) };
     let st = s.settings();
     let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);
     let fields = vec![
@@ -526,7 +526,7 @@ fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         Some((&EFFECT_TAG, body)) => {
             let effect = Effect::decode(body).map_err(core_err)?;
-            let target = match (key.get_value::<Series>(&SERIES_TYPE)?, effect.create) {
+            let target = match (key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)?, effect.create) {
                 (Some(s), _) => Target::Existing(s),
                 (None, Some(settings)) => Target::New(Series::new(settings)),
                 (None, None) => return Err(no_series(name)),

@@ -73,3 +73,8 @@ pub fn parse_format(arg: &RedisString) -> Result<Format, RedisError> {
         Err(err("FORMAT is RESP or JSON"))
     }
 }
+
+/// redis-module reports a key of another type as a plain error; clients expect WRONGTYPE.
+pub fn wrong_type(_: RedisError) -> RedisError {
+    RedisError::WrongType
+}

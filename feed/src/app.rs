@@ -543,6 +543,15 @@ async fn gap_filler(mut sink: Sink, rest: Arc<Rest>, series: Vec<Series>, mut rx
                         }
                     }
                     Err(e) => {
+                        // A series that does not exist (redis restarted empty, key deleted):
+                        // the whole range is missing.
+                        let exists = sink.query(&Command::new(["EXISTS".to_string(), s.key.clone()])).await;
+                        if matches!(exists, Ok(redis::Value::Int(0))) {
+                            break Some(redis::Value::Array(vec![redis::Value::Array(vec![
+                                redis::Value::Int(c.from),
+                                redis::Value::Int(c.to),
+                            ])]));
+                        }
                         error!(key = %s.key, error = %e, "CANDLE.GAPS failed");
                         break None;
                     }

@@ -1,0 +1,277 @@
+//! Test harness for candles-feed: a real `redis-server` with the module (killed on drop), the
+//! feeder binary (killed on drop), the Binance stand-in, and fixture helpers.
+#![allow(dead_code)]
+
+use candles_core::Dec;
+use candles_feed::standin::{open_time, Dataset, StandIn};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const M: i64 = 60_000;
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/binance")
+}
+
+pub fn fixture(name: &str) -> String {
+    let p = fixtures_dir().join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// The 1000 real BTCUSDT 1m REST rows (2024-09-04).
+pub fn rows_1m() -> Vec<Value> {
+    candles_feed::standin::rows_of_body(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap()
+}
+
+/// The module library: `$CANDLES_MODULE`, else `<workspace>/target/release/libredis_candles.so`.
+pub fn module_path() -> PathBuf {
+    let p = match std::env::var("CANDLES_MODULE") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libredis_candles.so"),
+    };
+    assert!(p.exists(), "module {} missing: run `cargo build --release` at the workspace root or set CANDLES_MODULE", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `redis-server --port <free> --save "" --appendonly no --loadmodule <so>` in a temp dir.
+pub struct Redis {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        r.spawn();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let module = module_path();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--logfile", "redis.log", "--loadmodule"])
+            .arg(&module)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = self.try_conn() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("redis-server exited ({st}): {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        let c = self.try_conn().expect("connect to redis");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c
+    }
+
+    /// Kills the server (data lost: no persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The feeder binary, its stderr in a file; killed on drop.
+pub struct Feeder {
+    pub child: Child,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Feeder {
+    pub fn spawn(args: &[String]) -> Feeder {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("feed.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_candles-feed"))
+            .args(args)
+            .env("RUST_LOG", "candles_feed=debug,info")
+            .env_remove("CANDLES_FEED_SYMBOLS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn candles-feed");
+        Feeder { child, log_path, _dir: dir }
+    }
+
+    /// Standard options against a stand-in and a redis, plus `extra`.
+    pub fn standard(standin: &StandIn, redis: &Redis, extra: &[&str]) -> Feeder {
+        let mut a: Vec<String> = vec![
+            "--redis".into(),
+            redis.url(),
+            "--rest-url".into(),
+            standin.rest_url.clone(),
+            "--ws-url".into(),
+            standin.ws_url.clone(),
+            "--backoff-min".into(),
+            "50ms".into(),
+            "--backoff-max".into(),
+            "500ms".into(),
+            "--progress".into(),
+            "log".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        Feeder::spawn(&a)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn sigterm(&self) {
+        let st = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(st.success());
+    }
+
+    /// Waits for the exit up to `d`; None if still running.
+    pub fn wait_exit(&mut self, d: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + d;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` (async-friendly) until true or `d` passes.
+pub async fn eventually<F: FnMut() -> bool>(d: Duration, mut f: F) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn norm(v: &Value) -> String {
+    match v {
+        Value::String(s) => Dec::parse(s).map(|d| d.to_string()).unwrap_or_else(|_| s.clone()),
+        other => other.to_string(),
+    }
+}
+
+/// A REST row as `CANDLE.RANGE_MERGED … FULL` returns it (as strings).
+pub fn expected_full(row: &Value, kind: &str) -> Vec<String> {
+    let f = |i: usize| norm(&row[i]);
+    vec![f(0), f(1), f(2), f(3), f(4), f(5), kind.to_string(), f(6), f(7), f(8), f(9), f(10)]
+}
+
+fn value_str(v: &redis::Value) -> String {
+    match v {
+        redis::Value::Int(i) => i.to_string(),
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Double(d) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `CANDLE.RANGE_MERGED key from to FULL` as rows of strings.
+pub fn range_full(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Vec<Vec<String>> {
+    let v: redis::Value = redis::cmd("CANDLE.RANGE_MERGED").arg(key).arg(from).arg(to).arg("FULL").query(c).unwrap_or_else(|e| panic!("RANGE_MERGED {key}: {e}"));
+    match v {
+        redis::Value::Array(rows) => rows
+            .iter()
+            .map(|r| match r {
+                redis::Value::Array(f) => f.iter().map(value_str).collect(),
+                other => panic!("row {other:?}"),
+            })
+            .collect(),
+        other => panic!("RANGE_MERGED reply {other:?}"),
+    }
+}
+
+/// `CANDLE.GAPS key from to` (None if the key does not exist).
+pub fn gaps(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Option<Vec<(i64, i64)>> {
+    let v: redis::Value = redis::cmd("CANDLE.GAPS").arg(key).arg(from).arg(to).query(c).ok()?;
+    candles_feed::sink::parse_gaps(&v).ok()
+}
+
+/// Rows with open time in `from..=to`.
+pub fn rows_between(rows: &[Value], from: i64, to: i64) -> Vec<Value> {
+    rows.iter().filter(|r| (from..=to).contains(&open_time(r))).cloned().collect()
+}
+
+/// Asserts the official data of `key` over `from..=to` equals `rows` exactly and has no gap.
+pub fn assert_official_equals(c: &mut redis::Connection, key: &str, rows: &[Value], from: i64, to: i64) {
+    assert_eq!(gaps(c, key, from, to), Some(vec![]), "gaps in {key} {from}..{to}");
+    let got = range_full(c, key, from, to);
+    let want: Vec<Vec<String>> = rows_between(rows, from, to).iter().map(|r| expected_full(r, "official")).collect();
+    assert_eq!(got.len(), want.len(), "row count of {key}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+}
+
+pub fn dataset(rows: Vec<Value>, visible_until: Option<i64>) -> Dataset {
+    let mut d = Dataset::new(rows);
+    d.visible_until = visible_until;
+    d
+}
