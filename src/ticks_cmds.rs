@@ -12,7 +12,7 @@ use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
 use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
-use crate::util::{bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, Format};
+use crate::util::{bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by tick reads.
 pub const MAX_TICK_COUNT: u64 = 100_000;
@@ -134,7 +134,7 @@ fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let ticks = build_ticks(&p)?;
     let key = ctx.open_key_writable(name);
     let cap_default = default_cap();
-    let (len, cap) = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? {
+    let (len, cap) = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? {
         Some(b) => {
             let before = Footprint::of(b);
             let r = b.push(stream, p.maxlen, cap_default, &ticks);
@@ -240,7 +240,7 @@ fn empty(format: Format) -> RedisValue {
 fn ticks_latest(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[3..], false, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
     let ticks = b.latest(args[2].as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
@@ -259,7 +259,7 @@ fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let to = parse_bound(&args[4], "to")?;
     let o = parse_read_opts(&args[5..], false, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
     let ticks = b.range(args[2].as_slice(), from, to, o.count).map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
@@ -276,7 +276,7 @@ fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(empty(o.format)) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
     let ticks = b.merged(o.prefix, o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
     Ok(reply_merged(&ticks, o.format))
 }
@@ -293,7 +293,7 @@ fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, false)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(RedisValue::Array(vec![])) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(RedisValue::Array(vec![])) };
     let rows = b.streams(o.prefix).map_err(core_err)?;
     Ok(RedisValue::Array(
         rows.into_iter()
@@ -319,7 +319,7 @@ fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 })]
 fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)? else { return Ok(RedisValue::Array(vec![])) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(RedisValue::Array(vec![])) };
     let i = b.info();
     let int = |v: usize| RedisValue::Integer(v as i64);
     let fields = [
@@ -356,7 +356,7 @@ fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = ctx.open_key_writable(name);
     if !key.is_empty() {
         // Only ever replaces a tick book (the old one is freed and uncounted by the type).
-        key.get_value::<TickBook>(&TICKS_TYPE).map_err(|_| RedisError::WrongType)?;
+        key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)?;
     }
     let fp = Footprint::of(&book);
     key.set_value(&TICKS_TYPE, book)?;

@@ -1651,7 +1651,7 @@ mod tests {
         assert_eq!(t.time, 1752810305);
         assert_eq!(t.time_pos, 0);
         let mut b = TickBook::new();
-        assert_eq!(b.push(b"optiontick:26001", None, 1000, &[t.clone()]).unwrap(), 1);
+        assert_eq!(b.push(b"optiontick:26001", None, 1000, std::slice::from_ref(&t)).unwrap(), 1);
         let got = b.latest(b"optiontick:26001", 10).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].to_json(None), compact(ORIGINAL));
@@ -1741,16 +1741,16 @@ mod tests {
     fn push_errors_change_nothing() {
         let mut b = TickBook::new();
         let t = pairs(1, &[("a", "1")]);
-        assert!(b.push(b"s", Some(0), 100, &[t.clone()]).is_err());
-        assert!(b.push(b"s", Some(MAX_CAP + 1), 100, &[t.clone()]).is_err());
-        assert!(b.push(b"s", None, 0, &[t.clone()]).is_err());
-        assert!(b.push(b"", None, 10, &[t.clone()]).is_err());
+        assert!(b.push(b"s", Some(0), 100, std::slice::from_ref(&t)).is_err());
+        assert!(b.push(b"s", Some(MAX_CAP + 1), 100, std::slice::from_ref(&t)).is_err());
+        assert!(b.push(b"s", None, 0, std::slice::from_ref(&t)).is_err());
+        assert!(b.push(b"", None, 10, std::slice::from_ref(&t)).is_err());
         let mut bad = t.clone();
         bad.fields.push((b"a".to_vec(), Value::str("dup")));
         assert!(b.push(b"s", None, 10, &[t.clone(), bad]).is_err());
         assert_eq!(b.stream_count(), 0);
         assert_eq!(b.tick_count(), 0);
-        b.push(b"s", None, 10, &[t.clone()]).unwrap();
+        b.push(b"s", None, 10, std::slice::from_ref(&t)).unwrap();
         let mut bad = t.clone();
         bad.fields[0].1 = Value::num("1x");
         assert!(b.push(b"s", None, 10, &[t.clone(), bad]).is_err());
@@ -1794,7 +1794,9 @@ mod tests {
         }
     }
 
-    fn strip(v: Vec<Tick>) -> Vec<(i64, Vec<(Vec<u8>, Value)>)> {
+    type Fields = Vec<(Vec<u8>, Value)>;
+
+    fn strip(v: Vec<Tick>) -> Vec<(i64, Fields)> {
         v.into_iter().map(|t| (t.time, t.fields)).collect()
     }
 
@@ -1840,7 +1842,7 @@ mod tests {
                     kv.push((format!("x{}", r.below(9)), r.below(1000).to_string()));
                 }
                 let t = Tick::from_pairs(time, kv.into_iter().map(|(k, v)| (k.into_bytes(), v.into_bytes())).collect()).unwrap();
-                let l1 = b.push(s, maxlen, cap, &[t.clone()]).unwrap();
+                let l1 = b.push(s, maxlen, cap, std::slice::from_ref(&t)).unwrap();
                 let l2 = m.push(s, maxlen, cap, &t);
                 assert_eq!(l1, l2);
                 if step % 97 == 0 || step > 2950 {
@@ -1863,9 +1865,9 @@ mod tests {
                         m.streams.iter().flat_map(|(n, e)| e.1.iter().map(move |t| (n.clone(), t.clone()))).collect();
                     all.sort_by_key(|(_, t)| std::cmp::Reverse((t.time, t.seq)));
                     let k = r.below(all.len() as u64 + 2) as usize;
-                    let got: Vec<(Vec<u8>, i64, Vec<(Vec<u8>, Value)>)> =
+                    let got: Vec<(Vec<u8>, i64, Fields)> =
                         b.merged(None, k).unwrap().into_iter().map(|(n, t)| (n, t.time, t.fields)).collect();
-                    let want: Vec<(Vec<u8>, i64, Vec<(Vec<u8>, Value)>)> =
+                    let want: Vec<(Vec<u8>, i64, Fields)> =
                         all.into_iter().take(k).map(|(n, t)| (n, t.time, t.fields)).collect();
                     assert_eq!(got, want);
                     // canonical encoding round trip
