@@ -34,7 +34,6 @@
 //! an unchecked length) and rebuilds the book by replaying the ticks.
 
 use crate::error::{CoreError, CoreResult};
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 /// Records per chunk.
@@ -560,6 +559,26 @@ const OP_TRUE: u8 = 9;
 const OP_JSON: u8 = 10;
 const STR_BIT: u8 = 0x10;
 
+/// Hasher for small integer keys (field ids): one multiply, no SipHash.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The previous value of one field within the current chunk.
 #[derive(Clone, Debug)]
 struct Prev {
@@ -574,7 +593,7 @@ struct CodecState {
     n: usize,
     prev_time: i64,
     prev_seq: u64,
-    prev: HashMap<u32, Prev>,
+    prev: IdMap<Prev>,
 }
 
 impl CodecState {
@@ -779,8 +798,15 @@ struct Raw {
     seq: u64,
     time: i64,
     late: bool,
-    shape: Shape,
+    shape: ShapeRef,
     values: Vec<Value>,
+}
+
+/// A record's shape: an entry of the stream's dictionary, or carried inline.
+#[derive(Clone, Debug)]
+enum ShapeRef {
+    Dict(u32),
+    Inline(Box<Shape>),
 }
 
 #[derive(Clone, Debug)]
@@ -803,8 +829,10 @@ struct Stream {
     /// Newest time ever pushed (i64::MIN before the first push).
     max_time: i64,
     /// Late ticks: arrival index -> time, and (time, arrival index).
-    late_by_idx: BTreeMap<u64, i64>,
+    late_by_idx: BTreeMap<u64, (i64, u64)>,
     late_sorted: BTreeSet<(i64, u64)>,
+    /// (arrival index, seq) of the newest in-order tick (the one that set `max_time`).
+    last_inorder: Option<(u64, u64)>,
     enc: CodecState,
 }
 
@@ -829,6 +857,7 @@ impl Stream {
             max_time: i64::MIN,
             late_by_idx: BTreeMap::new(),
             late_sorted: BTreeSet::new(),
+            last_inorder: None,
             enc: CodecState::default(),
         }
     }
@@ -945,10 +974,11 @@ impl Stream {
         let idx = self.next_idx;
         self.next_idx += 1;
         if t.time < self.max_time {
-            self.late_by_idx.insert(idx, t.time);
+            self.late_by_idx.insert(idx, (t.time, seq));
             self.late_sorted.insert((t.time, idx));
         } else {
             self.max_time = t.time;
+            self.last_inorder = Some((idx, seq));
         }
     }
 
@@ -957,7 +987,7 @@ impl Stream {
         while self.len() > self.cap {
             let old = self.head;
             self.head += 1;
-            if let Some((&i, &t)) = self.late_by_idx.first_key_value() {
+            if let Some((&i, &(t, _))) = self.late_by_idx.first_key_value() {
                 if i == old {
                     self.late_by_idx.remove(&i);
                     self.late_sorted.remove(&(t, i));
@@ -1000,7 +1030,14 @@ impl Stream {
         Ok(out)
     }
 
-    fn decode_record(&self, r: &mut Reader, st: &mut CodecState) -> CoreResult<(u64, i64, Shape, Vec<Value>)> {
+    fn shape<'a>(&'a self, r: &'a ShapeRef) -> CoreResult<&'a Shape> {
+        match r {
+            ShapeRef::Dict(id) => self.shapes.get(*id as usize).ok_or_else(|| corrupt("shape id out of range")),
+            ShapeRef::Inline(s) => Ok(s),
+        }
+    }
+
+    fn decode_record(&self, r: &mut Reader, st: &mut CodecState) -> CoreResult<(u64, i64, ShapeRef, Vec<Value>)> {
         let (seq, time) = if st.n == 0 {
             (r.varint()?, unzigzag(r.varint()?))
         } else {
@@ -1023,12 +1060,13 @@ impl Stream {
             if self.names.is_empty() || time_pos as usize > n {
                 return Err(corrupt("bad inline shape"));
             }
-            Shape { time_name, time_pos, fields: fields.into_boxed_slice() }
+            ShapeRef::Inline(Box::new(Shape { time_name, time_pos, fields: fields.into_boxed_slice() }))
         } else {
-            self.shapes.get((code - 1) as usize).cloned().ok_or_else(|| corrupt("shape id out of range"))?
+            ShapeRef::Dict(u32::try_from(code - 1).map_err(|_| corrupt("shape id out of range"))?)
         };
-        let mut values = Vec::with_capacity(shape.fields.len());
-        for &fid in shape.fields.iter() {
+        let fids = &self.shape(&shape)?.fields;
+        let mut values = Vec::with_capacity(fids.len());
+        for &fid in fids.iter() {
             values.push(decode_value(r, st, fid)?);
         }
         st.n += 1;
@@ -1038,17 +1076,29 @@ impl Stream {
     }
 
     fn materialize(&self, raw: Raw) -> CoreResult<Tick> {
+        let shape = self.shape(&raw.shape)?;
         let mut fields = Vec::with_capacity(raw.values.len());
-        for (&fid, v) in raw.shape.fields.iter().zip(raw.values) {
+        for (&fid, v) in shape.fields.iter().zip(raw.values) {
             fields.push((self.name(fid)?.to_vec(), v));
         }
         Ok(Tick {
             time: raw.time,
             seq: raw.seq,
-            time_field: self.name(raw.shape.time_name)?.to_vec(),
-            time_pos: raw.shape.time_pos as usize,
+            time_field: self.name(shape.time_name)?.to_vec(),
+            time_pos: shape.time_pos as usize,
             fields,
         })
+    }
+
+    /// (time, seq) of the newest live tick, without decoding anything.
+    fn newest_key(&self) -> Option<(i64, u64)> {
+        // The newest in-order tick set `max_time`; it is live unless the cap dropped it.
+        let inorder = self.last_inorder.filter(|(idx, _)| *idx >= self.head).map(|(_, seq)| (self.max_time, seq));
+        let late = self
+            .late_sorted
+            .last()
+            .and_then(|&(t, idx)| self.late_by_idx.get(&idx).map(|&(_, seq)| (t, seq)));
+        inorder.max(late)
     }
 
     fn chunk_of(&self, idx: u64) -> Option<(usize, usize)> {
@@ -1360,25 +1410,41 @@ impl TickBook {
     /// newest first by time (ties: latest arrival first), each with its stream's name.
     /// A k-way merge: decodes only what it returns (plus one chunk per stream).
     pub fn merged(&self, prefix: Option<&[u8]>, count: usize) -> CoreResult<Vec<(Vec<u8>, Tick)>> {
-        let mut iters: Vec<(&[u8], &Stream, DescIter)> = Vec::new();
-        let mut heap: BinaryHeap<(i64, u64, usize, HeapRaw)> = BinaryHeap::new();
+        // Streams are seeded by their newest key without decoding; a stream's chunks are
+        // decoded only once the merge reaches it.
+        struct Src<'a> {
+            name: &'a [u8],
+            s: &'a Stream,
+            it: Option<DescIter<'a>>,
+            pending: Option<Raw>,
+        }
         if count == 0 {
             return Ok(Vec::new());
         }
+        let mut srcs: Vec<Src> = Vec::new();
+        let mut heap: BinaryHeap<(i64, u64, usize)> = BinaryHeap::new();
         for (name, s) in self.matching(prefix) {
-            let mut it = DescIter::new(s);
-            if let Some(r) = it.next()? {
-                heap.push((r.time, r.seq, iters.len(), HeapRaw(r)));
+            if let Some((t, seq)) = s.newest_key() {
+                heap.push((t, seq, srcs.len()));
             }
-            iters.push((name, s, it));
+            srcs.push(Src { name, s, it: None, pending: None });
         }
         let mut out = Vec::with_capacity(count.min(self.ticks));
         while out.len() < count {
-            let Some((_, _, i, HeapRaw(r))) = heap.pop() else { break };
-            let Some((name, s, it)) = iters.get_mut(i) else { break };
-            out.push((name.to_vec(), s.materialize(r)?));
+            let Some((_, _, i)) = heap.pop() else { break };
+            let Some(src) = srcs.get_mut(i) else { break };
+            let it = src.it.get_or_insert_with(|| DescIter::new(src.s));
+            let raw = match src.pending.take() {
+                Some(r) => r,
+                None => match it.next()? {
+                    Some(r) => r,
+                    None => continue,
+                },
+            };
+            out.push((src.name.to_vec(), src.s.materialize(raw)?));
             if let Some(r) = it.next()? {
-                heap.push((r.time, r.seq, i, HeapRaw(r)));
+                heap.push((r.time, r.seq, i));
+                src.pending = Some(r);
             }
         }
         Ok(out)
@@ -1389,8 +1455,7 @@ impl TickBook {
     pub fn streams(&self, prefix: Option<&[u8]>) -> CoreResult<Vec<StreamSummary>> {
         let mut out = Vec::new();
         for (name, s) in self.matching(prefix) {
-            let newest = DescIter::new(s).next()?.map(|r| r.time);
-            out.push(StreamSummary { name: name.to_vec(), len: s.len(), cap: s.cap, newest_time: newest });
+            out.push(StreamSummary { name: name.to_vec(), len: s.len(), cap: s.cap, newest_time: s.newest_key().map(|k| k.0) });
         }
         Ok(out)
     }
@@ -1592,26 +1657,6 @@ impl TickBook {
         }
         book.next_seq = next_seq;
         Ok(book)
-    }
-}
-
-/// A decoded record inside the merge heap; ordered only by the heap's other keys.
-struct HeapRaw(Raw);
-
-impl PartialEq for HeapRaw {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for HeapRaw {}
-impl PartialOrd for HeapRaw {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for HeapRaw {
-    fn cmp(&self, _: &Self) -> Ordering {
-        Ordering::Equal
     }
 }
 
@@ -1870,6 +1915,11 @@ mod tests {
                     let want: Vec<(Vec<u8>, i64, Fields)> =
                         all.into_iter().take(k).map(|(n, t)| (n, t.time, t.fields)).collect();
                     assert_eq!(got, want);
+                    for st in b.streams(None).unwrap() {
+                        let newest = m.sorted(&st.name).last().map(|t| t.time);
+                        assert_eq!(st.newest_time, newest);
+                        assert_eq!(st.len, m.streams[&st.name].1.len());
+                    }
                     // canonical encoding round trip
                     let enc = b.encode().unwrap();
                     let d = TickBook::decode(&enc).unwrap();
