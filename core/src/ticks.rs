@@ -496,7 +496,7 @@ fn num_repr(t: &[u8]) -> Num {
         Some(d) => d,
         None => return Num::None,
     };
-    let (int, frac) = (&rest[..dot.min(rest.len())], rest.get(dot + 1..).unwrap_or(&[]));
+    let (int, frac) = (rest.get(..dot).unwrap_or(&[]), rest.get(dot + 1..).unwrap_or(&[]));
     if int.is_empty() || frac.is_empty() || frac.len() > MAX_DEC_SCALE as usize {
         return Num::None;
     }
