@@ -215,8 +215,10 @@ impl Series {
                 order.push(t);
             }
         }
-        let mut effect = Effect::default();
-        effect.official = order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect();
+        let mut effect = Effect {
+            official: order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect(),
+            ..Effect::default()
+        };
 
         let newest_official = self.official.last_time().into_iter().chain(order.iter().copied()).max();
         let mut routed_live = 0;
