@@ -5,6 +5,7 @@
 
 pub mod binance;
 pub mod candle;
+pub mod chunk;
 pub mod decimal;
 pub mod error;
 pub mod interval;
