@@ -61,11 +61,13 @@ fn main() {
             a.put(c.clone());
         }
         report("in order", &a);
+        sections(&cs);
         let mut b = ChunkedStore::new();
         for c in shuffled(&cs, 0x9e37_79b9_7f4a_7c15) {
             b.put(c);
         }
         report("shuffled", &b);
+        println!("  {a:?}\n  {b:?}");
         assert!(a.iter().eq(cs.iter().cloned()) && b.iter().eq(cs.iter().cloned()));
     }
 
@@ -115,4 +117,30 @@ fn main() {
         t0.elapsed().as_secs_f64() * 1e6 / 10_000.0
     );
     let _ = Dec::ZERO;
+}
+
+#[allow(dead_code)]
+fn sections(cs: &[Candle]) {
+    let mut tot: Vec<(&'static str, usize)> = Vec::new();
+    for ch in cs.chunks(candles_core::chunk::CHUNK_MAX) {
+        for (i, (name, b)) in candles_core::chunk::section_bits(ch)
+            .into_iter()
+            .enumerate()
+        {
+            if tot.len() <= i {
+                tot.push((name, 0));
+            }
+            tot[i].1 += b;
+        }
+    }
+    let all: usize = tot.iter().map(|t| t.1).sum();
+    let line: Vec<String> = tot
+        .iter()
+        .map(|(n, b)| format!("{n} {:.2}", *b as f64 / 8.0 / cs.len() as f64))
+        .collect();
+    println!(
+        "  bytes/candle by section: {} (total {:.2})",
+        line.join(", "),
+        all as f64 / 8.0 / cs.len() as f64
+    );
 }

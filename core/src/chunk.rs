@@ -21,10 +21,20 @@ use crate::candle::Candle;
 use crate::error::{CoreError, CoreResult};
 pub use codec::CHUNK_MAX;
 
+/// Bits each section of a sealed chunk of `cs` (ascending, at most `CHUNK_MAX`) would take.
+#[doc(hidden)]
+pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
+    codec::section_bits(cs)
+}
+
 /// The tail is sealed when it reaches this many candles.
 pub const TAIL_MAX: usize = 32;
 
 const FORMAT_VERSION: u8 = 1;
+
+/// When the tail buffer has less room than a typical row, it grows by `TAIL_GROW` exactly.
+const TAIL_ROOM: usize = 64;
+const TAIL_GROW: usize = 256;
 
 #[derive(Clone)]
 struct Chunk {
@@ -119,6 +129,7 @@ impl ChunkedStore {
     fn set_tail(&mut self, rows: &[Candle]) {
         let mut buf = Vec::new();
         codec::encode_rows(rows, &mut buf);
+        buf.shrink_to_fit();
         self.tail = buf;
         self.tail_len = rows.len();
         self.tail_first = rows.first().map_or(0, |c| c.open_time);
@@ -176,6 +187,10 @@ impl ChunkedStore {
             } else {
                 self.tail_last
             };
+            // Grow in small exact steps: the tail's capacity is counted by mem_usage.
+            if self.tail.capacity() - self.tail.len() < TAIL_ROOM {
+                self.tail.reserve_exact(TAIL_GROW);
+            }
             codec::put_row(&mut self.tail, &c, prev);
             if self.tail_len == 0 {
                 self.tail_first = c.open_time;

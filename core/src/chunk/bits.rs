@@ -131,6 +131,10 @@ impl BitWriter {
         self.bits128(v, k);
     }
 
+    pub fn bit_len(&self) -> usize {
+        self.buf.len() * 8 + self.nacc as usize
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         if self.nacc > 0 {
             self.buf.push(self.acc as u8);
@@ -295,11 +299,94 @@ fn estimate(us: impl Iterator<Item = u128>) -> u64 {
     us.map(|u| u64::from(bitlen(u)) + 2).sum()
 }
 
-/// Writes `vals` (the decoder knows how many).
-pub fn put_series(w: &mut BitWriter, vals: &[i128], scratch: &mut Vec<u128>) {
+/// How the Rice parameter of each value is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum KMode {
+    /// One `k` for the whole series.
+    Fixed(u32),
+    /// `k` follows a running mean of the values (JPEG-LS style), starting at `k0`.
+    Adaptive { k0: u32, off: i32 },
+    /// `k = hint + off`, the hint coming from already-decoded fields.
+    Hinted { off: i32 },
+}
+
+/// Halve the running mean's counters at this count (adaptation speed).
+const ADAPT_N: u32 = 16;
+
+struct Adapt {
+    a: u128,
+    n: u32,
+}
+
+impl Adapt {
+    fn new(k0: u32) -> Adapt {
+        Adapt {
+            a: 1u128 << k0.min(127),
+            n: 1,
+        }
+    }
+    #[inline]
+    fn k(&self, off: i32) -> u32 {
+        (bitlen(self.a) as i32 - bitlen(u128::from(self.n)) as i32 + off).clamp(0, 127) as u32
+    }
+    #[inline]
+    fn update(&mut self, u: u128) {
+        self.a = self.a.saturating_add(u);
+        self.n += 1;
+        if self.n >= ADAPT_N {
+            self.a >>= 1;
+            self.n >>= 1;
+        }
+    }
+}
+
+#[inline]
+fn hinted_k(h: u32, off: i32) -> u32 {
+    (h as i32 + off).clamp(0, 127) as u32
+}
+
+/// Calls `f(u, k)` for every value under `mode`.
+fn walk(us: &[u128], hints: &[u32], mode: KMode, mut f: impl FnMut(u128, u32)) {
+    match mode {
+        KMode::Fixed(k) => us.iter().for_each(|&u| f(u, k)),
+        KMode::Adaptive { k0, off } => {
+            let mut ad = Adapt::new(k0);
+            for &u in us {
+                f(u, ad.k(off));
+                ad.update(u);
+            }
+        }
+        KMode::Hinted { off } => {
+            for (&u, &h) in us.iter().zip(hints.iter().chain(std::iter::repeat(&0))) {
+                f(u, hinted_k(h, off));
+            }
+        }
+    }
+}
+
+fn mode_cost(us: &[u128], hints: &[u32], mode: KMode) -> u64 {
+    let mut c = 0u64;
+    walk(us, hints, mode, |u, k| c += rice_cost(u, k));
+    c
+}
+
+/// Writes `vals` (the decoder knows how many). With `hints` (one per value, known to the
+/// decoder) the values are zig-zagged as they are and may use hinted parameters.
+pub fn put_series(
+    w: &mut BitWriter,
+    vals: &[i128],
+    scratch: &mut Vec<u128>,
+    hints: Option<&[u32]>,
+) {
     let Some(&first) = vals.first() else {
         return;
     };
+    scratch.clear();
+    if let Some(h) = hints {
+        scratch.extend(vals.iter().map(|&v| zigzag(v)));
+        put_unsigned(w, scratch, Some(h));
+        return;
+    }
     let deltas = || {
         vals.iter()
             .zip(vals.iter().skip(1))
@@ -331,7 +418,6 @@ pub fn put_series(w: &mut BitWriter, vals: &[i128], scratch: &mut Vec<u128>) {
         .map(|c| (c.0, c.1))
         .unwrap_or((false, false));
     w.bit(delta);
-    scratch.clear();
     if delta {
         w.num(zigzag(first));
         w.bit(fore);
@@ -350,11 +436,11 @@ pub fn put_series(w: &mut BitWriter, vals: &[i128], scratch: &mut Vec<u128>) {
             scratch.extend(vals.iter().map(|&v| zigzag(v)));
         }
     }
-    put_unsigned(w, scratch);
+    put_unsigned(w, scratch, None);
 }
 
-/// All-zero flag, else a Rice parameter and the values.
-fn put_unsigned(w: &mut BitWriter, us: &[u128]) {
+/// All-zero flag, else the parameter mode and the values.
+fn put_unsigned(w: &mut BitWriter, us: &[u128], hints: Option<&[u32]>) {
     if us.is_empty() {
         return;
     }
@@ -366,25 +452,64 @@ fn put_unsigned(w: &mut BitWriter, us: &[u128]) {
     w.bit(false);
     let m = us.len() as u64;
     let avg = total.div_ceil(m).min(127) as u32;
-    let mut best = (u64::MAX, 0u32);
-    for k in avg.saturating_sub(3)..=avg {
-        let c: u64 = us.iter().map(|&u| rice_cost(u, k)).sum();
+    let mut best = (u64::MAX, KMode::Fixed(0));
+    let consider = |mode: KMode, best: &mut (u64, KMode)| {
+        let c = mode_cost(us, hints.unwrap_or(&[]), mode);
         if c < best.0 {
-            best = (c, k);
+            *best = (c, mode);
+        }
+    };
+    for k in avg.saturating_sub(3)..=avg {
+        consider(KMode::Fixed(k), &mut best);
+    }
+    let k0 = match best.1 {
+        KMode::Fixed(k) => k,
+        _ => avg,
+    };
+    if us.len() >= 8 {
+        for off in -1..=1 {
+            consider(KMode::Adaptive { k0, off }, &mut best);
         }
     }
-    let k = best.1;
-    w.bits(u64::from(k), 7);
-    for &u in us {
-        w.rice(u, k);
+    if let Some(h) = hints {
+        let hsum: i64 = h.iter().take(us.len()).map(|&x| i64::from(x)).sum();
+        let center = ((total as i64 - hsum) / m as i64).clamp(-40, 40) as i32;
+        for off in center - 3..=center + 1 {
+            consider(KMode::Hinted { off }, &mut best);
+        }
     }
+    match best.1 {
+        KMode::Fixed(k) => {
+            w.bits(0, 2);
+            w.bits(u64::from(k), 7);
+        }
+        KMode::Adaptive { k0, off } => {
+            w.bits(1, 2);
+            w.bits(u64::from(k0), 7);
+            w.bits((off + 8) as u64, 4);
+        }
+        KMode::Hinted { off } => {
+            w.bits(2, 2);
+            w.bits((off + 64) as u64, 7);
+        }
+    }
+    walk(us, hints.unwrap_or(&[]), best.1, |u, k| w.rice(u, k));
 }
 
-/// Reads `n` values written by [`put_series`] into `out` (cleared first).
-pub fn get_series(r: &mut BitReader, n: usize, out: &mut Vec<i128>) -> CoreResult<()> {
+/// Reads `n` values written by [`put_series`] into `out` (cleared first); `hints` as given
+/// to `put_series`.
+pub fn get_series(
+    r: &mut BitReader,
+    n: usize,
+    out: &mut Vec<i128>,
+    hints: Option<&[u32]>,
+) -> CoreResult<()> {
     out.clear();
     if n == 0 {
         return Ok(());
+    }
+    if let Some(h) = hints {
+        return get_unsigned(r, n, h, |u| out.push(unzigzag(u)));
     }
     let delta = r.bit()?;
     if delta {
@@ -393,7 +518,7 @@ pub fn get_series(r: &mut BitReader, n: usize, out: &mut Vec<i128>) -> CoreResul
         let base = if fore { unzigzag(r.num()?) } else { 0 };
         out.push(first);
         let mut prev = first;
-        get_unsigned(r, n - 1, |u| {
+        get_unsigned(r, n - 1, &[], |u| {
             let d = if fore {
                 (base as u128).wrapping_add(u) as i128
             } else {
@@ -405,7 +530,7 @@ pub fn get_series(r: &mut BitReader, n: usize, out: &mut Vec<i128>) -> CoreResul
     } else {
         let fore = r.bit()?;
         let base = if fore { unzigzag(r.num()?) } else { 0 };
-        get_unsigned(r, n, |u| {
+        get_unsigned(r, n, &[], |u| {
             out.push(if fore {
                 (base as u128).wrapping_add(u) as i128
             } else {
@@ -415,7 +540,12 @@ pub fn get_series(r: &mut BitReader, n: usize, out: &mut Vec<i128>) -> CoreResul
     }
 }
 
-fn get_unsigned(r: &mut BitReader, m: usize, mut f: impl FnMut(u128)) -> CoreResult<()> {
+fn get_unsigned(
+    r: &mut BitReader,
+    m: usize,
+    hints: &[u32],
+    mut f: impl FnMut(u128),
+) -> CoreResult<()> {
     if m == 0 {
         return Ok(());
     }
@@ -425,9 +555,32 @@ fn get_unsigned(r: &mut BitReader, m: usize, mut f: impl FnMut(u128)) -> CoreRes
         }
         return Ok(());
     }
-    let k = r.bits(7)? as u32;
-    for _ in 0..m {
-        f(r.rice(k)?);
+    match r.bits(2)? {
+        0 => {
+            let k = r.bits(7)? as u32;
+            for _ in 0..m {
+                f(r.rice(k)?);
+            }
+        }
+        1 => {
+            let k0 = r.bits(7)? as u32;
+            let off = r.bits(4)? as i32 - 8;
+            let mut ad = Adapt::new(k0);
+            for _ in 0..m {
+                let u = r.rice(ad.k(off))?;
+                ad.update(u);
+                f(u);
+            }
+        }
+        2 => {
+            let off = r.bits(7)? as i32 - 64;
+            let mut hs = hints.iter().chain(std::iter::repeat(&0));
+            for _ in 0..m {
+                let h = hs.next().copied().unwrap_or(0);
+                f(r.rice(hinted_k(h, off))?);
+            }
+        }
+        _ => return Err(corrupt("bad parameter mode")),
     }
     Ok(())
 }
@@ -491,12 +644,12 @@ mod tests {
         for c in cases {
             let mut w = BitWriter::default();
             let mut s = Vec::new();
-            put_series(&mut w, &c, &mut s);
+            put_series(&mut w, &c, &mut s, None);
             w.bits(0b101, 3);
             let b = w.finish();
             let mut r = BitReader::new(&b);
             let mut out = Vec::new();
-            get_series(&mut r, c.len(), &mut out).unwrap();
+            get_series(&mut r, c.len(), &mut out, None).unwrap();
             assert_eq!(out, c);
             assert_eq!(r.bits(3).unwrap(), 0b101);
         }

@@ -76,10 +76,49 @@ fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
     }
 }
 
+/// `base * (high - low)` at scale `s`: the size of `base * (vwap - mid)`.
+fn range_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
+    let sp = c.high.scale().max(c.low.scale());
+    let hl = at_scale(c.high, sp)?.checked_sub(at_scale(c.low, sp)?)?;
+    let n = base.mantissa().checked_mul(hl)?;
+    div_at(n, 1, i32::from(base.scale()) + i32::from(sp), i32::from(s))
+}
+
+fn hint_qv(c: &Candle, s: u8) -> Option<i128> {
+    range_times(c, c.volume, s)
+}
+
+fn hint_tbq(c: &Candle, s: u8) -> Option<i128> {
+    range_times(c, c.taker_buy_base?, s)
+}
+
+fn predict_tbb(c: &Candle, s: u8) -> Option<i128> {
+    div_at(
+        c.volume.mantissa(),
+        2,
+        i32::from(c.volume.scale()),
+        i32::from(s),
+    )
+}
+
+fn hint_tbb(c: &Candle, s: u8) -> Option<i128> {
+    div_at(
+        c.volume.mantissa(),
+        1,
+        i32::from(c.volume.scale()),
+        i32::from(s),
+    )
+}
+
+fn hint_bits(h: Option<i128>) -> u32 {
+    h.map_or(0, |h| super::bits::bitlen(h.unsigned_abs()))
+}
+
 struct Scratch {
     vals: Vec<i128>,
     us: Vec<u128>,
     aux: Vec<i128>,
+    hints: Vec<u32>,
 }
 
 impl Scratch {
@@ -88,11 +127,36 @@ impl Scratch {
             vals: Vec::with_capacity(n),
             us: Vec::with_capacity(n),
             aux: Vec::with_capacity(n),
+            hints: Vec::with_capacity(n),
         }
     }
 }
 
 type Pred = fn(&Candle, u8) -> Option<i128>;
+
+const PLAIN: Model = Model {
+    pred: None,
+    hint: None,
+};
+const QV: Model = Model {
+    pred: Some(predict_qv),
+    hint: Some(hint_qv),
+};
+const TBB: Model = Model {
+    pred: Some(predict_tbb),
+    hint: Some(hint_tbb),
+};
+const TBQ: Model = Model {
+    pred: Some(predict_tbq),
+    hint: Some(hint_tbq),
+};
+
+/// How a decimal column is modelled: a prediction and a magnitude hint for its residuals.
+#[derive(Clone, Copy, Default)]
+struct Model {
+    pred: Option<Pred>,
+    hint: Option<Pred>,
+}
 
 fn put_presence(w: &mut BitWriter, cs: &[Candle], has: impl Fn(&Candle) -> bool) {
     let cnt = cs.iter().filter(|c| has(c)).count();
@@ -128,7 +192,7 @@ fn put_dec_col(
     w: &mut BitWriter,
     cs: &[Candle],
     get: fn(&Candle) -> Option<Dec>,
-    pred: Option<Pred>,
+    model: Model,
     sc: &mut Scratch,
 ) {
     let s = cs
@@ -138,13 +202,17 @@ fn put_dec_col(
         .max()
         .unwrap_or(0);
     sc.vals.clear();
+    sc.hints.clear();
     let mut ok = true;
     for c in cs {
         if let Some(d) = get(c) {
             match at_scale(d, s) {
                 Some(m) => {
-                    let p = pred.and_then(|f| f(c, s)).unwrap_or(0);
+                    let p = model.pred.and_then(|f| f(c, s)).unwrap_or(0);
                     sc.vals.push(m.wrapping_sub(p));
+                    if let Some(h) = model.hint {
+                        sc.hints.push(hint_bits(h(c, s)));
+                    }
                 }
                 None => {
                     ok = false;
@@ -156,7 +224,8 @@ fn put_dec_col(
     w.bit(!ok);
     if ok {
         w.bits(u64::from(s), 8);
-        put_series(w, &sc.vals, &mut sc.us);
+        let hints = model.hint.map(|_| sc.hints.as_slice());
+        put_series(w, &sc.vals, &mut sc.us, hints);
     } else {
         put_raw_col(w, cs.iter().filter_map(get), sc);
     }
@@ -165,10 +234,10 @@ fn put_dec_col(
 fn put_raw_col(w: &mut BitWriter, ds: impl Iterator<Item = Dec> + Clone, sc: &mut Scratch) {
     sc.vals.clear();
     sc.vals.extend(ds.clone().map(|d| i128::from(d.scale())));
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
     sc.vals.clear();
     sc.vals.extend(ds.map(|d| d.mantissa()));
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
 }
 
 fn get_raw_col(
@@ -177,8 +246,8 @@ fn get_raw_col(
     sc: &mut Scratch,
     out: &mut Vec<Dec>,
 ) -> CoreResult<()> {
-    get_series(r, m, &mut sc.aux)?;
-    get_series(r, m, &mut sc.vals)?;
+    get_series(r, m, &mut sc.aux, None)?;
+    get_series(r, m, &mut sc.vals, None)?;
     out.clear();
     for (s, mant) in sc.aux.iter().zip(sc.vals.iter()) {
         out.push(make_dec(
@@ -211,7 +280,7 @@ fn get_dec_col(
     cs: &mut [Candle],
     has: &[bool],
     set: fn(&mut Candle, Dec),
-    pred: Option<Pred>,
+    model: Model,
     sc: &mut Scratch,
 ) -> CoreResult<()> {
     let m = has.iter().filter(|&&h| h).count();
@@ -226,11 +295,18 @@ fn get_dec_col(
         return Ok(());
     }
     let s = u8::try_from(r.bits(8)?).map_err(|_| corrupt("bad scale"))?;
-    get_series(r, m, &mut sc.vals)?;
+    sc.hints.clear();
+    if let Some(h) = model.hint {
+        for (c, _) in cs.iter().zip(has).filter(|(_, &h)| h) {
+            sc.hints.push(hint_bits(h(c, s)));
+        }
+    }
+    let hints = model.hint.map(|_| sc.hints.as_slice());
+    get_series(r, m, &mut sc.vals, hints)?;
     let mut it = sc.vals.iter();
     for (c, _) in cs.iter_mut().zip(has).filter(|(_, &h)| h) {
         let res = *it.next().ok_or_else(|| corrupt("column too short"))?;
-        let p = pred.and_then(|f| f(c, s)).unwrap_or(0);
+        let p = model.pred.and_then(|f| f(c, s)).unwrap_or(0);
         set(c, make_dec(res.wrapping_add(p), s)?);
     }
     Ok(())
@@ -279,19 +355,19 @@ fn put_prices(w: &mut BitWriter, cs: &[Candle], sc: &mut Scratch) {
             .zip(rows.iter().skip(1))
             .map(|(p, q)| q[0].wrapping_sub(p[3])),
     );
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
     sc.vals.clear();
     sc.vals
         .extend(rows.iter().map(|&[o, _, _, c]| c.wrapping_sub(o)));
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
     sc.vals.clear();
     sc.vals
         .extend(rows.iter().map(|&[o, h, _, c]| h.wrapping_sub(o.max(c))));
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
     sc.vals.clear();
     sc.vals
         .extend(rows.iter().map(|&[o, _, l, c]| o.min(c).wrapping_sub(l)));
-    put_series(w, &sc.vals, &mut sc.us);
+    put_series(w, &sc.vals, &mut sc.us, None);
 }
 
 fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreResult<()> {
@@ -316,8 +392,8 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
     let o0 = unzigzag(r.num()?);
     let mut rows: Vec<[i128; 4]> = vec![[0; 4]; n];
     // open vs previous close needs close, so read the four series first.
-    get_series(r, n - 1, &mut sc.aux)?;
-    get_series(r, n, &mut sc.vals)?;
+    get_series(r, n - 1, &mut sc.aux, None)?;
+    get_series(r, n, &mut sc.vals, None)?;
     let mut prev_close = 0i128;
     let mut opens = std::iter::once(o0).chain(sc.aux.iter().copied());
     for (i, (row, &dc)) in rows.iter_mut().zip(sc.vals.iter()).enumerate() {
@@ -333,11 +409,11 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
         *row = [o, 0, 0, c];
         prev_close = c;
     }
-    get_series(r, n, &mut sc.vals)?;
+    get_series(r, n, &mut sc.vals, None)?;
     for (row, &dh) in rows.iter_mut().zip(sc.vals.iter()) {
         row[1] = dh.wrapping_add(row[0].max(row[3]));
     }
-    get_series(r, n, &mut sc.vals)?;
+    get_series(r, n, &mut sc.vals, None)?;
     for (row, &dl) in rows.iter_mut().zip(sc.vals.iter()) {
         row[2] = row[0].min(row[3]).wrapping_sub(dl);
     }
@@ -352,6 +428,21 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
 
 /// Encodes a non-empty, strictly ascending slice of at most [`CHUNK_MAX`] candles.
 pub fn encode_chunk(cs: &[Candle]) -> Vec<u8> {
+    encode_chunk_with(cs, &mut |_, _| {})
+}
+
+/// Bits spent on each section of the chunk encoding of `cs` (for measurements).
+pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
+    let mut v = Vec::new();
+    let mut last = 0usize;
+    encode_chunk_with(cs, &mut |name, bits| {
+        v.push((name, bits - last));
+        last = bits;
+    });
+    v
+}
+
+fn encode_chunk_with(cs: &[Candle], mark: &mut dyn FnMut(&'static str, usize)) -> Vec<u8> {
     debug_assert!(!cs.is_empty() && cs.len() <= CHUNK_MAX);
     let mut sc = Scratch::new(cs.len());
     let mut w = BitWriter::with_capacity(cs.len() * 24 + 64);
@@ -364,7 +455,8 @@ pub fn encode_chunk(cs: &[Candle]) -> Vec<u8> {
             .zip(cs.iter().skip(1))
             .map(|(a, b)| i128::from(b.open_time) - i128::from(a.open_time)),
     );
-    put_series(&mut w, &sc.vals, &mut sc.us);
+    put_series(&mut w, &sc.vals, &mut sc.us, None);
+    mark("open_time", w.bit_len());
 
     put_presence(&mut w, cs, |c| c.close_time.is_some());
     put_presence(&mut w, cs, |c| c.quote_volume.is_some());
@@ -372,27 +464,29 @@ pub fn encode_chunk(cs: &[Candle]) -> Vec<u8> {
     put_presence(&mut w, cs, |c| c.taker_buy_base.is_some());
     put_presence(&mut w, cs, |c| c.taker_buy_quote.is_some());
 
+    mark("presence", w.bit_len());
     put_prices(&mut w, cs, &mut sc);
-    put_dec_col(&mut w, cs, |c| Some(c.volume), None, &mut sc);
+    mark("prices", w.bit_len());
+    put_dec_col(&mut w, cs, |c| Some(c.volume), PLAIN, &mut sc);
+    mark("volume", w.bit_len());
     sc.vals.clear();
     sc.vals.extend(cs.iter().filter_map(|c| {
         c.close_time
             .map(|ct| i128::from(ct) - i128::from(c.open_time))
     }));
-    put_series(&mut w, &sc.vals, &mut sc.us);
-    put_dec_col(&mut w, cs, |c| c.quote_volume, Some(predict_qv), &mut sc);
+    put_series(&mut w, &sc.vals, &mut sc.us, None);
+    mark("close_time", w.bit_len());
+    put_dec_col(&mut w, cs, |c| c.quote_volume, QV, &mut sc);
+    mark("quote_volume", w.bit_len());
     sc.vals.clear();
     sc.vals
         .extend(cs.iter().filter_map(|c| c.trades.map(i128::from)));
-    put_series(&mut w, &sc.vals, &mut sc.us);
-    put_dec_col(&mut w, cs, |c| c.taker_buy_base, None, &mut sc);
-    put_dec_col(
-        &mut w,
-        cs,
-        |c| c.taker_buy_quote,
-        Some(predict_tbq),
-        &mut sc,
-    );
+    put_series(&mut w, &sc.vals, &mut sc.us, None);
+    mark("trades", w.bit_len());
+    put_dec_col(&mut w, cs, |c| c.taker_buy_base, TBB, &mut sc);
+    mark("taker_buy_base", w.bit_len());
+    put_dec_col(&mut w, cs, |c| c.taker_buy_quote, TBQ, &mut sc);
+    mark("taker_buy_quote", w.bit_len());
     w.finish()
 }
 
@@ -402,16 +496,19 @@ fn read_times(r: &mut BitReader, sc: &mut Scratch) -> CoreResult<Vec<i64>> {
         return Err(corrupt("bad chunk length"));
     }
     let t0 = i64::try_from(unzigzag(r.num()?)).map_err(|_| corrupt("bad first time"))?;
-    get_series(r, n - 1, &mut sc.vals)?;
+    get_series(r, n - 1, &mut sc.vals, None)?;
     let mut ts = Vec::with_capacity(n);
     ts.push(t0);
     let mut t = t0;
     for &d in &sc.vals {
-        let d = i64::try_from(d)
-            .ok()
-            .filter(|&d| d > 0)
-            .ok_or_else(|| corrupt("times not ascending"))?;
-        t = t.checked_add(d).ok_or_else(|| corrupt("time overflow"))?;
+        if d <= 0 {
+            return Err(corrupt("times not ascending"));
+        }
+        // A gap may exceed i64 (i64::MIN .. i64::MAX); the time itself may not.
+        t = i128::from(t)
+            .checked_add(d)
+            .and_then(|x| i64::try_from(x).ok())
+            .ok_or_else(|| corrupt("time overflow"))?;
         ts.push(t);
     }
     Ok(ts)
@@ -440,9 +537,14 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
     let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = has;
     get_prices(&mut r, &mut cs, &mut sc)?;
     let all = vec![true; n];
-    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, None, &mut sc)?;
+    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, PLAIN, &mut sc)?;
 
-    get_series(&mut r, has_ct.iter().filter(|&&h| h).count(), &mut sc.vals)?;
+    get_series(
+        &mut r,
+        has_ct.iter().filter(|&&h| h).count(),
+        &mut sc.vals,
+        None,
+    )?;
     let mut it = sc.vals.iter();
     for (c, _) in cs.iter_mut().zip(&has_ct).filter(|(_, &h)| h) {
         let d = *it.next().ok_or_else(|| corrupt("column too short"))?;
@@ -455,10 +557,15 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
         &mut cs,
         &has_qv,
         |c, d| c.quote_volume = Some(d),
-        Some(predict_qv),
+        QV,
         &mut sc,
     )?;
-    get_series(&mut r, has_tr.iter().filter(|&&h| h).count(), &mut sc.vals)?;
+    get_series(
+        &mut r,
+        has_tr.iter().filter(|&&h| h).count(),
+        &mut sc.vals,
+        None,
+    )?;
     let mut it = sc.vals.iter();
     for (c, _) in cs.iter_mut().zip(&has_tr).filter(|(_, &h)| h) {
         let v = *it.next().ok_or_else(|| corrupt("column too short"))?;
@@ -469,7 +576,7 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
         &mut cs,
         &has_tbb,
         |c, d| c.taker_buy_base = Some(d),
-        None,
+        TBB,
         &mut sc,
     )?;
     get_dec_col(
@@ -477,7 +584,7 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
         &mut cs,
         &has_tbq,
         |c, d| c.taker_buy_quote = Some(d),
-        Some(predict_tbq),
+        TBQ,
         &mut sc,
     )?;
     if r.bytes_used() != data.len() {
@@ -520,10 +627,31 @@ fn put_row_dec(out: &mut Vec<u8>, d: Dec) {
 }
 
 fn get_row_dec(b: &[u8], pos: &mut usize) -> CoreResult<Dec> {
-    let s = *b.get(*pos).ok_or_else(|| corrupt("truncated row"))?;
+    get_row_dec_rel(b, pos, Dec::ZERO)
+}
+
+/// `d` as a difference from `base` at their common scale when that fits, else absolute.
+fn put_row_dec_rel(out: &mut Vec<u8>, d: Dec, base: Dec) {
+    let s = d.scale().max(base.scale());
+    match (at_scale(d, s), at_scale(base, s)) {
+        (Some(m), Some(bm)) => {
+            out.push(0x80 | s);
+            put_varint(out, zigzag(m.wrapping_sub(bm)));
+        }
+        _ => put_row_dec(out, d),
+    }
+}
+
+fn get_row_dec_rel(b: &[u8], pos: &mut usize, base: Dec) -> CoreResult<Dec> {
+    let tag = *b.get(*pos).ok_or_else(|| corrupt("truncated row"))?;
     *pos += 1;
-    let m = unzigzag(get_varint(b, pos)?);
-    make_dec(m, s)
+    let v = unzigzag(get_varint(b, pos)?);
+    if tag & 0x80 == 0 {
+        return make_dec(v, tag);
+    }
+    let s = tag & 0x7f;
+    let bm = at_scale(base, s).ok_or_else(|| corrupt("bad relative decimal"))?;
+    make_dec(bm.wrapping_add(v), s)
 }
 
 /// Appends one row; `prev` is the previous row's open time (0 for the first).
@@ -535,9 +663,11 @@ pub fn put_row(out: &mut Vec<u8>, c: &Candle, prev: i64) {
         | u8::from(c.taker_buy_base.is_some()) << 3
         | u8::from(c.taker_buy_quote.is_some()) << 4;
     out.push(flags);
-    for d in [c.open, c.high, c.low, c.close, c.volume] {
-        put_row_dec(out, d);
+    put_row_dec(out, c.open);
+    for d in [c.high, c.low, c.close] {
+        put_row_dec_rel(out, d, c.open);
     }
+    put_row_dec(out, c.volume);
     if let Some(ct) = c.close_time {
         put_varint(out, zigzag(i128::from(ct) - i128::from(c.open_time)));
     }
@@ -563,14 +693,11 @@ pub fn get_row(b: &[u8], pos: &mut usize, prev: i64) -> CoreResult<Candle> {
     if flags >> 5 != 0 {
         return Err(corrupt("bad row flags"));
     }
-    let mut c = Candle::ohlcv(
-        t,
-        get_row_dec(b, pos)?,
-        get_row_dec(b, pos)?,
-        get_row_dec(b, pos)?,
-        get_row_dec(b, pos)?,
-        get_row_dec(b, pos)?,
-    );
+    let o = get_row_dec(b, pos)?;
+    let h = get_row_dec_rel(b, pos, o)?;
+    let l = get_row_dec_rel(b, pos, o)?;
+    let cl = get_row_dec_rel(b, pos, o)?;
+    let mut c = Candle::ohlcv(t, o, h, l, cl, get_row_dec(b, pos)?);
     if flags & 1 != 0 {
         let d = unzigzag(get_varint(b, pos)?);
         c.close_time =
