@@ -459,7 +459,7 @@ fn put_unsigned(w: &mut BitWriter, us: &[u128], hints: Option<&[u32]>) {
             *best = (c, mode);
         }
     };
-    for k in avg.saturating_sub(3)..=avg {
+    for k in avg.saturating_sub(2)..=avg {
         consider(KMode::Fixed(k), &mut best);
     }
     let k0 = match best.1 {
@@ -467,14 +467,14 @@ fn put_unsigned(w: &mut BitWriter, us: &[u128], hints: Option<&[u32]>) {
         _ => avg,
     };
     if us.len() >= 8 {
-        for off in -1..=1 {
+        for off in -1..=0 {
             consider(KMode::Adaptive { k0, off }, &mut best);
         }
     }
     if let Some(h) = hints {
         let hsum: i64 = h.iter().take(us.len()).map(|&x| i64::from(x)).sum();
         let center = ((total as i64 - hsum) / m as i64).clamp(-40, 40) as i32;
-        for off in center - 3..=center + 1 {
+        for off in center - 2..=center {
             consider(KMode::Hinted { off }, &mut best);
         }
     }

@@ -28,8 +28,33 @@ use crate::error::CoreResult;
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
 
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
 fn pow10(n: u32) -> Option<i128> {
-    10i128.checked_pow(n)
+    POW10.get(n as usize).copied()
+}
+
+/// Truncating `a / b`, in 64 bits when both fit (i128 division is a slow library call).
+#[inline]
+fn div(a: i128, b: i128) -> Option<i128> {
+    if b == 1 {
+        return Some(a);
+    }
+    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
+        if let Some(q) = x.checked_div(y) {
+            return Some(i128::from(q));
+        }
+    }
+    a.checked_div(b)
 }
 
 /// `d`'s mantissa at scale `s >= d.scale()`.
@@ -45,10 +70,15 @@ fn at_scale(d: Dec, s: u8) -> Option<i128> {
 /// `num / den`, a value at scale `ns`, expressed at scale `target` (truncated).
 fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
     if target >= ns {
-        num.checked_mul(pow10(u32::try_from(target - ns).ok()?)?)?
-            .checked_div(den)
+        div(
+            num.checked_mul(pow10(u32::try_from(target - ns).ok()?)?)?,
+            den,
+        )
     } else {
-        num.checked_div(den.checked_mul(pow10(u32::try_from(ns - target).ok()?)?)?)
+        div(
+            num,
+            den.checked_mul(pow10(u32::try_from(ns - target).ok()?)?)?,
+        )
     }
 }
 
