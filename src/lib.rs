@@ -10,7 +10,7 @@ pub mod stats;
 pub mod util;
 
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{redis_module, InfoContext, RedisResult, Status};
+use redis_module::{redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status};
 use redis_module_macros::info_command_handler;
 
 use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
@@ -32,6 +32,13 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     Ok(())
 }
 
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    // Short reads and corrupt payloads during RDB/replication loading reach rdb_load as
+    // errors (which refuses the value) instead of aborting the server.
+    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    Status::Ok
+}
+
 redis_module! {
     name: "candles",
     version: 100,
@@ -39,6 +46,7 @@ redis_module! {
     data_types: [
         SERIES_TYPE,
     ],
+    init: init,
     commands: [],
     configurations: [
         i64: [
