@@ -47,7 +47,7 @@ fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>
             Ok(klines.into_iter().map(|k| (Incoming { candle: k.candle, closed: k.closed }, k.interval)).collect())
         }
         Some(_) => {
-            if rest.len() % 6 != 0 {
+            if !rest.len().is_multiple_of(6) {
                 return Err(err("candles are given as 't o h l c v' groups of six arguments (or JSON payload)"));
             }
             rest.chunks(6)

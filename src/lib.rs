@@ -12,7 +12,7 @@ pub mod ticks_type;
 pub mod util;
 
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{redis_module, InfoContext, RedisResult, Status};
+use redis_module::{redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status};
 use redis_module_macros::info_command_handler;
 
 use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
@@ -39,10 +39,10 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     Ok(())
 }
 
-/// Module options at load: RDB/DUMP loads report short reads to the type's `rdb_load`
-/// (which then refuses the value) instead of aborting the server.
-fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> Status {
-    ctx.set_module_options(redis_module::raw::ModuleOptions::HANDLE_IO_ERRORS);
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    // Short reads and corrupt payloads during RDB/replication loading reach rdb_load as
+    // errors (which refuses the value) instead of aborting the server.
+    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
     Status::Ok
 }
 

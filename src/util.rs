@@ -15,7 +15,7 @@ pub fn err(msg: impl std::fmt::Display) -> RedisError {
 /// The server clock in ms. Only the module layer reads it; the core gets it passed in.
 pub fn now_ms() -> i64 {
     // SAFETY: a plain call into the server; the pointer is set once the module is loaded.
-    unsafe { raw::RedisModule_Milliseconds.map(|f| f() as i64).unwrap_or(0) }
+    unsafe { raw::RedisModule_Milliseconds.map(|f| f()).unwrap_or(0) }
 }
 
 pub fn is_kw(arg: &RedisString, kw: &str) -> bool {

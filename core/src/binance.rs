@@ -27,6 +27,7 @@ pub struct Kline {
 
 /// A parsed combined-stream (or plain) WebSocket frame, for routing.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, one per frame; boxing would only add an allocation
 pub enum StreamEvent {
     Kline(Kline),
     /// `@aggTrade` or `@trade`: one trade.

@@ -257,7 +257,8 @@ mod tests {
         assert!(d("-1") < d("0.0001"));
         let big = Dec::new(10i128.pow(35), 0).unwrap();
         let tiny = Dec::new(1, 24).unwrap();
-        assert!(big > tiny && tiny < big);
+        assert!(big > tiny);
+        assert_eq!(tiny.cmp(&big), Ordering::Less);
     }
 
     #[test]

@@ -215,8 +215,10 @@ impl Series {
                 order.push(t);
             }
         }
-        let mut effect = Effect::default();
-        effect.official = order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect();
+        let mut effect = Effect {
+            official: order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect(),
+            ..Effect::default()
+        };
 
         let newest_official = self.official.last_time().into_iter().chain(order.iter().copied()).max();
         let mut routed_live = 0;
@@ -382,10 +384,10 @@ impl Series {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(SNAPSHOT_VERSION);
         put_settings(out, &self.settings);
-        codec::put_u64(out, self.official.len() as u64);
-        for c in self.official.iter() {
-            codec::put_candle(out, &c);
-        }
+        // The chunked store's own encoding: sealed chunks are written as they are in memory.
+        let mut official = Vec::new();
+        self.official.encode(&mut official);
+        codec::put_bytes(out, &official);
         put_live(out, self.live.values());
     }
 
@@ -397,12 +399,10 @@ impl Series {
         }
         let settings = get_settings(&mut r)?;
         let mut s = Series::new(settings);
-        let n = r.count(codec::MIN_CANDLE_BYTES)?;
+        s.official = OfficialStore::decode(r.bytes()?)?;
         let mut last = None;
-        for _ in 0..n {
-            let c = codec::get_candle(&mut r)?;
+        for c in s.official.iter() {
             check_decoded(&c, settings.interval, &mut last)?;
-            s.official.put(c);
         }
         let mut last_live = None;
         for l in get_live(&mut r)? {

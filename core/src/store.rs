@@ -1,17 +1,21 @@
 //! Official region storage: candles by open time, ascending.
 //!
-//! This is the simple reference implementation (a BTreeMap). The compact columnar store
-//! must keep exactly this API and behaviour.
+//! Series use the compact columnar [`ChunkedStore`](crate::chunk::ChunkedStore) (≤ 24 bytes
+//! per full Binance candle). [`ReferenceStore`] is the obvious BTreeMap implementation of the
+//! same API, kept as the oracle the chunked store is tested against.
+
+/// The store series use.
+pub type OfficialStore = crate::chunk::ChunkedStore;
 
 use crate::candle::Candle;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct OfficialStore {
+pub struct ReferenceStore {
     map: BTreeMap<i64, Candle>,
 }
 
-impl OfficialStore {
+impl ReferenceStore {
     pub fn new() -> Self {
         Self::default()
     }

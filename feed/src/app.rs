@@ -12,7 +12,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
+pub use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::{debug, error, info, warn};
 
 /// Frames in flight between the WebSocket readers and the writer; beyond it frames are dropped
@@ -32,7 +33,9 @@ pub struct Hooks {
 #[derive(Debug)]
 pub enum Msg {
     /// Connection `conn` (index into the stream chunks) was (re)opened.
-    Connected { conn: usize },
+    Connected {
+        conn: usize,
+    },
     Frame(Utf8Bytes),
 }
 
@@ -52,13 +55,22 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
             commands = stats.commands,
             reply_errors = stats.reply_errors,
             seconds = format!("{:.3}", stats.elapsed.as_secs_f64()),
-            frames_per_sec = format!("{:.0}", stats.frames as f64 / stats.elapsed.as_secs_f64().max(1e-9)),
+            frames_per_sec = format!(
+                "{:.0}",
+                stats.frames as f64 / stats.elapsed.as_secs_f64().max(1e-9)
+            ),
             "replay done"
         );
         return Ok(());
     }
     let series = config::series_of(&args)?;
-    let rest = Arc::new(Rest::new(&args.rest_url, args.weight_limit, args.backoff_min, args.backoff_max, shutdown.clone())?);
+    let rest = Arc::new(Rest::new(
+        &args.rest_url,
+        args.weight_limit,
+        args.backoff_min,
+        args.backoff_max,
+        shutdown.clone(),
+    )?);
     let mut sink = Sink::new(&args.redis)?;
     info!(
         series = series.len(),
@@ -74,24 +86,61 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         return Ok(());
     }
 
-    let chunks = stream_chunks(&series, args.ticks || args.live_tick, args.streams_per_connection as usize);
+    let chunks = stream_chunks(
+        &series,
+        args.ticks || args.live_tick,
+        args.streams_per_connection as usize,
+    );
     let conn_series: Vec<Vec<usize>> = chunks
         .iter()
-        .map(|names| (0..series.len()).filter(|&i| names.contains(&series[i].stream_name())).collect())
+        .map(|names| {
+            (0..series.len())
+                .filter(|&i| names.contains(&series[i].stream_name()))
+                .collect()
+        })
         .collect();
     let (msg_tx, msg_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (gap_tx, gap_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(gap_filler(Sink::new(&args.redis)?, rest.clone(), series.clone(), gap_rx, args.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(gap_filler(
+        Sink::new(&args.redis)?,
+        rest.clone(),
+        series.clone(),
+        gap_rx,
+        args.clone(),
+        shutdown.clone(),
+    )));
     for (c, names) in chunks.into_iter().enumerate() {
         let url = stream_url(&args.ws_url, &names);
-        tasks.push(tokio::spawn(ws_reader(c, url, names.len(), args.clone(), msg_tx.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(ws_reader(
+            c,
+            url,
+            names.len(),
+            args.clone(),
+            msg_tx.clone(),
+            shutdown.clone(),
+        )));
     }
     drop(msg_tx);
     let router = Router::new(series.clone(), router_options(&args, false));
     let lookback = args.bootstrap.max(MAX_LIMIT);
-    let states = first_known.into_iter().map(|f| SeriesState { first_known: f, ..Default::default() }).collect();
-    let w = Writer { sink, router, states, conn_series, gap_tx, hooks, lookback, backoff: Backoff::new(args.backoff_min, args.backoff_max) };
+    let states = first_known
+        .into_iter()
+        .map(|f| SeriesState {
+            first_known: f,
+            ..Default::default()
+        })
+        .collect();
+    let w = Writer {
+        sink,
+        router,
+        states,
+        conn_series,
+        gap_tx,
+        hooks,
+        lookback,
+        backoff: Backoff::new(args.backoff_min, args.backoff_max),
+    };
     w.run(msg_rx, &shutdown).await;
     for t in tasks {
         t.abort();
@@ -108,7 +157,12 @@ pub fn router_options(args: &Args, open: bool) -> RouterOptions {
         ticks_key: args.ticks_key.clone(),
         ticks_maxlen: args.ticks_maxlen,
         open,
-        symbol_filter: args.symbols.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect(),
+        symbol_filter: args
+            .symbols
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
     }
 }
 
@@ -130,7 +184,11 @@ pub fn stream_chunks(series: &[Series], trades: bool, per_conn: usize) -> Vec<Ve
 
 /// `<ws-url>/stream?streams=a/b/c`
 pub fn stream_url(ws_url: &str, names: &[String]) -> String {
-    format!("{}/stream?streams={}", ws_url.trim_end_matches('/'), names.join("/"))
+    format!(
+        "{}/stream?streams={}",
+        ws_url.trim_end_matches('/'),
+        names.join("/")
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +196,13 @@ pub fn stream_url(ws_url: &str, names: &[String]) -> String {
 
 /// Stores the last `--bootstrap` candles of every series; returns the oldest open time stored
 /// for each (None if nothing).
-async fn bootstrap(args: &Args, series: &[Series], rest: &Rest, sink: &mut Sink, shutdown: &Shutdown) -> Vec<Option<i64>> {
+async fn bootstrap(
+    args: &Args,
+    series: &[Series],
+    rest: &Rest,
+    sink: &mut Sink,
+    shutdown: &Shutdown,
+) -> Vec<Option<i64>> {
     let mut first_known = vec![None; series.len()];
     if args.bootstrap == 0 {
         return first_known;
@@ -150,7 +214,9 @@ async fn bootstrap(args: &Args, series: &[Series], rest: &Rest, sink: &mut Sink,
     };
     let bar = if bar_wanted {
         let pb = indicatif::ProgressBar::new(series.len() as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("bootstrap [{bar:30}] {pos}/{len} series {msg} ({elapsed})") {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "bootstrap [{bar:30}] {pos}/{len} series {msg} ({elapsed})",
+        ) {
             pb.set_style(style.progress_chars("=> "));
         }
         Some(pb)
@@ -164,7 +230,10 @@ async fn bootstrap(args: &Args, series: &[Series], rest: &Rest, sink: &mut Sink,
         if let Some(pb) = &bar {
             pb.set_message(format!("{} {}", s.symbol, s.interval));
         }
-        let pages = match rest.last_klines(&s.symbol, s.interval, args.bootstrap).await {
+        let pages = match rest
+            .last_klines(&s.symbol, s.interval, args.bootstrap)
+            .await
+        {
             Ok(p) => p,
             Err(RestError::Shutdown) => return first_known,
             Err(e) => {
@@ -175,34 +244,61 @@ async fn bootstrap(args: &Args, series: &[Series], rest: &Rest, sink: &mut Sink,
         let mut n = 0;
         for p in &pages {
             let cmd = route::official_add(&s.key, s.interval, p.body.as_bytes());
-            match sink.exec_retrying(std::slice::from_ref(&cmd), &mut backoff, shutdown).await {
+            match sink
+                .exec_retrying(std::slice::from_ref(&cmd), &mut backoff, shutdown)
+                .await
+            {
                 Ok(_) => n += p.rows,
                 Err(SinkError::Shutdown) => return first_known,
-                Err(e) => error!(key = %s.key, error = %e, "bootstrap: CANDLE.OFFICIAL_ADD refused"),
+                Err(e) => {
+                    error!(key = %s.key, error = %e, "bootstrap: CANDLE.OFFICIAL_ADD refused")
+                }
             }
         }
         first_known[i] = pages.first().map(|p| p.first_open);
         total += n;
-        let msg = format!("bootstrap {}/{}: {} {} {} candles into {}", i + 1, series.len(), s.symbol, s.interval, n, s.key);
+        let msg = format!(
+            "bootstrap {}/{}: {} {} {} candles into {}",
+            i + 1,
+            series.len(),
+            s.symbol,
+            s.interval,
+            n,
+            s.key
+        );
         match &bar {
             Some(pb) => {
                 pb.inc(1);
                 debug!("{msg}");
             }
-            None => info!(symbol = %s.symbol, interval = %s.interval, candles = n, key = %s.key, progress = format!("{}/{}", i + 1, series.len()), "bootstrap"),
+            None => {
+                info!(symbol = %s.symbol, interval = %s.interval, candles = n, key = %s.key, progress = format!("{}/{}", i + 1, series.len()), "bootstrap")
+            }
         }
     }
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    info!(series = series.len(), candles = total, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "bootstrap done");
+    info!(
+        series = series.len(),
+        candles = total,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "bootstrap done"
+    );
     first_known
 }
 
 // ---------------------------------------------------------------------------------------------
 // WebSocket readers
 
-async fn ws_reader(conn: usize, url: String, n_streams: usize, args: Args, tx: mpsc::Sender<Msg>, shutdown: Shutdown) {
+async fn ws_reader(
+    conn: usize,
+    url: String,
+    n_streams: usize,
+    args: Args,
+    tx: mpsc::Sender<Msg>,
+    shutdown: Shutdown,
+) {
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     let mut dropped: u64 = 0;
     loop {
@@ -299,7 +395,14 @@ async fn ws_reader(conn: usize, url: String, n_streams: usize, args: Args, tx: m
 
 fn short_url(url: &str) -> String {
     if url.len() > 160 {
-        format!("{}…", &url[..url.char_indices().nth(157).map(|(i, _)| i).unwrap_or(url.len())])
+        format!(
+            "{}…",
+            &url[..url
+                .char_indices()
+                .nth(157)
+                .map(|(i, _)| i)
+                .unwrap_or(url.len())]
+        )
     } else {
         url.to_string()
     }
@@ -392,17 +495,22 @@ impl Writer {
             if stopping {
                 // Last flush of what already arrived, bounded so shutdown stays under a second.
                 if !cmds.is_empty() {
-                    let _ = tokio::time::timeout(Duration::from_millis(300), self.sink.exec(&cmds)).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(300), self.sink.exec(&cmds))
+                        .await;
                 }
                 return;
             }
             if !cmds.is_empty() {
-                match self.sink.exec_retrying(&cmds, &mut self.backoff, shutdown).await {
+                match self
+                    .sink
+                    .exec_retrying(&cmds, &mut self.backoff, shutdown)
+                    .await
+                {
                     Ok(_) => {}
                     Err(SinkError::Shutdown) => return,
                     Err(e) => {
                         reply_errors += 1;
-                        if reply_errors <= 10 || reply_errors % 1000 == 0 {
+                        if reply_errors <= 10 || reply_errors.is_multiple_of(1000) {
                             warn!(error = %e, reply_errors, first_command = %truncate(&cmds[0].to_string(), 200), "redis refused a command of the batch");
                         }
                     }
@@ -445,14 +553,29 @@ impl Writer {
         let from = st.first_known.unwrap_or(t).max(back(iv, t, self.lookback));
         let to = iv.prev(t);
         if from <= to {
-            checks.push(GapCheck { series: si, from, to });
+            checks.push(GapCheck {
+                series: si,
+                from,
+                to,
+            });
         }
     }
 
-    fn take(&mut self, m: Msg, cmds: &mut Vec<Command>, frames: &mut Vec<Utf8Bytes>, checks: &mut Vec<GapCheck>) {
+    fn take(
+        &mut self,
+        m: Msg,
+        cmds: &mut Vec<Command>,
+        frames: &mut Vec<Utf8Bytes>,
+        checks: &mut Vec<GapCheck>,
+    ) {
         match m {
             Msg::Connected { conn } => {
-                for &si in self.conn_series.get(conn).map(|v| v.as_slice()).unwrap_or(&[]) {
+                for &si in self
+                    .conn_series
+                    .get(conn)
+                    .map(|v| v.as_slice())
+                    .unwrap_or(&[])
+                {
                     if let Some(st) = self.states.get_mut(si) {
                         st.need_check = true;
                     }
@@ -460,8 +583,14 @@ impl Writer {
             }
             Msg::Frame(f) => {
                 match self.router.route(&f, cmds) {
-                    Seen::Kline { series, open_time, closed } => self.on_kline(series, open_time, closed, checks),
-                    Seen::Invalid(e) => debug!(error = %e, frame = %truncate(&f, 200), "frame not understood"),
+                    Seen::Kline {
+                        series,
+                        open_time,
+                        closed,
+                    } => self.on_kline(series, open_time, closed, checks),
+                    Seen::Invalid(e) => {
+                        debug!(error = %e, frame = %truncate(&f, 200), "frame not understood")
+                    }
                     _ => {}
                 }
                 frames.push(f);
@@ -470,7 +599,9 @@ impl Writer {
     }
 
     fn on_kline(&mut self, si: usize, t: i64, closed: bool, checks: &mut Vec<GapCheck>) {
-        let Some(st) = self.states.get_mut(si) else { return };
+        let Some(st) = self.states.get_mut(si) else {
+            return;
+        };
         if st.first_known.is_none() {
             st.first_known = Some(t);
         }
@@ -502,7 +633,12 @@ fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_string()
     } else {
-        let cut = s.char_indices().take_while(|(i, _)| *i < n).last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0);
+        let cut = s
+            .char_indices()
+            .take_while(|(i, _)| *i < n)
+            .last()
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(0);
         format!("{}…", &s[..cut])
     }
 }
@@ -510,7 +646,14 @@ fn truncate(s: &str, n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // Gap filler
 
-async fn gap_filler(mut sink: Sink, rest: Arc<Rest>, series: Vec<Series>, mut rx: mpsc::UnboundedReceiver<GapCheck>, args: Args, shutdown: Shutdown) {
+async fn gap_filler(
+    mut sink: Sink,
+    rest: Arc<Rest>,
+    series: Vec<Series>,
+    mut rx: mpsc::UnboundedReceiver<GapCheck>,
+    args: Args,
+    shutdown: Shutdown,
+) {
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     // Ranges the exchange answered empty: do not ask again.
     let mut known_empty: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
@@ -531,7 +674,9 @@ async fn gap_filler(mut sink: Sink, rest: Arc<Rest>, series: Vec<Series>, mut rx
             }
         }
         for c in pending {
-            let Some(s) = series.get(c.series) else { continue };
+            let Some(s) = series.get(c.series) else {
+                continue;
+            };
             let reply = loop {
                 match sink.query(&route::gaps(&s.key, c.from, c.to)).await {
                     Ok(v) => break Some(v),
@@ -545,7 +690,9 @@ async fn gap_filler(mut sink: Sink, rest: Arc<Rest>, series: Vec<Series>, mut rx
                     Err(e) => {
                         // A series that does not exist (redis restarted empty, key deleted):
                         // the whole range is missing.
-                        let exists = sink.query(&Command::new(["EXISTS".to_string(), s.key.clone()])).await;
+                        let exists = sink
+                            .query(&Command::new(["EXISTS".to_string(), s.key.clone()]))
+                            .await;
                         if matches!(exists, Ok(redis::Value::Int(0))) {
                             break Some(redis::Value::Array(vec![redis::Value::Array(vec![
                                 redis::Value::Int(c.from),
@@ -579,7 +726,9 @@ async fn gap_filler(mut sink: Sink, rest: Arc<Rest>, series: Vec<Series>, mut rx
                     }
                     Ok(n) => info!(key = %s.key, from, to, candles = n, "gap filled"),
                     Err(FillError::Shutdown) => return,
-                    Err(FillError::Other(e)) => error!(key = %s.key, from, to, error = %e, "gap fill failed"),
+                    Err(FillError::Other(e)) => {
+                        error!(key = %s.key, from, to, error = %e, "gap fill failed")
+                    }
                 }
             }
         }
@@ -591,18 +740,32 @@ enum FillError {
     Other(String),
 }
 
-async fn fill(sink: &mut Sink, rest: &Rest, s: &Series, from: i64, to: i64, backoff: &mut Backoff, shutdown: &Shutdown) -> Result<usize, FillError> {
+async fn fill(
+    sink: &mut Sink,
+    rest: &Rest,
+    s: &Series,
+    from: i64,
+    to: i64,
+    backoff: &mut Backoff,
+    shutdown: &Shutdown,
+) -> Result<usize, FillError> {
     let mut start = from;
     let mut total = 0;
     loop {
-        let page = match rest.klines(&s.symbol, s.interval, Some(start), Some(to), MAX_LIMIT).await {
+        let page = match rest
+            .klines(&s.symbol, s.interval, Some(start), Some(to), MAX_LIMIT)
+            .await
+        {
             Ok(p) => p,
             Err(RestError::Shutdown) => return Err(FillError::Shutdown),
             Err(e) => return Err(FillError::Other(e.to_string())),
         };
         if page.rows > 0 {
             let cmd = route::official_add(&s.key, s.interval, page.body.as_bytes());
-            match sink.exec_retrying(std::slice::from_ref(&cmd), backoff, shutdown).await {
+            match sink
+                .exec_retrying(std::slice::from_ref(&cmd), backoff, shutdown)
+                .await
+            {
                 Ok(_) => total += page.rows,
                 Err(SinkError::Shutdown) => return Err(FillError::Shutdown),
                 Err(e) => return Err(FillError::Other(e.to_string())),
@@ -627,8 +790,14 @@ pub struct ReplayStats {
 }
 
 /// Sends the commands of every recorded frame (same routing as live), batch by batch.
-pub async fn replay(args: &Args, file: &std::path::Path, shutdown: &Shutdown) -> anyhow::Result<ReplayStats> {
-    let text = tokio::fs::read_to_string(file).await.map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
+pub async fn replay(
+    args: &Args,
+    file: &std::path::Path,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ReplayStats> {
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
     let mut router = Router::new(Vec::new(), router_options(args, true));
     let mut sink = Sink::new(&args.redis)?;
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
@@ -643,7 +812,9 @@ pub async fn replay(args: &Args, file: &std::path::Path, shutdown: &Shutdown) ->
             break;
         }
         for line in lines.by_ref() {
-            let Some(frame) = route::unwrap_recorded(line) else { continue };
+            let Some(frame) = route::unwrap_recorded(line) else {
+                continue;
+            };
             stats.frames += 1;
             if let Seen::Invalid(e) = router.route(frame, &mut cmds) {
                 invalid += 1;
@@ -693,7 +864,9 @@ mod tests {
         );
         let c = stream_chunks(&series, false, 3);
         assert_eq!(c.iter().map(Vec::len).collect::<Vec<_>>(), [3, 1]);
-        let many: Vec<Series> = (0..1100).map(|i| Series::new(&format!("S{i}"), Interval::M1, t)).collect();
+        let many: Vec<Series> = (0..1100)
+            .map(|i| Series::new(&format!("S{i}"), Interval::M1, t))
+            .collect();
         let c = stream_chunks(&many, false, 1024);
         assert_eq!(c.iter().map(Vec::len).collect::<Vec<_>>(), [1024, 76]);
     }
@@ -711,12 +884,23 @@ mod tests {
         let s = Series::new("BTCUSDT", Interval::M1, "k:SYMBOL:INTERVAL");
         let router = Router::new(
             vec![s],
-            RouterOptions { key_template: "k".into(), ticks: false, live_tick: false, ticks_key: "t".into(), ticks_maxlen: None, open: false, symbol_filter: vec![] },
+            RouterOptions {
+                key_template: "k".into(),
+                ticks: false,
+                live_tick: false,
+                ticks_key: "t".into(),
+                ticks_maxlen: None,
+                open: false,
+                symbol_filter: vec![],
+            },
         );
         let w = Writer {
             sink: Sink::new("redis://127.0.0.1:1").unwrap(),
             router,
-            states: vec![SeriesState { first_known, ..Default::default() }],
+            states: vec![SeriesState {
+                first_known,
+                ..Default::default()
+            }],
             conn_series: vec![vec![0]],
             gap_tx,
             hooks: Hooks::default(),
@@ -732,10 +916,22 @@ mod tests {
         let (mut w, _rx) = writer(Some(10 * M));
         let mut checks = vec![];
         let (mut cmds, mut frames) = (vec![], vec![]);
-        w.take(Msg::Connected { conn: 0 }, &mut cmds, &mut frames, &mut checks);
+        w.take(
+            Msg::Connected { conn: 0 },
+            &mut cmds,
+            &mut frames,
+            &mut checks,
+        );
         // first kline after connect: check from first_known to the previous candle
         w.on_kline(0, 20 * M, false, &mut checks);
-        assert_eq!(checks, [GapCheck { series: 0, from: 10 * M, to: 19 * M }]);
+        assert_eq!(
+            checks,
+            [GapCheck {
+                series: 0,
+                from: 10 * M,
+                to: 19 * M
+            }]
+        );
         checks.clear();
         // normal flow: updates, close, next candle → nothing
         w.on_kline(0, 20 * M, false, &mut checks);
@@ -744,15 +940,34 @@ mod tests {
         assert!(checks.is_empty());
         // next candle without the close of the previous one → check
         w.on_kline(0, 22 * M, false, &mut checks);
-        assert_eq!(checks, [GapCheck { series: 0, from: 10 * M, to: 21 * M }]);
+        assert_eq!(
+            checks,
+            [GapCheck {
+                series: 0,
+                from: 10 * M,
+                to: 21 * M
+            }]
+        );
         checks.clear();
         // jump ahead → check
         w.on_kline(0, 22 * M, true, &mut checks);
         w.on_kline(0, 25 * M, false, &mut checks);
-        assert_eq!(checks, [GapCheck { series: 0, from: 10 * M, to: 24 * M }]);
+        assert_eq!(
+            checks,
+            [GapCheck {
+                series: 0,
+                from: 10 * M,
+                to: 24 * M
+            }]
+        );
         checks.clear();
         // reconnect within the same candle → check on its next frame
-        w.take(Msg::Connected { conn: 0 }, &mut cmds, &mut frames, &mut checks);
+        w.take(
+            Msg::Connected { conn: 0 },
+            &mut cmds,
+            &mut frames,
+            &mut checks,
+        );
         w.on_kline(0, 25 * M, false, &mut checks);
         assert_eq!(checks.len(), 1);
         // an old frame is ignored

@@ -16,7 +16,11 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
         let min = min.max(Duration::from_millis(1));
-        Backoff { min, max: max.max(min), attempt: 0 }
+        Backoff {
+            min,
+            max: max.max(min),
+            attempt: 0,
+        }
     }
 
     /// The next delay (and counts the attempt).
@@ -59,7 +63,9 @@ impl ShutdownTrigger {
         let _ = self.tx.send(true);
     }
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 
@@ -93,7 +99,10 @@ mod tests {
         let expect_max = [100u64, 200, 400, 800, 1600, 2000, 2000, 2000];
         for m in expect_max {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(m / 2) && d <= Duration::from_millis(m), "{d:?} for cap {m}");
+            assert!(
+                d >= Duration::from_millis(m / 2) && d <= Duration::from_millis(m),
+                "{d:?} for cap {m}"
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
@@ -110,7 +119,10 @@ mod tests {
         let h = tokio::spawn(async move { s2.sleep(Duration::from_secs(30)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         t.trigger();
-        let slept = tokio::time::timeout(Duration::from_secs(1), h).await.unwrap().unwrap();
+        let slept = tokio::time::timeout(Duration::from_secs(1), h)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!slept);
         assert!(s.is_set());
     }

@@ -12,7 +12,11 @@ use std::time::Duration;
 #[command(name = "candles-feed", version, about, long_about = None)]
 pub struct Args {
     /// Redis URL of the server that has the redis-candles module loaded.
-    #[arg(long, env = "CANDLES_FEED_REDIS", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_REDIS",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis: String,
 
     /// Symbols, comma-separated (BTCUSDT,ETHUSDT). Case does not matter. Required unless --replay.
@@ -20,7 +24,12 @@ pub struct Args {
     pub symbols: Vec<String>,
 
     /// Intervals, comma-separated, Binance spelling (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
-    #[arg(long, env = "CANDLES_FEED_INTERVALS", value_delimiter = ',', default_value = "1m")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_INTERVALS",
+        value_delimiter = ',',
+        default_value = "1m"
+    )]
     pub intervals: Vec<String>,
 
     /// Candles fetched by REST for each series at start (paged by 1000). 0 skips the bootstrap.
@@ -37,11 +46,19 @@ pub struct Args {
 
     /// Key template of a series: the words SYMBOL and INTERVAL are replaced (BTCUSDT, 1m);
     /// everything else is literal, so the braces of the default are a Redis Cluster hash tag.
-    #[arg(long, env = "CANDLES_FEED_CANDLE_KEY", default_value = "candle:{SYMBOL}:INTERVAL")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_CANDLE_KEY",
+        default_value = "candle:{SYMBOL}:INTERVAL"
+    )]
     pub candle_key: String,
 
     /// Key of the tick book that receives the trades (--ticks).
-    #[arg(long, env = "CANDLES_FEED_TICKS_KEY", default_value = "ticks:{binance}")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_TICKS_KEY",
+        default_value = "ticks:{binance}"
+    )]
     pub ticks_key: String,
 
     /// MAXLEN given to TICKS.PUSH (per stream), if set.
@@ -50,12 +67,20 @@ pub struct Args {
 
     /// Binance REST base URL. Alternatives: https://data-api.binance.vision (market data only),
     /// https://testnet.binance.vision (spot testnet).
-    #[arg(long, env = "CANDLES_FEED_REST_URL", default_value = "https://api.binance.com")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_REST_URL",
+        default_value = "https://api.binance.com"
+    )]
     pub rest_url: String,
 
     /// Binance WebSocket base URL. Alternatives: wss://data-stream.binance.vision (market data
     /// only), wss://stream.testnet.binance.vision (spot testnet).
-    #[arg(long, env = "CANDLES_FEED_WS_URL", default_value = "wss://stream.binance.com:9443")]
+    #[arg(
+        long,
+        env = "CANDLES_FEED_WS_URL",
+        default_value = "wss://stream.binance.com:9443"
+    )]
     pub ws_url: String,
 
     /// Replay recorded frames from FILE (one per line: a combined-stream frame, or
@@ -124,19 +149,29 @@ impl Series {
     pub fn new(symbol: &str, interval: Interval, template: &str) -> Series {
         let symbol = symbol.to_ascii_uppercase();
         let key = candle_key(template, &symbol, interval);
-        Series { symbol, interval, key }
+        Series {
+            symbol,
+            interval,
+            key,
+        }
     }
 
     /// `btcusdt@kline_1m`
     pub fn stream_name(&self) -> String {
-        format!("{}@kline_{}", self.symbol.to_ascii_lowercase(), self.interval.as_str())
+        format!(
+            "{}@kline_{}",
+            self.symbol.to_ascii_lowercase(),
+            self.interval.as_str()
+        )
     }
 }
 
 /// Expands a key template: `SYMBOL` → the upper-case symbol, `INTERVAL` → the interval as Binance
 /// spells it. Everything else (including `{}`) is literal.
 pub fn candle_key(template: &str, symbol: &str, interval: Interval) -> String {
-    template.replace("SYMBOL", symbol).replace("INTERVAL", interval.as_str())
+    template
+        .replace("SYMBOL", symbol)
+        .replace("INTERVAL", interval.as_str())
 }
 
 /// `<symbol>@aggTrade`
@@ -156,13 +191,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration '{s}' (examples: 500ms, 30s, 5m, 23h50m)"));
+            return Err(format!(
+                "invalid duration '{s}' (examples: 500ms, 30s, 5m, 23h50m)"
+            ));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("invalid number in duration '{s}'"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid number in duration '{s}'"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let d = match unit {
@@ -171,7 +214,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
             "d" => Duration::from_secs(n * 86_400),
-            _ => return Err(format!("invalid unit '{unit}' in duration '{s}' (ms, s, m, h, d)")),
+            _ => {
+                return Err(format!(
+                    "invalid unit '{unit}' in duration '{s}' (ms, s, m, h, d)"
+                ))
+            }
         };
         total += d;
     }
@@ -182,7 +229,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn series_of(args: &Args) -> Result<Vec<Series>> {
     let intervals = intervals_of(args)?;
     let mut out = Vec::new();
-    for sym in args.symbols.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for sym in args
+        .symbols
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         if !sym.chars().all(|c| c.is_ascii_alphanumeric()) {
             bail!("invalid symbol '{sym}' (letters and digits only, e.g. BTCUSDT)");
         }
@@ -198,8 +250,15 @@ pub fn series_of(args: &Args) -> Result<Vec<Series>> {
 
 pub fn intervals_of(args: &Args) -> Result<Vec<Interval>> {
     let mut out = Vec::new();
-    for i in args.intervals.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let iv = Interval::parse(i).map_err(|e| anyhow::anyhow!("{e}")).context("--intervals")?;
+    for i in args
+        .intervals
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let iv = Interval::parse(i)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("--intervals")?;
         if !out.contains(&iv) {
             out.push(iv);
         }
@@ -224,8 +283,14 @@ pub fn validate(args: &Args) -> Result<()> {
     } else {
         intervals_of(args)?;
     }
-    if !args.redis.starts_with("redis://") && !args.redis.starts_with("rediss://") && !args.redis.starts_with("unix://") {
-        bail!("--redis '{}' must be a redis://, rediss:// or unix:// URL", args.redis);
+    if !args.redis.starts_with("redis://")
+        && !args.redis.starts_with("rediss://")
+        && !args.redis.starts_with("unix://")
+    {
+        bail!(
+            "--redis '{}' must be a redis://, rediss:// or unix:// URL",
+            args.redis
+        );
     }
     if args.backoff_min.is_zero() || args.backoff_min > args.backoff_max {
         bail!("--backoff-min must be > 0 and <= --backoff-max");
@@ -255,7 +320,10 @@ mod tests {
         let s = Series::new("btcusdt", Interval::M1, "candle:{SYMBOL}:INTERVAL");
         assert_eq!(s.key, "candle:{BTCUSDT}:1m");
         assert_eq!(s.stream_name(), "btcusdt@kline_1m");
-        assert_eq!(candle_key("c/SYMBOL/INTERVAL", "ETHUSDT", Interval::Mo1), "c/ETHUSDT/1M");
+        assert_eq!(
+            candle_key("c/SYMBOL/INTERVAL", "ETHUSDT", Interval::Mo1),
+            "c/ETHUSDT/1M"
+        );
         let a = args(&["--symbols", "BTCUSDT"]);
         assert_eq!(series_of(&a).unwrap()[0].key, "candle:{BTCUSDT}:1m");
         assert_eq!(a.ticks_key, "ticks:{binance}");
@@ -266,7 +334,15 @@ mod tests {
         let a = args(&["--symbols", "btcusdt, ETHUSDT", "--intervals", "1m,1h,1m"]);
         let s = series_of(&a).unwrap();
         let keys: Vec<_> = s.iter().map(|s| s.key.as_str()).collect();
-        assert_eq!(keys, ["candle:{BTCUSDT}:1m", "candle:{BTCUSDT}:1h", "candle:{ETHUSDT}:1m", "candle:{ETHUSDT}:1h"]);
+        assert_eq!(
+            keys,
+            [
+                "candle:{BTCUSDT}:1m",
+                "candle:{BTCUSDT}:1h",
+                "candle:{ETHUSDT}:1m",
+                "candle:{ETHUSDT}:1h"
+            ]
+        );
         assert!(validate(&a).is_ok());
         assert!(validate(&args(&["--symbols", "BTC-USDT"])).is_err());
         assert!(validate(&args(&["--symbols", "BTCUSDT", "--intervals", "2m"])).is_err());
@@ -292,7 +368,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("23h50m").unwrap(), Duration::from_secs(23 * 3600 + 50 * 60));
+        assert_eq!(
+            parse_duration("23h50m").unwrap(),
+            Duration::from_secs(23 * 3600 + 50 * 60)
+        );
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));

@@ -60,7 +60,10 @@ pub struct Rest {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// How long to wait before a request of `weight`, given `used` weight in the current minute
@@ -83,8 +86,20 @@ pub fn retry_after(v: Option<&str>, status: u16) -> Duration {
     }
 }
 
-pub fn klines_url(base: &str, symbol: &str, interval: Interval, start: Option<i64>, end: Option<i64>, limit: usize) -> String {
-    let mut u = format!("{}/api/v3/klines?symbol={}&interval={}", base.trim_end_matches('/'), symbol, interval.as_str());
+pub fn klines_url(
+    base: &str,
+    symbol: &str,
+    interval: Interval,
+    start: Option<i64>,
+    end: Option<i64>,
+    limit: usize,
+) -> String {
+    let mut u = format!(
+        "{}/api/v3/klines?symbol={}&interval={}",
+        base.trim_end_matches('/'),
+        symbol,
+        interval.as_str()
+    );
     if let Some(s) = start {
         u.push_str(&format!("&startTime={s}"));
     }
@@ -96,7 +111,13 @@ pub fn klines_url(base: &str, symbol: &str, interval: Interval, start: Option<i6
 }
 
 impl Rest {
-    pub fn new(base: &str, weight_limit: u32, backoff_min: Duration, backoff_max: Duration, shutdown: Shutdown) -> anyhow::Result<Rest> {
+    pub fn new(
+        base: &str,
+        weight_limit: u32,
+        backoff_min: Duration,
+        backoff_max: Duration,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Rest> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
@@ -121,7 +142,10 @@ impl Rest {
     async fn pace(&self) -> Result<(), RestError> {
         loop {
             let delay = {
-                let mut w = self.weight.lock().map_err(|_| RestError::Transport("weight lock poisoned".into()))?;
+                let mut w = self
+                    .weight
+                    .lock()
+                    .map_err(|_| RestError::Transport("weight lock poisoned".into()))?;
                 let now = now_ms();
                 if now.div_euclid(60_000) != w.minute {
                     w.minute = now.div_euclid(60_000);
@@ -136,7 +160,12 @@ impl Rest {
                     Some(d) => (d, w.used),
                 }
             };
-            info!(used_weight = delay.1, limit = self.weight_limit, wait_ms = delay.0.as_millis() as u64, "REST weight near the limit, slowing down");
+            info!(
+                used_weight = delay.1,
+                limit = self.weight_limit,
+                wait_ms = delay.0.as_millis() as u64,
+                "REST weight near the limit, slowing down"
+            );
             if !self.shutdown.sleep(delay.0).await {
                 return Err(RestError::Shutdown);
             }
@@ -144,13 +173,32 @@ impl Rest {
     }
 
     /// One klines request, no retry.
-    pub async fn klines_once(&self, symbol: &str, interval: Interval, start: Option<i64>, end: Option<i64>, limit: usize) -> Result<Page, RestError> {
+    pub async fn klines_once(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: usize,
+    ) -> Result<Page, RestError> {
         self.pace().await?;
         let url = klines_url(&self.base, symbol, interval, start, end, limit);
-        let resp = self.http.get(&url).send().await.map_err(|e| RestError::Transport(format!("GET {url}: {e}")))?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| RestError::Transport(format!("GET {url}: {e}")))?;
         let status = resp.status().as_u16();
-        let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(used) = header("x-mbx-used-weight-1m").and_then(|v| v.trim().parse::<u32>().ok()) {
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(used) =
+            header("x-mbx-used-weight-1m").and_then(|v| v.trim().parse::<u32>().ok())
+        {
             if let Ok(mut w) = self.weight.lock() {
                 w.used = used;
                 w.minute = now_ms().div_euclid(60_000);
@@ -160,7 +208,10 @@ impl Rest {
             let after = retry_after(header("retry-after").as_deref(), status);
             return Err(RestError::RateLimited { status, after });
         }
-        let body = resp.text().await.map_err(|e| RestError::Transport(format!("GET {url}: reading body: {e}")))?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| RestError::Transport(format!("GET {url}: reading body: {e}")))?;
         if !(200..300).contains(&status) {
             let mut body = body;
             body.truncate(300);
@@ -169,11 +220,23 @@ impl Rest {
         let rows = parse_klines(body.as_bytes()).map_err(|e| RestError::Body(e.to_string()))?;
         let first_open = rows.first().map(|k| k.candle.open_time).unwrap_or(0);
         let last_open = rows.last().map(|k| k.candle.open_time).unwrap_or(0);
-        Ok(Page { body, rows: rows.len(), first_open, last_open })
+        Ok(Page {
+            body,
+            rows: rows.len(),
+            first_open,
+            last_open,
+        })
     }
 
     /// One klines request, retried until it succeeds, fails permanently or shutdown.
-    pub async fn klines(&self, symbol: &str, interval: Interval, start: Option<i64>, end: Option<i64>, limit: usize) -> Result<Page, RestError> {
+    pub async fn klines(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: usize,
+    ) -> Result<Page, RestError> {
         let mut backoff = Backoff::new(self.backoff_min, self.backoff_max);
         loop {
             if self.shutdown.is_set() {
@@ -196,7 +259,12 @@ impl Rest {
     }
 
     /// The last `n` klines (the forming one included), oldest page first.
-    pub async fn last_klines(&self, symbol: &str, interval: Interval, n: usize) -> Result<Vec<Page>, RestError> {
+    pub async fn last_klines(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        n: usize,
+    ) -> Result<Vec<Page>, RestError> {
         let mut pages = Vec::new();
         let mut remaining = n;
         let mut end = None;
@@ -238,7 +306,10 @@ mod tests {
             klines_url("https://api.binance.com/", "BTCUSDT", Interval::M1, Some(1), Some(2), 5000),
             "https://api.binance.com/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=1&endTime=2&limit=1000"
         );
-        assert_eq!(klines_url("http://h", "ETHUSDT", Interval::Mo1, None, None, 10), "http://h/api/v3/klines?symbol=ETHUSDT&interval=1M&limit=10");
+        assert_eq!(
+            klines_url("http://h", "ETHUSDT", Interval::Mo1, None, None, 10),
+            "http://h/api/v3/klines?symbol=ETHUSDT&interval=1M&limit=10"
+        );
     }
 
     #[test]
@@ -253,11 +324,28 @@ mod tests {
 
     #[test]
     fn paging() {
-        let p = |rows, last_open| Page { body: String::new(), rows, first_open: 0, last_open };
-        assert_eq!(next_page_start(&p(1000, 59_940_000), 1000, 120_000_000, Interval::M1), Some(60_000_000));
-        assert_eq!(next_page_start(&p(999, 59_880_000), 1000, 120_000_000, Interval::M1), None);
-        assert_eq!(next_page_start(&p(1000, 120_000_000), 1000, 120_000_000, Interval::M1), None);
-        assert_eq!(next_page_start(&p(0, 0), 1000, 120_000_000, Interval::M1), None);
+        let p = |rows, last_open| Page {
+            body: String::new(),
+            rows,
+            first_open: 0,
+            last_open,
+        };
+        assert_eq!(
+            next_page_start(&p(1000, 59_940_000), 1000, 120_000_000, Interval::M1),
+            Some(60_000_000)
+        );
+        assert_eq!(
+            next_page_start(&p(999, 59_880_000), 1000, 120_000_000, Interval::M1),
+            None
+        );
+        assert_eq!(
+            next_page_start(&p(1000, 120_000_000), 1000, 120_000_000, Interval::M1),
+            None
+        );
+        assert_eq!(
+            next_page_start(&p(0, 0), 1000, 120_000_000, Interval::M1),
+            None
+        );
     }
 
     #[test]

@@ -18,15 +18,23 @@ impl Command {
         I: IntoIterator<Item = A>,
         A: Into<Vec<u8>>,
     {
-        Command { args: args.into_iter().map(Into::into).collect() }
+        Command {
+            args: args.into_iter().map(Into::into).collect(),
+        }
     }
 
     pub fn name(&self) -> &str {
-        self.args.first().and_then(|a| std::str::from_utf8(a).ok()).unwrap_or("")
+        self.args
+            .first()
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .unwrap_or("")
     }
 
     pub fn arg_str(&self, i: usize) -> &str {
-        self.args.get(i).and_then(|a| std::str::from_utf8(a).ok()).unwrap_or("")
+        self.args
+            .get(i)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .unwrap_or("")
     }
 
     pub fn to_redis(&self) -> redis::Cmd {
@@ -51,22 +59,45 @@ impl std::fmt::Display for Command {
 }
 
 pub fn official_add(key: &str, interval: Interval, payload: impl Into<Vec<u8>>) -> Command {
-    Command::new([b"CANDLE.OFFICIAL_ADD".to_vec(), key.into(), b"INTERVAL".to_vec(), interval.as_str().into(), b"JSON".to_vec(), payload.into()])
+    Command::new([
+        b"CANDLE.OFFICIAL_ADD".to_vec(),
+        key.into(),
+        b"INTERVAL".to_vec(),
+        interval.as_str().into(),
+        b"JSON".to_vec(),
+        payload.into(),
+    ])
 }
 
 pub fn live_update(key: &str, interval: Interval, payload: impl Into<Vec<u8>>) -> Command {
-    Command::new([b"CANDLE.LIVE_UPDATE".to_vec(), key.into(), b"INTERVAL".to_vec(), interval.as_str().into(), b"JSON".to_vec(), payload.into()])
+    Command::new([
+        b"CANDLE.LIVE_UPDATE".to_vec(),
+        key.into(),
+        b"INTERVAL".to_vec(),
+        interval.as_str().into(),
+        b"JSON".to_vec(),
+        payload.into(),
+    ])
 }
 
 pub fn gaps(key: &str, from: i64, to: i64) -> Command {
-    Command::new(["CANDLE.GAPS".to_string(), key.to_string(), from.to_string(), to.to_string()])
+    Command::new([
+        "CANDLE.GAPS".to_string(),
+        key.to_string(),
+        from.to_string(),
+        to.to_string(),
+    ])
 }
 
 /// What a frame was, besides the commands it gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
     /// A kline of series `series` (index into the router's series), open time, closed (`x`).
-    Kline { series: usize, open_time: i64, closed: bool },
+    Kline {
+        series: usize,
+        open_time: i64,
+        closed: bool,
+    },
     Trade,
     /// `serverShutdown`: Binance is about to close the connection.
     ServerShutdown,
@@ -100,7 +131,12 @@ pub struct Router {
 
 impl Router {
     pub fn new(series: Vec<Series>, opts: RouterOptions) -> Router {
-        let mut r = Router { opts, series: Vec::new(), index: HashMap::new(), by_symbol: HashMap::new() };
+        let mut r = Router {
+            opts,
+            series: Vec::new(),
+            index: HashMap::new(),
+            by_symbol: HashMap::new(),
+        };
         for s in series {
             r.add(s);
         }
@@ -129,7 +165,11 @@ impl Router {
         }
         if self.opts.open && self.allowed(symbol) {
             let key = candle_key(&self.opts.key_template, symbol, interval);
-            return Some(self.add(Series { symbol: symbol.to_string(), interval, key }));
+            return Some(self.add(Series {
+                symbol: symbol.to_string(),
+                interval,
+                key,
+            }));
         }
         None
     }
@@ -149,7 +189,9 @@ impl Router {
             }
         } else if frame.contains("serverShutdown") {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
-                let e = v.get("e").or_else(|| v.get("data").and_then(|d| d.get("e")));
+                let e = v
+                    .get("e")
+                    .or_else(|| v.get("data").and_then(|d| d.get("e")));
                 if e.and_then(|e| e.as_str()) == Some("serverShutdown") {
                     return Seen::ServerShutdown;
                 }
@@ -165,7 +207,9 @@ impl Router {
                     return Seen::Invalid("kline without symbol or interval".into());
                 };
                 let sym = sym.to_ascii_uppercase();
-                let Some(si) = self.series_index(&sym, interval) else { return Seen::Other };
+                let Some(si) = self.series_index(&sym, interval) else {
+                    return Seen::Other;
+                };
                 let key = &self.series[si].key;
                 let closed = k.closed.unwrap_or(false);
                 out.push(if closed {
@@ -173,7 +217,11 @@ impl Router {
                 } else {
                     live_update(key, interval, frame.as_bytes())
                 });
-                Seen::Kline { series: si, open_time: k.candle.open_time, closed }
+                Seen::Kline {
+                    series: si,
+                    open_time: k.candle.open_time,
+                    closed,
+                }
             }
             StreamEvent::Trade(t) => {
                 let sym = t.symbol.to_ascii_uppercase();
@@ -181,12 +229,21 @@ impl Router {
                     return Seen::Other;
                 }
                 if self.opts.ticks {
-                    let mut a: Vec<Vec<u8>> = vec![b"TICKS.PUSH".to_vec(), self.opts.ticks_key.clone().into(), sym.clone().into()];
+                    let mut a: Vec<Vec<u8>> = vec![
+                        b"TICKS.PUSH".to_vec(),
+                        self.opts.ticks_key.clone().into(),
+                        sym.clone().into(),
+                    ];
                     if let Some(n) = self.opts.ticks_maxlen {
                         a.push(b"MAXLEN".to_vec());
                         a.push(n.to_string().into());
                     }
-                    a.extend([b"TIMEFIELD".to_vec(), b"T".to_vec(), b"JSON".to_vec(), t.raw.to_string().into()]);
+                    a.extend([
+                        b"TIMEFIELD".to_vec(),
+                        b"T".to_vec(),
+                        b"JSON".to_vec(),
+                        t.raw.to_string().into(),
+                    ]);
                     out.push(Command { args: a });
                 }
                 if self.opts.live_tick {
@@ -258,22 +315,41 @@ mod tests {
 
     fn router(ticks: bool, live_tick: bool) -> Router {
         let t = "candle:{SYMBOL}:INTERVAL";
-        Router::new(vec![Series::new("BTCUSDT", Interval::M1, t), Series::new("BTCUSDT", Interval::H1, t)], opts(ticks, live_tick, false))
+        Router::new(
+            vec![
+                Series::new("BTCUSDT", Interval::M1, t),
+                Series::new("BTCUSDT", Interval::H1, t),
+            ],
+            opts(ticks, live_tick, false),
+        )
     }
 
     #[test]
     fn kline_open_is_live_closed_is_official() {
         let mut r = router(false, false);
         let mut out = vec![];
-        assert_eq!(r.route(KLINE_OPEN, &mut out), Seen::Kline { series: 0, open_time: 1617566580000, closed: false });
+        assert_eq!(
+            r.route(KLINE_OPEN, &mut out),
+            Seen::Kline {
+                series: 0,
+                open_time: 1617566580000,
+                closed: false
+            }
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name(), "CANDLE.LIVE_UPDATE");
         assert_eq!(out[0].arg_str(1), "candle:{BTCUSDT}:1m");
-        assert_eq!(&out[0].args[2..5], &[b"INTERVAL".to_vec(), b"1m".to_vec(), b"JSON".to_vec()]);
+        assert_eq!(
+            &out[0].args[2..5],
+            &[b"INTERVAL".to_vec(), b"1m".to_vec(), b"JSON".to_vec()]
+        );
         assert_eq!(out[0].arg_str(5), KLINE_OPEN, "frame passed verbatim");
         let closed = KLINE_OPEN.replace("\"x\":false", "\"x\":true");
         out.clear();
-        assert!(matches!(r.route(&closed, &mut out), Seen::Kline { closed: true, .. }));
+        assert!(matches!(
+            r.route(&closed, &mut out),
+            Seen::Kline { closed: true, .. }
+        ));
         assert_eq!(out[0].name(), "CANDLE.OFFICIAL_ADD");
     }
 
@@ -284,37 +360,66 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(router(true, false).route(AGG, &mut out), Seen::Trade);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].to_string().split(' ').take(6).collect::<Vec<_>>(), ["TICKS.PUSH", "ticks:{binance}", "BTCUSDT", "TIMEFIELD", "T", "JSON"]);
+        assert_eq!(
+            out[0].to_string().split(' ').take(6).collect::<Vec<_>>(),
+            [
+                "TICKS.PUSH",
+                "ticks:{binance}",
+                "BTCUSDT",
+                "TIMEFIELD",
+                "T",
+                "JSON"
+            ]
+        );
         let doc: serde_json::Value = serde_json::from_str(out[0].arg_str(6)).unwrap();
         assert_eq!(doc["a"], 645003357);
         assert_eq!(doc["p"], "57900.01000000");
         out.clear();
         router(true, true).route(AGG, &mut out);
         let names: Vec<_> = out.iter().map(|c| c.to_string()).collect();
-        assert_eq!(names[1], "CANDLE.LIVE_TICK candle:{BTCUSDT}:1m INTERVAL 1m 1617566591568 57900.01 0.001729");
-        assert_eq!(names[2], "CANDLE.LIVE_TICK candle:{BTCUSDT}:1h INTERVAL 1h 1617566591568 57900.01 0.001729");
+        assert_eq!(
+            names[1],
+            "CANDLE.LIVE_TICK candle:{BTCUSDT}:1m INTERVAL 1m 1617566591568 57900.01 0.001729"
+        );
+        assert_eq!(
+            names[2],
+            "CANDLE.LIVE_TICK candle:{BTCUSDT}:1h INTERVAL 1h 1617566591568 57900.01 0.001729"
+        );
         out.clear();
         let mut o = opts(true, false, false);
         o.ticks_maxlen = Some(1000);
         Router::new(vec![Series::new("BTCUSDT", Interval::M1, "k")], o).route(AGG, &mut out);
-        assert!(out[0].to_string().starts_with("TICKS.PUSH ticks:{binance} BTCUSDT MAXLEN 1000 TIMEFIELD T JSON {"));
+        assert!(out[0]
+            .to_string()
+            .starts_with("TICKS.PUSH ticks:{binance} BTCUSDT MAXLEN 1000 TIMEFIELD T JSON {"));
     }
 
     #[test]
     fn unknown_series_and_other_streams() {
         let mut r = router(true, false);
         let mut out = vec![];
-        let eth = KLINE_OPEN.replace("BTCUSDT", "ETHUSDT").replace("btcusdt", "ethusdt");
+        let eth = KLINE_OPEN
+            .replace("BTCUSDT", "ETHUSDT")
+            .replace("btcusdt", "ethusdt");
         assert_eq!(r.route(&eth, &mut out), Seen::Other);
-        assert_eq!(r.route(&AGG.replace("BTCUSDT", "ETHUSDT"), &mut out), Seen::Other);
+        assert_eq!(
+            r.route(&AGG.replace("BTCUSDT", "ETHUSDT"), &mut out),
+            Seen::Other
+        );
         let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"1","A":"1"}}"#;
         assert_eq!(r.route(book, &mut out), Seen::Other);
         assert!(out.is_empty());
         assert!(matches!(r.route("not json", &mut out), Seen::Invalid(_)));
-        assert_eq!(r.route(r#"{"e":"serverShutdown","E":1}"#, &mut out), Seen::ServerShutdown);
+        assert_eq!(
+            r.route(r#"{"e":"serverShutdown","E":1}"#, &mut out),
+            Seen::ServerShutdown
+        );
         // open router (replay) learns series
         let mut open = Router::new(vec![], opts(false, false, true));
-        assert!(matches!(open.route(&eth, &mut out), Seen::Kline { series: 0, .. }));
+        assert!(matches!(
+            open.route(&eth, &mut out),
+            Seen::Kline { series: 0, .. }
+        ));
         assert_eq!(open.series()[0].key, "candle:{ETHUSDT}:1m");
     }
 
@@ -330,8 +435,11 @@ mod tests {
 
     #[test]
     fn every_fixture_frame_routes() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/binance");
-        let Ok(text) = std::fs::read_to_string(dir.join("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl")) else {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/binance");
+        let Ok(text) = std::fs::read_to_string(
+            dir.join("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl"),
+        ) else {
             panic!("fixtures not found at {}", dir.display());
         };
         let mut r = Router::new(vec![], opts(true, false, true));
@@ -348,7 +456,10 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!((klines, closed, trades, bad), (44 + 40 + 34, 3, 1227 + 506 + 177, 0));
+        assert_eq!(
+            (klines, closed, trades, bad),
+            (44 + 40 + 34, 3, 1227 + 506 + 177, 0)
+        );
         assert_eq!(r.series().len(), 3);
     }
 }

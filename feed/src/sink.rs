@@ -28,7 +28,12 @@ pub struct Sink {
 }
 
 fn classify(e: RedisError) -> SinkError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() || e.is_unrecoverable_error() {
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+    {
         SinkError::Connection(e.to_string())
     } else {
         SinkError::Reply(e.to_string())
@@ -38,7 +43,12 @@ fn classify(e: RedisError) -> SinkError {
 impl Sink {
     pub fn new(url: &str) -> anyhow::Result<Sink> {
         let client = redis::Client::open(url)?;
-        Ok(Sink { client, conn: None, generation: 0, url: url.to_string() })
+        Ok(Sink {
+            client,
+            conn: None,
+            generation: 0,
+            url: url.to_string(),
+        })
     }
 
     pub fn is_connected(&self) -> bool {
@@ -61,7 +71,9 @@ impl Sink {
             }
             self.conn = Some(c);
         }
-        self.conn.as_mut().ok_or_else(|| SinkError::Connection("not connected".into()))
+        self.conn
+            .as_mut()
+            .ok_or_else(|| SinkError::Connection("not connected".into()))
     }
 
     fn on_error(&mut self, e: SinkError) -> SinkError {
@@ -103,7 +115,12 @@ impl Sink {
 
     /// Runs the pipeline, retrying connection failures with backoff until it goes through
     /// (or shutdown). Reply errors are returned, not retried.
-    pub async fn exec_retrying(&mut self, cmds: &[Command], backoff: &mut Backoff, shutdown: &Shutdown) -> Result<Vec<Value>, SinkError> {
+    pub async fn exec_retrying(
+        &mut self,
+        cmds: &[Command],
+        backoff: &mut Backoff,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<Value>, SinkError> {
         loop {
             match self.exec(cmds).await {
                 Err(SinkError::Connection(e)) => {
@@ -134,7 +151,9 @@ pub fn parse_gaps(v: &Value) -> Result<Vec<(i64, i64)>, String> {
             _ => None,
         }
     };
-    let Value::Array(items) = v else { return Err(format!("CANDLE.GAPS: expected an array, got {v:?}")) };
+    let Value::Array(items) = v else {
+        return Err(format!("CANDLE.GAPS: expected an array, got {v:?}"));
+    };
     items
         .iter()
         .map(|p| match p {
@@ -155,9 +174,15 @@ mod tests {
     fn gaps_reply() {
         let v = Value::Array(vec![
             Value::Array(vec![Value::Int(60_000), Value::Int(120_000)]),
-            Value::Array(vec![Value::BulkString(b"300000".to_vec()), Value::Int(300_000)]),
+            Value::Array(vec![
+                Value::BulkString(b"300000".to_vec()),
+                Value::Int(300_000),
+            ]),
         ]);
-        assert_eq!(parse_gaps(&v).unwrap(), vec![(60_000, 120_000), (300_000, 300_000)]);
+        assert_eq!(
+            parse_gaps(&v).unwrap(),
+            vec![(60_000, 120_000), (300_000, 300_000)]
+        );
         assert!(parse_gaps(&Value::Array(vec![])).unwrap().is_empty());
         assert!(parse_gaps(&Value::Int(1)).is_err());
         assert!(parse_gaps(&Value::Array(vec![Value::Array(vec![Value::Int(1)])])).is_err());

@@ -27,7 +27,11 @@ pub struct Dataset {
 
 impl Dataset {
     pub fn new(rows: Vec<Value>) -> Dataset {
-        Dataset { rows: Arc::new(rows), visible_until: None, shift_to_now: false }
+        Dataset {
+            rows: Arc::new(rows),
+            visible_until: None,
+            shift_to_now: false,
+        }
     }
 
     /// The rows the stand-in serves now, times shifted if asked.
@@ -62,7 +66,10 @@ pub fn open_time(row: &Value) -> i64 {
 }
 
 pub fn real_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// What the stand-in saw and how it should misbehave.
@@ -143,7 +150,13 @@ impl StandIn {
                 }
             }));
         }
-        Ok(StandIn { rest_url, ws_url, state, ws_tx, tasks })
+        Ok(StandIn {
+            rest_url,
+            ws_url,
+            state,
+            ws_tx,
+            tasks,
+        })
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
@@ -151,16 +164,25 @@ impl StandIn {
     }
 
     pub fn set_dataset(&self, symbol: &str, interval: Interval, ds: Dataset) {
-        self.state().datasets.insert((symbol.to_ascii_uppercase(), interval.as_str().to_string()), ds);
+        self.state().datasets.insert(
+            (symbol.to_ascii_uppercase(), interval.as_str().to_string()),
+            ds,
+        );
     }
 
     pub fn set_fallback(&self, interval: Interval, ds: Dataset) {
-        self.state().fallback.insert(interval.as_str().to_string(), ds);
+        self.state()
+            .fallback
+            .insert(interval.as_str().to_string(), ds);
     }
 
     /// Moves the stand-in's "now" of a dataset.
     pub fn set_visible_until(&self, symbol: &str, interval: Interval, t: Option<i64>) {
-        if let Some(ds) = self.state().datasets.get_mut(&(symbol.to_ascii_uppercase(), interval.as_str().to_string())) {
+        if let Some(ds) = self
+            .state()
+            .datasets
+            .get_mut(&(symbol.to_ascii_uppercase(), interval.as_str().to_string()))
+        {
             ds.visible_until = t;
         }
     }
@@ -184,11 +206,20 @@ impl StandIn {
     }
 
     pub fn klines_requests(&self) -> Vec<(Instant, String)> {
-        self.state().requests.iter().filter(|(_, p)| p.starts_with("/api/v3/klines")).cloned().collect()
+        self.state()
+            .requests
+            .iter()
+            .filter(|(_, p)| p.starts_with("/api/v3/klines"))
+            .cloned()
+            .collect()
     }
 
     /// Waits (up to `timeout`) until `cond` holds on the state.
-    pub async fn wait_for(&self, timeout: std::time::Duration, mut cond: impl FnMut(&State) -> bool) -> bool {
+    pub async fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        mut cond: impl FnMut(&State) -> bool,
+    ) -> bool {
         let end = Instant::now() + timeout;
         loop {
             if cond(&self.state()) {
@@ -212,8 +243,18 @@ pub fn rows_of_body(body: &str) -> Result<Vec<Value>, String> {
 }
 
 /// A combined-stream kline frame built from a REST row (the same numbers Binance would send).
-pub fn kline_frame(symbol: &str, interval: Interval, row: &Value, closed: bool, event_time: i64) -> String {
-    let f = |i: usize| row.get(i).map(|v| v.to_string()).unwrap_or_else(|| "\"0\"".into());
+pub fn kline_frame(
+    symbol: &str,
+    interval: Interval,
+    row: &Value,
+    closed: bool,
+    event_time: i64,
+) -> String {
+    let f = |i: usize| {
+        row.get(i)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "\"0\"".into())
+    };
     let sym = symbol.to_ascii_uppercase();
     format!(
         concat!(
@@ -240,16 +281,33 @@ pub fn kline_frame(symbol: &str, interval: Interval, row: &Value, closed: bool, 
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+    query.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
 }
 
 /// Binance's klines selection: open time in [startTime, endTime]; with startTime the first
 /// `limit`, otherwise the last `limit`.
-pub fn select_klines(rows: &[Value], start: Option<i64>, end: Option<i64>, limit: usize) -> Vec<Value> {
-    let sel: Vec<&Value> =
-        rows.iter().filter(|r| start.is_none_or(|s| open_time(r) >= s) && end.is_none_or(|e| open_time(r) <= e)).collect();
+pub fn select_klines(
+    rows: &[Value],
+    start: Option<i64>,
+    end: Option<i64>,
+    limit: usize,
+) -> Vec<Value> {
+    let sel: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            start.is_none_or(|s| open_time(r) >= s) && end.is_none_or(|e| open_time(r) <= e)
+        })
+        .collect();
     let limit = limit.clamp(1, 1000);
-    let slice = if start.is_some() { &sel[..sel.len().min(limit)] } else { &sel[sel.len().saturating_sub(limit)..] };
+    let slice = if start.is_some() {
+        &sel[..sel.len().min(limit)]
+    } else {
+        &sel[sel.len().saturating_sub(limit)..]
+    };
     slice.iter().map(|v| (*v).clone()).collect()
 }
 
@@ -260,21 +318,38 @@ fn klines_response(state: &Arc<Mutex<State>>, query: &str) -> (u16, Vec<(String,
         if let Some(a) = after {
             h.push(("Retry-After".to_string(), a.to_string()));
         }
-        return (status, h, format!(r#"{{"code":-1003,"msg":"stand-in: status {status}"}}"#));
+        return (
+            status,
+            h,
+            format!(r#"{{"code":-1003,"msg":"stand-in: status {status}"}}"#),
+        );
     }
     st.used_weight += 2;
-    let h = vec![("X-MBX-USED-WEIGHT-1M".to_string(), st.used_weight.to_string())];
-    let symbol = query_param(query, "symbol").unwrap_or("").to_ascii_uppercase();
+    let h = vec![(
+        "X-MBX-USED-WEIGHT-1M".to_string(),
+        st.used_weight.to_string(),
+    )];
+    let symbol = query_param(query, "symbol")
+        .unwrap_or("")
+        .to_ascii_uppercase();
     let interval = query_param(query, "interval").unwrap_or("");
     let Ok(iv) = Interval::parse(interval) else {
         return (400, h, r#"{"code":-1120,"msg":"Invalid interval."}"#.into());
     };
-    let ds = st.datasets.get(&(symbol, interval.to_string())).or_else(|| st.fallback.get(interval));
+    let ds = st
+        .datasets
+        .get(&(symbol, interval.to_string()))
+        .or_else(|| st.fallback.get(interval));
     let Some(ds) = ds else {
         return (400, h, r#"{"code":-1121,"msg":"Invalid symbol."}"#.into());
     };
     let num = |n: &str| query_param(query, n).and_then(|v| v.parse::<i64>().ok());
-    let rows = select_klines(&ds.visible(iv), num("startTime"), num("endTime"), num("limit").unwrap_or(500) as usize);
+    let rows = select_klines(
+        &ds.visible(iv),
+        num("startTime"),
+        num("endTime"),
+        num("limit").unwrap_or(500) as usize,
+    );
     (200, h, Value::Array(rows).to_string())
 }
 
@@ -307,12 +382,20 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
             let mut body = vec![0u8; content_len.min(1 << 20)];
             r.read_exact(&mut body).await?;
         }
-        state.lock().unwrap_or_else(|e| e.into_inner()).requests.push((Instant::now(), target.clone()));
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
+            .push((Instant::now(), target.clone()));
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let (status, headers, body) = match path {
             "/api/v3/klines" => klines_response(&state, query),
             "/api/v3/ping" => (200, vec![], "{}".into()),
-            "/api/v3/time" => (200, vec![], format!(r#"{{"serverTime":{}}}"#, real_now_ms())),
+            "/api/v3/time" => (
+                200,
+                vec![],
+                format!(r#"{{"serverTime":{}}}"#, real_now_ms()),
+            ),
             _ => (404, vec![], r#"{"code":-1,"msg":"not found"}"#.into()),
         };
         let reason = match status {
@@ -334,7 +417,12 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
     }
 }
 
-async fn serve_ws(sock: TcpStream, state: Arc<Mutex<State>>, mut rx: broadcast::Receiver<WsCmd>) -> anyhow::Result<()> {
+#[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
+async fn serve_ws(
+    sock: TcpStream,
+    state: Arc<Mutex<State>>,
+    mut rx: broadcast::Receiver<WsCmd>,
+) -> anyhow::Result<()> {
     let _ = sock.set_nodelay(true);
     let mut path = String::new();
     let ws = tokio_tungstenite::accept_hdr_async(sock, |req: &Request, resp: Response| {
@@ -344,7 +432,15 @@ async fn serve_ws(sock: TcpStream, state: Arc<Mutex<State>>, mut rx: broadcast::
     .await?;
     let streams: HashSet<String> = path
         .split_once("streams=")
-        .map(|(_, s)| s.split('&').next().unwrap_or("").split('/').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|(_, s)| {
+            s.split('&')
+                .next()
+                .unwrap_or("")
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -386,17 +482,46 @@ mod tests {
     use super::*;
 
     fn rows() -> Vec<Value> {
-        (0..10).map(|i| serde_json::json!([i * 60_000, "1.0", "2.0", "0.5", "1.5", "3", i * 60_000 + 59_999, "4", 5, "1", "2", "0"])).collect()
+        (0..10)
+            .map(|i| {
+                serde_json::json!([
+                    i * 60_000,
+                    "1.0",
+                    "2.0",
+                    "0.5",
+                    "1.5",
+                    "3",
+                    i * 60_000 + 59_999,
+                    "4",
+                    5,
+                    "1",
+                    "2",
+                    "0"
+                ])
+            })
+            .collect()
     }
 
     #[test]
     fn selection_like_binance() {
         let r = rows();
         let t = |v: Vec<Value>| v.iter().map(open_time).collect::<Vec<_>>();
-        assert_eq!(t(select_klines(&r, None, None, 3)), [420_000, 480_000, 540_000]);
-        assert_eq!(t(select_klines(&r, Some(60_000), None, 2)), [60_000, 120_000]);
-        assert_eq!(t(select_klines(&r, Some(60_000), Some(120_000), 1000)), [60_000, 120_000]);
-        assert_eq!(t(select_klines(&r, None, Some(120_000), 2)), [60_000, 120_000]);
+        assert_eq!(
+            t(select_klines(&r, None, None, 3)),
+            [420_000, 480_000, 540_000]
+        );
+        assert_eq!(
+            t(select_klines(&r, Some(60_000), None, 2)),
+            [60_000, 120_000]
+        );
+        assert_eq!(
+            t(select_klines(&r, Some(60_000), Some(120_000), 1000)),
+            [60_000, 120_000]
+        );
+        assert_eq!(
+            t(select_klines(&r, None, Some(120_000), 2)),
+            [60_000, 120_000]
+        );
         assert!(select_klines(&r, Some(600_000), None, 10).is_empty());
     }
 
@@ -421,7 +546,10 @@ mod tests {
         assert_eq!(k[0].closed, Some(true));
         assert_eq!(k[0].symbol.as_deref(), Some("BTCUSDT"));
         assert_eq!(crate::route::stream_name(&f), Some("btcusdt@kline_1m"));
-        let rest = candles_core::binance::parse_klines(Value::Array(vec![r[3].clone()]).to_string().as_bytes()).unwrap();
+        let rest = candles_core::binance::parse_klines(
+            Value::Array(vec![r[3].clone()]).to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(rest[0].candle, k[0].candle);
     }
 }

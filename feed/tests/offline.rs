@@ -40,19 +40,42 @@ fn keeps_retrying_without_binance_and_stops_on_sigterm() {
         "200ms".into(),
     ]);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(f.child.try_wait().unwrap().is_none(), "still running: {}", f.log());
+    assert!(
+        f.child.try_wait().unwrap().is_none(),
+        "still running: {}",
+        f.log()
+    );
     let log = f.log();
-    assert!(log.matches("REST klines request failed, retrying").count() >= 3, "{log}");
+    assert!(
+        log.matches("REST klines request failed, retrying").count() >= 3,
+        "{log}"
+    );
     f.sigterm();
     let t = Instant::now();
-    let st = f.wait_exit(Duration::from_secs(2)).expect("exit after SIGTERM");
-    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    let st = f
+        .wait_exit(Duration::from_secs(2))
+        .expect("exit after SIGTERM");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
     assert!(st.success(), "{st:?} {}", f.log());
 }
 
 fn rest(si: &StandIn) -> (Rest, candles_feed::backoff::ShutdownTrigger) {
     let (t, s) = shutdown_pair();
-    (Rest::new(&si.rest_url, 1200, Duration::from_millis(20), Duration::from_millis(100), s).unwrap(), t)
+    (
+        Rest::new(
+            &si.rest_url,
+            1200,
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+            s,
+        )
+        .unwrap(),
+        t,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,19 +95,46 @@ async fn rest_pages_backwards_and_forwards() {
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows.clone()));
     let (r, _t) = rest(&si);
     let pages = r.last_klines("BTCUSDT", Interval::M1, 2500).await.unwrap();
-    assert_eq!(pages.iter().map(|p| p.rows).collect::<Vec<_>>(), [500, 1000, 1000], "oldest page first");
+    assert_eq!(
+        pages.iter().map(|p| p.rows).collect::<Vec<_>>(),
+        [500, 1000, 1000],
+        "oldest page first"
+    );
     assert_eq!(pages[0].first_open, open_time(&rows[500]));
     assert_eq!(pages[2].last_open, open_time(&rows[2999]));
     let reqs = si.klines_requests();
     assert_eq!(reqs.len(), 3);
-    assert!(!reqs[0].1.contains("endTime") && reqs[0].1.contains("limit=1000"), "{}", reqs[0].1);
-    assert!(reqs[2].1.contains(&format!("endTime={}", open_time(&rows[1000]) - 1)) && reqs[2].1.contains("limit=500"), "{}", reqs[2].1);
+    assert!(
+        !reqs[0].1.contains("endTime") && reqs[0].1.contains("limit=1000"),
+        "{}",
+        reqs[0].1
+    );
+    assert!(
+        reqs[2]
+            .1
+            .contains(&format!("endTime={}", open_time(&rows[1000]) - 1))
+            && reqs[2].1.contains("limit=500"),
+        "{}",
+        reqs[2].1
+    );
     // the body is passed on exactly as served
     let want = serde_json::Value::Array(rows[2000..].to_vec()).to_string();
     assert_eq!(pages[2].body, want);
     // startTime paging
-    let p = r.klines("BTCUSDT", Interval::M1, Some(open_time(&rows[10])), Some(open_time(&rows[12])), 1000).await.unwrap();
-    assert_eq!((p.rows, p.first_open, p.last_open), (3, open_time(&rows[10]), open_time(&rows[12])));
+    let p = r
+        .klines(
+            "BTCUSDT",
+            Interval::M1,
+            Some(open_time(&rows[10])),
+            Some(open_time(&rows[12])),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.rows, p.first_open, p.last_open),
+        (3, open_time(&rows[10]), open_time(&rows[12]))
+    );
     assert!(r.used_weight() > 0, "weight header read");
 }
 
@@ -92,15 +142,23 @@ async fn rest_pages_backwards_and_forwards() {
 async fn rest_honours_429_and_418_retry_after() {
     let si = StandIn::start().await.unwrap();
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows_1m()));
-    si.state().fail_next.extend([(429, Some(1)), (418, Some(1))]);
+    si.state()
+        .fail_next
+        .extend([(429, Some(1)), (418, Some(1))]);
     let (r, _t) = rest(&si);
     let t = Instant::now();
     let pages = r.last_klines("BTCUSDT", Interval::M1, 10).await.unwrap();
     assert_eq!(pages[0].rows, 10);
     let reqs = si.klines_requests();
     assert_eq!(reqs.len(), 3);
-    assert!(reqs[1].0 - reqs[0].0 >= Duration::from_secs(1), "waited Retry-After");
-    assert!(reqs[2].0 - reqs[1].0 >= Duration::from_secs(1), "waited Retry-After");
+    assert!(
+        reqs[1].0 - reqs[0].0 >= Duration::from_secs(1),
+        "waited Retry-After"
+    );
+    assert!(
+        reqs[2].0 - reqs[1].0 >= Duration::from_secs(1),
+        "waited Retry-After"
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
     // a 400 (unknown symbol) is not retried
     let e = r.last_klines("NOPE", Interval::M1, 10).await.unwrap_err();
@@ -113,14 +171,20 @@ async fn rest_retries_server_errors_and_stops_on_shutdown() {
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows_1m()));
     si.state().fail_next.extend([(500, None), (503, None)]);
     let (r, t) = rest(&si);
-    assert_eq!(r.last_klines("BTCUSDT", Interval::M1, 5).await.unwrap()[0].rows, 5);
+    assert_eq!(
+        r.last_klines("BTCUSDT", Interval::M1, 5).await.unwrap()[0].rows,
+        5
+    );
     // endless 429 with a long Retry-After: shutdown interrupts the wait
     si.state().fail_next.extend([(429, Some(60))]);
     let h = tokio::spawn(async move { r.last_klines("BTCUSDT", Interval::M1, 5).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = Instant::now();
     t.trigger();
-    let res = tokio::time::timeout(Duration::from_secs(1), h).await.expect("stops").unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(1), h)
+        .await
+        .expect("stops")
+        .unwrap();
     assert!(res.is_err());
     assert!(t0.elapsed() < Duration::from_millis(500));
 }
@@ -154,49 +218,110 @@ fn ws_feeder(si: &StandIn, extra: &[&str]) -> Feeder {
 async fn websocket_pings_watchdog_renewal_and_server_shutdown() {
     let si = StandIn::start().await.unwrap();
     let f = ws_feeder(&si, &["--ticks", "--ws-idle-timeout", "1500ms"]);
-    assert!(si.wait_for(Duration::from_secs(10), |s| s.ws_connections.len() == 1).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_connections.len() == 1)
+            .await,
+        "{}",
+        f.log()
+    );
     let path = si.state().ws_connections[0].clone();
     assert_eq!(path, "/stream?streams=btcusdt@kline_1m/btcusdt@kline_1h/ethusdt@kline_1m/ethusdt@kline_1h/btcusdt@aggTrade/ethusdt@aggTrade");
     // pings are answered
     si.send_ping();
     si.send_ping();
-    assert!(si.wait_for(Duration::from_secs(2), |s| s.pongs >= 2).await, "pongs: {}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(2), |s| s.pongs >= 2).await,
+        "pongs: {}",
+        f.log()
+    );
     // serverShutdown → reconnect at once
     si.send_frame(r#"{"e":"serverShutdown","E":1}"#);
-    assert!(si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() == 2).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() == 2)
+            .await,
+        "{}",
+        f.log()
+    );
     // no frames for 1.5 s → watchdog reconnects
     let t = Instant::now();
-    assert!(si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 3).await, "{}", f.log());
-    assert!(t.elapsed() >= Duration::from_millis(1200), "{:?}", t.elapsed());
+    assert!(
+        si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 3)
+            .await,
+        "{}",
+        f.log()
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(1200),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(f.log().contains("no frame for"), "{}", f.log());
     // a dropped connection is re-opened
     si.drop_connections();
-    assert!(si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() >= 4 && s.ws_open == 1).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() >= 4
+            && s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_renewed_at_max_age_and_split_by_stream_count() {
     let si = StandIn::start().await.unwrap();
-    let f = ws_feeder(&si, &["--ws-max-age", "800ms", "--streams-per-connection", "3"]);
+    let f = ws_feeder(
+        &si,
+        &["--ws-max-age", "800ms", "--streams-per-connection", "3"],
+    );
     // 4 kline streams, 3 per connection → 2 connections
-    assert!(si.wait_for(Duration::from_secs(10), |s| s.ws_open == 2).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 2)
+            .await,
+        "{}",
+        f.log()
+    );
     let mut paths = si.state().ws_connections.clone();
     paths.sort();
-    assert_eq!(paths, ["/stream?streams=btcusdt@kline_1m/btcusdt@kline_1h/ethusdt@kline_1m", "/stream?streams=ethusdt@kline_1h"]);
+    assert_eq!(
+        paths,
+        [
+            "/stream?streams=btcusdt@kline_1m/btcusdt@kline_1h/ethusdt@kline_1m",
+            "/stream?streams=ethusdt@kline_1h"
+        ]
+    );
     // both renewed after 800 ms, with no backoff
-    assert!(si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() >= 4).await, "{}", f.log());
-    assert!(f.log().contains("connection age limit reached"), "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(3), |s| s.ws_connections.len() >= 4)
+            .await,
+        "{}",
+        f.log()
+    );
+    assert!(
+        f.log().contains("connection age limit reached"),
+        "{}",
+        f.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_streaming_exits_within_a_second() {
     let si = StandIn::start().await.unwrap();
     let mut f = ws_feeder(&si, &[]);
-    assert!(si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
     f.sigterm();
     let t = Instant::now();
     let st = tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(3))).expect("exits");
-    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
     assert!(st.success(), "{st:?}");
     assert!(f.log().contains("shutting down"), "{}", f.log());
 }

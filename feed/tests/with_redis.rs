@@ -15,13 +15,27 @@ use std::time::{Duration, Instant};
 const KEY: &str = "candle:{BTCUSDT}:1m";
 
 async fn wait_log(f: &Feeder, what: &str, d: Duration) {
-    assert!(eventually(d, || f.log().contains(what)).await, "no '{what}' in the log:\n{}", f.log());
+    assert!(
+        eventually(d, || f.log().contains(what)).await,
+        "no '{what}' in the log:\n{}",
+        f.log()
+    );
 }
 
 /// Waits until `check` holds on a fresh redis connection.
-async fn wait_redis(redis: &Redis, f: &Feeder, what: &str, d: Duration, mut check: impl FnMut(&mut redis::Connection) -> bool) {
+async fn wait_redis(
+    redis: &Redis,
+    f: &Feeder,
+    what: &str,
+    d: Duration,
+    mut check: impl FnMut(&mut redis::Connection) -> bool,
+) {
     let mut c = redis.conn();
-    assert!(eventually(d, || check(&mut c)).await, "timed out waiting for {what}; feeder log:\n{}", f.log());
+    assert!(
+        eventually(d, || check(&mut c)).await,
+        "timed out waiting for {what}; feeder log:\n{}",
+        f.log()
+    );
 }
 
 fn row_is(c: &mut redis::Connection, key: &str, row: &Value, kind: &str) -> bool {
@@ -57,12 +71,27 @@ async fn bootstrap_pages_and_keeps_the_forming_row_live() {
     ds.shift_to_now = true;
     si.set_dataset("BTCUSDT", Interval::M1, ds.clone());
     away_from_minute_end(Duration::from_secs(8)).await;
-    let f = Feeder::standard(&si, &redis, &["--symbols", "btcusdt", "--intervals", "1m", "--bootstrap", "1500"]);
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "btcusdt",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "1500",
+        ],
+    );
     wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
     let served = ds.visible(Interval::M1);
     let reqs = si.klines_requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
-    assert!(reqs[1].1.contains("limit=500") && reqs[1].1.contains("endTime="), "{}", reqs[1].1);
+    assert!(
+        reqs[1].1.contains("limit=500") && reqs[1].1.contains("endTime="),
+        "{}",
+        reqs[1].1
+    );
 
     let mut c = redis.conn();
     let got = range_full(&mut c, KEY, 0, real_now_ms() + 3_600_000);
@@ -74,10 +103,20 @@ async fn bootstrap_pages_and_keeps_the_forming_row_live() {
         .collect();
     assert_eq!(got.last(), want.last(), "the forming row is live");
     assert_eq!(got, want);
-    assert_eq!(got[1499][0], Interval::M1.align_down(real_now_ms()).to_string());
+    assert_eq!(
+        got[1499][0],
+        Interval::M1.align_down(real_now_ms()).to_string()
+    );
     let from = open_time(&served[500]);
-    assert_eq!(gaps(&mut c, KEY, from, open_time(&served[1998])), Some(vec![]));
-    assert!(f.log().contains("progress=\"2/2\"") || f.log().contains("1/1"), "{}", f.log());
+    assert_eq!(
+        gaps(&mut c, KEY, from, open_time(&served[1998])),
+        Some(vec![])
+    );
+    assert!(
+        f.log().contains("progress=\"2/2\"") || f.log().contains("1/1"),
+        "{}",
+        f.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,28 +126,70 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(&si, &redis, &["--symbols", "BTCUSDT", "--intervals", "1m", "--bootstrap", "50"]);
-    assert!(si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1).await, "{}", f.log());
-    let frame = |i: usize, closed: bool| kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000);
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "50",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    let frame = |i: usize, closed: bool| {
+        kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
+    };
 
     // x=false → live, x=true → official
     si.send_frame(frame(101, false));
-    wait_redis(&redis, &f, "live 101", Duration::from_secs(5), |c| row_is(c, KEY, &rows[101], "live")).await;
+    wait_redis(&redis, &f, "live 101", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[101], "live")
+    })
+    .await;
     si.send_frame(frame(101, true));
-    wait_redis(&redis, &f, "official 101", Duration::from_secs(5), |c| row_is(c, KEY, &rows[101], "official")).await;
+    wait_redis(&redis, &f, "official 101", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[101], "official")
+    })
+    .await;
     si.send_frame(frame(102, false));
-    wait_redis(&redis, &f, "live 102", Duration::from_secs(5), |c| row_is(c, KEY, &rows[102], "live")).await;
+    wait_redis(&redis, &f, "live 102", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[102], "live")
+    })
+    .await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(51), t(101));
 
     // the connection drops across candle boundaries: 102..104 close while the feeder is away
     si.drop_connections();
     si.set_visible_until("BTCUSDT", Interval::M1, Some(t(105)));
-    assert!(si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 2 && s.ws_open == 1).await, "{}", f.log());
+    assert!(
+        si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 2
+            && s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
     si.send_frame(frame(105, false));
-    wait_redis(&redis, &f, "gap 102..104 filled", Duration::from_secs(10), |c| gaps(c, KEY, t(51), t(104)) == Some(vec![])).await;
+    wait_redis(
+        &redis,
+        &f,
+        "gap 102..104 filled",
+        Duration::from_secs(10),
+        |c| gaps(c, KEY, t(51), t(104)) == Some(vec![]),
+    )
+    .await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(51), t(104));
     assert!(
-        si.klines_requests().iter().any(|(_, p)| p.contains(&format!("startTime={}&endTime={}", t(102), t(104)))),
+        si.klines_requests()
+            .iter()
+            .any(|(_, p)| p.contains(&format!("startTime={}&endTime={}", t(102), t(104)))),
         "{:?}",
         si.klines_requests()
     );
@@ -116,7 +197,14 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     // the stream jumps ahead (105 → 110) on the same connection: 105..109 are fetched
     si.set_visible_until("BTCUSDT", Interval::M1, Some(t(110)));
     si.send_frame(frame(110, false));
-    wait_redis(&redis, &f, "gap 105..109 filled", Duration::from_secs(10), |c| gaps(c, KEY, t(51), t(109)) == Some(vec![])).await;
+    wait_redis(
+        &redis,
+        &f,
+        "gap 105..109 filled",
+        Duration::from_secs(10),
+        |c| gaps(c, KEY, t(51), t(109)) == Some(vec![]),
+    )
+    .await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(51), t(109));
     assert!(row_is(&mut redis.conn(), KEY, &rows[110], "live"));
 }
@@ -125,19 +213,32 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
 fn expected_of_frame(frame: &str, kind: &str) -> Vec<String> {
     let v: Value = serde_json::from_str(frame).unwrap();
     let k = &v["data"]["k"];
-    let row = serde_json::json!([k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]);
+    let row = serde_json::json!([
+        k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"
+    ]);
     expected_full(&row, kind)
 }
 
 /// Kline frames of the 2021-04-04 capture, per symbol: (closed frame of 20:03, last frame of 20:04).
 fn capture_klines() -> (Vec<String>, Vec<(String, String, String)>) {
     let text = fixture("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
-    let frames: Vec<String> =
-        text.lines().filter_map(unwrap_recorded).filter(|f| f.contains("@kline_1m")).map(str::to_owned).collect();
+    let frames: Vec<String> = text
+        .lines()
+        .filter_map(unwrap_recorded)
+        .filter(|f| f.contains("@kline_1m"))
+        .map(str::to_owned)
+        .collect();
     let mut per = Vec::new();
     for sym in ["BTCUSDT", "ETHUSDT", "DOTUSDT"] {
-        let mine: Vec<&String> = frames.iter().filter(|f| f.contains(&format!("\"s\":\"{sym}\""))).collect();
-        let closed = mine.iter().find(|f| f.contains("\"x\":true")).unwrap().to_string();
+        let mine: Vec<&String> = frames
+            .iter()
+            .filter(|f| f.contains(&format!("\"s\":\"{sym}\"")))
+            .collect();
+        let closed = mine
+            .iter()
+            .find(|f| f.contains("\"x\":true"))
+            .unwrap()
+            .to_string();
         let last = mine.last().unwrap().to_string();
         per.push((sym.to_string(), closed, last));
     }
@@ -148,7 +249,10 @@ fn check_capture(c: &mut redis::Connection, per: &[(String, String, String)]) ->
     per.iter().all(|(sym, closed, last)| {
         let key = format!("candle:{{{sym}}}:1m");
         let got = range_full(c, &key, 1617566580000, 1617566640000);
-        got == vec![expected_of_frame(closed, "official"), expected_of_frame(last, "live")]
+        got == vec![
+            expected_of_frame(closed, "official"),
+            expected_of_frame(last, "live"),
+        ]
     })
 }
 
@@ -156,16 +260,39 @@ fn check_capture(c: &mut redis::Connection, per: &[(String, String, String)]) ->
 async fn recorded_frames_route_to_live_and_official() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
-    let f = Feeder::standard(&si, &redis, &["--symbols", "BTCUSDT,ETHUSDT,DOTUSDT", "--intervals", "1m", "--bootstrap", "0"]);
-    assert!(si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1).await, "{}", f.log());
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT,ETHUSDT,DOTUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "0",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
     let (frames, per) = capture_klines();
     assert_eq!(frames.len(), 118);
     for fr in frames {
         si.send_frame(fr);
     }
-    wait_redis(&redis, &f, "capture stored", Duration::from_secs(10), |c| check_capture(c, &per)).await;
+    wait_redis(&redis, &f, "capture stored", Duration::from_secs(10), |c| {
+        check_capture(c, &per)
+    })
+    .await;
     // nothing asked of REST: no gap
-    assert!(si.klines_requests().is_empty(), "{:?}", si.klines_requests());
+    assert!(
+        si.klines_requests().is_empty(),
+        "{:?}",
+        si.klines_requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,13 +302,33 @@ async fn rate_limit_429_retry_after_is_honoured() {
     let rows = rows_1m();
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows.clone()));
     si.state().fail_next.push_back((429, Some(1)));
-    let f = Feeder::standard(&si, &redis, &["--symbols", "BTCUSDT", "--intervals", "1m", "--bootstrap", "100"]);
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "100",
+        ],
+    );
     wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
     let reqs = si.klines_requests();
     assert_eq!(reqs.len(), 2);
-    assert!(reqs[1].0 - reqs[0].0 >= Duration::from_secs(1), "Retry-After: 1 not honoured");
+    assert!(
+        reqs[1].0 - reqs[0].0 >= Duration::from_secs(1),
+        "Retry-After: 1 not honoured"
+    );
     assert!(f.log().contains("rate limited (HTTP 429)"), "{}", f.log());
-    assert_official_equals(&mut redis.conn(), KEY, &rows, open_time(&rows[900]), open_time(&rows[999]));
+    assert_official_equals(
+        &mut redis.conn(),
+        KEY,
+        &rows,
+        open_time(&rows[900]),
+        open_time(&rows[999]),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,8 +338,24 @@ async fn redis_restart_mid_stream_is_repaired() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(&si, &redis, &["--symbols", "BTCUSDT", "--intervals", "1m", "--bootstrap", "30"]);
-    assert!(si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1).await, "{}", f.log());
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "30",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(71), t(100));
     // frames keep coming, every 50 ms
     let sender = {
@@ -209,12 +372,25 @@ async fn redis_restart_mid_stream_is_repaired() {
         });
         (stop, h, si_frames)
     };
-    wait_redis(&redis, &f, "live 101", Duration::from_secs(5), |c| row_is(c, KEY, &rows[101], "live")).await;
+    wait_redis(&redis, &f, "live 101", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[101], "live")
+    })
+    .await;
     let t0 = Instant::now();
     tokio::task::block_in_place(|| redis.restart());
-    wait_redis(&redis, &f, "data restored after the restart", Duration::from_secs(15), |c| gaps(c, KEY, t(71), t(100)) == Some(vec![])).await;
+    wait_redis(
+        &redis,
+        &f,
+        "data restored after the restart",
+        Duration::from_secs(15),
+        |c| gaps(c, KEY, t(71), t(100)) == Some(vec![]),
+    )
+    .await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(71), t(100));
-    wait_redis(&redis, &f, "live 101 again", Duration::from_secs(5), |c| row_is(c, KEY, &rows[101], "live")).await;
+    wait_redis(&redis, &f, "live 101 again", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[101], "live")
+    })
+    .await;
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert!(f.log().contains("reconnected to redis"), "{}", f.log());
     sender.0.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -225,18 +401,36 @@ async fn redis_restart_mid_stream_is_repaired() {
 async fn replay_sends_the_same_commands_and_exits() {
     let redis = Redis::start();
     let capture = fixtures_dir().join("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
-    let mut f = Feeder::spawn(&["--replay".into(), capture.display().to_string(), "--redis".into(), redis.url()]);
-    let st = tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(30))).expect("replay exits");
+    let mut f = Feeder::spawn(&[
+        "--replay".into(),
+        capture.display().to_string(),
+        "--redis".into(),
+        redis.url(),
+    ]);
+    let st =
+        tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(30))).expect("replay exits");
     assert!(st.success(), "{st:?} {}", f.log());
-    assert!(f.log().contains("replay done") && f.log().contains("frames=4716"), "{}", f.log());
+    assert!(
+        f.log().contains("replay done") && f.log().contains("frames=4716"),
+        "{}",
+        f.log()
+    );
     let (_, per) = capture_klines();
     assert!(check_capture(&mut redis.conn(), &per));
 
     // raw frames (no recv_ts wrapper), filtered to one symbol
     let redis2 = Redis::start();
     let raw = fixtures_dir().join("ws_kline_1m_combined.jsonl");
-    let mut f = Feeder::spawn(&["--replay".into(), raw.display().to_string(), "--redis".into(), redis2.url(), "--symbols".into(), "BTCUSDT".into()]);
-    let st = tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(30))).expect("replay exits");
+    let mut f = Feeder::spawn(&[
+        "--replay".into(),
+        raw.display().to_string(),
+        "--redis".into(),
+        redis2.url(),
+        "--symbols".into(),
+        "BTCUSDT".into(),
+    ]);
+    let st =
+        tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(30))).expect("replay exits");
     assert!(st.success(), "{st:?} {}", f.log());
     let mut c = redis2.conn();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
@@ -244,4 +438,75 @@ async fn replay_sends_the_same_commands_and_exits() {
     let btc = &per[0];
     let got = range_full(&mut c, KEY, 1617566580000, 1617566580000);
     assert_eq!(got, vec![expected_of_frame(&btc.1, "official")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs TICKS.PUSH and TICKS.RANGE from the module (tick-book part not merged yet)"]
+async fn trades_go_to_the_tick_book_and_live_candles() {
+    let redis = Redis::start();
+    let si = StandIn::start().await.unwrap();
+    let f = Feeder::standard(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT,ETHUSDT,DOTUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "0",
+            "--ticks",
+            "--live-tick",
+            "--ticks-maxlen",
+            "5000",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    assert!(si.state().ws_connections[0]
+        .ends_with("/btcusdt@aggTrade/ethusdt@aggTrade/dotusdt@aggTrade"));
+    let text = fixture("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
+    let trades: Vec<&str> = text
+        .lines()
+        .filter_map(unwrap_recorded)
+        .filter(|f| f.contains("@aggTrade"))
+        .collect();
+    assert_eq!(trades.len(), 1227 + 506 + 177);
+    for fr in &trades {
+        si.send_frame(fr.to_string());
+    }
+    let count = |c: &mut redis::Connection, sym: &str| -> Option<usize> {
+        let v: redis::Value = redis::cmd("TICKS.RANGE")
+            .arg("ticks:{binance}")
+            .arg(sym)
+            .arg(0)
+            .arg(i64::MAX / 2)
+            .query(c)
+            .ok()?;
+        match v {
+            redis::Value::Array(a) => Some(a.len()),
+            _ => None,
+        }
+    };
+    wait_redis(
+        &redis,
+        &f,
+        "1227 BTCUSDT ticks",
+        Duration::from_secs(10),
+        |c| count(c, "BTCUSDT") == Some(1227),
+    )
+    .await;
+    let mut c = redis.conn();
+    assert_eq!(count(&mut c, "ETHUSDT"), Some(506));
+    assert_eq!(count(&mut c, "DOTUSDT"), Some(177));
+    // the trades also built live candles (20:03 and 20:04) for every series of their symbol
+    let rows = range_full(&mut c, "candle:{BTCUSDT}:1m", 1617566520000, 1617566700000);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r[6] == "live"),
+        "{rows:?}"
+    );
 }

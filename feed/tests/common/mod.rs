@@ -30,14 +30,20 @@ pub fn rows_1m() -> Vec<Value> {
 pub fn module_path() -> PathBuf {
     let p = match std::env::var("CANDLES_MODULE") {
         Ok(p) => PathBuf::from(p),
-        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libredis_candles.so"),
+        Err(_) => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libredis_candles.so")
+        }
     };
     assert!(p.exists(), "module {} missing: run `cargo build --release` at the workspace root or set CANDLES_MODULE", p.display());
     p
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `redis-server --port <free> --save "" --appendonly no --loadmodule <so>` in a temp dir.
@@ -49,7 +55,11 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        let mut r = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        let mut r = Redis {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
         r.spawn();
         r
     }
@@ -61,7 +71,16 @@ impl Redis {
     fn spawn(&mut self) {
         let module = module_path();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--logfile", "redis.log", "--loadmodule"])
@@ -81,7 +100,11 @@ impl Redis {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("redis-server exited ({st}): {}", self.log());
             }
-            assert!(Instant::now() < deadline, "redis-server did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -142,7 +165,11 @@ impl Feeder {
             .stderr(log)
             .spawn()
             .expect("spawn candles-feed");
-        Feeder { child, log_path, _dir: dir }
+        Feeder {
+            child,
+            log_path,
+            _dir: dir,
+        }
     }
 
     /// Standard options against a stand-in and a redis, plus `extra`.
@@ -170,7 +197,10 @@ impl Feeder {
     }
 
     pub fn sigterm(&self) {
-        let st = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(st.success());
     }
 
@@ -212,7 +242,9 @@ pub async fn eventually<F: FnMut() -> bool>(d: Duration, mut f: F) -> bool {
 
 fn norm(v: &Value) -> String {
     match v {
-        Value::String(s) => Dec::parse(s).map(|d| d.to_string()).unwrap_or_else(|_| s.clone()),
+        Value::String(s) => Dec::parse(s)
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| s.clone()),
         other => other.to_string(),
     }
 }
@@ -220,7 +252,20 @@ fn norm(v: &Value) -> String {
 /// A REST row as `CANDLE.RANGE_MERGED … FULL` returns it (as strings).
 pub fn expected_full(row: &Value, kind: &str) -> Vec<String> {
     let f = |i: usize| norm(&row[i]);
-    vec![f(0), f(1), f(2), f(3), f(4), f(5), kind.to_string(), f(6), f(7), f(8), f(9), f(10)]
+    vec![
+        f(0),
+        f(1),
+        f(2),
+        f(3),
+        f(4),
+        f(5),
+        kind.to_string(),
+        f(6),
+        f(7),
+        f(8),
+        f(9),
+        f(10),
+    ]
 }
 
 fn value_str(v: &redis::Value) -> String {
@@ -235,7 +280,13 @@ fn value_str(v: &redis::Value) -> String {
 
 /// `CANDLE.RANGE_MERGED key from to FULL` as rows of strings.
 pub fn range_full(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Vec<Vec<String>> {
-    let v: redis::Value = redis::cmd("CANDLE.RANGE_MERGED").arg(key).arg(from).arg(to).arg("FULL").query(c).unwrap_or_else(|e| panic!("RANGE_MERGED {key}: {e}"));
+    let v: redis::Value = redis::cmd("CANDLE.RANGE_MERGED")
+        .arg(key)
+        .arg(from)
+        .arg(to)
+        .arg("FULL")
+        .query(c)
+        .unwrap_or_else(|e| panic!("RANGE_MERGED {key}: {e}"));
     match v {
         redis::Value::Array(rows) => rows
             .iter()
@@ -250,20 +301,41 @@ pub fn range_full(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> V
 
 /// `CANDLE.GAPS key from to` (None if the key does not exist).
 pub fn gaps(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Option<Vec<(i64, i64)>> {
-    let v: redis::Value = redis::cmd("CANDLE.GAPS").arg(key).arg(from).arg(to).query(c).ok()?;
+    let v: redis::Value = redis::cmd("CANDLE.GAPS")
+        .arg(key)
+        .arg(from)
+        .arg(to)
+        .query(c)
+        .ok()?;
     candles_feed::sink::parse_gaps(&v).ok()
 }
 
 /// Rows with open time in `from..=to`.
 pub fn rows_between(rows: &[Value], from: i64, to: i64) -> Vec<Value> {
-    rows.iter().filter(|r| (from..=to).contains(&open_time(r))).cloned().collect()
+    rows.iter()
+        .filter(|r| (from..=to).contains(&open_time(r)))
+        .cloned()
+        .collect()
 }
 
 /// Asserts the official data of `key` over `from..=to` equals `rows` exactly and has no gap.
-pub fn assert_official_equals(c: &mut redis::Connection, key: &str, rows: &[Value], from: i64, to: i64) {
-    assert_eq!(gaps(c, key, from, to), Some(vec![]), "gaps in {key} {from}..{to}");
+pub fn assert_official_equals(
+    c: &mut redis::Connection,
+    key: &str,
+    rows: &[Value],
+    from: i64,
+    to: i64,
+) {
+    assert_eq!(
+        gaps(c, key, from, to),
+        Some(vec![]),
+        "gaps in {key} {from}..{to}"
+    );
     let got = range_full(c, key, from, to);
-    let want: Vec<Vec<String>> = rows_between(rows, from, to).iter().map(|r| expected_full(r, "official")).collect();
+    let want: Vec<Vec<String>> = rows_between(rows, from, to)
+        .iter()
+        .map(|r| expected_full(r, "official"))
+        .collect();
     assert_eq!(got.len(), want.len(), "row count of {key}");
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g, w);

@@ -1,0 +1,462 @@
+//! Compact official-region storage: sealed columnar chunks plus a small row-encoded tail.
+//!
+//! Same API and behaviour as [`crate::store::ReferenceStore`], at ~20 bytes per full Binance
+//! candle instead of ~400.
+//!
+//! * Sealed chunks hold 1..=[`CHUNK_MAX`] candles, strictly ascending, disjoint and ordered;
+//!   each is one bit stream (see [`codec`]) in an exact-size boxed slice, indexed by its
+//!   first/last open time for O(log n) lookups.
+//! * The tail holds up to [`TAIL_MAX`] - 1 candles newer than every chunk, as byte-aligned
+//!   rows, so appending the newest candle is a few varint writes. When it fills it is merged
+//!   into the last chunk (if that stays within `CHUNK_MAX`) or sealed as a new chunk.
+//! * Writes older than the tail (gap fills, overwrites) decode the one chunk concerned,
+//!   edit it and re-encode it, splitting it in two when it outgrows `CHUNK_MAX`.
+//!
+//! `encode`/`decode` persist the chunks byte for byte; `decode` verifies everything.
+
+mod bits;
+mod codec;
+
+use crate::candle::Candle;
+use crate::error::{CoreError, CoreResult};
+pub use codec::CHUNK_MAX;
+
+/// Bits each section of a sealed chunk of `cs` (ascending, at most `CHUNK_MAX`) would take.
+#[doc(hidden)]
+pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
+    codec::section_bits(cs)
+}
+
+/// The tail is sealed when it reaches this many candles.
+pub const TAIL_MAX: usize = 32;
+
+const FORMAT_VERSION: u8 = 1;
+
+/// When the tail buffer has less room than a typical row, it grows by `TAIL_GROW` exactly.
+const TAIL_ROOM: usize = 64;
+const TAIL_GROW: usize = 256;
+
+#[derive(Clone)]
+struct Chunk {
+    first: i64,
+    last: i64,
+    n: u32,
+    data: Box<[u8]>,
+}
+
+impl Chunk {
+    fn seal(cs: &[Candle]) -> Chunk {
+        Chunk {
+            first: cs.first().map_or(0, |c| c.open_time),
+            last: cs.last().map_or(0, |c| c.open_time),
+            n: cs.len() as u32,
+            data: codec::encode_chunk(cs).into_boxed_slice(),
+        }
+    }
+
+    /// Internal chunks were made by `seal` or verified by `decode`, so this cannot fail;
+    /// should it ever, the chunk reads as empty rather than panicking.
+    fn candles(&self) -> Vec<Candle> {
+        let r = codec::decode_chunk(&self.data);
+        debug_assert!(r.is_ok(), "internal chunk does not decode");
+        r.unwrap_or_default()
+    }
+
+    fn times(&self) -> Vec<i64> {
+        let r = codec::decode_times(&self.data);
+        debug_assert!(r.is_ok(), "internal chunk does not decode");
+        r.unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct ChunkedStore {
+    chunks: Vec<Chunk>,
+    /// Row-encoded candles newer than every chunk (see `codec::put_row`).
+    tail: Vec<u8>,
+    tail_len: usize,
+    tail_first: i64,
+    tail_last: i64,
+    len: usize,
+}
+
+impl std::fmt::Debug for ChunkedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkedStore")
+            .field("len", &self.len)
+            .field("chunks", &self.chunks.len())
+            .field("tail_len", &self.tail_len)
+            .field("mem_usage", &self.mem_usage())
+            .finish()
+    }
+}
+
+impl PartialEq for ChunkedStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl ChunkedStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn first_time(&self) -> Option<i64> {
+        match self.chunks.first() {
+            Some(ch) => Some(ch.first),
+            None => (self.tail_len > 0).then_some(self.tail_first),
+        }
+    }
+    pub fn last_time(&self) -> Option<i64> {
+        if self.tail_len > 0 {
+            return Some(self.tail_last);
+        }
+        self.chunks.last().map(|ch| ch.last)
+    }
+
+    fn tail_rows(&self) -> Vec<Candle> {
+        let r = codec::decode_rows(&self.tail, self.tail_len);
+        debug_assert!(r.is_ok(), "tail does not decode");
+        r.unwrap_or_default()
+    }
+
+    fn set_tail(&mut self, rows: &[Candle]) {
+        let mut buf = Vec::new();
+        codec::encode_rows(rows, &mut buf);
+        buf.shrink_to_fit();
+        self.tail = buf;
+        self.tail_len = rows.len();
+        self.tail_first = rows.first().map_or(0, |c| c.open_time);
+        self.tail_last = rows.last().map_or(0, |c| c.open_time);
+    }
+
+    /// True when `t` belongs to the tail region (newer than every chunk).
+    fn in_tail_region(&self, t: i64) -> bool {
+        self.chunks.last().is_none_or(|ch| t > ch.last)
+    }
+
+    /// Index of the first chunk whose last time is `>= t`.
+    fn chunk_at(&self, t: i64) -> usize {
+        self.chunks.partition_point(|ch| ch.last < t)
+    }
+
+    pub fn get(&self, t: i64) -> Option<Candle> {
+        if self.in_tail_region(t) {
+            if self.tail_len == 0 || t < self.tail_first || t > self.tail_last {
+                return None;
+            }
+            return self.tail_rows().into_iter().find(|c| c.open_time == t);
+        }
+        let ch = self.chunks.get(self.chunk_at(t))?;
+        if t < ch.first {
+            return None;
+        }
+        let cs = ch.candles();
+        let i = cs.binary_search_by_key(&t, |c| c.open_time).ok()?;
+        cs.into_iter().nth(i)
+    }
+
+    pub fn contains(&self, t: i64) -> bool {
+        if self.in_tail_region(t) {
+            return self.tail_len > 0
+                && t >= self.tail_first
+                && t <= self.tail_last
+                && self.tail_rows().iter().any(|c| c.open_time == t);
+        }
+        match self.chunks.get(self.chunk_at(t)) {
+            Some(ch) if t >= ch.first => ch.times().binary_search(&t).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Inserts, or overwrites the candle at the same open time.
+    pub fn put(&mut self, c: Candle) {
+        if !self.in_tail_region(c.open_time) {
+            self.put_in_chunk(c);
+            return;
+        }
+        if self.tail_len == 0 || c.open_time > self.tail_last {
+            let prev = if self.tail_len == 0 {
+                0
+            } else {
+                self.tail_last
+            };
+            // Grow in small exact steps: the tail's capacity is counted by mem_usage.
+            if self.tail.capacity() - self.tail.len() < TAIL_ROOM {
+                self.tail.reserve_exact(TAIL_GROW);
+            }
+            codec::put_row(&mut self.tail, &c, prev);
+            if self.tail_len == 0 {
+                self.tail_first = c.open_time;
+            }
+            self.tail_last = c.open_time;
+            self.tail_len += 1;
+            self.len += 1;
+        } else {
+            let mut rows = self.tail_rows();
+            match rows.binary_search_by_key(&c.open_time, |r| r.open_time) {
+                Ok(i) => {
+                    if let Some(r) = rows.get_mut(i) {
+                        *r = c;
+                    }
+                }
+                Err(i) => {
+                    rows.insert(i, c);
+                    self.len += 1;
+                }
+            }
+            self.set_tail(&rows);
+        }
+        if self.tail_len >= TAIL_MAX {
+            self.flush_tail();
+        }
+    }
+
+    /// Moves the tail into the last chunk when it fits, else into a new chunk.
+    fn flush_tail(&mut self) {
+        if self.tail_len == 0 {
+            return;
+        }
+        let rows = self.tail_rows();
+        match self.chunks.last_mut() {
+            Some(last) if last.n as usize + rows.len() <= CHUNK_MAX => {
+                let mut cs = last.candles();
+                cs.extend(rows);
+                *last = Chunk::seal(&cs);
+            }
+            _ => self.chunks.push(Chunk::seal(&rows)),
+        }
+        self.tail = Vec::new();
+        self.tail_len = 0;
+    }
+
+    fn put_in_chunk(&mut self, c: Candle) {
+        let idx = self.chunk_at(c.open_time);
+        let Some(ch) = self.chunks.get_mut(idx) else {
+            return;
+        };
+        let mut cs = ch.candles();
+        match cs.binary_search_by_key(&c.open_time, |x| x.open_time) {
+            Ok(i) => {
+                if let Some(x) = cs.get_mut(i) {
+                    *x = c;
+                }
+            }
+            Err(i) => {
+                cs.insert(i, c);
+                self.len += 1;
+            }
+        }
+        if cs.len() > CHUNK_MAX {
+            let (a, b) = cs.split_at(cs.len() / 2);
+            *ch = Chunk::seal(a);
+            self.chunks.insert(idx + 1, Chunk::seal(b));
+        } else {
+            *ch = Chunk::seal(&cs);
+        }
+    }
+
+    /// Candles with `from <= open_time <= to`, ascending; only the newest `limit` when given.
+    pub fn range(&self, from: i64, to: i64, limit: Option<usize>) -> Vec<Candle> {
+        if from > to || limit == Some(0) || self.len == 0 {
+            return Vec::new();
+        }
+        let in_range = |c: &Candle| c.open_time >= from && c.open_time <= to;
+        let tail_hit = self.tail_len > 0 && self.tail_first <= to && self.tail_last >= from;
+        let lo = self.chunk_at(from);
+        let hi = self.chunks.partition_point(|ch| ch.first <= to); // chunks[lo..hi] overlap
+        match limit {
+            None => {
+                let mut out = Vec::new();
+                for ch in self.chunks.get(lo..hi).unwrap_or(&[]) {
+                    out.extend(ch.candles().into_iter().filter(in_range));
+                }
+                if tail_hit {
+                    out.extend(self.tail_rows().into_iter().filter(in_range));
+                }
+                out
+            }
+            Some(n) => {
+                // Newest first, stop as soon as `n` are found.
+                let mut rev: Vec<Candle> = Vec::new();
+                if tail_hit {
+                    rev.extend(self.tail_rows().into_iter().rev().filter(in_range).take(n));
+                }
+                for ch in self.chunks.get(lo..hi).unwrap_or(&[]).iter().rev() {
+                    if rev.len() >= n {
+                        break;
+                    }
+                    let want = n - rev.len();
+                    rev.extend(ch.candles().into_iter().rev().filter(in_range).take(want));
+                }
+                rev.reverse();
+                rev
+            }
+        }
+    }
+
+    /// Open times with `from <= t <= to`, ascending.
+    pub fn times(&self, from: i64, to: i64) -> Vec<i64> {
+        if from > to {
+            return Vec::new();
+        }
+        let lo = self.chunk_at(from);
+        let hi = self.chunks.partition_point(|ch| ch.first <= to);
+        let mut out = Vec::new();
+        for ch in self.chunks.get(lo..hi).unwrap_or(&[]) {
+            out.extend(ch.times().into_iter().filter(|&t| t >= from && t <= to));
+        }
+        if self.tail_len > 0 && self.tail_first <= to && self.tail_last >= from {
+            out.extend(
+                self.tail_rows()
+                    .iter()
+                    .map(|c| c.open_time)
+                    .filter(|&t| t >= from && t <= to),
+            );
+        }
+        out
+    }
+
+    /// Drops the `n` oldest candles.
+    pub fn remove_oldest(&mut self, n: usize) {
+        let mut n = n.min(self.len);
+        if n == 0 {
+            return;
+        }
+        self.len -= n;
+        let mut whole = 0usize;
+        for ch in &self.chunks {
+            if ch.n as usize > n {
+                break;
+            }
+            n -= ch.n as usize;
+            whole += 1;
+        }
+        self.chunks.drain(..whole);
+        if n > 0 {
+            if let Some(ch) = self.chunks.first_mut() {
+                let cs = ch.candles();
+                *ch = Chunk::seal(cs.get(n..).unwrap_or(&[]));
+            } else {
+                let rows = self.tail_rows();
+                self.set_tail(rows.get(n..).unwrap_or(&[]));
+                if self.tail_len == 0 {
+                    self.tail = Vec::new();
+                }
+            }
+        }
+        if self.chunks.capacity() > 2 * self.chunks.len() + 4 {
+            self.chunks.shrink_to_fit();
+        }
+    }
+
+    /// All candles, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = Candle> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|ch| ch.candles())
+            .chain(std::iter::once(()).flat_map(move |_| self.tail_rows()))
+    }
+
+    /// Heap bytes held: the chunk index, every chunk's bytes and the tail buffer.
+    pub fn mem_usage(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+            + self.chunks.iter().map(|ch| ch.data.len()).sum::<usize>()
+            + self.tail.capacity()
+    }
+
+    /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(FORMAT_VERSION);
+        codec::put_varint(out, self.len as u128);
+        codec::put_varint(out, self.chunks.len() as u128);
+        for ch in &self.chunks {
+            codec::put_varint(out, ch.data.len() as u128);
+            out.extend_from_slice(&ch.data);
+        }
+        codec::put_varint(out, self.tail_len as u128);
+        codec::put_varint(out, self.tail.len() as u128);
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote, verifying every chunk and the ordering.
+    pub fn decode(bytes: &[u8]) -> CoreResult<ChunkedStore> {
+        let bad = |m: &str| CoreError::corrupt(format!("corrupt candle store: {m}"));
+        let mut pos = 0usize;
+        match bytes.first() {
+            Some(&FORMAT_VERSION) => pos += 1,
+            Some(v) => return Err(bad(&format!("unknown format version {v}"))),
+            None => return Err(bad("empty")),
+        }
+        let count = |pos: &mut usize| -> CoreResult<usize> {
+            usize::try_from(codec::get_varint(bytes, pos)?).map_err(|_| bad("count too large"))
+        };
+        let total = count(&mut pos)?;
+        let nchunks = count(&mut pos)?;
+        let remaining = bytes.len().saturating_sub(pos);
+        let mut chunks = Vec::with_capacity(nchunks.min(remaining / 2));
+        let mut seen = 0usize;
+        let mut prev_last: Option<i64> = None;
+        for _ in 0..nchunks {
+            let blen = count(&mut pos)?;
+            let end = pos
+                .checked_add(blen)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| bad("truncated chunk"))?;
+            let data = bytes.get(pos..end).ok_or_else(|| bad("truncated chunk"))?;
+            pos = end;
+            let cs = codec::decode_chunk(data)?;
+            let (Some(first), Some(last)) = (cs.first(), cs.last()) else {
+                return Err(bad("empty chunk"));
+            };
+            if prev_last.is_some_and(|p| first.open_time <= p) {
+                return Err(bad("chunks out of order"));
+            }
+            prev_last = Some(last.open_time);
+            seen += cs.len();
+            chunks.push(Chunk {
+                first: first.open_time,
+                last: last.open_time,
+                n: cs.len() as u32,
+                data: data.into(),
+            });
+        }
+        let tail_n = count(&mut pos)?;
+        let tail_bytes = count(&mut pos)?;
+        if tail_n >= TAIL_MAX {
+            return Err(bad("tail too long"));
+        }
+        let end = pos
+            .checked_add(tail_bytes)
+            .filter(|&e| e == bytes.len())
+            .ok_or_else(|| bad("bad tail length"))?;
+        let rows = codec::decode_rows(bytes.get(pos..end).unwrap_or(&[]), tail_n)?;
+        if let (Some(p), Some(first)) = (prev_last, rows.first()) {
+            if first.open_time <= p {
+                return Err(bad("tail out of order"));
+            }
+        }
+        seen += rows.len();
+        if seen != total {
+            return Err(bad("candle count mismatch"));
+        }
+        let mut s = ChunkedStore {
+            chunks,
+            tail: Vec::new(),
+            tail_len: 0,
+            tail_first: 0,
+            tail_last: 0,
+            len: total,
+        };
+        if !rows.is_empty() {
+            s.set_tail(&rows);
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,435 @@
+//! ChunkedStore against the reference ReferenceStore, encodings, corrupt input, real data.
+
+use candles_core::binance::parse_klines;
+use candles_core::chunk::{ChunkedStore, CHUNK_MAX, TAIL_MAX};
+use candles_core::store::ReferenceStore;
+use candles_core::{Candle, CoreError, Dec};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+fn dec(r: &mut Rng, base: i128) -> Dec {
+    let scale = match r.below(10) {
+        0 => r.below(25) as u8,
+        1..=3 => 8,
+        _ => 2,
+    };
+    let mant = match r.below(40) {
+        0 => 0,
+        1 => i128::MAX - r.below(3) as i128,
+        2 => i128::MIN + r.below(3) as i128,
+        3 => 10i128.pow(36) - 1 - r.below(1000) as i128,
+        4 => -(10i128.pow(35) + r.below(1000) as i128),
+        5 => (r.next() as i128) << 60 | r.next() as i128,
+        6..=8 => r.below(1000) as i128,
+        _ => base + r.below(10_000) as i128 - 5_000,
+    };
+    Dec::new(mant, scale).expect("scale <= 24")
+}
+
+fn candle(r: &mut Rng, t: i64) -> Candle {
+    let base = 5_000_000 + (t / 60_000 % 1000) as i128;
+    let mut c = Candle::ohlcv(
+        t,
+        dec(r, base),
+        dec(r, base),
+        dec(r, base),
+        dec(r, base),
+        dec(r, base * 100),
+    );
+    let full = r.chance(60);
+    if full || r.chance(50) {
+        c.close_time = Some(if r.chance(90) {
+            t.wrapping_add(59_999)
+        } else {
+            r.next() as i64
+        });
+    }
+    if full || r.chance(50) {
+        c.quote_volume = Some(dec(r, base * 1000));
+    }
+    if full || r.chance(50) {
+        c.trades = Some(if r.chance(5) {
+            u64::MAX - r.below(3)
+        } else {
+            r.below(20_000)
+        });
+    }
+    if full || r.chance(50) {
+        c.taker_buy_base = Some(dec(r, base * 50));
+    }
+    if full || r.chance(50) {
+        c.taker_buy_quote = Some(dec(r, base * 500));
+    }
+    c
+}
+
+/// A realistic candle: the kind that dominates production data.
+fn plain_candle(r: &mut Rng, t: i64, price: &mut i128) -> Candle {
+    let d = |m: i128, s: u8| Dec::new(m, s).expect("scale");
+    let o = *price;
+    let c = o + r.below(2001) as i128 - 1000;
+    let h = o.max(c) + r.below(500) as i128;
+    let l = o.min(c) - r.below(500) as i128;
+    *price = c;
+    let v = r.below(50_000_000) as i128;
+    let mut x = Candle::ohlcv(t, d(o, 2), d(h, 2), d(l, 2), d(c, 2), d(v, 5));
+    x.close_time = Some(t + 59_999);
+    x.quote_volume = Some(d(v * (h + l) / 2 + r.below(1000) as i128, 7));
+    x.trades = Some(r.below(5000));
+    x.taker_buy_base = Some(d(v / 2, 5));
+    x.taker_buy_quote = Some(d(v / 2 * o, 7));
+    x
+}
+
+fn check_same(a: &ChunkedStore, b: &ReferenceStore) {
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.is_empty(), b.is_empty());
+    assert_eq!(a.first_time(), b.first_time());
+    assert_eq!(a.last_time(), b.last_time());
+    assert!(a.iter().eq(b.iter()), "iter differs");
+}
+
+fn round_trip(a: &ChunkedStore) -> ChunkedStore {
+    let mut enc = Vec::new();
+    a.encode(&mut enc);
+    let d = ChunkedStore::decode(&enc).expect("own encoding decodes");
+    let mut enc2 = Vec::new();
+    d.encode(&mut enc2);
+    assert_eq!(enc, enc2, "re-encoding is stable");
+    assert_eq!(&d, a);
+    d
+}
+
+fn differential(seed: u64, ops: usize, weird: bool) {
+    let mut r = Rng(seed);
+    let mut a = ChunkedStore::new();
+    let mut b = ReferenceStore::new();
+    let step = 60_000i64;
+    let mut next = 1_000 * step; // next newest open time
+    let mut price = 5_000_000i128;
+    let mk = |r: &mut Rng, t: i64, price: &mut i128| {
+        if weird {
+            candle(r, t)
+        } else {
+            plain_candle(r, t, price)
+        }
+    };
+    for i in 0..ops {
+        match r.below(100) {
+            0..=49 => {
+                // append the newest, sometimes after a gap
+                if r.chance(5) {
+                    next += step * r.below(10) as i64;
+                }
+                let c = mk(&mut r, next, &mut price);
+                next += step;
+                a.put(c.clone());
+                b.put(c);
+            }
+            50..=64 => {
+                // gap fill / insert anywhere, or before the first
+                let t = r.below((next / step) as u64 + 50) as i64 * step - 40 * step;
+                let c = mk(&mut r, t, &mut price);
+                a.put(c.clone());
+                b.put(c);
+            }
+            65..=72 => {
+                // overwrite an existing candle
+                let ts = b.times(i64::MIN, i64::MAX);
+                if let Some(&t) = ts.get(r.below(ts.len() as u64) as usize) {
+                    let c = mk(&mut r, t, &mut price);
+                    a.put(c.clone());
+                    b.put(c);
+                }
+            }
+            73..=74 => {
+                let n = if r.chance(20) {
+                    r.below(600)
+                } else {
+                    r.below(40)
+                } as usize;
+                a.remove_oldest(n);
+                b.remove_oldest(n);
+            }
+            75..=84 => {
+                let from = r.below((next / step) as u64 + 10) as i64 * step - 5 * step
+                    + if r.chance(20) { 1 } else { 0 };
+                let to = from + r.below(800) as i64 * step - 10 * step;
+                let limit = match r.below(4) {
+                    0 => None,
+                    1 => Some(0),
+                    2 => Some(r.below(10) as usize),
+                    _ => Some(r.below(1000) as usize),
+                };
+                assert_eq!(
+                    a.range(from, to, limit),
+                    b.range(from, to, limit),
+                    "range({from}, {to}, {limit:?}) op {i}"
+                );
+                assert_eq!(a.times(from, to), b.times(from, to), "times op {i}");
+            }
+            85..=94 => {
+                let t = r.below((next / step) as u64 + 10) as i64 * step - 5 * step
+                    + if r.chance(10) { 7 } else { 0 };
+                assert_eq!(a.get(t), b.get(t), "get({t}) op {i}");
+                assert_eq!(a.contains(t), b.contains(t), "contains({t}) op {i}");
+            }
+            95..=96 => {
+                assert_eq!(
+                    a.range(i64::MIN, i64::MAX, None),
+                    b.range(i64::MIN, i64::MAX, None)
+                );
+                assert_eq!(a.range(i64::MAX, i64::MIN, None), Vec::<Candle>::new());
+            }
+            _ => {
+                a = round_trip(&a);
+            }
+        }
+        assert_eq!(a.len(), b.len(), "len after op {i}");
+        if i % 97 == 0 {
+            check_same(&a, &b);
+        }
+    }
+    check_same(&a, &b);
+    round_trip(&a);
+    a.remove_oldest(usize::MAX);
+    b.remove_oldest(usize::MAX);
+    check_same(&a, &b);
+    assert!(
+        a.is_empty() && a.first_time().is_none() && a.range(i64::MIN, i64::MAX, Some(5)).is_empty()
+    );
+}
+
+#[test]
+fn matches_reference_on_realistic_candles() {
+    for seed in [1, 2, 3] {
+        differential(0x1234_5678 + seed, 6_000, false);
+    }
+}
+
+#[test]
+fn matches_reference_on_hostile_values() {
+    for seed in [11, 12, 13] {
+        differential(0xdead_beef + seed, 6_000, true);
+    }
+}
+
+#[test]
+fn extreme_times_and_values_round_trip() {
+    let d = |m: i128, s: u8| Dec::new(m, s).unwrap();
+    let mut a = ChunkedStore::new();
+    let mut b = ReferenceStore::new();
+    let times = [
+        i64::MIN,
+        i64::MIN + 1,
+        -5,
+        0,
+        1,
+        59_999,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    for (i, &t) in times.iter().enumerate() {
+        let mut c = Candle::ohlcv(
+            t,
+            d(i128::MAX, 0),
+            d(i128::MIN, 24),
+            d(1, 24),
+            Dec::ZERO,
+            d(10i128.pow(36) - 1, 12),
+        );
+        if i % 2 == 0 {
+            c.close_time = Some(if i % 4 == 0 { i64::MAX } else { i64::MIN });
+            c.quote_volume = Some(d(i128::MIN, 0));
+            c.trades = Some(u64::MAX);
+            c.taker_buy_base = Some(Dec::ZERO);
+            c.taker_buy_quote = Some(d(-1, 24));
+        }
+        a.put(c.clone());
+        b.put(c);
+    }
+    check_same(&a, &b);
+    round_trip(&a);
+    // Force the same candles into a sealed chunk.
+    for k in 0..TAIL_MAX as i64 {
+        let c = Candle::ohlcv(
+            1_000 + k,
+            d(k as i128, 3),
+            Dec::ZERO,
+            Dec::ZERO,
+            Dec::ZERO,
+            Dec::ZERO,
+        );
+        a.put(c.clone());
+        b.put(c);
+    }
+    check_same(&a, &b);
+    let x = round_trip(&a);
+    check_same(&x, &b);
+    for &t in &times {
+        assert_eq!(a.get(t), b.get(t));
+    }
+    assert_eq!(
+        a.range(i64::MIN, i64::MAX, Some(3)),
+        b.range(i64::MIN, i64::MAX, Some(3))
+    );
+}
+
+fn sample_store() -> ChunkedStore {
+    let mut r = Rng(77);
+    let mut s = ChunkedStore::new();
+    let mut price = 4_000_000;
+    for i in 0..(2 * CHUNK_MAX + 40) as i64 {
+        let c = if i % 50 == 7 {
+            candle(&mut r, i * 60_000)
+        } else {
+            plain_candle(&mut r, i * 60_000, &mut price)
+        };
+        s.put(c);
+    }
+    s
+}
+
+fn assert_valid(s: &ChunkedStore) {
+    let all: Vec<Candle> = s.iter().collect();
+    assert_eq!(all.len(), s.len());
+    assert!(all.windows(2).all(|w| w[0].open_time < w[1].open_time));
+    assert_eq!(s.first_time(), all.first().map(|c| c.open_time));
+    assert_eq!(s.last_time(), all.last().map(|c| c.open_time));
+    round_trip(s);
+}
+
+#[test]
+fn truncated_input_is_an_error() {
+    let s = sample_store();
+    let mut enc = Vec::new();
+    s.encode(&mut enc);
+    for n in 0..enc.len() {
+        match ChunkedStore::decode(&enc[..n]) {
+            Err(CoreError::Corrupt(_)) => {}
+            Err(e) => panic!("truncation {n}: wrong error kind {e:?}"),
+            Ok(_) => panic!("truncation at {n} of {} decoded", enc.len()),
+        }
+    }
+    let mut longer = enc.clone();
+    longer.push(0);
+    assert!(ChunkedStore::decode(&longer).is_err());
+}
+
+#[test]
+fn flipped_bytes_are_an_error_or_a_valid_store() {
+    let s = sample_store();
+    let mut enc = Vec::new();
+    s.encode(&mut enc);
+    let mut r = Rng(99);
+    let (mut ok, mut err) = (0, 0);
+    let rounds = if cfg!(debug_assertions) {
+        3_000
+    } else {
+        20_000
+    };
+    for i in 0..rounds {
+        let mut bad = enc.clone();
+        let flips = 1 + r.below(if i % 10 == 0 { 8 } else { 1 }) as usize;
+        for _ in 0..flips {
+            let p = r.below(bad.len() as u64) as usize;
+            bad[p] ^= 1 << r.below(8);
+            if r.chance(20) {
+                bad[p] = r.next() as u8;
+            }
+        }
+        match ChunkedStore::decode(&bad) {
+            Ok(x) => {
+                ok += 1;
+                assert_valid(&x);
+            }
+            Err(CoreError::Corrupt(_)) => err += 1,
+            Err(e) => panic!("wrong error kind {e:?}"),
+        }
+    }
+    println!("flips: {ok} decoded to valid stores, {err} rejected");
+    // Hostile headers: absurd counts must not allocate or loop.
+    for bytes in [
+        vec![
+            1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x7f,
+        ],
+        vec![
+            1, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+        ],
+        vec![1, 0, 0, 0, 0, 0],
+        vec![1, 1, 0, 0, 0],
+        vec![2, 0, 0, 0, 0],
+        vec![],
+    ] {
+        assert!(ChunkedStore::decode(&bytes).is_err(), "{bytes:?}");
+    }
+    let mut empty = Vec::new();
+    ChunkedStore::new().encode(&mut empty);
+    assert_eq!(ChunkedStore::decode(&empty).unwrap(), ChunkedStore::new());
+}
+
+fn fixture(name: &str) -> Vec<Candle> {
+    let path = format!(
+        "{}/../../shared/fixtures/binance/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    parse_klines(&bytes)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.candle)
+        .collect()
+}
+
+#[test]
+fn real_binance_klines_fit_in_24_bytes_per_candle() {
+    for f in ["1m", "5m", "15m"] {
+        let cs = fixture(&format!("rest_klines_BTCUSDT_{f}_limit1000.json"));
+        assert_eq!(cs.len(), 1000);
+        let mut orders = vec![cs.clone()];
+        let mut sh = cs.clone();
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for i in (1..sh.len()).rev() {
+            sh.swap(i, r.below(i as u64 + 1) as usize);
+        }
+        orders.push(sh);
+        for order in orders {
+            let mut s = ChunkedStore::new();
+            let mut reference = ReferenceStore::new();
+            for c in order {
+                s.put(c.clone());
+                reference.put(c);
+            }
+            check_same(&s, &reference);
+            let mut enc = Vec::new();
+            s.encode(&mut enc);
+            let mem = s.mem_usage() as f64 / s.len() as f64;
+            let disk = enc.len() as f64 / s.len() as f64;
+            println!("{f}: {mem:.2} B/candle in memory, {disk:.2} B/candle encoded");
+            assert!(mem <= 24.0, "{f}: {mem} bytes per candle");
+            assert!(disk <= 24.0, "{f}: {disk} bytes per candle encoded");
+            let back = round_trip(&s);
+            check_same(&back, &reference);
+            assert_eq!(
+                s.range(i64::MIN, i64::MAX, Some(720)),
+                reference.range(i64::MIN, i64::MAX, Some(720))
+            );
+        }
+    }
+}
