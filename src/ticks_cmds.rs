@@ -7,12 +7,17 @@
 use std::sync::atomic::Ordering;
 
 use candles_core::ticks::{ticks_to_json, Tick, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
-use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{
+    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
 use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
 use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
-use crate::util::{bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, wrong_type, Format};
+use crate::util::{
+    bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, wrong_type,
+    Format,
+};
 
 /// Largest COUNT accepted by tick reads.
 pub const MAX_TICK_COUNT: u64 = 100_000;
@@ -45,7 +50,9 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
     let mut i = 3;
     loop {
         let Some(a) = args.get(i) else {
-            return Err(err("TICKS.PUSH needs a time and field/value pairs, or JSON documents"));
+            return Err(err(
+                "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
+            ));
         };
         if is_kw(a, "MAXLEN") {
             if maxlen.is_some() {
@@ -68,7 +75,12 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));
             }
-            return Ok(Push { maxlen, timefield, body: Body::Json(docs), body_at: i });
+            return Ok(Push {
+                maxlen,
+                timefield,
+                body: Body::Json(docs),
+                body_at: i,
+            });
         } else {
             if candles_core::candle::parse_i64(a.as_slice()).is_none() {
                 return Err(err(format!(
@@ -80,9 +92,16 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
             }
             let pairs = args.get(i + 1..).unwrap_or_default();
             if pairs.len() % 2 != 0 {
-                return Err(err("fields and values come in pairs: time field value [field value ...]"));
+                return Err(err(
+                    "fields and values come in pairs: time field value [field value ...]",
+                ));
             }
-            return Ok(Push { maxlen, timefield, body: Body::Pairs(a, pairs), body_at: i });
+            return Ok(Push {
+                maxlen,
+                timefield,
+                body: Body::Pairs(a, pairs),
+                body_at: i,
+            });
         }
     }
 }
@@ -90,7 +109,8 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
 fn build_ticks(p: &Push<'_>) -> Result<Vec<Tick>, RedisError> {
     match p.body {
         Body::Pairs(time, pairs) => {
-            let time = candles_core::candle::parse_i64(time.as_slice()).ok_or_else(|| err("time must be an integer"))?;
+            let time = candles_core::candle::parse_i64(time.as_slice())
+                .ok_or_else(|| err("time must be an integer"))?;
             let kv = pairs
                 .chunks_exact(2)
                 .filter_map(|c| match c {
@@ -144,7 +164,9 @@ fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         None => {
             let mut b = TickBook::new();
-            let len = b.push(stream, p.maxlen, cap_default, &ticks).map_err(core_err)?;
+            let len = b
+                .push(stream, p.maxlen, cap_default, &ticks)
+                .map_err(core_err)?;
             let cap = b.stream_cap(stream).unwrap_or(cap_default);
             let fp = Footprint::of(&b);
             key.set_value(&TICKS_TYPE, b)?;
@@ -160,7 +182,12 @@ fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         rep.push(b"TIMEFIELD");
         rep.push(tf.as_slice());
     }
-    rep.extend(args.get(p.body_at..).unwrap_or_default().iter().map(|a| a.as_slice()));
+    rep.extend(
+        args.get(p.body_at..)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.as_slice()),
+    );
     ctx.replicate("TICKS.PUSH", &rep[..]);
     ctx.notify_keyspace_event(NotifyEvent::MODULE, "ticks.push", name);
     Ok(RedisValue::Integer(len as i64))
@@ -173,13 +200,23 @@ struct ReadOpts<'a> {
     format: Format,
 }
 
-fn parse_read_opts<'a>(args: &'a [RedisString], allow_prefix: bool, allow_format: bool) -> Result<ReadOpts<'a>, RedisError> {
-    let mut o = ReadOpts { count: None, prefix: None, format: Format::Resp };
+fn parse_read_opts<'a>(
+    args: &'a [RedisString],
+    allow_prefix: bool,
+    allow_format: bool,
+) -> Result<ReadOpts<'a>, RedisError> {
+    let mut o = ReadOpts {
+        count: None,
+        prefix: None,
+        format: Format::Resp,
+    };
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
         if is_kw(a, "COUNT") && allow_format {
-            o.count = Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_TICK_COUNT)? as usize);
+            o.count = Some(
+                parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_TICK_COUNT)? as usize,
+            );
         } else if is_kw(a, "FORMAT") && allow_format {
             o.format = parse_format(option_value(args, i, "FORMAT")?)?;
         } else if is_kw(a, "PREFIX") && allow_prefix {
@@ -204,7 +241,10 @@ fn fields_resp(t: &Tick) -> RedisValue {
 fn reply_ticks(ticks: &[Tick], format: Format) -> RedisValue {
     match format {
         Format::Resp => RedisValue::Array(
-            ticks.iter().map(|t| RedisValue::Array(vec![RedisValue::Integer(t.time), fields_resp(t)])).collect(),
+            ticks
+                .iter()
+                .map(|t| RedisValue::Array(vec![RedisValue::Integer(t.time), fields_resp(t)]))
+                .collect(),
         ),
         Format::Json => bulk(ticks_to_json(ticks.iter().map(|t| (None, t)))),
     }
@@ -216,11 +256,17 @@ fn reply_merged(ticks: &[(Vec<u8>, Tick)], format: Format) -> RedisValue {
             ticks
                 .iter()
                 .map(|(s, t)| {
-                    RedisValue::Array(vec![RedisValue::StringBuffer(s.clone()), RedisValue::Integer(t.time), fields_resp(t)])
+                    RedisValue::Array(vec![
+                        RedisValue::StringBuffer(s.clone()),
+                        RedisValue::Integer(t.time),
+                        fields_resp(t),
+                    ])
                 })
                 .collect(),
         ),
-        Format::Json => bulk(ticks_to_json(ticks.iter().map(|(s, t)| (Some(s.as_slice()), t)))),
+        Format::Json => bulk(ticks_to_json(
+            ticks.iter().map(|(s, t)| (Some(s.as_slice()), t)),
+        )),
     }
 }
 
@@ -240,8 +286,12 @@ fn empty(format: Format) -> RedisValue {
 fn ticks_latest(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[3..], false, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
-    let ticks = b.latest(args[2].as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
+        return Ok(empty(o.format));
+    };
+    let ticks = b
+        .latest(args[2].as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT))
+        .map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
 
@@ -259,8 +309,12 @@ fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let to = parse_bound(&args[4], "to")?;
     let o = parse_read_opts(&args[5..], false, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
-    let ticks = b.range(args[2].as_slice(), from, to, o.count).map_err(core_err)?;
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
+        return Ok(empty(o.format));
+    };
+    let ticks = b
+        .range(args[2].as_slice(), from, to, o.count)
+        .map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
 
@@ -276,8 +330,12 @@ fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, true)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(empty(o.format)) };
-    let ticks = b.merged(o.prefix, o.count.unwrap_or(DEFAULT_TICK_COUNT)).map_err(core_err)?;
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
+        return Ok(empty(o.format));
+    };
+    let ticks = b
+        .merged(o.prefix, o.count.unwrap_or(DEFAULT_TICK_COUNT))
+        .map_err(core_err)?;
     Ok(reply_merged(&ticks, o.format))
 }
 
@@ -293,7 +351,9 @@ fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, false)?;
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(RedisValue::Array(vec![])) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
+        return Ok(RedisValue::Array(vec![]));
+    };
     let rows = b.streams(o.prefix).map_err(core_err)?;
     Ok(RedisValue::Array(
         rows.into_iter()
@@ -319,7 +379,9 @@ fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 })]
 fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = ctx.open_key(&args[1]);
-    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else { return Ok(RedisValue::Array(vec![])) };
+    let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
+        return Ok(RedisValue::Array(vec![]));
+    };
     let i = b.info();
     let int = |v: usize| RedisValue::Integer(v as i64);
     let fields = [
@@ -331,7 +393,12 @@ fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ("default_cap", int(default_cap())),
         ("memory", int(i.memory)),
     ];
-    Ok(RedisValue::Array(fields.into_iter().flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v]).collect()))
+    Ok(RedisValue::Array(
+        fields
+            .into_iter()
+            .flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v])
+            .collect(),
+    ))
 }
 
 /// Internal: the AOF-rewrite form of a tick book (a canonical snapshot). Refused from clients.
@@ -345,8 +412,13 @@ fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
 })]
 fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !ctx.get_flags().intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
-        return Err(err("TICKS.APPLY is internal: it is accepted only from a master or while loading the AOF"));
+    if !ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return Err(err(
+            "TICKS.APPLY is internal: it is accepted only from a master or while loading the AOF",
+        ));
     }
     let name = &args[1];
     let book = match args[2].as_slice().split_first() {

@@ -59,7 +59,11 @@ pub struct Footprint {
 
 impl Footprint {
     pub fn of(b: &TickBook) -> Footprint {
-        Footprint { streams: b.stream_count() as i64, ticks: b.tick_count() as i64, bytes: b.mem_usage() as i64 }
+        Footprint {
+            streams: b.stream_count() as i64,
+            ticks: b.tick_count() as i64,
+            bytes: b.mem_usage() as i64,
+        }
     }
 }
 
@@ -104,7 +108,11 @@ fn snapshot(b: &TickBook) -> Vec<u8> {
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     if encver != ENCVER {
-        logging::log_io_error(rdb, logging::RedisLogLevel::Warning, &format!("candles: unknown tick book encoding version {encver}"));
+        logging::log_io_error(
+            rdb,
+            logging::RedisLogLevel::Warning,
+            &format!("candles: unknown tick book encoding version {encver}"),
+        );
         return std::ptr::null_mut();
     }
     let buf = match raw::load_string_buffer(rdb) {
@@ -114,7 +122,11 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     match TickBook::decode(buf.as_ref()) {
         Ok(b) => into_raw(b),
         Err(e) => {
-            logging::log_io_error(rdb, logging::RedisLogLevel::Warning, &format!("candles: cannot load tick book: {e}"));
+            logging::log_io_error(
+                rdb,
+                logging::RedisLogLevel::Warning,
+                &format!("candles: cannot load tick book: {e}"),
+            );
             std::ptr::null_mut()
         }
     }
@@ -125,12 +137,23 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     raw::save_slice(rdb, &snapshot(b));
 }
 
-unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
     let b = &*(value as *const TickBook);
     let mut blob = vec![SNAPSHOT_TAG];
     blob.extend_from_slice(&snapshot(b));
     if let Some(emit) = raw::RedisModule_EmitAOF {
-        emit(aof, c"TICKS.APPLY".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr(), blob.len());
+        emit(
+            aof,
+            c"TICKS.APPLY".as_ptr(),
+            c"sb".as_ptr(),
+            key,
+            blob.as_ptr(),
+            blob.len(),
+        );
     }
 }
 
@@ -150,7 +173,10 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     let b = &*(value as *const TickBook);
     let buf = snapshot(b);
-    if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+    if let (Some(add), Some(end)) = (
+        raw::RedisModule_DigestAddStringBuffer,
+        raw::RedisModule_DigestEndSequence,
+    ) {
         add(md, buf.as_ptr().cast_mut().cast(), buf.len());
         end(md);
     }
@@ -162,6 +188,10 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
     (*(value as *const TickBook)).free_effort()
 }
 
-unsafe extern "C" fn copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
     into_raw((*(value as *const TickBook)).clone())
 }

@@ -85,25 +85,46 @@ pub struct Value {
 
 impl Value {
     pub fn str(b: impl Into<Vec<u8>>) -> Value {
-        Value { kind: Kind::Str, text: b.into() }
+        Value {
+            kind: Kind::Str,
+            text: b.into(),
+        }
     }
     pub fn num(s: impl Into<Vec<u8>>) -> Value {
-        Value { kind: Kind::Num, text: s.into() }
+        Value {
+            kind: Kind::Num,
+            text: s.into(),
+        }
     }
     pub fn bool(b: bool) -> Value {
-        Value { kind: Kind::Bool, text: if b { b"true".to_vec() } else { b"false".to_vec() } }
+        Value {
+            kind: Kind::Bool,
+            text: if b {
+                b"true".to_vec()
+            } else {
+                b"false".to_vec()
+            },
+        }
     }
     pub fn null() -> Value {
-        Value { kind: Kind::Null, text: b"null".to_vec() }
+        Value {
+            kind: Kind::Null,
+            text: b"null".to_vec(),
+        }
     }
     pub fn json(s: impl Into<Vec<u8>>) -> Value {
-        Value { kind: Kind::Json, text: s.into() }
+        Value {
+            kind: Kind::Json,
+            text: s.into(),
+        }
     }
 
     /// Checks that the text fits the kind (used on untrusted input: decode, pushes).
     fn validate(&self) -> CoreResult<()> {
         if self.text.len() > MAX_VALUE_BYTES {
-            return Err(CoreError::invalid(format!("value longer than {MAX_VALUE_BYTES} bytes")));
+            return Err(CoreError::invalid(format!(
+                "value longer than {MAX_VALUE_BYTES} bytes"
+            )));
         }
         let ok = match self.kind {
             Kind::Str => true,
@@ -141,7 +162,13 @@ impl Tick {
     /// A tick of the field/value push form: every value is a string.
     pub fn from_pairs(time: i64, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> CoreResult<Tick> {
         let fields = pairs.into_iter().map(|(f, v)| (f, Value::str(v))).collect();
-        let t = Tick { time, seq: 0, time_field: DEFAULT_TIME_FIELD.to_vec(), time_pos: 0, fields };
+        let t = Tick {
+            time,
+            seq: 0,
+            time_field: DEFAULT_TIME_FIELD.to_vec(),
+            time_pos: 0,
+            fields,
+        };
         t.validate()?;
         Ok(t)
     }
@@ -149,7 +176,9 @@ impl Tick {
     /// A tick from a JSON object; `time_field` names its integer time field.
     pub fn from_json(doc: &[u8], time_field: &[u8]) -> CoreResult<Tick> {
         if doc.len() > MAX_DOC_BYTES {
-            return Err(CoreError::invalid(format!("JSON document larger than {MAX_DOC_BYTES} bytes")));
+            return Err(CoreError::invalid(format!(
+                "JSON document larger than {MAX_DOC_BYTES} bytes"
+            )));
         }
         let parsed: OrderedDoc = serde_json::from_slice(doc).map_err(|e| {
             if e.classify() == serde_json::error::Category::Data {
@@ -166,7 +195,9 @@ impl Tick {
             let text = raw.get().trim();
             if name.as_bytes() == time_field {
                 if time.is_some() {
-                    return Err(CoreError::invalid(format!("duplicate field '{name}' in JSON document")));
+                    return Err(CoreError::invalid(format!(
+                        "duplicate field '{name}' in JSON document"
+                    )));
                 }
                 let t = canonical_i64(text.as_bytes()).ok_or_else(|| {
                     CoreError::invalid(format!("time field '{tf}' must be an integer, got {text}"))
@@ -189,21 +220,32 @@ impl Tick {
             };
             fields.push((name.into_bytes(), value));
         }
-        let time = time.ok_or_else(|| CoreError::invalid(format!("JSON document has no integer time field '{tf}'")))?;
-        let t = Tick { time, seq: 0, time_field: time_field.to_vec(), time_pos, fields };
+        let time = time.ok_or_else(|| {
+            CoreError::invalid(format!("JSON document has no integer time field '{tf}'"))
+        })?;
+        let t = Tick {
+            time,
+            seq: 0,
+            time_field: time_field.to_vec(),
+            time_pos,
+            fields,
+        };
         t.validate()?;
         Ok(t)
     }
 
     fn validate(&self) -> CoreResult<()> {
         if self.fields.len() > MAX_FIELDS {
-            return Err(CoreError::invalid(format!("a tick has at most {MAX_FIELDS} fields")));
+            return Err(CoreError::invalid(format!(
+                "a tick has at most {MAX_FIELDS} fields"
+            )));
         }
         if self.time_pos > self.fields.len() {
             return Err(CoreError::invalid("time field position out of range"));
         }
         check_name(&self.time_field, "field")?;
-        let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::with_capacity(self.fields.len());
+        let mut seen: std::collections::HashSet<&[u8]> =
+            std::collections::HashSet::with_capacity(self.fields.len());
         for (name, v) in &self.fields {
             check_name(name, "field")?;
             if name.as_slice() == self.time_field.as_slice() {
@@ -213,7 +255,10 @@ impl Tick {
                 )));
             }
             if !seen.insert(name.as_slice()) {
-                return Err(CoreError::invalid(format!("duplicate field '{}'", String::from_utf8_lossy(name))));
+                return Err(CoreError::invalid(format!(
+                    "duplicate field '{}'",
+                    String::from_utf8_lossy(name)
+                )));
             }
             v.validate()?;
         }
@@ -233,7 +278,8 @@ impl Tick {
         out.push('{');
         let mut first = true;
         if let Some(s) = stream {
-            let clash = self.time_field == b"stream" || self.fields.iter().any(|(n, _)| n == b"stream");
+            let clash =
+                self.time_field == b"stream" || self.fields.iter().any(|(n, _)| n == b"stream");
             out.push_str(if clash { "\"_stream\":" } else { "\"stream\":" });
             push_json_str(out, s);
             first = false;
@@ -267,7 +313,9 @@ impl Tick {
     /// True when the tick has the field/value push form's shape (all values strings, time
     /// field `time` first): it can be re-pushed exactly in that form.
     pub fn is_pairs_form(&self) -> bool {
-        self.time_field == DEFAULT_TIME_FIELD && self.time_pos == 0 && self.fields.iter().all(|(_, v)| v.kind == Kind::Str)
+        self.time_field == DEFAULT_TIME_FIELD
+            && self.time_pos == 0
+            && self.fields.iter().all(|(_, v)| v.kind == Kind::Str)
     }
 }
 
@@ -297,7 +345,9 @@ fn check_name(name: &[u8], what: &str) -> CoreResult<()> {
         return Err(CoreError::invalid(format!("empty {what} name")));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(CoreError::invalid(format!("{what} name longer than {MAX_NAME_BYTES} bytes")));
+        return Err(CoreError::invalid(format!(
+            "{what} name longer than {MAX_NAME_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -313,11 +363,16 @@ impl<'de> serde::Deserialize<'de> for OrderedDoc {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderedDoc, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OrderedDoc, A::Error> {
                 let mut v = Vec::new();
                 while let Some(k) = map.next_key::<String>()? {
                     if v.len() > MAX_FIELDS {
-                        return Err(serde::de::Error::custom(format!("more than {MAX_FIELDS} fields")));
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_FIELDS} fields"
+                        )));
                     }
                     let raw: Box<serde_json::value::RawValue> = map.next_value()?;
                     v.push((k, raw));
@@ -434,7 +489,11 @@ impl<'a> Reader<'a> {
         self.b.len().saturating_sub(self.pos)
     }
     fn u8(&mut self) -> CoreResult<u8> {
-        let v = self.b.get(self.pos).copied().ok_or_else(|| corrupt("truncated"))?;
+        let v = self
+            .b
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| corrupt("truncated"))?;
         self.pos += 1;
         Ok(v)
     }
@@ -460,8 +519,14 @@ impl<'a> Reader<'a> {
         Ok(v as usize)
     }
     fn take(&mut self, n: usize) -> CoreResult<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or_else(|| corrupt("length overflow"))?;
-        let s = self.b.get(self.pos..end).ok_or_else(|| corrupt("truncated"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| corrupt("length overflow"))?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("truncated"))?;
         self.pos = end;
         Ok(s)
     }
@@ -496,16 +561,24 @@ fn num_repr(t: &[u8]) -> Num {
         Some(d) => d,
         None => return Num::None,
     };
-    let (int, frac) = (rest.get(..dot).unwrap_or(&[]), rest.get(dot + 1..).unwrap_or(&[]));
+    let (int, frac) = (
+        rest.get(..dot).unwrap_or(&[]),
+        rest.get(dot + 1..).unwrap_or(&[]),
+    );
     if int.is_empty() || frac.is_empty() || frac.len() > MAX_DEC_SCALE as usize {
         return Num::None;
     }
-    if !int.iter().chain(frac.iter()).all(u8::is_ascii_digit) || (int.len() > 1 && int.first() == Some(&b'0')) {
+    if !int.iter().chain(frac.iter()).all(u8::is_ascii_digit)
+        || (int.len() > 1 && int.first() == Some(&b'0'))
+    {
         return Num::None;
     }
     let mut m: i128 = 0;
     for &c in int.iter().chain(frac.iter()) {
-        m = match m.checked_mul(10).and_then(|m| m.checked_add(i128::from(c - b'0'))) {
+        m = match m
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i128::from(c - b'0')))
+        {
             Some(v) => v,
             None => return Num::None,
         };
@@ -604,7 +677,11 @@ impl CodecState {
         self.prev.clear();
     }
     fn remember(&mut self, fid: u32, kind: Kind, text: &[u8], num: Num) {
-        let p = self.prev.entry(fid).or_insert_with(|| Prev { kind, text: Vec::new(), num });
+        let p = self.prev.entry(fid).or_insert_with(|| Prev {
+            kind,
+            text: Vec::new(),
+            num,
+        });
         p.kind = kind;
         p.num = num;
         p.text.clear();
@@ -639,7 +716,9 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, v: &Value) {
         Kind::Str | Kind::Num => match num {
             Num::Int(x) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Int(px)) => x.checked_sub(px).filter(|d| varint_len(zigzag(*d)) < varint_len(zigzag(x))),
+                    Some(Num::Int(px)) => x
+                        .checked_sub(px)
+                        .filter(|d| varint_len(zigzag(*d)) < varint_len(zigzag(x))),
                     _ => None,
                 };
                 match delta {
@@ -655,9 +734,9 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, v: &Value) {
             }
             Num::Dec(m, s) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Dec(pm, ps)) if ps == s => {
-                        m.checked_sub(pm).filter(|d| varint_len(zigzag(*d)) <= varint_len(zigzag(m)))
-                    }
+                    Some(Num::Dec(pm, ps)) if ps == s => m
+                        .checked_sub(pm)
+                        .filter(|d| varint_len(zigzag(*d)) <= varint_len(zigzag(m))),
                     _ => None,
                 };
                 match delta {
@@ -674,10 +753,17 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, v: &Value) {
             }
             Num::None => {
                 let plen = prev
-                    .map(|p| p.text.iter().zip(v.text.iter()).take_while(|(a, b)| a == b).count())
+                    .map(|p| {
+                        p.text
+                            .iter()
+                            .zip(v.text.iter())
+                            .take_while(|(a, b)| a == b)
+                            .count()
+                    })
                     .unwrap_or(0);
                 let suffix = v.text.get(plen..).unwrap_or(&[]);
-                let prefix_cost = varint_len(plen as u64) + varint_len(suffix.len() as u64) + suffix.len();
+                let prefix_cost =
+                    varint_len(plen as u64) + varint_len(suffix.len() as u64) + suffix.len();
                 let text_cost = varint_len(v.text.len() as u64) + v.text.len();
                 if plen > 0 && prefix_cost < text_cost {
                     out.push(OP_PREFIX | kbit);
@@ -699,7 +785,11 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
     if tag & !(0x0f | STR_BIT) != 0 {
         return Err(corrupt("bad value tag"));
     }
-    let kind = if tag & STR_BIT != 0 { Kind::Str } else { Kind::Num };
+    let kind = if tag & STR_BIT != 0 {
+        Kind::Str
+    } else {
+        Kind::Num
+    };
     if tag & STR_BIT != 0 && !(OP_INT..=OP_PREFIX).contains(&op) {
         return Err(corrupt("bad value tag"));
     }
@@ -707,7 +797,13 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
     let (value, num) = match op {
         OP_REPEAT => {
             let p = prev.ok_or_else(|| corrupt("repeat without a previous value"))?;
-            (Value { kind: p.kind, text: p.text.clone() }, p.num)
+            (
+                Value {
+                    kind: p.kind,
+                    text: p.text.clone(),
+                },
+                p.num,
+            )
         }
         OP_NULL => (Value::null(), Num::None),
         OP_FALSE => (Value::bool(false), Num::None),
@@ -719,11 +815,19 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
                 z
             } else {
                 match prev.map(|p| p.num) {
-                    Some(Num::Int(px)) => px.checked_add(z).ok_or_else(|| corrupt("integer delta overflow"))?,
+                    Some(Num::Int(px)) => px
+                        .checked_add(z)
+                        .ok_or_else(|| corrupt("integer delta overflow"))?,
                     _ => return Err(corrupt("integer delta without a previous integer")),
                 }
             };
-            (Value { kind, text: x.to_string().into_bytes() }, Num::Int(x))
+            (
+                Value {
+                    kind,
+                    text: x.to_string().into_bytes(),
+                },
+                Num::Int(x),
+            )
         }
         OP_DEC | OP_DEC_DELTA => {
             let (m, s) = if op == OP_DEC {
@@ -732,7 +836,11 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
             } else {
                 let z = unzigzag(r.varint()?);
                 match prev.map(|p| p.num) {
-                    Some(Num::Dec(pm, ps)) => (pm.checked_add(z).ok_or_else(|| corrupt("decimal delta overflow"))?, ps),
+                    Some(Num::Dec(pm, ps)) => (
+                        pm.checked_add(z)
+                            .ok_or_else(|| corrupt("decimal delta overflow"))?,
+                        ps,
+                    ),
                     _ => return Err(corrupt("decimal delta without a previous decimal")),
                 }
             };
@@ -745,7 +853,13 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
         }
         OP_TEXT => {
             let t = r.bytes(MAX_VALUE_BYTES)?;
-            (Value { kind, text: t.to_vec() }, num_repr(t))
+            (
+                Value {
+                    kind,
+                    text: t.to_vec(),
+                },
+                num_repr(t),
+            )
         }
         OP_PREFIX => {
             let p = prev.ok_or_else(|| corrupt("prefix without a previous value"))?;
@@ -885,7 +999,9 @@ impl Stream {
     fn new_names<'a>(&self, ticks: impl Iterator<Item = &'a Tick>) -> usize {
         let mut fresh: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         for t in ticks {
-            for n in std::iter::once(t.time_field.as_slice()).chain(t.fields.iter().map(|(n, _)| n.as_slice())) {
+            for n in std::iter::once(t.time_field.as_slice())
+                .chain(t.fields.iter().map(|(n, _)| n.as_slice()))
+            {
                 if !self.name_ids.contains_key(n) {
                     fresh.insert(n);
                 }
@@ -907,14 +1023,21 @@ impl Stream {
     }
 
     fn name(&self, id: u32) -> CoreResult<&[u8]> {
-        self.names.get(id as usize).map(|b| &b[..]).ok_or_else(|| corrupt("field id out of range"))
+        self.names
+            .get(id as usize)
+            .map(|b| &b[..])
+            .ok_or_else(|| corrupt("field id out of range"))
     }
 
     /// Appends one validated tick (the caller checked dictionary room).
     fn append(&mut self, t: &Tick, seq: u64) {
         let time_name = self.name_id(&t.time_field);
         let fids: Vec<u32> = t.fields.iter().map(|(n, _)| self.name_id(n)).collect();
-        let shape = Shape { time_name, time_pos: t.time_pos as u32, fields: fids.into_boxed_slice() };
+        let shape = Shape {
+            time_name,
+            time_pos: t.time_pos as u32,
+            fields: fids.into_boxed_slice(),
+        };
         let shape_code = match self.shape_ids.get(&shape) {
             Some(&id) => Some(id),
             None if self.shapes.len() < MAX_SHAPES_PER_STREAM => {
@@ -936,12 +1059,17 @@ impl Stream {
             if self.chunks.is_empty() {
                 self.chunk_base = self.next_idx;
             }
-            self.chunks.push_back(Chunk { bytes: Vec::with_capacity(256), key_lo: self.max_time });
+            self.chunks.push_back(Chunk {
+                bytes: Vec::with_capacity(256),
+                key_lo: self.max_time,
+            });
             self.chunk_bytes += 256;
             self.enc.reset();
         }
         let enc = &mut self.enc;
-        let Some(chunk) = self.chunks.back_mut() else { return };
+        let Some(chunk) = self.chunks.back_mut() else {
+            return;
+        };
         let before = chunk.bytes.capacity();
         let out = &mut chunk.bytes;
         if enc.n == 0 {
@@ -1004,11 +1132,17 @@ impl Stream {
 
     /// Upper bound of in-order times in chunk `k` (running max after it).
     fn key_hi(&self, k: usize) -> i64 {
-        self.chunks.get(k + 1).map(|c| c.key_lo).unwrap_or(self.max_time)
+        self.chunks
+            .get(k + 1)
+            .map(|c| c.key_lo)
+            .unwrap_or(self.max_time)
     }
 
     fn decode_chunk(&self, k: usize) -> CoreResult<Vec<Raw>> {
-        let chunk = self.chunks.get(k).ok_or_else(|| corrupt("chunk index out of range"))?;
+        let chunk = self
+            .chunks
+            .get(k)
+            .ok_or_else(|| corrupt("chunk index out of range"))?;
         let full = k + 1 < self.chunks.len();
         let first_idx = self.chunk_base + (k as u64) * CHUNK as u64;
         let mut st = CodecState::default();
@@ -1022,7 +1156,14 @@ impl Stream {
             let (seq, time, shape, values) = self.decode_record(&mut r, &mut st)?;
             let late = time < running;
             running = running.max(time);
-            out.push(Raw { idx: first_idx + out.len() as u64, seq, time, late, shape, values });
+            out.push(Raw {
+                idx: first_idx + out.len() as u64,
+                seq,
+                time,
+                late,
+                shape,
+                values,
+            });
         }
         if full && out.len() != CHUNK {
             return Err(corrupt("short chunk"));
@@ -1032,12 +1173,19 @@ impl Stream {
 
     fn shape<'a>(&'a self, r: &'a ShapeRef) -> CoreResult<&'a Shape> {
         match r {
-            ShapeRef::Dict(id) => self.shapes.get(*id as usize).ok_or_else(|| corrupt("shape id out of range")),
+            ShapeRef::Dict(id) => self
+                .shapes
+                .get(*id as usize)
+                .ok_or_else(|| corrupt("shape id out of range")),
             ShapeRef::Inline(s) => Ok(s),
         }
     }
 
-    fn decode_record(&self, r: &mut Reader, st: &mut CodecState) -> CoreResult<(u64, i64, ShapeRef, Vec<Value>)> {
+    fn decode_record(
+        &self,
+        r: &mut Reader,
+        st: &mut CodecState,
+    ) -> CoreResult<(u64, i64, ShapeRef, Vec<Value>)> {
         let (seq, time) = if st.n == 0 {
             (r.varint()?, unzigzag(r.varint()?))
         } else {
@@ -1045,22 +1193,32 @@ impl Stream {
             if ds == 0 {
                 return Err(corrupt("sequence not increasing"));
             }
-            let seq = st.prev_seq.checked_add(ds).ok_or_else(|| corrupt("sequence overflow"))?;
+            let seq = st
+                .prev_seq
+                .checked_add(ds)
+                .ok_or_else(|| corrupt("sequence overflow"))?;
             (seq, st.prev_time.wrapping_add(unzigzag(r.varint()?)))
         };
         let code = r.varint()?;
         let shape = if code == 0 {
-            let time_name = r.usize(self.names.len().saturating_sub(1), "field id out of range")? as u32;
+            let time_name =
+                r.usize(self.names.len().saturating_sub(1), "field id out of range")? as u32;
             let time_pos = r.usize(MAX_FIELDS, "time position out of range")? as u32;
             let n = r.usize(MAX_FIELDS.min(r.remaining()), "field count out of range")?;
             let mut fields = Vec::with_capacity(n);
             for _ in 0..n {
-                fields.push(r.usize(self.names.len().saturating_sub(1), "field id out of range")? as u32);
+                fields.push(
+                    r.usize(self.names.len().saturating_sub(1), "field id out of range")? as u32,
+                );
             }
             if self.names.is_empty() || time_pos as usize > n {
                 return Err(corrupt("bad inline shape"));
             }
-            ShapeRef::Inline(Box::new(Shape { time_name, time_pos, fields: fields.into_boxed_slice() }))
+            ShapeRef::Inline(Box::new(Shape {
+                time_name,
+                time_pos,
+                fields: fields.into_boxed_slice(),
+            }))
         } else {
             ShapeRef::Dict(u32::try_from(code - 1).map_err(|_| corrupt("shape id out of range"))?)
         };
@@ -1093,7 +1251,10 @@ impl Stream {
     /// (time, seq) of the newest live tick, without decoding anything.
     fn newest_key(&self) -> Option<(i64, u64)> {
         // The newest in-order tick set `max_time`; it is live unless the cap dropped it.
-        let inorder = self.last_inorder.filter(|(idx, _)| *idx >= self.head).map(|(_, seq)| (self.max_time, seq));
+        let inorder = self
+            .last_inorder
+            .filter(|(idx, _)| *idx >= self.head)
+            .map(|(_, seq)| (self.max_time, seq));
         let late = self
             .late_sorted
             .last()
@@ -1114,9 +1275,14 @@ struct ChunkCache {
 }
 
 fn fetch_late(s: &Stream, cache: &mut Option<ChunkCache>, idx: u64) -> CoreResult<Raw> {
-    let (k, j) = s.chunk_of(idx).ok_or_else(|| corrupt("late tick before the first chunk"))?;
+    let (k, j) = s
+        .chunk_of(idx)
+        .ok_or_else(|| corrupt("late tick before the first chunk"))?;
     if cache.as_ref().map(|c| c.k) != Some(k) {
-        *cache = Some(ChunkCache { k, raws: s.decode_chunk(k)? });
+        *cache = Some(ChunkCache {
+            k,
+            raws: s.decode_chunk(k)?,
+        });
     }
     cache
         .as_ref()
@@ -1140,7 +1306,14 @@ impl<'a> DescIter<'a> {
     fn new(s: &'a Stream) -> Self {
         let mut late = s.late_sorted.iter().rev();
         let late_peek = late.next().copied();
-        DescIter { s, next_chunk: s.chunks.len(), buf: Vec::new(), late, late_peek, cache: None }
+        DescIter {
+            s,
+            next_chunk: s.chunks.len(),
+            buf: Vec::new(),
+            late,
+            late_peek,
+            cache: None,
+        }
     }
 
     /// The newest in-order live tick not yet returned (left at the end of `buf`).
@@ -1198,7 +1371,17 @@ impl<'a> AscIter<'a> {
         let first = lo;
         let mut late = s.late_sorted.range((from, 0)..=(to, u64::MAX));
         let late_peek = late.next().copied();
-        AscIter { s, from, to, next_chunk: first, buf: VecDeque::new(), done: false, late, late_peek, cache: None }
+        AscIter {
+            s,
+            from,
+            to,
+            next_chunk: first,
+            buf: VecDeque::new(),
+            done: false,
+            late,
+            late_peek,
+            cache: None,
+        }
     }
 
     fn fill(&mut self) -> CoreResult<()> {
@@ -1297,11 +1480,19 @@ impl TickBook {
     /// Appends `ticks` (in order) to `stream`, creating it with cap `maxlen` or `default_cap`.
     /// With `maxlen`, the stream's cap becomes `maxlen`. Everything is validated first: on
     /// error nothing changes. Returns the stream's length.
-    pub fn push(&mut self, stream: &[u8], maxlen: Option<usize>, default_cap: usize, ticks: &[Tick]) -> CoreResult<usize> {
+    pub fn push(
+        &mut self,
+        stream: &[u8],
+        maxlen: Option<usize>,
+        default_cap: usize,
+        ticks: &[Tick],
+    ) -> CoreResult<usize> {
         check_name(stream, "stream")?;
         let check_cap = |c: usize, what: &str| {
             if c == 0 || c > MAX_CAP {
-                Err(CoreError::invalid(format!("{what} must be between 1 and {MAX_CAP}")))
+                Err(CoreError::invalid(format!(
+                    "{what} must be between 1 and {MAX_CAP}"
+                )))
             } else {
                 Ok(())
             }
@@ -1368,7 +1559,9 @@ impl TickBook {
 
     /// Up to `count` ticks of `stream`, newest first by time (ties: latest arrival first).
     pub fn latest(&self, stream: &[u8], count: usize) -> CoreResult<Vec<Tick>> {
-        let Some(s) = self.stream(stream) else { return Ok(Vec::new()) };
+        let Some(s) = self.stream(stream) else {
+            return Ok(Vec::new());
+        };
         let mut it = DescIter::new(s);
         let mut out = Vec::with_capacity(count.min(s.len()));
         while out.len() < count {
@@ -1382,8 +1575,16 @@ impl TickBook {
 
     /// Ticks of `stream` with `from <= time <= to`, ascending (ties: arrival order); the first
     /// `count` when given.
-    pub fn range(&self, stream: &[u8], from: i64, to: i64, count: Option<usize>) -> CoreResult<Vec<Tick>> {
-        let Some(s) = self.stream(stream) else { return Ok(Vec::new()) };
+    pub fn range(
+        &self,
+        stream: &[u8],
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+    ) -> CoreResult<Vec<Tick>> {
+        let Some(s) = self.stream(stream) else {
+            return Ok(Vec::new());
+        };
         if from > to {
             return Ok(Vec::new());
         }
@@ -1399,7 +1600,10 @@ impl TickBook {
         Ok(out)
     }
 
-    fn matching<'a>(&'a self, prefix: Option<&'a [u8]>) -> impl Iterator<Item = (&'a Box<[u8]>, &'a Stream)> + 'a {
+    fn matching<'a>(
+        &'a self,
+        prefix: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Box<[u8]>, &'a Stream)> + 'a {
         let p: &[u8] = prefix.unwrap_or(b"");
         self.streams
             .range::<[u8], _>((std::ops::Bound::Included(p), std::ops::Bound::Unbounded))
@@ -1427,7 +1631,12 @@ impl TickBook {
             if let Some((t, seq)) = s.newest_key() {
                 heap.push((t, seq, srcs.len()));
             }
-            srcs.push(Src { name, s, it: None, pending: None });
+            srcs.push(Src {
+                name,
+                s,
+                it: None,
+                pending: None,
+            });
         }
         let mut out = Vec::with_capacity(count.min(self.ticks));
         while out.len() < count {
@@ -1455,7 +1664,12 @@ impl TickBook {
     pub fn streams(&self, prefix: Option<&[u8]>) -> CoreResult<Vec<StreamSummary>> {
         let mut out = Vec::new();
         for (name, s) in self.matching(prefix) {
-            out.push(StreamSummary { name: name.to_vec(), len: s.len(), cap: s.cap, newest_time: s.newest_key().map(|k| k.0) });
+            out.push(StreamSummary {
+                name: name.to_vec(),
+                len: s.len(),
+                cap: s.cap,
+                newest_time: s.newest_key().map(|k| k.0),
+            });
         }
         Ok(out)
     }
@@ -1473,7 +1687,10 @@ impl TickBook {
 
     /// Every live tick in global arrival order, with its stream's name and cap (for AOF
     /// rewrite and the canonical encoding). Streams are decoded one chunk at a time.
-    pub fn for_each_in_arrival(&self, mut f: impl FnMut(&[u8], usize, Tick) -> CoreResult<()>) -> CoreResult<()> {
+    pub fn for_each_in_arrival(
+        &self,
+        mut f: impl FnMut(&[u8], usize, Tick) -> CoreResult<()>,
+    ) -> CoreResult<()> {
         struct Cursor<'a> {
             name: &'a [u8],
             s: &'a Stream,
@@ -1483,12 +1700,21 @@ impl TickBook {
         let mut cursors: Vec<Cursor> = self
             .streams
             .iter()
-            .map(|(n, s)| Cursor { name: n, s, k: 0, buf: VecDeque::new() })
+            .map(|(n, s)| Cursor {
+                name: n,
+                s,
+                k: 0,
+                buf: VecDeque::new(),
+            })
             .collect();
         let refill = |c: &mut Cursor| -> CoreResult<()> {
             while c.buf.is_empty() && c.k < c.s.chunks.len() {
                 let head = c.s.head;
-                c.buf = c.s.decode_chunk(c.k)?.into_iter().filter(|r| r.idx >= head).collect();
+                c.buf =
+                    c.s.decode_chunk(c.k)?
+                        .into_iter()
+                        .filter(|r| r.idx >= head)
+                        .collect();
                 c.k += 1;
             }
             Ok(())
@@ -1556,7 +1782,10 @@ impl TickBook {
     /// Decodes [`TickBook::encode`]'s bytes, validating everything.
     pub fn decode(bytes: &[u8]) -> CoreResult<TickBook> {
         let mut r = Reader::new(bytes);
-        if r.take(ENCODING_MAGIC.len()).map_err(|_| corrupt("missing header"))? != ENCODING_MAGIC {
+        if r.take(ENCODING_MAGIC.len())
+            .map_err(|_| corrupt("missing header"))?
+            != ENCODING_MAGIC
+        {
             return Err(corrupt("unknown header or version"));
         }
         let next_seq = r.varint()?;
@@ -1565,7 +1794,11 @@ impl TickBook {
         let mut prev_name: Option<Vec<u8>> = None;
         for _ in 0..nstreams {
             let name = r.bytes(MAX_NAME_BYTES)?.to_vec();
-            if name.is_empty() || prev_name.as_ref().is_some_and(|p| p.as_slice() >= name.as_slice()) {
+            if name.is_empty()
+                || prev_name
+                    .as_ref()
+                    .is_some_and(|p| p.as_slice() >= name.as_slice())
+            {
                 return Err(corrupt("stream names not strictly sorted"));
             }
             let cap = r.usize(MAX_CAP, "cap out of range")?;
@@ -1574,7 +1807,10 @@ impl TickBook {
             }
             // The source stream's dictionaries, for decoding its records.
             let mut src = Stream::new(cap);
-            let nnames = r.usize(MAX_NAMES_PER_STREAM.min(r.remaining()), "name count out of range")?;
+            let nnames = r.usize(
+                MAX_NAMES_PER_STREAM.min(r.remaining()),
+                "name count out of range",
+            )?;
             for _ in 0..nnames {
                 let n = r.bytes(MAX_NAME_BYTES)?;
                 if n.is_empty() || src.name_ids.contains_key(n) {
@@ -1582,7 +1818,10 @@ impl TickBook {
                 }
                 src.name_id(n);
             }
-            let nshapes = r.usize(MAX_SHAPES_PER_STREAM.min(r.remaining()), "shape count out of range")?;
+            let nshapes = r.usize(
+                MAX_SHAPES_PER_STREAM.min(r.remaining()),
+                "shape count out of range",
+            )?;
             let max_id = nnames.saturating_sub(1);
             for _ in 0..nshapes {
                 if nnames == 0 {
@@ -1598,7 +1837,11 @@ impl TickBook {
                 if time_pos as usize > n {
                     return Err(corrupt("time position out of range"));
                 }
-                src.shapes.push(Shape { time_name, time_pos, fields: fields.into_boxed_slice() });
+                src.shapes.push(Shape {
+                    time_name,
+                    time_pos,
+                    fields: fields.into_boxed_slice(),
+                });
             }
             let nticks = r.usize(cap, "tick count above the cap")?;
             if nticks == 0 {
@@ -1627,9 +1870,17 @@ impl TickBook {
                         return Err(corrupt("sequence beyond the book's counter"));
                     }
                     for v in &values {
-                        v.validate().map_err(|_| corrupt("value text does not match its kind"))?;
+                        v.validate()
+                            .map_err(|_| corrupt("value text does not match its kind"))?;
                     }
-                    let raw = Raw { idx: 0, seq, time, late: false, shape, values };
+                    let raw = Raw {
+                        idx: 0,
+                        seq,
+                        time,
+                        late: false,
+                        shape,
+                        values,
+                    };
                     let tick = src.materialize(raw)?;
                     tick.validate().map_err(|e| corrupt(e.message()))?;
                     ticks.push(tick);
@@ -1674,7 +1925,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             self.0 >> 33
         }
         fn below(&mut self, n: u64) -> u64 {
@@ -1683,11 +1937,21 @@ mod tests {
     }
 
     fn pairs(time: i64, kv: &[(&str, &str)]) -> Tick {
-        Tick::from_pairs(time, kv.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()).unwrap()
+        Tick::from_pairs(
+            time,
+            kv.iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+        .unwrap()
     }
 
     fn val(t: &Tick, f: &str) -> String {
-        t.fields.iter().find(|(n, _)| n == f.as_bytes()).map(|(_, v)| String::from_utf8_lossy(&v.text).into_owned()).unwrap()
+        t.fields
+            .iter()
+            .find(|(n, _)| n == f.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(&v.text).into_owned())
+            .unwrap()
     }
 
     #[test]
@@ -1696,7 +1960,11 @@ mod tests {
         assert_eq!(t.time, 1752810305);
         assert_eq!(t.time_pos, 0);
         let mut b = TickBook::new();
-        assert_eq!(b.push(b"optiontick:26001", None, 1000, std::slice::from_ref(&t)).unwrap(), 1);
+        assert_eq!(
+            b.push(b"optiontick:26001", None, 1000, std::slice::from_ref(&t))
+                .unwrap(),
+            1
+        );
         let got = b.latest(b"optiontick:26001", 10).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].to_json(None), compact(ORIGINAL));
@@ -1707,16 +1975,39 @@ mod tests {
         b.push(b"x", None, 10, &[t.clone(), t]).unwrap();
         for got in b.latest(b"x", 10).unwrap() {
             assert_eq!(got.to_json(None), doc);
-            assert_eq!(got.to_json(Some(b"x")), format!("{{\"stream\":\"x\",{}", &doc[1..]));
+            assert_eq!(
+                got.to_json(Some(b"x")),
+                format!("{{\"stream\":\"x\",{}", &doc[1..])
+            );
         }
     }
 
     #[test]
     fn string_values_round_trip_exactly() {
         let texts: Vec<Vec<u8>> = [
-            "125.5", "0.10", "-0.0", "007", "", "0", "-0", "1e5", "58001.03000000", "-0.5", "9223372036854775807",
-            "-9223372036854775808", "9223372036854775808", "0.000000000000000001", "12:05:05", "12:05:06", "1.",
-            ".5", "+1", "1.50", "1.5", "1.55", "x\u{e9}",
+            "125.5",
+            "0.10",
+            "-0.0",
+            "007",
+            "",
+            "0",
+            "-0",
+            "1e5",
+            "58001.03000000",
+            "-0.5",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "0.000000000000000001",
+            "12:05:05",
+            "12:05:06",
+            "1.",
+            ".5",
+            "+1",
+            "1.50",
+            "1.5",
+            "1.55",
+            "x\u{e9}",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
@@ -1725,7 +2016,13 @@ mod tests {
         let mut b = TickBook::new();
         // the same field over and over exercises every delta op against each previous value
         for (i, t) in texts.iter().enumerate() {
-            b.push(b"s", None, 1000, &[Tick::from_pairs(i as i64, vec![(b"v".to_vec(), t.clone())]).unwrap()]).unwrap();
+            b.push(
+                b"s",
+                None,
+                1000,
+                &[Tick::from_pairs(i as i64, vec![(b"v".to_vec(), t.clone())]).unwrap()],
+            )
+            .unwrap();
         }
         let got = b.range(b"s", i64::MIN, i64::MAX, None).unwrap();
         assert_eq!(got.len(), texts.len());
@@ -1733,7 +2030,18 @@ mod tests {
             assert_eq!(&g.fields[0].1, &Value::str(t.clone()));
         }
         // number texts from JSON as numbers
-        for n in ["125.5", "0.10", "-0.0", "0", "-0", "1e5", "1E-7", "123456789012345678901234567890", "0.35", "0.36"] {
+        for n in [
+            "125.5",
+            "0.10",
+            "-0.0",
+            "0",
+            "-0",
+            "1e5",
+            "1E-7",
+            "123456789012345678901234567890",
+            "0.35",
+            "0.36",
+        ] {
             let doc = format!("{{\"time\":1,\"n\":{n}}}");
             let t = Tick::from_json(doc.as_bytes(), b"time").unwrap();
             b.push(b"n", None, 1000, &[t]).unwrap();
@@ -1746,7 +2054,9 @@ mod tests {
         let mut r = Lcg(7);
         for _ in 0..20000 {
             let len = 1 + r.below(22) as usize;
-            let s: String = (0..len).map(|_| b"0123456789.-"[r.below(12) as usize] as char).collect();
+            let s: String = (0..len)
+                .map(|_| b"0123456789.-"[r.below(12) as usize] as char)
+                .collect();
             match num_repr(s.as_bytes()) {
                 Num::Int(v) => assert_eq!(v.to_string(), s),
                 Num::Dec(m, sc) => {
@@ -1761,8 +2071,17 @@ mod tests {
 
     #[test]
     fn json_errors() {
-        let e = |doc: &str, tf: &str| Tick::from_json(doc.as_bytes(), tf.as_bytes()).unwrap_err().message().to_string();
-        assert!(e("{", "time").contains("invalid JSON"), "{}", e("{", "time"));
+        let e = |doc: &str, tf: &str| {
+            Tick::from_json(doc.as_bytes(), tf.as_bytes())
+                .unwrap_err()
+                .message()
+                .to_string()
+        };
+        assert!(
+            e("{", "time").contains("invalid JSON"),
+            "{}",
+            e("{", "time")
+        );
         assert!(e("[1,2]", "time").contains("must be an object"));
         assert!(e("42", "time").contains("must be an object"));
         assert!(e(r#"{"a":1}"#, "time").contains("no integer time field 'time'"));
@@ -1776,18 +2095,37 @@ mod tests {
         assert!(Tick::from_json(br#"{"time":1,"":2}"#, b"time").is_err());
         let e = Tick::from_pairs(1, vec![(b"time".to_vec(), b"1".to_vec())]).unwrap_err();
         assert!(e.message().contains("reserved"));
-        assert!(Tick::from_pairs(1, vec![(b"a".to_vec(), b"1".to_vec()), (b"a".to_vec(), b"2".to_vec())]).is_err());
-        assert!(Tick::from_pairs(1, vec![(vec![b'a'; MAX_NAME_BYTES + 1], b"1".to_vec())]).is_err());
+        assert!(Tick::from_pairs(
+            1,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"a".to_vec(), b"2".to_vec())
+            ]
+        )
+        .is_err());
+        assert!(
+            Tick::from_pairs(1, vec![(vec![b'a'; MAX_NAME_BYTES + 1], b"1".to_vec())]).is_err()
+        );
         assert!(Tick::from_pairs(1, vec![(b"a".to_vec(), vec![0; MAX_VALUE_BYTES + 1])]).is_err());
-        assert!(Tick::from_pairs(1, (0..=MAX_FIELDS).map(|i| (format!("f{i}").into_bytes(), vec![])).collect()).is_err());
+        assert!(Tick::from_pairs(
+            1,
+            (0..=MAX_FIELDS)
+                .map(|i| (format!("f{i}").into_bytes(), vec![]))
+                .collect()
+        )
+        .is_err());
     }
 
     #[test]
     fn push_errors_change_nothing() {
         let mut b = TickBook::new();
         let t = pairs(1, &[("a", "1")]);
-        assert!(b.push(b"s", Some(0), 100, std::slice::from_ref(&t)).is_err());
-        assert!(b.push(b"s", Some(MAX_CAP + 1), 100, std::slice::from_ref(&t)).is_err());
+        assert!(b
+            .push(b"s", Some(0), 100, std::slice::from_ref(&t))
+            .is_err());
+        assert!(b
+            .push(b"s", Some(MAX_CAP + 1), 100, std::slice::from_ref(&t))
+            .is_err());
         assert!(b.push(b"s", None, 0, std::slice::from_ref(&t)).is_err());
         assert!(b.push(b"", None, 10, std::slice::from_ref(&t)).is_err());
         let mut bad = t.clone();
@@ -1803,7 +2141,13 @@ mod tests {
         // dictionary limit is checked up front
         let many: Vec<Tick> = (0..MAX_NAMES_PER_STREAM / MAX_FIELDS + 1)
             .map(|i| {
-                Tick::from_pairs(1, (0..MAX_FIELDS).map(|j| (format!("f{i}_{j}").into_bytes(), b"v".to_vec())).collect()).unwrap()
+                Tick::from_pairs(
+                    1,
+                    (0..MAX_FIELDS)
+                        .map(|j| (format!("f{i}_{j}").into_bytes(), b"v".to_vec()))
+                        .collect(),
+                )
+                .unwrap()
             })
             .collect();
         let e = b.push(b"s", None, 1000, &many).unwrap_err();
@@ -1819,7 +2163,10 @@ mod tests {
     }
     impl Model {
         fn push(&mut self, s: &[u8], maxlen: Option<usize>, cap: usize, t: &Tick) -> usize {
-            let e = self.streams.entry(s.to_vec()).or_insert((maxlen.unwrap_or(cap), VecDeque::new()));
+            let e = self
+                .streams
+                .entry(s.to_vec())
+                .or_insert((maxlen.unwrap_or(cap), VecDeque::new()));
             if let Some(m) = maxlen {
                 e.0 = m;
             }
@@ -1833,7 +2180,11 @@ mod tests {
             e.1.len()
         }
         fn sorted(&self, s: &[u8]) -> Vec<Tick> {
-            let mut v: Vec<Tick> = self.streams.get(s).map(|e| e.1.iter().cloned().collect()).unwrap_or_default();
+            let mut v: Vec<Tick> = self
+                .streams
+                .get(s)
+                .map(|e| e.1.iter().cloned().collect())
+                .unwrap_or_default();
             v.sort_by_key(|t| (t.time, t.seq));
             v
         }
@@ -1849,15 +2200,39 @@ mod tests {
     fn out_of_order_latest_and_range() {
         let mut b = TickBook::new();
         for (i, t) in [5, 3, 7, 3, 1, 9, 8, 9].iter().enumerate() {
-            b.push(b"s", None, 100, &[pairs(*t, &[("i", &i.to_string())])]).unwrap();
+            b.push(b"s", None, 100, &[pairs(*t, &[("i", &i.to_string())])])
+                .unwrap();
         }
-        let got: Vec<(i64, String)> = b.latest(b"s", 100).unwrap().iter().map(|t| (t.time, val(t, "i"))).collect();
-        let want: Vec<(i64, String)> =
-            [(9, 7), (9, 5), (8, 6), (7, 2), (5, 0), (3, 3), (3, 1), (1, 4)].iter().map(|(t, i)| (*t, i.to_string())).collect();
+        let got: Vec<(i64, String)> = b
+            .latest(b"s", 100)
+            .unwrap()
+            .iter()
+            .map(|t| (t.time, val(t, "i")))
+            .collect();
+        let want: Vec<(i64, String)> = [
+            (9, 7),
+            (9, 5),
+            (8, 6),
+            (7, 2),
+            (5, 0),
+            (3, 3),
+            (3, 1),
+            (1, 4),
+        ]
+        .iter()
+        .map(|(t, i)| (*t, i.to_string()))
+        .collect();
         assert_eq!(got, want);
-        let got: Vec<(i64, String)> = b.range(b"s", 3, 8, None).unwrap().iter().map(|t| (t.time, val(t, "i"))).collect();
-        let want: Vec<(i64, String)> =
-            [(3, 1), (3, 3), (5, 0), (7, 2), (8, 6)].iter().map(|(t, i)| (*t, i.to_string())).collect();
+        let got: Vec<(i64, String)> = b
+            .range(b"s", 3, 8, None)
+            .unwrap()
+            .iter()
+            .map(|t| (t.time, val(t, "i")))
+            .collect();
+        let want: Vec<(i64, String)> = [(3, 1), (3, 3), (5, 0), (7, 2), (8, 6)]
+            .iter()
+            .map(|(t, i)| (*t, i.to_string()))
+            .collect();
         assert_eq!(got, want);
         assert_eq!(b.range(b"s", 3, 8, Some(2)).unwrap().len(), 2);
         assert!(b.range(b"s", 8, 3, None).unwrap().is_empty());
@@ -1868,7 +2243,13 @@ mod tests {
 
     #[test]
     fn randomized_against_model() {
-        for (seed, cap, jitter) in [(1u64, 37usize, 5i64), (2, 5, 100), (3, 200, 0), (4, 1, 3), (5, 64, 1000)] {
+        for (seed, cap, jitter) in [
+            (1u64, 37usize, 5i64),
+            (2, 5, 100),
+            (3, 200, 0),
+            (4, 1, 3),
+            (5, 64, 1000),
+        ] {
             let mut r = Lcg(seed);
             let mut b = TickBook::new();
             let mut m = Model::default();
@@ -1876,17 +2257,35 @@ mod tests {
             let mut clock = 1_000_000i64;
             for step in 0..3000 {
                 clock += r.below(3) as i64;
-                let time = clock - if jitter > 0 { r.below(jitter as u64) as i64 } else { 0 };
+                let time = clock
+                    - if jitter > 0 {
+                        r.below(jitter as u64) as i64
+                    } else {
+                        0
+                    };
                 let s = &names[r.below(names.len() as u64) as usize];
-                let maxlen = if r.below(50) == 0 { Some(1 + r.below(cap as u64 * 2) as usize) } else { None };
-                let mut kv = vec![("lp".to_string(), format!("{}.{}", 100 + r.below(5), r.below(100)))];
+                let maxlen = if r.below(50) == 0 {
+                    Some(1 + r.below(cap as u64 * 2) as usize)
+                } else {
+                    None
+                };
+                let mut kv = vec![(
+                    "lp".to_string(),
+                    format!("{}.{}", 100 + r.below(5), r.below(100)),
+                )];
                 if r.below(3) == 0 {
                     kv.push(("rt".into(), format!("12:05:{:02}", r.below(60))));
                 }
                 if r.below(7) == 0 {
                     kv.push((format!("x{}", r.below(9)), r.below(1000).to_string()));
                 }
-                let t = Tick::from_pairs(time, kv.into_iter().map(|(k, v)| (k.into_bytes(), v.into_bytes())).collect()).unwrap();
+                let t = Tick::from_pairs(
+                    time,
+                    kv.into_iter()
+                        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+                        .collect(),
+                )
+                .unwrap();
                 let l1 = b.push(s, maxlen, cap, std::slice::from_ref(&t)).unwrap();
                 let l2 = m.push(s, maxlen, cap, &t);
                 assert_eq!(l1, l2);
@@ -1898,22 +2297,45 @@ mod tests {
                         let mut desc = sorted.clone();
                         desc.reverse();
                         let k = r.below(sorted.len() as u64 + 3) as usize;
-                        assert_eq!(strip(b.latest(n, k).unwrap()), strip(desc.iter().take(k).cloned().collect()));
+                        assert_eq!(
+                            strip(b.latest(n, k).unwrap()),
+                            strip(desc.iter().take(k).cloned().collect())
+                        );
                         let lo = clock - r.below(300) as i64;
                         let hi = lo + r.below(300) as i64;
-                        let want: Vec<Tick> = sorted.iter().filter(|t| t.time >= lo && t.time <= hi).cloned().collect();
-                        assert_eq!(strip(b.range(n, lo, hi, None).unwrap()), strip(want.clone()));
-                        assert_eq!(strip(b.range(n, lo, hi, Some(3)).unwrap()), strip(want.into_iter().take(3).collect()));
+                        let want: Vec<Tick> = sorted
+                            .iter()
+                            .filter(|t| t.time >= lo && t.time <= hi)
+                            .cloned()
+                            .collect();
+                        assert_eq!(
+                            strip(b.range(n, lo, hi, None).unwrap()),
+                            strip(want.clone())
+                        );
+                        assert_eq!(
+                            strip(b.range(n, lo, hi, Some(3)).unwrap()),
+                            strip(want.into_iter().take(3).collect())
+                        );
                     }
                     // merged = all ticks by (time, seq) descending
-                    let mut all: Vec<(Vec<u8>, Tick)> =
-                        m.streams.iter().flat_map(|(n, e)| e.1.iter().map(move |t| (n.clone(), t.clone()))).collect();
+                    let mut all: Vec<(Vec<u8>, Tick)> = m
+                        .streams
+                        .iter()
+                        .flat_map(|(n, e)| e.1.iter().map(move |t| (n.clone(), t.clone())))
+                        .collect();
                     all.sort_by_key(|(_, t)| std::cmp::Reverse((t.time, t.seq)));
                     let k = r.below(all.len() as u64 + 2) as usize;
-                    let got: Vec<(Vec<u8>, i64, Fields)> =
-                        b.merged(None, k).unwrap().into_iter().map(|(n, t)| (n, t.time, t.fields)).collect();
-                    let want: Vec<(Vec<u8>, i64, Fields)> =
-                        all.into_iter().take(k).map(|(n, t)| (n, t.time, t.fields)).collect();
+                    let got: Vec<(Vec<u8>, i64, Fields)> = b
+                        .merged(None, k)
+                        .unwrap()
+                        .into_iter()
+                        .map(|(n, t)| (n, t.time, t.fields))
+                        .collect();
+                    let want: Vec<(Vec<u8>, i64, Fields)> = all
+                        .into_iter()
+                        .take(k)
+                        .map(|(n, t)| (n, t.time, t.fields))
+                        .collect();
                     assert_eq!(got, want);
                     for st in b.streams(None).unwrap() {
                         let newest = m.sorted(&st.name).last().map(|t| t.time);
@@ -1926,7 +2348,10 @@ mod tests {
                     assert_eq!(d.encode().unwrap(), enc);
                     assert_eq!(d.tick_count(), b.tick_count());
                     for n in &names {
-                        assert_eq!(strip(d.latest(n, usize::MAX).unwrap()), strip(b.latest(n, usize::MAX).unwrap()));
+                        assert_eq!(
+                            strip(d.latest(n, usize::MAX).unwrap()),
+                            strip(b.latest(n, usize::MAX).unwrap())
+                        );
                     }
                 }
             }
@@ -1938,13 +2363,25 @@ mod tests {
         let mut b = TickBook::new();
         for i in 0..60 {
             for j in 0..20 {
-                let name = if i % 2 == 0 { format!("optiontick:{i}") } else { format!("indextick:{i}") };
-                b.push(name.as_bytes(), None, 1000, &[pairs(j * 100 + i, &[("i", &i.to_string())])]).unwrap();
+                let name = if i % 2 == 0 {
+                    format!("optiontick:{i}")
+                } else {
+                    format!("indextick:{i}")
+                };
+                b.push(
+                    name.as_bytes(),
+                    None,
+                    1000,
+                    &[pairs(j * 100 + i, &[("i", &i.to_string())])],
+                )
+                .unwrap();
             }
         }
         let all = b.merged(None, 10_000).unwrap();
         assert_eq!(all.len(), 1200);
-        assert!(all.windows(2).all(|w| (w[0].1.time, w[0].1.seq) > (w[1].1.time, w[1].1.seq)));
+        assert!(all
+            .windows(2)
+            .all(|w| (w[0].1.time, w[0].1.seq) > (w[1].1.time, w[1].1.seq)));
         let top = b.merged(Some(b"optiontick:"), 7).unwrap();
         assert_eq!(top.len(), 7);
         assert!(top.iter().all(|(n, _)| n.starts_with(b"optiontick:")));
@@ -1958,7 +2395,10 @@ mod tests {
         assert_eq!(st[0].name, b"indextick:1");
         assert_eq!((st[0].len, st[0].newest_time), (20, Some(1901)));
         let info = b.info();
-        assert_eq!((info.streams, info.ticks, info.cap_min, info.cap_max), (60, 1200, 1000, 1000));
+        assert_eq!(
+            (info.streams, info.ticks, info.cap_min, info.cap_max),
+            (60, 1200, 1000, 1000)
+        );
     }
 
     #[test]
@@ -1967,13 +2407,33 @@ mod tests {
         let mut a = TickBook::new();
         let mut r = Lcg(9);
         for i in 0..500 {
-            let s = if r.below(2) == 0 { b"a".as_slice() } else { b"b".as_slice() };
-            a.push(s, None, 50, &[pairs(i + r.below(20) as i64, &[("v", &r.below(10).to_string())])]).unwrap();
+            let s = if r.below(2) == 0 {
+                b"a".as_slice()
+            } else {
+                b"b".as_slice()
+            };
+            a.push(
+                s,
+                None,
+                50,
+                &[pairs(
+                    i + r.below(20) as i64,
+                    &[("v", &r.below(10).to_string())],
+                )],
+            )
+            .unwrap();
         }
         let mut b = TickBook::new();
-        a.for_each_in_arrival(|n, cap, t| b.push(n, Some(cap), cap, &[t]).map(|_| ())).unwrap();
+        a.for_each_in_arrival(|n, cap, t| b.push(n, Some(cap), cap, &[t]).map(|_| ()))
+            .unwrap();
         assert_eq!(a.encode().unwrap(), b.encode().unwrap());
-        assert_eq!(TickBook::new().encode().unwrap(), TickBook::decode(&TickBook::new().encode().unwrap()).unwrap().encode().unwrap());
+        assert_eq!(
+            TickBook::new().encode().unwrap(),
+            TickBook::decode(&TickBook::new().encode().unwrap())
+                .unwrap()
+                .encode()
+                .unwrap()
+        );
     }
 
     #[test]
@@ -1981,13 +2441,24 @@ mod tests {
         let mut b = TickBook::new();
         for i in 0..(MAX_SHAPES_PER_STREAM + 100) {
             // each tick has a distinct set of fields (i's binary digits)
-            let kv: Vec<(Vec<u8>, Vec<u8>)> =
-                (0..14).filter(|bit| i >> bit & 1 == 1).map(|bit| (format!("b{bit}").into_bytes(), i.to_string().into_bytes())).collect();
-            b.push(b"s", None, MAX_CAP, &[Tick::from_pairs(i as i64, kv).unwrap()]).unwrap();
+            let kv: Vec<(Vec<u8>, Vec<u8>)> = (0..14)
+                .filter(|bit| i >> bit & 1 == 1)
+                .map(|bit| (format!("b{bit}").into_bytes(), i.to_string().into_bytes()))
+                .collect();
+            b.push(
+                b"s",
+                None,
+                MAX_CAP,
+                &[Tick::from_pairs(i as i64, kv).unwrap()],
+            )
+            .unwrap();
         }
         let last = b.latest(b"s", 1).unwrap();
         let i = MAX_SHAPES_PER_STREAM + 99;
-        assert_eq!(last[0].fields.len(), (0..14).filter(|bit| i >> bit & 1 == 1).count());
+        assert_eq!(
+            last[0].fields.len(),
+            (0..14).filter(|bit| i >> bit & 1 == 1).count()
+        );
         let enc = b.encode().unwrap();
         assert_eq!(TickBook::decode(&enc).unwrap().encode().unwrap(), enc);
     }
@@ -2004,7 +2475,13 @@ mod tests {
                 i % 60
             );
             let s = format!("s{}", i % 3);
-            b.push(s.as_bytes(), None, 40, &[Tick::from_json(doc.as_bytes(), b"ft").unwrap()]).unwrap();
+            b.push(
+                s.as_bytes(),
+                None,
+                40,
+                &[Tick::from_json(doc.as_bytes(), b"ft").unwrap()],
+            )
+            .unwrap();
         }
         b
     }
@@ -2014,7 +2491,10 @@ mod tests {
         let enc = sample_book().encode().unwrap();
         assert!(TickBook::decode(&enc).is_ok());
         for n in 0..enc.len() {
-            assert!(matches!(TickBook::decode(&enc[..n]), Err(CoreError::Corrupt(_))), "prefix {n}");
+            assert!(
+                matches!(TickBook::decode(&enc[..n]), Err(CoreError::Corrupt(_))),
+                "prefix {n}"
+            );
         }
         let mut longer = enc.clone();
         longer.push(0);
@@ -2063,11 +2543,13 @@ mod tests {
         let mut b = TickBook::new();
         let m0 = b.mem_usage();
         for i in 0..5000 {
-            b.push(b"s", None, 1000, &[pairs(i, &[("v", "x")])]).unwrap();
+            b.push(b"s", None, 1000, &[pairs(i, &[("v", "x")])])
+                .unwrap();
         }
         assert_eq!(b.tick_count(), 1000);
         assert!(b.mem_usage() > m0);
-        b.push(b"s", Some(10), 1000, &[pairs(1, &[("v", "x")])]).unwrap();
+        b.push(b"s", Some(10), 1000, &[pairs(1, &[("v", "x")])])
+            .unwrap();
         assert_eq!(b.tick_count(), 10);
         assert_eq!(b.info().late_ticks, 1);
         assert_eq!(b.latest(b"s", 100).unwrap().len(), 10);
@@ -2096,13 +2578,22 @@ mod tests {
                 ft * 1000 + (i % 4) * 250 + r.below(50) as i64,
             );
             json_bytes += doc.len();
-            b.push(b"optiontick:26001", None, n as usize, &[Tick::from_json(doc.as_bytes(), b"ft").unwrap()]).unwrap();
+            b.push(
+                b"optiontick:26001",
+                None,
+                n as usize,
+                &[Tick::from_json(doc.as_bytes(), b"ft").unwrap()],
+            )
+            .unwrap();
         }
         let per_tick_mem = b.mem_usage() as f64 / n as f64;
         let per_tick_enc = b.encode().unwrap().len() as f64 / n as f64;
         let per_tick_json = json_bytes as f64 / n as f64;
         println!("original shape: json {per_tick_json:.1} B/tick, memory {per_tick_mem:.1} B/tick, encoding {per_tick_enc:.1} B/tick");
-        assert!(per_tick_mem < per_tick_json / 4.0, "{per_tick_mem} vs {per_tick_json}");
+        assert!(
+            per_tick_mem < per_tick_json / 4.0,
+            "{per_tick_mem} vs {per_tick_json}"
+        );
         assert!(ORIGINAL.len() == 128 || ORIGINAL.len() > 100);
     }
 }
