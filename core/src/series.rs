@@ -199,7 +199,8 @@ impl Series {
         for inc in &official {
             let c = &inc.candle;
             let t = c.open_time;
-            let stored = self.official.get(t);
+            // Appends (the common case) skip the lookup.
+            let stored = if self.official.last_time().is_some_and(|n| t <= n) { self.official.get(t) } else { None };
             let prev = pending.get(&t).copied().or(stored.as_ref());
             match prev {
                 Some(p) if p == c => continue,
@@ -224,7 +225,7 @@ impl Series {
         let mut routed_live = 0;
         for inc in &forming {
             let t = inc.candle.open_time;
-            if pending.contains_key(&t) || self.official.contains(t) || newest_official.is_some_and(|n| t < n) {
+            if pending.contains_key(&t) || newest_official.is_some_and(|n| t <= n) {
                 continue; // R2: official wins.
             }
             routed_live += 1;
@@ -236,7 +237,15 @@ impl Series {
         }
         effect.live_drop = self.expired_live(now_ms);
         self.apply(&effect);
-        let changed = effect.official.iter().filter(|c| self.official.get(c.open_time).as_ref() == Some(c)).count();
+        // Each candle of `effect.official` (one per open time) was just put, so it is stored
+        // as given unless RETENTION dropped it as one of the oldest: count the survivors
+        // without reading them back (a read decodes a whole chunk).
+        let first = self.official.first_time();
+        let changed = effect.official.iter().filter(|c| first.is_some_and(|f| c.open_time >= f)).count();
+        debug_assert_eq!(
+            changed,
+            effect.official.iter().filter(|c| self.official.get(c.open_time).as_ref() == Some(c)).count()
+        );
         Ok(OfficialOutcome { changed, routed_live, effect })
     }
 
@@ -272,8 +281,10 @@ impl Series {
         self.write_live(LiveCandle { candle, updated_ms: now_ms }, now_ms)
     }
 
+    /// R2: an official at `t`, or a newer one, blocks live writes at `t`. Any official at
+    /// `t` implies `t <= newest`, so the newest time alone decides (no chunk decoding).
     fn official_blocks(&self, t: i64) -> bool {
-        self.official.contains(t) || self.official.last_time().is_some_and(|n| t < n)
+        self.official.last_time().is_some_and(|n| t <= n)
     }
 
     fn write_live(&mut self, live: LiveCandle, now_ms: i64) -> CoreResult<LiveOutcome> {
@@ -318,7 +329,8 @@ impl Series {
         let mut live = self
             .live
             .range(from..=to)
-            .filter(|(t, l)| self.is_live_fresh(l, now_ms) && !self.official.contains(**t))
+            // Live candles are all newer than the newest official (see `apply`).
+            .filter(|(_, l)| self.is_live_fresh(l, now_ms))
             .map(|(_, l)| l.candle.clone())
             .peekable();
         let mut out = Vec::with_capacity(official.len() + self.live.len().min(64));

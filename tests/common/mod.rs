@@ -28,6 +28,24 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// CI persistence matrix: `CANDLES_TEST_PERSISTENCE` picks how every test server persists.
+/// Unset or `none`: no RDB snapshots, no AOF (the default above). `aof`: AOF only
+/// (`--appendonly yes --save ""`), so every write also goes through the AOF path
+/// (`CANDLE.APPLY` effects, AOF rewrite snapshots). `rdb`: RDB snapshots only
+/// (`--save "1 1" --appendonly no`). A test's own `extra` arguments come later on the command
+/// line and win. Run the suite in a mode with e.g.
+/// `CANDLES_TEST_PERSISTENCE=aof cargo test --release --workspace`.
+pub fn persistence_args() -> Vec<String> {
+    let mode = std::env::var("CANDLES_TEST_PERSISTENCE").unwrap_or_default();
+    let args: &[&str] = match mode.to_ascii_lowercase().as_str() {
+        "" | "none" => &[],
+        "aof" => &["--appendonly", "yes", "--save", ""],
+        "rdb" => &["--appendonly", "no", "--save", "1 1"],
+        other => panic!("CANDLES_TEST_PERSISTENCE={other}: use none, aof or rdb"),
+    };
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -61,6 +79,7 @@ impl Server {
             "--logfile".into(),
             "redis.log".into(),
         ];
+        args.extend(persistence_args());
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut load = vec![module_path().display().to_string()];
         load.extend(module_args.iter().map(|s| s.to_string()));
