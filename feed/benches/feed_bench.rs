@@ -169,7 +169,11 @@ fn bench_latency(rt: &tokio::runtime::Runtime) -> (f64, f64, f64) {
             si.ws_url.clone(),
         ]);
         let (trigger, shutdown) = shutdown_pair();
-        let feeder = tokio::spawn(candles_feed::run(a, shutdown, hooks));
+        // The feeder gets its own thread and runtime, built like the binary's (main.rs).
+        let feeder = std::thread::spawn(move || {
+            let frt = candles_feed::runtime().expect("runtime");
+            frt.block_on(candles_feed::run(a, shutdown, hooks))
+        });
         assert!(
             si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
                 .await,
@@ -194,7 +198,7 @@ fn bench_latency(rt: &tokio::runtime::Runtime) -> (f64, f64, f64) {
             })
             .await;
         trigger.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(2), feeder).await;
+        let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
         let mut l: Vec<f64> = lat
             .lock()
             .unwrap()
