@@ -96,9 +96,13 @@ impl Dec {
             // "1." and ".5" are not how exchanges write numbers; refuse rather than guess.
             return Err(bad());
         }
+        // Trailing fractional zeros are checked and counted like every digit, but not
+        // accumulated: the value is the same and the i128 strip loop below has less to do.
+        let frac_keep = frac_part.len() - frac_part.iter().rev().take_while(|&&c| c == b'0').count();
+        let keep = int_part.len() + frac_keep;
         let mut mant: i128 = 0;
         let mut digits = 0usize;
-        for &c in int_part.iter().chain(frac_part.iter()) {
+        for (i, &c) in int_part.iter().chain(frac_part.iter()).enumerate() {
             if !c.is_ascii_digit() {
                 return Err(bad());
             }
@@ -111,9 +115,11 @@ impl Dec {
                     String::from_utf8_lossy(b)
                 )));
             }
-            mant = mant * 10 + i128::from(c - b'0');
+            if i < keep {
+                mant = mant * 10 + i128::from(c - b'0');
+            }
         }
-        let mut scale = frac_part.len() as i64;
+        let mut scale = frac_keep as i64;
         if let Some(e) = exp {
             let (eneg, edigits) = match e.first() {
                 Some(b'-') => (true, &e[1..]),

@@ -308,7 +308,13 @@ impl Series {
             self.live.insert(l.candle.open_time, l.clone());
         }
         if let Some(newest) = self.official.last_time() {
-            self.live = self.live.split_off(&newest.saturating_add(1));
+            // Drop live candles at or before the newest official (no allocation when none).
+            while let Some(e) = self.live.first_entry() {
+                if *e.key() > newest {
+                    break;
+                }
+                e.remove();
+            }
         }
         let retention = self.settings.retention as usize;
         if retention > 0 && self.official.len() > retention {
