@@ -267,6 +267,14 @@ impl Series {
             return Err(CoreError::invalid("price and qty must not be negative"));
         }
         let t = self.interval().align_down(time);
+        if t < 0 {
+            // 1w buckets start on Mondays: the first days of 1970 belong to one opening on
+            // 1969-12-29, which no stored candle may have (it could not be loaded back).
+            return Err(CoreError::invalid(format!(
+                "time {time} falls in a {} bucket opening before 1970-01-01",
+                self.interval().as_str()
+            )));
+        }
         if self.official_blocks(t) {
             return Ok(LiveOutcome::default());
         }
