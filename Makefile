@@ -38,3 +38,18 @@ bench: build
 clean:
 	$(CARGO) clean
 	rm -rf .run .bench
+
+# Fuzzing (cargo-fuzz / libFuzzer, fuzz/): every target for FUZZ_SECONDS, seeds from
+# fuzz/corpus/<target> (committed, read-only), the growing corpus in fuzz/work/<target>, crashes
+# in fuzz/artifacts/<target>. Stable Rust with RUSTC_BOOTSTRAP=1 for the nightly flags.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= $(patsubst fuzz/fuzz_targets/%.rs,%,$(wildcard fuzz/fuzz_targets/*.rs))
+.PHONY: fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/work/$$t fuzz/corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --debug-assertions $$t $(CURDIR)/fuzz/work/$$t $(CURDIR)/fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -print_final_stats=1; \
+	done

@@ -6,7 +6,7 @@ use candles_core::candle::parse_time;
 use candles_core::series::{Effect, Incoming, Kind, Series, Settings, DuplicatePolicy, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT};
 use candles_core::{Candle, Dec, Interval};
 use redis_module::key::RedisKeyWritable;
-use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
@@ -52,7 +52,7 @@ fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>
             }
             rest.chunks(6)
                 .map(|ch| {
-                    let parts: Vec<&[u8]> = ch.iter().map(|s| s.as_slice()).collect();
+                    let parts: [&[u8]; 6] = std::array::from_fn(|i| ch.get(i).map_or(&b""[..], |s| s.as_slice()));
                     let candle = Candle::from_args(&parts).map_err(core_err)?;
                     Ok((Incoming { candle, closed: None }, None))
                 })
@@ -129,21 +129,49 @@ fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
     if effect.is_empty() {
         return;
     }
-    let mut blob = vec![EFFECT_TAG];
+    // Room for a live write's effect: one allocation, no regrowth.
+    let mut blob = Vec::with_capacity(256);
+    blob.push(EFFECT_TAG);
     effect.encode(&mut blob);
-    ctx.replicate("CANDLE.APPLY", &[name.as_slice(), blob.as_slice()][..]);
+    // RM_Replicate directly ("sb": the key string as received, the blob as a buffer): the
+    // crate's `Context::replicate` allocates a CString, an argument vector and a copy of each
+    // argument on every write (the hot path of LIVE_UPDATE / LIVE_TICK).
+    // SAFETY: the context, the key string and the buffer outlive the call; "sb" matches the
+    // (RedisModuleString*, const char*, size_t) arguments.
+    unsafe {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(
+                ctx.get_raw(),
+                c"CANDLE.APPLY".as_ptr(),
+                c"sb".as_ptr(),
+                name.inner,
+                blob.as_ptr().cast::<std::ffi::c_char>(),
+                blob.len(),
+            );
+        }
+    }
     notify(ctx, name, effect);
+}
+
+/// A module keyspace event with a static name (the crate's wrapper allocates a CString).
+fn notify_event(ctx: &Context, event: &std::ffi::CStr, name: &RedisString) {
+    // SAFETY: the context and key outlive the call; `event` is NUL-terminated.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(ctx.get_raw(), NotifyEvent::MODULE.bits(), event.as_ptr(), name.inner);
+        }
+    }
 }
 
 fn notify(ctx: &Context, name: &RedisString, effect: &Effect) {
     if effect.create.is_some() {
-        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.create", name);
+        notify_event(ctx, c"candle.create", name);
     }
     if !effect.official.is_empty() {
-        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.official", name);
+        notify_event(ctx, c"candle.official", name);
     }
     if !effect.live_put.is_empty() || !effect.live_drop.is_empty() {
-        ctx.notify_keyspace_event(NotifyEvent::MODULE, "candle.live", name);
+        notify_event(ctx, c"candle.live", name);
     }
 }
 

@@ -21,9 +21,36 @@ const REST_1M: &str = "rest_klines_BTCUSDT_1m_limit1000.json";
 const WS_1M: &str = "ws_kline_1m_combined.jsonl";
 
 const SYMBOLS: [&str; 30] = [
-    "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "DOTUSDT", "TRXUSDT", "LINKUSDT",
-    "MATICUSDT", "LTCUSDT", "BCHUSDT", "AVAXUSDT", "XLMUSDT", "ATOMUSDT", "UNIUSDT", "ETCUSDT", "FILUSDT", "APTUSDT",
-    "NEARUSDT", "ARBUSDT", "OPUSDT", "ICPUSDT", "VETUSDT", "AAVEUSDT", "ALGOUSDT", "SANDUSDT", "EOSUSDT", "THETAUSDT",
+    "BTCUSDT",
+    "ETHUSDT",
+    "BNBUSDT",
+    "SOLUSDT",
+    "XRPUSDT",
+    "ADAUSDT",
+    "DOGEUSDT",
+    "DOTUSDT",
+    "TRXUSDT",
+    "LINKUSDT",
+    "MATICUSDT",
+    "LTCUSDT",
+    "BCHUSDT",
+    "AVAXUSDT",
+    "XLMUSDT",
+    "ATOMUSDT",
+    "UNIUSDT",
+    "ETCUSDT",
+    "FILUSDT",
+    "APTUSDT",
+    "NEARUSDT",
+    "ARBUSDT",
+    "OPUSDT",
+    "ICPUSDT",
+    "VETUSDT",
+    "AAVEUSDT",
+    "ALGOUSDT",
+    "SANDUSDT",
+    "EOSUSDT",
+    "THETAUSDT",
 ];
 
 /// Three cluster-enabled servers with the module, joined into one cluster of three masters.
@@ -40,24 +67,38 @@ impl Cluster {
                 let bus = free_port().to_string();
                 Server::start_with(
                     &[
-                        "--cluster-enabled", "yes",
-                        "--cluster-config-file", "nodes.conf",
-                        "--cluster-port", &bus,
-                        "--cluster-node-timeout", "5000",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-port",
+                        &bus,
+                        "--cluster-node-timeout",
+                        "5000",
                     ],
                     &[],
                 )
             })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let mut cmd = Command::new("redis-cli");
-        cmd.arg("--cluster").arg("create").args(&addrs).args(["--cluster-replicas", "0", "--cluster-yes"]);
+        cmd.arg("--cluster").arg("create").args(&addrs).args([
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ]);
         run_bounded(cmd, Duration::from_secs(60));
         let mut conns: Vec<Connection> = nodes.iter().map(Server::conn).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = conns.iter_mut().all(|c| {
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(c).unwrap_or_default();
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(c)
+                    .unwrap_or_default();
                 info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
                     && info.contains("cluster_known_nodes:3")
@@ -66,14 +107,21 @@ impl Cluster {
             if ok {
                 break;
             }
-            assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok");
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not reach cluster_state:ok"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Cluster { nodes }
     }
 
     fn client(&self) -> ClusterConnection {
-        let urls: Vec<String> = self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}/", n.port)).collect();
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+            .collect();
         let client = ClusterClient::builder(urls)
             .connection_timeout(Duration::from_secs(5))
             .response_timeout(Duration::from_secs(20))
@@ -86,12 +134,24 @@ impl Cluster {
     fn owner(&self, c: &mut Connection, slot: i64) -> usize {
         let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(c).unwrap();
         for range in slots {
-            let Value::Array(r) = range else { panic!("CLUSTER SLOTS entry {range:?}") };
-            let (Value::Int(lo), Value::Int(hi)) = (&r[0], &r[1]) else { panic!("slot range {r:?}") };
+            let Value::Array(r) = range else {
+                panic!("CLUSTER SLOTS entry {range:?}")
+            };
+            let (Value::Int(lo), Value::Int(hi)) = (&r[0], &r[1]) else {
+                panic!("slot range {r:?}")
+            };
             if (*lo..=*hi).contains(&slot) {
-                let Value::Array(master) = &r[2] else { panic!("master {r:?}") };
-                let Value::Int(port) = master[1] else { panic!("master port {master:?}") };
-                return self.nodes.iter().position(|n| i64::from(n.port) == port).expect("owner is one of ours");
+                let Value::Array(master) = &r[2] else {
+                    panic!("master {r:?}")
+                };
+                let Value::Int(port) = master[1] else {
+                    panic!("master port {master:?}")
+                };
+                return self
+                    .nodes
+                    .iter()
+                    .position(|n| i64::from(n.port) == port)
+                    .expect("owner is one of ours");
             }
         }
         panic!("slot {slot} not served");
@@ -100,7 +160,11 @@ impl Cluster {
 
 /// Runs a process to completion, killing it if it outlives `limit`.
 fn run_bounded(mut cmd: Command, limit: Duration) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("redis-cli on PATH");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-cli on PATH");
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -123,16 +187,30 @@ fn run_bounded(mut cmd: Command, limit: Duration) {
 }
 
 fn keyslot(c: &mut Connection, key: &str) -> i64 {
-    redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(c).unwrap()
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(c)
+        .unwrap()
 }
 
 fn is_registered(c: &mut Connection, name: &str) -> bool {
-    let v: Vec<Value> = redis::cmd("COMMAND").arg("INFO").arg(name).query(c).unwrap();
+    let v: Vec<Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg(name)
+        .query(c)
+        .unwrap();
     v.first().is_some_and(|e| !matches!(e, Value::Nil))
 }
 
 fn registered_commands(c: &mut Connection, pattern: &str) -> Vec<String> {
-    let v: Vec<String> = redis::cmd("COMMAND").arg("LIST").arg("FILTERBY").arg("PATTERN").arg(pattern).query(c).unwrap();
+    let v: Vec<String> = redis::cmd("COMMAND")
+        .arg("LIST")
+        .arg("FILTERBY")
+        .arg("PATTERN")
+        .arg(pattern)
+        .query(c)
+        .unwrap();
     v.into_iter().map(|s| s.to_ascii_uppercase()).collect()
 }
 
@@ -161,17 +239,65 @@ fn command_forms(key: &str, rows: &[Json], ws_frame: &str, ticks: bool) -> Vec<V
     let t0 = s(&r0[0]);
     let mut forms = vec![
         w(&["CANDLE.CREATE", key, "INTERVAL", "1m"]),
-        w(&["CANDLE.CREATE", key, "INTERVAL", "1h", "RETENTION", "100", "LIVE_TTL", "0", "LIVE_MAX", "5", "DUPLICATE_POLICY", "BLOCK"]),
+        w(&[
+            "CANDLE.CREATE",
+            key,
+            "INTERVAL",
+            "1h",
+            "RETENTION",
+            "100",
+            "LIVE_TTL",
+            "0",
+            "LIVE_MAX",
+            "5",
+            "DUPLICATE_POLICY",
+            "BLOCK",
+        ]),
         with(&["CANDLE.OFFICIAL_ADD", key], six(r0)),
-        with(&["CANDLE.OFFICIAL_ADD", key, "INTERVAL", "1m"], [six(r0), six(&rows[1])].concat()),
+        with(
+            &["CANDLE.OFFICIAL_ADD", key, "INTERVAL", "1m"],
+            [six(r0), six(&rows[1])].concat(),
+        ),
         w(&["CANDLE.OFFICIAL_ADD", key, "JSON", &one_row]),
-        w(&["CANDLE.OFFICIAL_ADD", key, "INTERVAL", "1m", "JSON", ws_frame]),
+        w(&[
+            "CANDLE.OFFICIAL_ADD",
+            key,
+            "INTERVAL",
+            "1m",
+            "JSON",
+            ws_frame,
+        ]),
         with(&["CANDLE.LIVE_UPDATE", key], six(r0)),
-        w(&["CANDLE.LIVE_UPDATE", key, "INTERVAL", "1m", "JSON", ws_frame]),
+        w(&[
+            "CANDLE.LIVE_UPDATE",
+            key,
+            "INTERVAL",
+            "1m",
+            "JSON",
+            ws_frame,
+        ]),
         w(&["CANDLE.LIVE_TICK", key, &t0, "56714.5"]),
-        w(&["CANDLE.LIVE_TICK", key, "INTERVAL", "1m", &t0, "56714.5", "0.01"]),
+        w(&[
+            "CANDLE.LIVE_TICK",
+            key,
+            "INTERVAL",
+            "1m",
+            &t0,
+            "56714.5",
+            "0.01",
+        ]),
         w(&["CANDLE.RANGE_MERGED", key, "-", "+"]),
-        w(&["CANDLE.RANGE_MERGED", key, &t0, "+", "COUNT", "5", "FULL", "FORMAT", "JSON"]),
+        w(&[
+            "CANDLE.RANGE_MERGED",
+            key,
+            &t0,
+            "+",
+            "COUNT",
+            "5",
+            "FULL",
+            "FORMAT",
+            "JSON",
+        ]),
         w(&["CANDLE.LIVE", key]),
         w(&["CANDLE.LIVE", key, "FULL", "FORMAT", "JSON"]),
         w(&["CANDLE.GAPS", key, &t0, &t0]),
@@ -180,14 +306,58 @@ fn command_forms(key: &str, rows: &[Json], ws_frame: &str, ticks: bool) -> Vec<V
     ];
     if ticks {
         forms.extend([
-            w(&["TICKS.PUSH", key, "btcusdt@trade", &t0, "p", "56714.5", "q", "0.01"]),
-            w(&["TICKS.PUSH", key, "btcusdt@trade", "MAXLEN", "10", &t0, "p", "56714.5"]),
-            w(&["TICKS.PUSH", key, "btcusdt@trade", "TIMEFIELD", "T", "JSON", r#"{"T":1,"p":"1"}"#, r#"{"T":2,"p":"2"}"#]),
+            w(&[
+                "TICKS.PUSH",
+                key,
+                "btcusdt@trade",
+                &t0,
+                "p",
+                "56714.5",
+                "q",
+                "0.01",
+            ]),
+            w(&[
+                "TICKS.PUSH",
+                key,
+                "btcusdt@trade",
+                "MAXLEN",
+                "10",
+                &t0,
+                "p",
+                "56714.5",
+            ]),
+            w(&[
+                "TICKS.PUSH",
+                key,
+                "btcusdt@trade",
+                "TIMEFIELD",
+                "T",
+                "JSON",
+                r#"{"T":1,"p":"1"}"#,
+                r#"{"T":2,"p":"2"}"#,
+            ]),
             w(&["TICKS.LATEST", key, "btcusdt@trade"]),
-            w(&["TICKS.LATEST", key, "btcusdt@trade", "COUNT", "5", "FORMAT", "JSON"]),
+            w(&[
+                "TICKS.LATEST",
+                key,
+                "btcusdt@trade",
+                "COUNT",
+                "5",
+                "FORMAT",
+                "JSON",
+            ]),
             w(&["TICKS.RANGE", key, "btcusdt@trade", "-", "+", "COUNT", "5"]),
             w(&["TICKS.MERGED", key]),
-            w(&["TICKS.MERGED", key, "PREFIX", "btc", "COUNT", "5", "FORMAT", "JSON"]),
+            w(&[
+                "TICKS.MERGED",
+                key,
+                "PREFIX",
+                "btc",
+                "COUNT",
+                "5",
+                "FORMAT",
+                "JSON",
+            ]),
             w(&["TICKS.STREAMS", key, "PREFIX", "btc"]),
             w(&["TICKS.INFO", key]),
             w(&["TICKS.APPLY", key, "x"]),
@@ -223,7 +393,16 @@ fn hourly(rows: &[Json]) -> Vec<[String; 6]> {
         }
     }
     out.into_iter()
-        .map(|(t, o, h, l, c, v)| [t.to_string(), o.to_string(), h.to_string(), l.to_string(), c.to_string(), v.to_string()])
+        .map(|(t, o, h, l, c, v)| {
+            [
+                t.to_string(),
+                o.to_string(),
+                h.to_string(),
+                l.to_string(),
+                c.to_string(),
+                v.to_string(),
+            ]
+        })
         .collect()
 }
 
@@ -249,8 +428,13 @@ fn cluster_routes_every_command_by_its_key() {
     assert_ne!(a, keyslot(&mut direct[0], "candle:{ETHUSDT}:1m"));
 
     // COMMAND DOCS from the module's #[command] metadata.
-    let docs: Value = redis::cmd("COMMAND").arg("DOCS").arg("CANDLE.RANGE_MERGED").query(&mut direct[0]).unwrap();
-    let summary = find_field(&docs, "summary").expect("COMMAND DOCS CANDLE.RANGE_MERGED has a summary");
+    let docs: Value = redis::cmd("COMMAND")
+        .arg("DOCS")
+        .arg("CANDLE.RANGE_MERGED")
+        .query(&mut direct[0])
+        .unwrap();
+    let summary =
+        find_field(&docs, "summary").expect("COMMAND DOCS CANDLE.RANGE_MERGED has a summary");
     assert!(summary.len() > 10, "summary {summary:?}");
 
     // Every registered command of the module is among the forms checked below.
@@ -263,7 +447,10 @@ fn cluster_routes_every_command_by_its_key() {
     }
     assert!(registered.len() >= 9, "{registered:?}");
     for name in &registered {
-        assert!(probe.iter().any(|f| f[0].eq_ignore_ascii_case(name)), "{name} has no form in command_forms()");
+        assert!(
+            probe.iter().any(|f| f[0].eq_ignore_ascii_case(name)),
+            "{name} has no form in command_forms()"
+        );
     }
 
     // GETKEYS and MOVED for every form, with keys of every master.
@@ -286,16 +473,31 @@ fn cluster_routes_every_command_by_its_key() {
                 for a in &form {
                     gk.arg(a.as_bytes());
                 }
-                let keys: Vec<String> = gk.query(&mut direct[0]).unwrap_or_else(|e| panic!("GETKEYS {form:?}: {e}"));
+                let keys: Vec<String> = gk
+                    .query(&mut direct[0])
+                    .unwrap_or_else(|e| panic!("GETKEYS {form:?}: {e}"));
                 assert_eq!(keys, vec![key.clone()], "COMMAND GETKEYS {:?}", &form[..2]);
-                let e = cmd_of(&form).query::<Value>(&mut direct[other]).expect_err("non-owner must redirect");
-                assert_eq!(e.kind(), redis::ErrorKind::Moved, "{:?} on a non-owner: {e}", &form[..2]);
+                let e = cmd_of(&form)
+                    .query::<Value>(&mut direct[other])
+                    .expect_err("non-owner must redirect");
+                assert_eq!(
+                    e.kind(),
+                    redis::ErrorKind::Moved,
+                    "{:?} on a non-owner: {e}",
+                    &form[..2]
+                );
                 let (addr, s) = e.redirect_node().unwrap();
-                assert_eq!((addr.to_string(), i64::from(s)), (format!("127.0.0.1:{}", cluster.nodes[owner].port), slot));
+                assert_eq!(
+                    (addr.to_string(), i64::from(s)),
+                    (format!("127.0.0.1:{}", cluster.nodes[owner].port), slot)
+                );
             }
         }
     }
-    assert_eq!(owners_seen, [true; 3], "the keys cover every master's slot range");
+    assert_eq!(
+        owners_seen, [true; 3],
+        "the keys cover every master's slot range"
+    );
 
     // Writes through the cluster client: real rows, official + live, 1m and 1h.
     let body = fixture(REST_1M);
@@ -306,7 +508,14 @@ fn cluster_routes_every_command_by_its_key() {
     for sym in SYMBOLS {
         let k1 = format!("candle:{{{sym}}}:1m");
         let kh = format!("candle:{{{sym}}}:1h");
-        let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD").arg(&k1).arg("INTERVAL").arg("1m").arg("JSON").arg(&body[..]).query(&mut cc).unwrap();
+        let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD")
+            .arg(&k1)
+            .arg("INTERVAL")
+            .arg("1m")
+            .arg("JSON")
+            .arg(&body[..])
+            .query(&mut cc)
+            .unwrap();
         assert_eq!(n, 1000, "{k1}");
         let live_t = (last_t + 60_000).to_string();
         let n: i64 = redis::cmd("CANDLE.LIVE_UPDATE")
@@ -320,9 +529,22 @@ fn cluster_routes_every_command_by_its_key() {
             .query(&mut cc)
             .unwrap();
         assert_eq!(n, 1);
-        let n: i64 = redis::cmd("CANDLE.LIVE_TICK").arg(&k1).arg(last_t + 60_500).arg("99999.5").arg("0.25").query(&mut cc).unwrap();
+        let n: i64 = redis::cmd("CANDLE.LIVE_TICK")
+            .arg(&k1)
+            .arg(last_t + 60_500)
+            .arg("99999.5")
+            .arg("0.25")
+            .query(&mut cc)
+            .unwrap();
         assert_eq!(n, 1);
-        let ok: String = redis::cmd("CANDLE.CREATE").arg(&kh).arg("INTERVAL").arg("1h").arg("RETENTION").arg(10).query(&mut cc).unwrap();
+        let ok: String = redis::cmd("CANDLE.CREATE")
+            .arg(&kh)
+            .arg("INTERVAL")
+            .arg("1h")
+            .arg("RETENTION")
+            .arg(10)
+            .query(&mut cc)
+            .unwrap();
         assert_eq!(ok, "OK");
         let mut add = redis::cmd("CANDLE.OFFICIAL_ADD");
         add.arg(&kh);
@@ -340,7 +562,14 @@ fn cluster_routes_every_command_by_its_key() {
     for sym in SYMBOLS {
         let k1 = format!("candle:{{{sym}}}:1m");
         let kh = format!("candle:{{{sym}}}:1h");
-        let json: String = redis::cmd("CANDLE.RANGE_MERGED").arg(&k1).arg("-").arg("+").arg("FORMAT").arg("JSON").query(&mut cc).unwrap();
+        let json: String = redis::cmd("CANDLE.RANGE_MERGED")
+            .arg(&k1)
+            .arg("-")
+            .arg("+")
+            .arg("FORMAT")
+            .arg("JSON")
+            .query(&mut cc)
+            .unwrap();
         let got: Vec<Json> = serde_json::from_str(&json).unwrap();
         assert_eq!(got.len(), 1001, "{k1}");
         for (g, r) in got.iter().zip(&rows) {
@@ -349,18 +578,48 @@ fn cluster_routes_every_command_by_its_key() {
             assert_eq!(g["status"], "official");
         }
         let live = &got[1000];
-        assert_eq!((live["open_time"].as_i64(), live["high"].as_str(), live["status"].as_str()), (Some(last_t + 60_000), Some("99999.5"), Some("live")));
+        assert_eq!(
+            (
+                live["open_time"].as_i64(),
+                live["high"].as_str(),
+                live["status"].as_str()
+            ),
+            (Some(last_t + 60_000), Some("99999.5"), Some("live"))
+        );
         let live: Vec<Value> = redis::cmd("CANDLE.LIVE").arg(&k1).query(&mut cc).unwrap();
         assert_eq!(live.len(), 1);
-        let gaps: Vec<Vec<i64>> = redis::cmd("CANDLE.GAPS").arg(&k1).arg(rows[0][0].as_i64().unwrap()).arg(last_t).query(&mut cc).unwrap();
+        let gaps: Vec<Vec<i64>> = redis::cmd("CANDLE.GAPS")
+            .arg(&k1)
+            .arg(rows[0][0].as_i64().unwrap())
+            .arg(last_t)
+            .query(&mut cc)
+            .unwrap();
         assert!(gaps.is_empty(), "{k1} gaps {gaps:?}");
         let info: Vec<Value> = redis::cmd("CANDLE.INFO").arg(&kh).query(&mut cc).unwrap();
-        assert_eq!(info_int(&info, "official_count"), 10.min(hours.len() as i64));
+        assert_eq!(
+            info_int(&info, "official_count"),
+            10.min(hours.len() as i64)
+        );
         assert_eq!(info_int(&info, "retention"), 10);
-        let newest: Vec<Vec<Value>> = redis::cmd("CANDLE.RANGE_MERGED").arg(&kh).arg("-").arg("+").arg("COUNT").arg(1).query(&mut cc).unwrap();
+        let newest: Vec<Vec<Value>> = redis::cmd("CANDLE.RANGE_MERGED")
+            .arg(&kh)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query(&mut cc)
+            .unwrap();
         let want = hours.last().unwrap();
-        assert_eq!(redis::from_redis_value::<i64>(&newest[0][0]).unwrap().to_string(), want[0]);
-        assert_eq!(redis::from_redis_value::<String>(&newest[0][5]).unwrap(), want[5]);
+        assert_eq!(
+            redis::from_redis_value::<i64>(&newest[0][0])
+                .unwrap()
+                .to_string(),
+            want[0]
+        );
+        assert_eq!(
+            redis::from_redis_value::<String>(&newest[0][5]).unwrap(),
+            want[5]
+        );
     }
     let read_time = t_read.elapsed();
 
@@ -376,25 +635,54 @@ fn cluster_routes_every_command_by_its_key() {
         let key = format!("candle:{{{sym}}}:1m");
         let slot = keyslot(&mut direct[0], &key);
         let owner = cluster.owner(&mut direct[0], slot);
-        let info: Vec<Value> = redis::cmd("CANDLE.INFO").arg(&key).query(&mut direct[owner]).unwrap();
+        let info: Vec<Value> = redis::cmd("CANDLE.INFO")
+            .arg(&key)
+            .query(&mut direct[owner])
+            .unwrap();
         assert_eq!(info_int(&info, "official_count"), 1000);
     }
 
     if ticks {
         let key = "ticks:{BTCUSDT}:2024-09-04";
-        for (i, frame) in fixture_lines("ws_aggTrade_combined.jsonl").iter().take(20).enumerate() {
+        for (i, frame) in fixture_lines("ws_aggTrade_combined.jsonl")
+            .iter()
+            .take(20)
+            .enumerate()
+        {
             let doc: Json = serde_json::from_str(frame).unwrap();
             let data = serde_json::to_string(&doc["data"]).unwrap();
-            let n: i64 = redis::cmd("TICKS.PUSH").arg(key).arg("aggTrade").arg("TIMEFIELD").arg("T").arg("JSON").arg(&data).query(&mut cc).unwrap();
+            let n: i64 = redis::cmd("TICKS.PUSH")
+                .arg(key)
+                .arg("aggTrade")
+                .arg("TIMEFIELD")
+                .arg("T")
+                .arg("JSON")
+                .arg(&data)
+                .query(&mut cc)
+                .unwrap();
             assert_eq!(n, i as i64 + 1);
         }
-        let latest: String = redis::cmd("TICKS.LATEST").arg(key).arg("aggTrade").arg("COUNT").arg(1).arg("FORMAT").arg("JSON").query(&mut cc).unwrap();
+        let latest: String = redis::cmd("TICKS.LATEST")
+            .arg(key)
+            .arg("aggTrade")
+            .arg("COUNT")
+            .arg(1)
+            .arg("FORMAT")
+            .arg("JSON")
+            .query(&mut cc)
+            .unwrap();
         let latest: Vec<Json> = serde_json::from_str(&latest).unwrap();
         assert_eq!(latest.len(), 1);
         assert!(latest[0].get("T").is_some(), "{latest:?}");
         let slot = keyslot(&mut direct[0], key);
         let owner = cluster.owner(&mut direct[0], slot);
-        let n: Vec<Value> = redis::cmd("TICKS.LATEST").arg(key).arg("aggTrade").arg("COUNT").arg(100).query(&mut direct[owner]).unwrap();
+        let n: Vec<Value> = redis::cmd("TICKS.LATEST")
+            .arg(key)
+            .arg("aggTrade")
+            .arg("COUNT")
+            .arg(100)
+            .query(&mut direct[owner])
+            .unwrap();
         assert_eq!(n.len(), 20);
     }
 

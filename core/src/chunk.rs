@@ -78,6 +78,8 @@ pub struct ChunkedStore {
     tail_first: i64,
     tail_last: i64,
     len: usize,
+    /// Sum of the chunks' data lengths, kept so `mem_usage` is O(1) (it runs twice per write).
+    chunk_bytes: usize,
 }
 
 impl std::fmt::Debug for ChunkedStore {
@@ -228,9 +230,15 @@ impl ChunkedStore {
             Some(last) if last.n as usize + rows.len() <= CHUNK_MAX => {
                 let mut cs = last.candles();
                 cs.extend(rows);
+                self.chunk_bytes -= last.data.len();
                 *last = Chunk::seal(&cs);
+                self.chunk_bytes += last.data.len();
             }
-            _ => self.chunks.push(Chunk::seal(&rows)),
+            _ => {
+                let ch = Chunk::seal(&rows);
+                self.chunk_bytes += ch.data.len();
+                self.chunks.push(ch);
+            }
         }
         self.tail = Vec::new();
         self.tail_len = 0;
@@ -253,12 +261,16 @@ impl ChunkedStore {
                 self.len += 1;
             }
         }
+        self.chunk_bytes -= ch.data.len();
         if cs.len() > CHUNK_MAX {
             let (a, b) = cs.split_at(cs.len() / 2);
             *ch = Chunk::seal(a);
-            self.chunks.insert(idx + 1, Chunk::seal(b));
+            let second = Chunk::seal(b);
+            self.chunk_bytes += ch.data.len() + second.data.len();
+            self.chunks.insert(idx + 1, second);
         } else {
             *ch = Chunk::seal(&cs);
+            self.chunk_bytes += ch.data.len();
         }
     }
 
@@ -338,11 +350,13 @@ impl ChunkedStore {
             n -= ch.n as usize;
             whole += 1;
         }
-        self.chunks.drain(..whole);
+        self.chunk_bytes -= self.chunks.drain(..whole).map(|ch| ch.data.len()).sum::<usize>();
         if n > 0 {
             if let Some(ch) = self.chunks.first_mut() {
                 let cs = ch.candles();
+                self.chunk_bytes -= ch.data.len();
                 *ch = Chunk::seal(cs.get(n..).unwrap_or(&[]));
+                self.chunk_bytes += ch.data.len();
             } else {
                 let rows = self.tail_rows();
                 self.set_tail(rows.get(n..).unwrap_or(&[]));
@@ -366,9 +380,8 @@ impl ChunkedStore {
 
     /// Heap bytes held: the chunk index, every chunk's bytes and the tail buffer.
     pub fn mem_usage(&self) -> usize {
-        self.chunks.capacity() * std::mem::size_of::<Chunk>()
-            + self.chunks.iter().map(|ch| ch.data.len()).sum::<usize>()
-            + self.tail.capacity()
+        debug_assert_eq!(self.chunk_bytes, self.chunks.iter().map(|ch| ch.data.len()).sum::<usize>());
+        self.chunks.capacity() * std::mem::size_of::<Chunk>() + self.chunk_bytes + self.tail.capacity()
     }
 
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
@@ -446,7 +459,9 @@ impl ChunkedStore {
         if seen != total {
             return Err(bad("candle count mismatch"));
         }
+        let chunk_bytes = chunks.iter().map(|ch: &Chunk| ch.data.len()).sum();
         let mut s = ChunkedStore {
+            chunk_bytes,
             chunks,
             tail: Vec::new(),
             tail_len: 0,

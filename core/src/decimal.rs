@@ -96,7 +96,10 @@ impl Dec {
             // "1." and ".5" are not how exchanges write numbers; refuse rather than guess.
             return Err(bad());
         }
-        let mut mant: i128 = 0;
+        // Trailing fractional zeros are checked and counted like every digit, but not
+        // accumulated: the value is the same and the i128 strip loop below has less to do.
+        let frac_keep = frac_part.len() - frac_part.iter().rev().take_while(|&&c| c == b'0').count();
+        let keep = int_part.len() + frac_keep;
         let mut digits = 0usize;
         for &c in int_part.iter().chain(frac_part.iter()) {
             if !c.is_ascii_digit() {
@@ -111,9 +114,15 @@ impl Dec {
                     String::from_utf8_lossy(b)
                 )));
             }
-            mant = mant * 10 + i128::from(c - b'0');
         }
-        let mut scale = frac_part.len() as i64;
+        // All digits checked; accumulate the kept ones (in u64 while 19 digits cannot overflow).
+        let kept = int_part.iter().chain(frac_part.iter()).take(keep);
+        let mut mant: i128 = if keep <= 19 {
+            i128::from(kept.fold(0u64, |m, &c| m * 10 + u64::from(c - b'0')))
+        } else {
+            kept.fold(0i128, |m, &c| m * 10 + i128::from(c - b'0'))
+        };
+        let mut scale = frac_keep as i64;
         if let Some(e) = exp {
             let (eneg, edigits) = match e.first() {
                 Some(b'-') => (true, &e[1..]),
@@ -200,17 +209,46 @@ impl PartialOrd for Dec {
 
 impl fmt::Display for Dec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.mant.unsigned_abs().to_string();
-        let sign = if self.mant < 0 { "-" } else { "" };
+        // Digits into a stack buffer (no allocation; u64 arithmetic when the mantissa fits).
+        let mut buf = [0u8; 40];
+        let mut at = buf.len();
+        let abs = self.mant.unsigned_abs();
+        if let Ok(mut m) = u64::try_from(abs) {
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (m % 10) as u8;
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut m = abs;
+            while m > 0 {
+                at -= 1;
+                buf[at] = b'0' + (m % 10) as u8;
+                m /= 10;
+            }
+        }
+        let digits = std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?;
+        if self.mant < 0 {
+            f.write_str("-")?;
+        }
         let scale = self.scale as usize;
         if scale == 0 {
-            return write!(f, "{sign}{digits}");
+            return f.write_str(digits);
         }
         if digits.len() > scale {
             let (i, fr) = digits.split_at(digits.len() - scale);
-            write!(f, "{sign}{i}.{fr}")
+            f.write_str(i)?;
+            f.write_str(".")?;
+            f.write_str(fr)
         } else {
-            write!(f, "{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
+            f.write_str("0.")?;
+            for _ in digits.len()..scale {
+                f.write_str("0")?;
+            }
+            f.write_str(digits)
         }
     }
 }

@@ -267,6 +267,14 @@ impl Series {
             return Err(CoreError::invalid("price and qty must not be negative"));
         }
         let t = self.interval().align_down(time);
+        if t < 0 {
+            // 1w buckets start on Mondays: the first days of 1970 belong to one opening on
+            // 1969-12-29, which no stored candle may have (it could not be loaded back).
+            return Err(CoreError::invalid(format!(
+                "time {time} falls in a {} bucket opening before 1970-01-01",
+                self.interval().as_str()
+            )));
+        }
         if self.official_blocks(t) {
             return Ok(LiveOutcome::default());
         }
@@ -308,7 +316,13 @@ impl Series {
             self.live.insert(l.candle.open_time, l.clone());
         }
         if let Some(newest) = self.official.last_time() {
-            self.live = self.live.split_off(&newest.saturating_add(1));
+            // Drop live candles at or before the newest official (no allocation when none).
+            while let Some(e) = self.live.first_entry() {
+                if *e.key() > newest {
+                    break;
+                }
+                e.remove();
+            }
         }
         let retention = self.settings.retention as usize;
         if retention > 0 && self.official.len() > retention {

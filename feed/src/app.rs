@@ -803,9 +803,29 @@ pub async fn replay(
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     let started = Instant::now();
     let mut stats = ReplayStats::default();
-    let mut cmds = Vec::with_capacity(4096);
     let mut invalid = 0u64;
     info!(file = %file.display(), redis = %args.redis, "replay starting");
+    // Parsing here and writing in a task overlap: while redis runs one pipeline, the next is
+    // being built. The channel keeps the order.
+    let (tx, mut rx) = mpsc::channel::<Vec<Command>>(2);
+    let wshutdown = shutdown.clone();
+    let writer = tokio::spawn(async move {
+        let mut reply_errors = 0u64;
+        while let Some(cmds) = rx.recv().await {
+            match sink.exec_retrying(&cmds, &mut backoff, &wshutdown).await {
+                Ok(_) => {}
+                Err(SinkError::Shutdown) => break,
+                Err(e) => {
+                    reply_errors += 1;
+                    if reply_errors <= 5 {
+                        warn!(error = %e, "replay: redis refused a command of the batch");
+                    }
+                }
+            }
+        }
+        reply_errors
+    });
+    let mut cmds = Vec::with_capacity(2048);
     let mut lines = text.lines().peekable();
     while lines.peek().is_some() {
         if shutdown.is_set() {
@@ -822,25 +842,20 @@ pub async fn replay(
                     warn!(error = %e, line = %truncate(line, 160), "replay: line not understood (skipped)");
                 }
             }
-            if cmds.len() >= 2048 {
+            if cmds.len() >= 1024 {
                 break;
             }
         }
         if !cmds.is_empty() {
             stats.commands += cmds.len() as u64;
-            match sink.exec_retrying(&cmds, &mut backoff, shutdown).await {
-                Ok(_) => {}
-                Err(SinkError::Shutdown) => break,
-                Err(e) => {
-                    stats.reply_errors += 1;
-                    if stats.reply_errors <= 5 {
-                        warn!(error = %e, "replay: redis refused a command of the batch");
-                    }
-                }
+            let batch = std::mem::replace(&mut cmds, Vec::with_capacity(1024));
+            if tx.send(batch).await.is_err() {
+                break;
             }
-            cmds.clear();
         }
     }
+    drop(tx);
+    stats.reply_errors = writer.await.unwrap_or(0);
     stats.elapsed = started.elapsed();
     Ok(stats)
 }

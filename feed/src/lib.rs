@@ -12,6 +12,22 @@ pub mod standin;
 pub use app::{run, Hooks};
 pub use config::Args;
 
+/// The runtime the binary runs on. `CANDLES_FEED_RUNTIME=multi` gives two worker threads;
+/// the default is one thread (fewest cross-thread wake-ups between reading a frame and
+/// writing it to Redis; the feeder needs a few µs of CPU per frame).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    if std::env::var("CANDLES_FEED_RUNTIME").is_ok_and(|v| v == "multi") {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// Sets up `tracing` (text or JSON lines on stderr; `RUST_LOG` filters, default `info`).
 pub fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;

@@ -10,11 +10,7 @@ fn main() {
         eprintln!("candles-feed: {e:#}");
         std::process::exit(2);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match candles_feed::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("candles-feed: cannot start the runtime: {e}");

@@ -3,8 +3,52 @@
 
 use crate::config::{candle_key, Series};
 use candles_core::binance::{parse_stream_frame, StreamEvent};
-use candles_core::Interval;
+use candles_core::{Dec, Interval};
 use std::collections::HashMap;
+
+/// The few fields routing needs, read without building a JSON tree (the module parses and
+/// validates the whole payload itself).
+#[derive(serde::Deserialize)]
+struct FastKlineData<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(borrow)]
+    k: FastK<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastK<'a> {
+    t: i64,
+    #[serde(borrow)]
+    i: &'a str,
+    #[serde(borrow)]
+    s: &'a str,
+    x: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct FastTrade<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(borrow)]
+    s: &'a str,
+    #[serde(borrow)]
+    p: &'a str,
+    #[serde(borrow)]
+    q: &'a str,
+    #[serde(rename = "T")]
+    time: i64,
+}
+
+/// `{"stream":"…","data":<data>}` → `<data>` as text (Binance's exact layout), else None.
+pub fn data_text(frame: &str) -> Option<&str> {
+    let f = frame.trim();
+    let rest = f.strip_prefix("{\"stream\":\"")?;
+    let end = rest.find('"')?;
+    let data = rest[end + 1..].strip_prefix(",\"data\":")?;
+    let data = data.strip_suffix('}')?.trim_end();
+    (data.starts_with('{') && data.ends_with('}')).then_some(data)
+}
 
 /// One Redis command, as its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,6 +241,9 @@ impl Router {
                 }
             }
         }
+        if let Some(seen) = self.route_fast(frame, out) {
+            return seen;
+        }
         let ev = match parse_stream_frame(frame.as_bytes()) {
             Ok(ev) => ev,
             Err(e) => return Seen::Invalid(e.to_string()),
@@ -206,66 +253,114 @@ impl Router {
                 let (Some(sym), Some(interval)) = (k.symbol.as_deref(), k.interval) else {
                     return Seen::Invalid("kline without symbol or interval".into());
                 };
-                let sym = sym.to_ascii_uppercase();
-                let Some(si) = self.series_index(&sym, interval) else {
-                    return Seen::Other;
-                };
-                let key = &self.series[si].key;
                 let closed = k.closed.unwrap_or(false);
-                out.push(if closed {
-                    official_add(key, interval, frame.as_bytes())
-                } else {
-                    live_update(key, interval, frame.as_bytes())
-                });
-                Seen::Kline {
-                    series: si,
-                    open_time: k.candle.open_time,
-                    closed,
-                }
+                self.kline_cmd(frame, sym, interval, k.candle.open_time, closed, out)
             }
             StreamEvent::Trade(t) => {
-                let sym = t.symbol.to_ascii_uppercase();
-                if !self.allowed(&sym) || (!self.opts.open && !self.by_symbol.contains_key(&sym)) {
-                    return Seen::Other;
-                }
-                if self.opts.ticks {
-                    let mut a: Vec<Vec<u8>> = vec![
-                        b"TICKS.PUSH".to_vec(),
-                        self.opts.ticks_key.clone().into(),
-                        sym.clone().into(),
-                    ];
-                    if let Some(n) = self.opts.ticks_maxlen {
-                        a.push(b"MAXLEN".to_vec());
-                        a.push(n.to_string().into());
-                    }
-                    a.extend([
-                        b"TIMEFIELD".to_vec(),
-                        b"T".to_vec(),
-                        b"JSON".to_vec(),
-                        t.raw.to_string().into(),
-                    ]);
-                    out.push(Command { args: a });
-                }
-                if self.opts.live_tick {
-                    if let Some(list) = self.by_symbol.get(&sym) {
-                        for &si in list {
-                            let s = &self.series[si];
-                            out.push(Command::new([
-                                "CANDLE.LIVE_TICK".to_string(),
-                                s.key.clone(),
-                                "INTERVAL".into(),
-                                s.interval.as_str().into(),
-                                t.time.to_string(),
-                                t.price.to_string(),
-                                t.qty.to_string(),
-                            ]));
-                        }
-                    }
-                }
-                Seen::Trade
+                let doc = t.raw.to_string();
+                self.trade_cmds(&t.symbol, t.time, t.price, t.qty, &doc, out)
             }
             StreamEvent::Other => Seen::Other,
         }
+    }
+
+    /// Routing from the few fields, for well-formed Binance combined frames. None: use the
+    /// full parser (other layouts, or an error to report).
+    fn route_fast(&mut self, frame: &str, out: &mut Vec<Command>) -> Option<Seen> {
+        let data = data_text(frame)?;
+        if data.starts_with("{\"e\":\"kline\"") {
+            let d: FastKlineData = serde_json::from_str(data).ok()?;
+            if d.e != "kline" {
+                return None;
+            }
+            let interval = Interval::parse(d.k.i).ok()?;
+            Some(self.kline_cmd(frame, d.k.s, interval, d.k.t, d.k.x, out))
+        } else if data.starts_with("{\"e\":\"aggTrade\"") || data.starts_with("{\"e\":\"trade\"") {
+            let t: FastTrade = serde_json::from_str(data).ok()?;
+            if t.e != "aggTrade" && t.e != "trade" {
+                return None;
+            }
+            let (price, qty) = (Dec::parse(t.p).ok()?, Dec::parse(t.q).ok()?);
+            Some(self.trade_cmds(t.s, t.time, price, qty, data, out))
+        } else {
+            None
+        }
+    }
+
+    fn kline_cmd(
+        &mut self,
+        frame: &str,
+        symbol: &str,
+        interval: Interval,
+        open_time: i64,
+        closed: bool,
+        out: &mut Vec<Command>,
+    ) -> Seen {
+        let sym = symbol.to_ascii_uppercase();
+        let Some(si) = self.series_index(&sym, interval) else {
+            return Seen::Other;
+        };
+        let key = &self.series[si].key;
+        out.push(if closed {
+            official_add(key, interval, frame.as_bytes())
+        } else {
+            live_update(key, interval, frame.as_bytes())
+        });
+        Seen::Kline {
+            series: si,
+            open_time,
+            closed,
+        }
+    }
+
+    fn trade_cmds(
+        &mut self,
+        symbol: &str,
+        time: i64,
+        price: Dec,
+        qty: Dec,
+        doc: &str,
+        out: &mut Vec<Command>,
+    ) -> Seen {
+        let sym = symbol.to_ascii_uppercase();
+        if !self.allowed(&sym) || (!self.opts.open && !self.by_symbol.contains_key(&sym)) {
+            return Seen::Other;
+        }
+        if self.opts.ticks {
+            let mut a: Vec<Vec<u8>> = vec![
+                b"TICKS.PUSH".to_vec(),
+                self.opts.ticks_key.clone().into(),
+                sym.clone().into(),
+            ];
+            if let Some(n) = self.opts.ticks_maxlen {
+                a.push(b"MAXLEN".to_vec());
+                a.push(n.to_string().into());
+            }
+            a.extend([
+                b"TIMEFIELD".to_vec(),
+                b"T".to_vec(),
+                b"JSON".to_vec(),
+                doc.as_bytes().to_vec(),
+            ]);
+            out.push(Command { args: a });
+        }
+        if self.opts.live_tick {
+            if let Some(list) = self.by_symbol.get(&sym) {
+                for &si in list {
+                    let s = &self.series[si];
+                    out.push(Command::new([
+                        "CANDLE.LIVE_TICK".to_string(),
+                        s.key.clone(),
+                        "INTERVAL".into(),
+                        s.interval.as_str().into(),
+                        time.to_string(),
+                        price.to_string(),
+                        qty.to_string(),
+                    ]));
+                }
+            }
+        }
+        Seen::Trade
     }
 }
 
@@ -421,6 +516,51 @@ mod tests {
             Seen::Kline { series: 0, .. }
         ));
         assert_eq!(open.series()[0].key, "candle:{ETHUSDT}:1m");
+    }
+
+    #[test]
+    fn fast_path_matches_full_parser() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/fixtures/binance/ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl"),
+        )
+        .unwrap();
+        let (mut fast_r, mut slow_r) = (
+            Router::new(vec![], opts(true, true, true)),
+            Router::new(vec![], opts(true, true, true)),
+        );
+        let mut n = 0;
+        for line in text.lines() {
+            let f = unwrap_recorded(line).unwrap();
+            let (mut a, mut b) = (vec![], vec![]);
+            let fast = fast_r.route_fast(f, &mut a);
+            if f.contains("@kline_") || f.contains("@aggTrade") {
+                n += 1;
+                let fast = fast.expect("fast path taken");
+                // the full parser, on a frame whose layout the fast path does not know
+                let pretty = format!(" {f}");
+                let slow = slow_r.route(&pretty.replacen("{\"stream\"", "{ \"stream\"", 1), &mut b);
+                assert_eq!(fast, slow);
+                for (x, y) in a.iter().zip(&b) {
+                    assert_eq!(x.args[..x.args.len() - 1], y.args[..y.args.len() - 1]);
+                }
+                if a[0].name() == "TICKS.PUSH" {
+                    let (dx, dy): (serde_json::Value, serde_json::Value) = (
+                        serde_json::from_slice(a[0].args.last().unwrap()).unwrap(),
+                        serde_json::from_slice(b[0].args.last().unwrap()).unwrap(),
+                    );
+                    assert_eq!(dx, dy);
+                }
+            } else {
+                assert!(fast.is_none());
+            }
+        }
+        assert_eq!(n, 118 + 1910);
+        assert_eq!(
+            data_text(r#"{"stream":"a@b","data":{"x":1}}"#),
+            Some(r#"{"x":1}"#)
+        );
+        assert_eq!(data_text(r#"{"data":{"x":1}}"#), None);
     }
 
     #[test]

@@ -276,3 +276,17 @@ fn effects_replay_to_the_same_state() {
     }
     assert_eq!(replica, master);
 }
+
+/// Found by fuzzing (candle_args): a tick in the first days of 1970 on a 1w series made a live
+/// candle opening on Monday 1969-12-29, which Series::decode (RDB load) refuses.
+#[test]
+fn live_tick_never_creates_a_candle_before_1970() {
+    let mut s = Series::new(settings(Interval::W1));
+    assert!(s.live_tick(1_000, d("1"), d("1"), 5_000).is_err());
+    assert_eq!(s.live_len(), 0);
+    let first_monday = 4 * 86_400_000; // 1970-01-05
+    assert!(s.live_tick(first_monday + 5, d("1"), d("1"), 5_000).unwrap().changed);
+    let mut buf = Vec::new();
+    s.encode(&mut buf);
+    assert_eq!(Series::decode(&buf).unwrap(), s);
+}
