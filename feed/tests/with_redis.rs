@@ -441,7 +441,6 @@ async fn replay_sends_the_same_commands_and_exits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs TICKS.PUSH and TICKS.RANGE from the module (tick-book part not merged yet)"]
 async fn trades_go_to_the_tick_book_and_live_candles() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
