@@ -9,6 +9,8 @@ REDIS_PORT ?= 6379
 SYMBOLS ?= BTCUSDT,ETHUSDT
 INTERVALS ?= 1m,1h
 REPLAY ?=
+# More feeder options, e.g. FEED_ARGS="--live-tick --bootstrap 5000"
+FEED_ARGS ?= --ticks
 
 .PHONY: all deps build test unit lint run bench clean
 
@@ -30,7 +32,7 @@ unit:
 	$(CARGO) test -p candles-core
 
 run: build
-	@scripts/run.sh "$(REDIS_PORT)" "$(SYMBOLS)" "$(INTERVALS)" "$(REPLAY)"
+	@scripts/run.sh "$(REDIS_PORT)" "$(SYMBOLS)" "$(INTERVALS)" "$(REPLAY)" $(FEED_ARGS)
 
 bench: build
 	@scripts/bench.sh
