@@ -552,4 +552,5 @@ impl Effect {
 }
 
 #[cfg(test)]
+#[path = "series_test.rs"]
 mod tests;
