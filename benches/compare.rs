@@ -53,19 +53,44 @@ struct Server {
 impl Server {
     fn start(module: &Path, dir: &Path) -> R<Server> {
         std::fs::create_dir_all(dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let pidfile = dir.join("redis.pid");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", &dir.to_string_lossy(), "--pidfile", &pidfile.to_string_lossy()])
-            .args(["--loglevel", "warning", "--logfile", &dir.join("redis.log").to_string_lossy()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args([
+                "--dir",
+                &dir.to_string_lossy(),
+                "--pidfile",
+                &pidfile.to_string_lossy(),
+            ])
+            .args([
+                "--loglevel",
+                "warning",
+                "--logfile",
+                &dir.join("redis.log").to_string_lossy(),
+            ])
             .arg("--loadmodule")
             .arg(module)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         SERVER_PID.store(child.id(), Ordering::SeqCst);
-        let mut s = Server { child, port, pidfile };
+        let mut s = Server {
+            child,
+            port,
+            pidfile,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = s.conn() {
@@ -74,7 +99,11 @@ impl Server {
                 }
             }
             if let Some(st) = s.child.try_wait()? {
-                return Err(format!("redis-server exited ({st}); see {}", dir.join("redis.log").display()).into());
+                return Err(format!(
+                    "redis-server exited ({st}); see {}",
+                    dir.join("redis.log").display()
+                )
+                .into());
             }
             if Instant::now() > deadline {
                 return Err("redis-server did not answer PING within 10 s".into());
@@ -119,8 +148,13 @@ fn cmdstats(c: &mut Connection) -> R<HashMap<String, (u64, u64)>> {
     let s = info(c, "commandstats")?;
     let mut out = HashMap::new();
     for l in s.lines() {
-        let Some((name, rest)) = l.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else { continue };
-        let field = |k: &str| rest.split(',').find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok());
+        let Some((name, rest)) = l.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+            continue;
+        };
+        let field = |k: &str| {
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
+        };
         if let (Some(calls), Some(usec)) = (field("calls"), field("usec")) {
             out.insert(name.to_ascii_lowercase(), (calls, usec));
         }
@@ -142,7 +176,12 @@ fn reset_stats(c: &mut Connection) -> R<()> {
 }
 
 fn memory_usage(c: &mut Connection, key: &str) -> R<i64> {
-    Ok(redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query::<i64>(c)?)
+    Ok(redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query::<i64>(c)?)
 }
 
 /// used_memory after the writer connections are gone (their buffers freed).
@@ -155,6 +194,7 @@ fn settled_memory(c: &mut Connection) -> R<i64> {
 // redis-benchmark
 // ---------------------------------------------------------------------------------------------
 
+#[derive(Clone, Copy)]
 struct Bench {
     port: u16,
     secs: f64,
@@ -166,16 +206,33 @@ impl Bench {
     fn run(&self, n: u64, pipeline: u32, clients: u32, cmd: &[String]) -> R<f64> {
         let out = Command::new("redis-benchmark")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-n", &n.to_string(), "-P", &pipeline.to_string(), "-c", &clients.to_string(), "--csv"])
+            .args([
+                "-n",
+                &n.to_string(),
+                "-P",
+                &pipeline.to_string(),
+                "-c",
+                &clients.to_string(),
+                "--csv",
+            ])
             .args(cmd)
             .stdin(Stdio::null())
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            return Err(format!("redis-benchmark failed: {}{}", text, String::from_utf8_lossy(&out.stderr)).into());
+            return Err(format!(
+                "redis-benchmark failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
         }
         // Last CSV row: "<test>","rps","avg",... (the test name may itself contain commas).
-        let row = text.lines().rev().find(|l| !l.trim().is_empty()).ok_or("redis-benchmark printed nothing")?;
+        let row = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .ok_or("redis-benchmark printed nothing")?;
         let fields: Vec<&str> = row.rsplitn(8, ',').collect();
         let rps = fields
             .get(6)
@@ -185,26 +242,50 @@ impl Bench {
     }
 
     /// Requests count that runs about `secs` seconds, from a short probe.
-    fn calibrate(&self, cmd: &[String]) -> R<u64> {
-        let probe = self.run(50_000, 32, 4, cmd)?;
-        Ok(((probe * self.secs) as u64).clamp(50_000, 20_000_000))
+    fn calibrate(&self, cmd: &[String], pipeline: u32) -> R<u64> {
+        let probe_n = if pipeline > 1 { 50_000 } else { 5_000 };
+        let probe = self.run(probe_n, pipeline, 4, cmd)?;
+        Ok(((probe * self.secs) as u64).clamp(probe_n, 20_000_000))
     }
 
-    /// Runs every command `repeats` times, interleaved (A B C, A B C, ...) so slow drift of
-    /// a shared machine hits all alike; returns the median rps of each and its spread.
-    fn medians(&self, cmds: &[&[String]]) -> R<Vec<Throughput>> {
-        let ns = cmds.iter().map(|c| self.calibrate(c)).collect::<R<Vec<u64>>>()?;
+    /// Runs every command `repeats` times (pipeline depth `pipeline`, 4 clients),
+    /// interleaved (A B C, A B C, ...) so slow drift of a shared machine hits all alike;
+    /// returns the median rps of each and its spread.
+    fn medians(&self, cmds: &[&[String]], pipeline: u32) -> R<Vec<Throughput>> {
+        self.medians_with(cmds, pipeline, &[], |_| Ok(()))
+    }
+
+    /// `medians`, with at most `max_n[i]` requests per run of command `i` (when given) and
+    /// `after(i)` called after each of its runs (outside the measured run).
+    fn medians_with(
+        &self,
+        cmds: &[&[String]],
+        pipeline: u32,
+        max_n: &[Option<u64>],
+        mut after: impl FnMut(usize) -> R<()>,
+    ) -> R<Vec<Throughput>> {
+        let mut ns = Vec::new();
+        for (i, c) in cmds.iter().enumerate() {
+            let n = self.calibrate(c, pipeline)?;
+            after(i)?;
+            ns.push(max_n.get(i).copied().flatten().map_or(n, |m| n.min(m)));
+        }
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); cmds.len()];
         for _ in 0..self.repeats {
             for (i, cmd) in cmds.iter().enumerate() {
-                runs[i].push(self.run(ns[i], 32, 4, cmd)?);
+                runs[i].push(self.run(ns[i], pipeline, 4, cmd)?);
+                after(i)?;
             }
         }
         Ok(runs
             .into_iter()
             .map(|mut v| {
                 v.sort_by(|a, b| a.total_cmp(b));
-                Throughput { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+                Throughput {
+                    median: v[v.len() / 2],
+                    min: v[0],
+                    max: v[v.len() - 1],
+                }
             })
             .collect())
     }
@@ -241,7 +322,9 @@ fn fixture(name: &str) -> R<String> {
 }
 
 fn klines(interval: &str) -> R<Vec<Json>> {
-    let rows: Vec<Json> = serde_json::from_str(&fixture(&format!("rest_klines_BTCUSDT_{interval}_limit1000.json"))?)?;
+    let rows: Vec<Json> = serde_json::from_str(&fixture(&format!(
+        "rest_klines_BTCUSDT_{interval}_limit1000.json"
+    ))?)?;
     if rows.len() != 1000 || rows.iter().any(|r| r.as_array().map(Vec::len) != Some(12)) {
         return Err(format!("{interval} fixture: expected 1000 rows of 12 fields").into());
     }
@@ -275,10 +358,16 @@ fn positional(row: &Json) -> Vec<String> {
 /// the stream's first tick, `ft`/`ts` = trade time in s/ms, `rt` = its UTC wall time.
 fn ticks(n_streams: usize, per_stream: usize) -> R<Vec<(String, Vec<TickDoc>)>> {
     let mut by_sym: Vec<(String, Vec<(i64, String)>)> = Vec::new();
-    for line in fixture("ws_aggTrade_combined.jsonl")?.lines().filter(|l| !l.trim().is_empty()) {
+    for line in fixture("ws_aggTrade_combined.jsonl")?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
         let v: Json = serde_json::from_str(line)?;
         let d = &v["data"];
-        let (Some(s), Some(p), Some(t)) = (d["s"].as_str(), d["p"].as_str(), d["T"].as_i64()) else { continue };
+        let (Some(s), Some(p), Some(t)) = (d["s"].as_str(), d["p"].as_str(), d["T"].as_i64())
+        else {
+            continue;
+        };
         match by_sym.iter_mut().find(|(n, _)| n == s) {
             Some((_, v)) => v.push((t, p.to_string())),
             None => by_sym.push((s.to_string(), vec![(t, p.to_string())])),
@@ -302,7 +391,12 @@ fn ticks(n_streams: usize, per_stream: usize) -> R<Vec<(String, Vec<TickDoc>)>> 
             let ts = t + ((start + j) / trades.len()) as i64 * span;
             let price: f64 = p.parse()?;
             let p0 = *p0.get_or_insert(price);
-            docs.push(TickDoc { ts, token: token.clone(), lp: json_decimal(p), pc: format!("{:.2}", (price - p0) / p0 * 100.0) });
+            docs.push(TickDoc {
+                ts,
+                token: token.clone(),
+                lp: json_decimal(p),
+                pc: format!("{:.2}", (price - p0) / p0 * 100.0),
+            });
         }
         out.push((token, docs));
     }
@@ -338,7 +432,20 @@ impl TickDoc {
     }
     /// Field/value pairs without `ft` (the time).
     fn pairs(&self) -> Vec<String> {
-        strs(&["token", &self.token, "lp", &self.lp, "pc", &self.pc, "rt", &self.rt(), "ts", &self.ts.to_string(), "data_type", "optiontick"])
+        strs(&[
+            "token",
+            &self.token,
+            "lp",
+            &self.lp,
+            "pc",
+            &self.pc,
+            "rt",
+            &self.rt(),
+            "ts",
+            &self.ts.to_string(),
+            "data_type",
+            "optiontick",
+        ])
     }
 }
 
@@ -382,13 +489,28 @@ struct Table {
 }
 
 impl Table {
-    fn add(&mut self, measure: &str, module: String, baseline: String, ratio: f64, target: &str, pass: Option<bool>) {
+    fn add(
+        &mut self,
+        measure: &str,
+        module: String,
+        baseline: String,
+        ratio: f64,
+        target: &str,
+        pass: Option<bool>,
+    ) {
         let verdict = match pass {
             Some(true) => Verdict::Pass,
             Some(false) => Verdict::Fail,
             None => Verdict::Info,
         };
-        self.rows.push(Row { measure: measure.into(), module, baseline, ratio: format!("{ratio:.2}x"), target: target.into(), verdict });
+        self.rows.push(Row {
+            measure: measure.into(),
+            module,
+            baseline,
+            ratio: format!("{ratio:.2}x"),
+            target: target.into(),
+            verdict,
+        });
     }
 
     fn not_built(&mut self, measure: &str, baseline: String, target: &str) {
@@ -403,7 +525,10 @@ impl Table {
     }
 
     fn failed(&self) -> usize {
-        self.rows.iter().filter(|r| matches!(r.verdict, Verdict::Fail)).count()
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Fail))
+            .count()
     }
 
     fn print(&self) {
@@ -418,7 +543,14 @@ impl Table {
                     Verdict::Info => "info",
                     Verdict::NotBuilt => "n/a",
                 };
-                [r.measure.clone(), r.module.clone(), r.baseline.clone(), r.ratio.clone(), r.target.clone(), v.into()]
+                [
+                    r.measure.clone(),
+                    r.module.clone(),
+                    r.baseline.clone(),
+                    r.ratio.clone(),
+                    r.target.clone(),
+                    v.into(),
+                ]
             })
             .collect();
         let mut w = head.map(|h| h.chars().count());
@@ -431,7 +563,13 @@ impl Table {
             let mut s = String::new();
             for i in 0..6 {
                 let pad = w[i] - c[i].chars().count();
-                let _ = write!(s, "{}{}{}", if i == 0 { "| " } else { " | " }, c[i], " ".repeat(pad));
+                let _ = write!(
+                    s,
+                    "{}{}{}",
+                    if i == 0 { "| " } else { " | " },
+                    c[i],
+                    " ".repeat(pad)
+                );
             }
             s + " |"
         };
@@ -478,9 +616,17 @@ fn official_phases(srv: &Server, meter: &mut Connection, t: &mut Table, rows_1m:
     reset_stats(meter)?;
     {
         let mut c = srv.conn()?;
-        redis::cmd("CANDLE.CREATE").arg(SERIES_KEY).arg("INTERVAL").arg("1m").query::<()>(&mut c)?;
+        redis::cmd("CANDLE.CREATE")
+            .arg(SERIES_KEY)
+            .arg("INTERVAL")
+            .arg("1m")
+            .query::<()>(&mut c)?;
         for body in &batches {
-            let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD").arg(SERIES_KEY).arg("JSON").arg(body).query(&mut c)?;
+            let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD")
+                .arg(SERIES_KEY)
+                .arg("JSON")
+                .arg(body)
+                .query(&mut c)?;
             if n != 1000 {
                 return Err(format!("CANDLE.OFFICIAL_ADD inserted {n}, expected 1000").into());
             }
@@ -500,7 +646,12 @@ fn official_phases(srv: &Server, meter: &mut Connection, t: &mut Table, rows_1m:
             let mut p = redis::pipe();
             for r in rows_1m {
                 let r = shifted(r, shift);
-                p.cmd("ZADD").arg(ZSET_KEY).arg("NX").arg(r[0].as_i64().unwrap_or(0)).arg(r.to_string()).ignore();
+                p.cmd("ZADD")
+                    .arg(ZSET_KEY)
+                    .arg("NX")
+                    .arg(r[0].as_i64().unwrap_or(0))
+                    .arg(r.to_string())
+                    .ignore();
             }
             p.query::<()>(&mut c)?;
         }
@@ -514,14 +665,35 @@ fn official_phases(srv: &Server, meter: &mut Connection, t: &mut Table, rows_1m:
     }
 
     let (m, z) = (mu_mod as f64 / n, mu_z as f64 / n);
-    t.add("1. B/official candle, MEMORY USAGE (100k 1m)", b(m), b(z), z / m, "<= 24 B and >= 12x", Some(m <= 24.0 && z / m >= 12.0));
+    t.add(
+        "1. B/official candle, MEMORY USAGE (100k 1m)",
+        b(m),
+        b(z),
+        z / m,
+        "<= 24 B and >= 12x",
+        Some(m <= 24.0 && z / m >= 12.0),
+    );
     let (m, z) = ((mem1 - mem0) as f64 / n, (mem2 - mem1) as f64 / n);
-    t.add("1. B/official candle, used_memory delta", b(m), b(z), z / m, "<= 24 B and >= 12x", Some(m <= 24.0 && z / m >= 12.0));
+    t.add(
+        "1. B/official candle, used_memory delta",
+        b(m),
+        b(z),
+        z / m,
+        "<= 24 B and >= 12x",
+        Some(m <= 24.0 && z / m >= 12.0),
+    );
 
     let (calls, add) = per_call(&stats_mod, "candle.official_add")?;
     let (zcalls, zadd) = per_call(&stats_z, "zadd")?;
     let m = add / 1000.0;
-    t.add("2. server usec/official candle ingested", us(m), us(zadd), zadd / m, ">= 5x", Some(zadd / m >= 5.0));
+    t.add(
+        "2. server usec/official candle ingested",
+        us(m),
+        us(zadd),
+        zadd / m,
+        ">= 5x",
+        Some(zadd / m >= 5.0),
+    );
     t.notes.push(format!(
         "2: OFFICIAL_ADD {calls} calls x 1000 rows at {add:.1} us/call (/1000 per candle); ZADD NX {zcalls} calls, one member each"
     ));
@@ -535,22 +707,52 @@ fn other_intervals(srv: &Server, meter: &mut Connection, t: &mut Table) -> R<()>
         let rows = klines(iv)?;
         let key = format!("candles:BTCUSDT:{iv}");
         let zkey = format!("klines:BTCUSDT:{iv}");
-        let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD").arg(&key).arg("INTERVAL").arg(iv).arg("JSON").arg(Json::Array(rows.clone()).to_string()).query(&mut c)?;
+        let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD")
+            .arg(&key)
+            .arg("INTERVAL")
+            .arg(iv)
+            .arg("JSON")
+            .arg(Json::Array(rows.clone()).to_string())
+            .query(&mut c)?;
         let mut p = redis::pipe();
         for r in &rows {
-            p.cmd("ZADD").arg(&zkey).arg("NX").arg(r[0].as_i64().unwrap_or(0)).arg(r.to_string()).ignore();
+            p.cmd("ZADD")
+                .arg(&zkey)
+                .arg("NX")
+                .arg(r[0].as_i64().unwrap_or(0))
+                .arg(r.to_string())
+                .ignore();
         }
         p.query::<()>(&mut c)?;
-        let (m, z) = (memory_usage(meter, &key)? as f64 / n as f64, memory_usage(meter, &zkey)? as f64 / rows.len() as f64);
-        t.add(&format!("   B/official candle, MEMORY USAGE (1000 {iv})"), b(m), b(z), z / m, "(info)", None);
+        let (m, z) = (
+            memory_usage(meter, &key)? as f64 / n as f64,
+            memory_usage(meter, &zkey)? as f64 / rows.len() as f64,
+        );
+        t.add(
+            &format!("   B/official candle, MEMORY USAGE (1000 {iv})"),
+            b(m),
+            b(z),
+            z / m,
+            "(info)",
+            None,
+        );
     }
     Ok(())
 }
 
 /// 3: chart load, and the live row used by 4.
-fn chart_phase(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Table, rows_1m: &[Json]) -> R<()> {
+fn chart_phase(
+    srv: &Server,
+    meter: &mut Connection,
+    bench: &Bench,
+    t: &mut Table,
+    rows_1m: &[Json],
+) -> R<()> {
     let last = (N_REPS as i64 - 1) * 1000 * MIN + rows_1m[999][0].as_i64().unwrap_or(0);
-    let live_row = shifted(&rows_1m[999], last + MIN - rows_1m[999][0].as_i64().unwrap_or(0));
+    let live_row = shifted(
+        &rows_1m[999],
+        last + MIN - rows_1m[999][0].as_i64().unwrap_or(0),
+    );
     let mut c = srv.conn()?;
     let mut cmd = redis::cmd("CANDLE.LIVE_UPDATE");
     cmd.arg(SERIES_KEY);
@@ -561,23 +763,52 @@ fn chart_phase(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
     if changed != 1 {
         return Err("CANDLE.LIVE_UPDATE of the live row did not change the series".into());
     }
-    redis::cmd("SET").arg(LIVE_KEY).arg(live_row.to_string()).arg("EX").arg(86_400).query::<()>(&mut c)?;
+    redis::cmd("SET")
+        .arg(LIVE_KEY)
+        .arg(live_row.to_string())
+        .arg("EX")
+        .arg(86_400)
+        .query::<()>(&mut c)?;
 
     let min = last - (CHART as i64 - 1) * MIN;
-    let merged = strs(&["CANDLE.RANGE_MERGED", SERIES_KEY, "-", "+", "COUNT", &CHART.to_string()]);
-    let zrange = strs(&["ZRANGEBYSCORE", ZSET_KEY, &min.to_string(), &last.to_string()]);
+    let merged = strs(&[
+        "CANDLE.RANGE_MERGED",
+        SERIES_KEY,
+        "-",
+        "+",
+        "COUNT",
+        &CHART.to_string(),
+    ]);
+    let zrange = strs(&[
+        "ZRANGEBYSCORE",
+        ZSET_KEY,
+        &min.to_string(),
+        &last.to_string(),
+    ]);
     let get = strs(&["GET", LIVE_KEY]);
     // Sanity: the replies hold what the chart needs.
-    let Value::Array(rows) = redis::cmd(&merged[0]).arg(&merged[1..]).query::<Value>(&mut c)? else {
+    let Value::Array(rows) = redis::cmd(&merged[0])
+        .arg(&merged[1..])
+        .query::<Value>(&mut c)?
+    else {
         return Err("RANGE_MERGED: not an array".into());
     };
     let kinds: Vec<bool> = rows.iter().map(|r| matches!(r, Value::Array(f) if f.get(6) == Some(&Value::SimpleString("live".into())))).collect();
     if rows.len() != CHART || !kinds[CHART - 1] || kinds[..CHART - 1].iter().any(|&l| l) {
-        return Err(format!("RANGE_MERGED COUNT {CHART}: got {} rows, expected {} official + 1 live", rows.len(), CHART - 1).into());
+        return Err(format!(
+            "RANGE_MERGED COUNT {CHART}: got {} rows, expected {} official + 1 live",
+            rows.len(),
+            CHART - 1
+        )
+        .into());
     }
     let zn: Vec<String> = redis::cmd(&zrange[0]).arg(&zrange[1..]).query(&mut c)?;
     if zn.len() != CHART {
-        return Err(format!("ZRANGEBYSCORE returned {} members, expected {CHART}", zn.len()).into());
+        return Err(format!(
+            "ZRANGEBYSCORE returned {} members, expected {CHART}",
+            zn.len()
+        )
+        .into());
     }
 
     reset_stats(meter)?;
@@ -589,7 +820,14 @@ fn chart_phase(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
     let (_, m) = per_call(&st, "candle.range_merged")?;
     let (_, z) = per_call(&st, "zrangebyscore")?;
     let (_, g) = per_call(&st, "get")?;
-    t.add("3. server usec/720-candle chart load", us(m), format!("{} (Z {z:.1} + GET {g:.2})", us(z + g)), (z + g) / m, ">= 3x", Some((z + g) / m >= 3.0));
+    t.add(
+        "3. server usec/720-candle chart load",
+        us(m),
+        format!("{} (Z {z:.1} + GET {g:.2})", us(z + g)),
+        (z + g) / m,
+        ">= 3x",
+        Some((z + g) / m >= 3.0),
+    );
     t.notes.push(format!(
         "3: RANGE_MERGED {SERIES_KEY} - + COUNT {CHART} = {} official + 1 live (100k officials); baseline ZRANGEBYSCORE {CHART} members + GET {LIVE_KEY}; \
          client-side rates {} vs {}",
@@ -603,35 +841,80 @@ fn chart_phase(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
     lu.extend(positional(&live_row));
     let set = strs(&["SET", LIVE_KEY, &live_row.to_string(), "EX", "86400"]);
     reset_stats(meter)?;
-    let r = bench.medians(&[&lu, &set])?;
+    let r = bench.medians(&[&lu, &set], 32)?;
     let st = cmdstats(meter)?;
     let (_, ulu) = per_call(&st, "candle.live_update")?;
     let (_, uset) = per_call(&st, "set")?;
-    t.add("4. LIVE_UPDATE vs SET EX rps (P32)", k(r[0].median), k(r[1].median), r[0].median / r[1].median, ">= 1.0x", Some(r[0].median >= r[1].median));
-    t.add("   server usec/call, LIVE_UPDATE vs SET EX", us(ulu), us(uset), uset / ulu, "(info)", None);
-    t.notes.push(format!("4: LIVE_UPDATE spread {}, SET spread {}", r[0].spread(), r[1].spread()));
+    t.add(
+        "4. LIVE_UPDATE vs SET EX rps (P32)",
+        k(r[0].median),
+        k(r[1].median),
+        r[0].median / r[1].median,
+        ">= 1.0x",
+        Some(r[0].median >= r[1].median),
+    );
+    t.add(
+        "   server usec/call, LIVE_UPDATE vs SET EX",
+        us(ulu),
+        us(uset),
+        uset / ulu,
+        "(info)",
+        None,
+    );
+    t.notes.push(format!(
+        "4: LIVE_UPDATE spread {}, SET spread {}",
+        r[0].spread(),
+        r[1].spread()
+    ));
     Ok(())
 }
 
 /// Whether the loaded module has TICKS.PUSH.
 fn has_ticks(c: &mut Connection) -> R<bool> {
-    let v: Value = redis::cmd("COMMAND").arg("INFO").arg("TICKS.PUSH").query(c)?;
+    let v: Value = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("TICKS.PUSH")
+        .query(c)?;
     Ok(matches!(v, Value::Array(ref a) if a.first().is_some_and(|e| !matches!(e, Value::Nil))))
 }
 
 /// 5: tick push throughput; 6: bytes per tick.
-fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Table, built: bool) -> R<()> {
+fn tick_phases(
+    srv: &Server,
+    meter: &mut Connection,
+    bench: &Bench,
+    t: &mut Table,
+    built: bool,
+) -> R<()> {
     let streams = ticks(100, 1000)?;
     let tick = &streams[0].1[0];
     let doc = tick.json();
     let tok = &tick.token;
-    let (lkey, xkey, bkey) = (format!("ticks:list:{tok}"), format!("ticks:x:{tok}"), "ticks:book:bench".to_string());
+    let (lkey, xkey, bkey) = (
+        format!("ticks:list:{tok}"),
+        format!("ticks:x:{tok}"),
+        "ticks:book:bench".to_string(),
+    );
     let lpush = strs(&["LPUSH", &lkey, &doc]);
     let ltrim = strs(&["LTRIM", &lkey, "0", "999"]);
-    let mut xadd = strs(&["XADD", &xkey, "MAXLEN", "~", "1000", "*", "ft", &tick.ft().to_string()]);
+    let mut xadd = strs(&[
+        "XADD",
+        &xkey,
+        "MAXLEN",
+        "~",
+        "1000",
+        "*",
+        "ft",
+        &tick.ft().to_string(),
+    ]);
     xadd.extend(tick.pairs());
     let push_json = strs(&["TICKS.PUSH", &bkey, tok, "TIMEFIELD", "ft", "JSON", &doc]);
-    let mut push_pairs = strs(&["TICKS.PUSH", &bkey, &format!("{tok}p"), &tick.ft().to_string()]);
+    let mut push_pairs = strs(&[
+        "TICKS.PUSH",
+        &bkey,
+        &format!("{tok}p"),
+        &tick.ft().to_string(),
+    ]);
     push_pairs.extend(tick.pairs());
 
     let mut c = srv.conn()?;
@@ -648,17 +931,80 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
         cmds.push(&push_json);
         cmds.push(&push_pairs);
     }
-    // LPUSH runs grow the list; trim it back before each LTRIM run by running LTRIM's
-    // benchmark on the same key right after (its first call trims the growth once).
-    let r = bench.medians(&cmds)?;
+    // LPUSH runs grow the list (capped at 2M pushes a run, ~300 MB): trim it back to 1000
+    // after each, outside the measured runs, so every LTRIM run starts on a full list.
+    let max_n = [Some(2_000_000)];
+    let mut trim = |i: usize| -> R<()> {
+        if i == 0 {
+            redis::cmd("LTRIM")
+                .arg(&lkey)
+                .arg(0)
+                .arg(999)
+                .query::<()>(&mut c)?;
+        }
+        Ok(())
+    };
+    let r = bench.medians_with(&cmds, 32, &max_n, &mut trim)?;
+    // The pair without pipelining (-P 1, shorter runs): every request pays a loopback round
+    // trip, as a client sending LPUSH then LTRIM per tick would.
+    let mut cmds1: Vec<&[String]> = vec![&lpush, &ltrim];
+    if built {
+        cmds1.push(&push_json);
+    }
+    let bench1 = Bench {
+        secs: bench.secs / 2.0,
+        ..*bench
+    };
+    let r1 = bench1.medians_with(&cmds1, 1, &[], &mut trim)?;
+    let pair1 = 1.0 / (1.0 / r1[0].median + 1.0 / r1[1].median);
+    let base1 = format!(
+        "{} pair (LPUSH {} + LTRIM {})",
+        k(pair1),
+        k(r1[0].median),
+        k(r1[1].median)
+    );
     let pair = 1.0 / (1.0 / r[0].median + 1.0 / r[1].median);
-    let base = format!("{} pair (LPUSH {} + LTRIM {})", k(pair), k(r[0].median), k(r[1].median));
+    let base = format!(
+        "{} pair (LPUSH {} + LTRIM {})",
+        k(pair),
+        k(r[0].median),
+        k(r[1].median)
+    );
     let xbase = format!("{} XADD MAXLEN ~ 1000", k(r[2].median));
     if built {
         let (pj, pp) = (r[3].median, r[4].median);
-        t.add("5. TICKS.PUSH JSON rps vs LPUSH+LTRIM pair", k(pj), base, pj / pair, ">= 2x", Some(pj / pair >= 2.0));
-        t.add("   TICKS.PUSH JSON rps vs XADD", k(pj), xbase.clone(), pj / r[2].median, "(info)", None);
-        t.add("   TICKS.PUSH field/value rps vs XADD", k(pp), xbase, pp / r[2].median, "(info)", None);
+        t.add(
+            "5. TICKS.PUSH JSON rps vs LPUSH+LTRIM pair",
+            k(pj),
+            base,
+            pj / pair,
+            ">= 2x",
+            Some(pj / pair >= 2.0),
+        );
+        t.add(
+            "   same, unpipelined (-P 1)",
+            k(r1[2].median),
+            base1.clone(),
+            r1[2].median / pair1,
+            "(info)",
+            None,
+        );
+        t.add(
+            "   TICKS.PUSH JSON rps vs XADD",
+            k(pj),
+            xbase.clone(),
+            pj / r[2].median,
+            "(info)",
+            None,
+        );
+        t.add(
+            "   TICKS.PUSH field/value rps vs XADD",
+            k(pp),
+            xbase,
+            pp / r[2].median,
+            "(info)",
+            None,
+        );
         t.notes.push(format!(
             "5: spreads: TICKS.PUSH JSON {}, field/value {}, LPUSH {}, LTRIM {}, XADD {}",
             r[3].spread(),
@@ -669,11 +1015,14 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
         ));
     } else {
         t.not_built("5. TICKS.PUSH JSON rps vs LPUSH+LTRIM pair", base, ">= 2x");
+        t.not_built("   same, unpipelined (-P 1)", base1, "(info)");
         t.not_built("   TICKS.PUSH JSON rps vs XADD", xbase, "(info)");
     }
     t.notes.push(
-        "5: pair rate = 1/(1/LPUSH + 1/LTRIM), each benchmarked alone (redis-benchmark runs one command); \
-         the LTRIM runs hit a full list and trim nothing, so the pair is an upper bound of the original design"
+        "5: pair rate = 1/(1/LPUSH + 1/LTRIM), each benchmarked alone (redis-benchmark runs one command; \
+         LTRIM runs hit a full list and trim nothing: an upper bound for the original design). \
+         Pipelined, per-command server cost decides (2x the pair = faster than LPUSH alone); \
+         unpipelined (-P 1), round trips decide and one TICKS.PUSH replaces two"
             .into(),
     );
 
@@ -685,7 +1034,10 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
         let mut p = redis::pipe();
         for (tok, docs) in &streams {
             for ch in docs.chunks(100) {
-                p.cmd("LPUSH").arg(format!("ticklist:{tok}")).arg(ch.iter().map(TickDoc::json).collect::<Vec<_>>()).ignore();
+                p.cmd("LPUSH")
+                    .arg(format!("ticklist:{tok}"))
+                    .arg(ch.iter().map(TickDoc::json).collect::<Vec<_>>())
+                    .ignore();
             }
         }
         p.query::<()>(&mut c)?;
@@ -697,7 +1049,11 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
     }
     let list_bytes = (mu_lists as f64 / n, (mem1 - mem0) as f64 / n);
     if !built {
-        t.not_built("6. B/tick, MEMORY USAGE (100 x 1000)", b(list_bytes.0), "<= 1/4 (>= 4x)");
+        t.not_built(
+            "6. B/tick, MEMORY USAGE (100 x 1000)",
+            b(list_bytes.0),
+            "<= 1/4 (>= 4x)",
+        );
         return Ok(());
     }
     let book = "ticks:book:BTC-options";
@@ -706,7 +1062,14 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
         let mut p = redis::pipe();
         for (tok, docs) in &streams {
             for ch in docs.chunks(100) {
-                p.cmd("TICKS.PUSH").arg(book).arg(tok).arg("TIMEFIELD").arg("ft").arg("JSON").arg(ch.iter().map(TickDoc::json).collect::<Vec<_>>()).ignore();
+                p.cmd("TICKS.PUSH")
+                    .arg(book)
+                    .arg(tok)
+                    .arg("TIMEFIELD")
+                    .arg("ft")
+                    .arg("JSON")
+                    .arg(ch.iter().map(TickDoc::json).collect::<Vec<_>>())
+                    .ignore();
             }
         }
         p.query::<()>(&mut c)?;
@@ -714,8 +1077,22 @@ fn tick_phases(srv: &Server, meter: &mut Connection, bench: &Bench, t: &mut Tabl
     let mem2 = settled_memory(meter)?;
     let mu_book = memory_usage(meter, book)? as f64 / n;
     let d_book = (mem2 - mem1) as f64 / n;
-    t.add("6. B/tick, MEMORY USAGE (100 x 1000)", b(mu_book), b(list_bytes.0), list_bytes.0 / mu_book, "<= 1/4 (>= 4x)", Some(list_bytes.0 / mu_book >= 4.0));
-    t.add("   B/tick, used_memory delta", b(d_book), b(list_bytes.1), list_bytes.1 / d_book, "<= 1/4 (>= 4x)", Some(list_bytes.1 / d_book >= 4.0));
+    t.add(
+        "6. B/tick, MEMORY USAGE (100 x 1000)",
+        b(mu_book),
+        b(list_bytes.0),
+        list_bytes.0 / mu_book,
+        "<= 1/4 (>= 4x)",
+        Some(list_bytes.0 / mu_book >= 4.0),
+    );
+    t.add(
+        "   B/tick, used_memory delta",
+        b(d_book),
+        b(list_bytes.1),
+        list_bytes.1 / d_book,
+        "<= 1/4 (>= 4x)",
+        Some(list_bytes.1 / d_book >= 4.0),
+    );
     Ok(())
 }
 
@@ -726,14 +1103,24 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "?".into())
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
         .unwrap_or_else(|| "?".into());
     format!(
         "machine: nproc {} | CPU {} | {} | {}",
@@ -746,16 +1133,33 @@ fn machine() -> String {
 
 fn run(t: &mut Table) -> R<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let module = std::env::var_os("CANDLES_MODULE").map(PathBuf::from).unwrap_or_else(|| root.join("target/release/libredis_candles.so"));
+    let module = std::env::var_os("CANDLES_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/libredis_candles.so"));
     if !module.exists() {
-        return Err(format!("module not found at {} (cargo build --release)", module.display()).into());
+        return Err(format!(
+            "module not found at {} (cargo build --release)",
+            module.display()
+        )
+        .into());
     }
-    let dir = std::env::var_os("BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".bench"));
-    let env_f = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);
+    let dir = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".bench"));
+    let env_f = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(d)
+    };
 
     println!("{}", machine());
     let srv = Server::start(&module, &dir)?;
-    let bench = Bench { port: srv.port, secs: env_f("BENCH_SECS", 2.5), repeats: env_f("BENCH_REPEATS", 3.0).max(1.0) as usize };
+    let bench = Bench {
+        port: srv.port,
+        secs: env_f("BENCH_SECS", 2.5),
+        repeats: env_f("BENCH_REPEATS", 3.0).max(1.0) as usize,
+    };
     println!(
         "server: redis-server on 127.0.0.1:{} (--save \"\" --appendonly no), module {}; redis-benchmark -P 32 -c 4, {} s per run, median of {}",
         srv.port,
@@ -776,7 +1180,10 @@ fn run(t: &mut Table) -> R<()> {
     other_intervals(&srv, &mut meter, t)?;
     eprintln!("[{:.0}s] official candles done", t0.elapsed().as_secs_f64());
     chart_phase(&srv, &mut meter, &bench, t, &rows_1m)?;
-    eprintln!("[{:.0}s] chart and live updates done", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:.0}s] chart and live updates done",
+        t0.elapsed().as_secs_f64()
+    );
     tick_phases(&srv, &mut meter, &bench, t, built)?;
     eprintln!("[{:.0}s] ticks done", t0.elapsed().as_secs_f64());
     Ok(())

@@ -32,8 +32,11 @@ cleanup
 
 if [ -z "${SKIP_FEED_BENCH:-}" ] && compgen -G "feed/benches/*.rs" >/dev/null; then
   echo
-  echo "== feeder benchmark: cargo bench -p candles-feed (FEED_BENCH_QUICK=${FEED_BENCH_QUICK:-1})"
-  FEED_BENCH_QUICK="${FEED_BENCH_QUICK:-1}" cargo bench -p candles-feed || status=$?
+  # Only the bench targets (plain `cargo bench -p candles-feed` also builds its unit tests).
+  feed_benches=()
+  for f in feed/benches/*.rs; do feed_benches+=(--bench "$(basename "$f" .rs)"); done
+  echo "== feeder benchmark: cargo bench -p candles-feed ${feed_benches[*]} (FEED_BENCH_QUICK=${FEED_BENCH_QUICK:-1})"
+  FEED_BENCH_QUICK="${FEED_BENCH_QUICK:-1}" cargo bench -p candles-feed "${feed_benches[@]}" || status=$?
 fi
 echo
 echo "bench finished in $((SECONDS - start)) s, exit status $status"
