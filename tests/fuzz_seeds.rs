@@ -9,6 +9,7 @@ mod common;
 use candles_core::binance::parse_klines;
 use candles_core::chunk::ChunkedStore;
 use candles_core::series::{DuplicatePolicy, Effect, Incoming, Series, Settings};
+use candles_core::ticks::{Tick, TickBook};
 use candles_core::{Candle, Dec, Interval};
 use common::*;
 use std::path::PathBuf;
@@ -236,6 +237,64 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     ohlcv_only.encode(&mut b);
     cd.push(("ohlcv_only_300".into(), b));
     out.push(("chunk_decode", cd));
+
+    // tick_json: first byte picks the time field (0 time, 1 T, 2 E, 3 ft), then a document;
+    // the field/value form is `time 0xff field 0xff value ...`.
+    let mut tj: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, l) in agg.iter().step_by(300).take(5).enumerate() {
+        let frame: serde_json::Value = serde_json::from_str(l).unwrap();
+        tj.push((
+            format!("aggtrade{i}_T"),
+            [&[1u8][..], &serde_json::to_vec(&frame["data"]).unwrap()].concat(),
+        ));
+    }
+    let bt: serde_json::Value = serde_json::from_str(&book[0]).unwrap();
+    tj.push((
+        "bookticker_E".into(),
+        [&[2u8][..], &serde_json::to_vec(&bt["data"]).unwrap()].concat(),
+    ));
+    tj.push((
+        "option_tick_ft".into(),
+        b"\x03{\"ft\":1752810305,\"token\":\"26001\",\"lp\":125.5,\"pc\":0.35,\"rt\":\"12:05:05\",\"data_type\":\"optiontick\"}".to_vec(),
+    ));
+    tj.push(("nested_time".into(), b"\x00{\"time\":1752810305,\"x\":[1,{\"a\":null}],\"ok\":true,\"e\":1e-7,\"s\":\"\\u00e9\"}".to_vec()));
+    tj.push((
+        "pairs".into(),
+        b"\x001617566591314\xffp\xff58001.03\xffq\xffbin\x01".to_vec(),
+    ));
+    out.push(("tick_json", tj));
+
+    // ticks_decode: encoded books (TickBook::encode) of real aggTrade documents per stream.
+    let mut td: Vec<(String, Vec<u8>)> =
+        vec![("book_empty".into(), TickBook::new().encode().unwrap())];
+    let mut tb = TickBook::new();
+    for (i, l) in agg.iter().take(300).enumerate() {
+        let frame: serde_json::Value = serde_json::from_str(l).unwrap();
+        let t = Tick::from_json(&serde_json::to_vec(&frame["data"]).unwrap(), b"T").unwrap();
+        tb.push(
+            frame["stream"].as_str().unwrap().as_bytes(),
+            Some(50),
+            1000,
+            &[t],
+        )
+        .unwrap();
+        if i == 3 || i == 40 {
+            td.push((format!("book_{}", i + 1), tb.encode().unwrap()));
+        }
+    }
+    td.push(("book_300_aggtrades".into(), tb.encode().unwrap()));
+    let mark = Tick::from_pairs(
+        rows[0][0].as_i64().unwrap(),
+        vec![
+            (b"p".to_vec(), b"58001.03".to_vec()),
+            (b"q".to_vec(), b"bin\x01".to_vec()),
+        ],
+    )
+    .unwrap();
+    tb.push(b"mark", Some(3), 1000, &[mark.clone(), mark.clone(), mark])
+        .unwrap();
+    td.push(("book_with_pairs".into(), tb.encode().unwrap()));
+    out.push(("ticks_decode", td));
     out
 }
 
@@ -248,6 +307,28 @@ fn write_fuzz_seeds() {
         for (name, bytes) in files {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
+    }
+}
+
+#[test]
+fn committed_tick_book_seeds_still_decode() {
+    let dir = corpus("ticks_decode");
+    if !dir.exists() {
+        return;
+    }
+    for (name, bytes) in seeds()
+        .into_iter()
+        .find(|(t, _)| *t == "ticks_decode")
+        .unwrap()
+        .1
+    {
+        let committed =
+            std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        assert_eq!(
+            committed, bytes,
+            "seed {name}: today's encoding differs from the committed one"
+        );
+        TickBook::decode(&committed).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

@@ -683,49 +683,21 @@ fn restore_refuses_corrupt_dumps() {
         assert_eq!(exists, 0, "{what}: nothing restored");
     }
 
-    // 3. Many random corruptions of the series bytes (xorshift, fixed seed), checksum valid:
+    // 3. The generic cases, then 300 random bit flips of the series bytes (checksum valid):
     //    each is refused or restores a value that reads, re-dumps and digests without harm.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
+    //    The columnar encoding is dense and has no checksum of its own (the DUMP/RDB CRC-64 is
+    //    the integrity check): most flips give another valid series, which is fine as long as
+    //    it is a valid one.
+    let read = |c: &mut Connection, k: &str| {
+        run(
+            c,
+            &w(&["CANDLE.RANGE_MERGED", k, "-", "+", "FULL", "FORMAT", "JSON"]),
+        );
+        run(c, &w(&["CANDLE.INFO", k]));
+        run(c, &w(&["CANDLE.LIVE", k]));
     };
-    let (mut refused, mut accepted) = (0, 0);
-    for _ in 0..300 {
-        let mut p = dump.clone();
-        for _ in 0..1 + next() % 4 {
-            let at = blob.start + (next() as usize) % blob.len();
-            p[at] ^= 1 << (next() % 8);
-        }
-        match restore(&mut c, "fuzz", &reseal(p)) {
-            Err(_) => refused += 1,
-            Ok(_) => {
-                accepted += 1;
-                let _: Value = redis::cmd("CANDLE.RANGE_MERGED")
-                    .arg("fuzz")
-                    .arg("-")
-                    .arg("+")
-                    .arg("FULL")
-                    .arg("FORMAT")
-                    .arg("JSON")
-                    .query(&mut c)
-                    .unwrap();
-                let _: Value = redis::cmd("CANDLE.INFO").arg("fuzz").query(&mut c).unwrap();
-                let again: Vec<u8> = redis::cmd("DUMP").arg("fuzz").query(&mut c).unwrap();
-                restore(&mut c, "fuzz2", &again)
-                    .expect("a value the module accepted must DUMP/RESTORE");
-            }
-        }
-        alive(&mut c);
-    }
-    println!(
-        "random corruptions: {refused} refused, {accepted} accepted as different valid series"
-    );
-    // The columnar encoding is dense and has no checksum of its own (the DUMP/RDB CRC-64 is
-    // the integrity check): most flips give another valid series, which is fine as long as it
-    // is a valid one.
+    let (refused, accepted) = hostile_restores(&mut c, &dump, 300, &read);
+    println!("series random corruptions: {refused} refused, {accepted} accepted as different valid series");
     assert!(refused > 0 && refused + accepted == 300);
     // The original value is untouched by all of this.
     let d3: Vec<String> = redis::cmd("DEBUG")
@@ -734,6 +706,140 @@ fn restore_refuses_corrupt_dumps() {
         .query(&mut c)
         .unwrap();
     assert_eq!(d3, digest);
+    assert!(
+        !server.log().contains("Guru Meditation"),
+        "{}",
+        server.log()
+    );
+}
+
+/// The generic hostile cases for a DUMP of a module value: the first payload byte (format
+/// magic / version), the string length, the module id, then `flips` random bit flips. Every
+/// case is refused or restores a value that `read` can read and that DUMPs/RESTOREs again.
+/// Returns (refused, accepted) of the random flips.
+fn hostile_restores(
+    c: &mut Connection,
+    dump: &[u8],
+    flips: usize,
+    read: &dyn Fn(&mut Connection, &str),
+) -> (usize, usize) {
+    let blob = module_blob(dump);
+    let mut fixed: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut first = dump.to_vec();
+    first[blob.start] ^= 0xff;
+    fixed.push(("first payload byte", first));
+    let len_at = blob.start - 1;
+    let mut longer = dump.to_vec();
+    longer[len_at] = longer[len_at].wrapping_add(7);
+    fixed.push(("string length +7", longer));
+    let mut shorter = dump.to_vec();
+    shorter[len_at] = shorter[len_at].wrapping_sub(3);
+    fixed.push(("string length -3", shorter));
+    let mut id = dump.to_vec();
+    id[9] ^= 0x01;
+    fixed.push(("module id / encoding version", id));
+    for (what, payload) in fixed {
+        let r = restore(c, "x", &reseal(payload));
+        assert!(
+            r.is_err(),
+            "{what}: a corrupted payload with a valid checksum was accepted: {r:?}"
+        );
+        alive(c);
+    }
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut refused, mut accepted) = (0, 0);
+    for _ in 0..flips {
+        let mut p = dump.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = blob.start + (next() as usize) % blob.len();
+            p[at] ^= 1 << (next() % 8);
+        }
+        match restore(c, "fuzz", &reseal(p)) {
+            Err(_) => refused += 1,
+            Ok(_) => {
+                accepted += 1;
+                read(c, "fuzz");
+                let again: Vec<u8> = redis::cmd("DUMP").arg("fuzz").query(c).unwrap();
+                restore(c, "fuzz2", &again).expect("a value the module accepted must DUMP/RESTORE");
+            }
+        }
+        alive(c);
+    }
+    (refused, accepted)
+}
+
+#[test]
+fn restore_refuses_corrupt_tick_book_dumps() {
+    let server = Server::start_with(&NO_PERSIST, &[]);
+    let mut c = server.conn();
+    if !ticks_registered(&mut c) {
+        println!("note: TICKS.* not registered: tick-book RESTORE checks skipped");
+        return;
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdbcompression")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let key = "ticks:{binance}:2021-04-04";
+    for line in fixture_lines(AGG).iter().take(200) {
+        let frame: Json = serde_json::from_str(line).unwrap();
+        let doc = serde_json::to_string(&frame["data"]).unwrap();
+        let stream = frame["stream"].as_str().unwrap();
+        run(
+            &mut c,
+            &w(&[
+                "TICKS.PUSH",
+                key,
+                stream,
+                "MAXLEN",
+                "64",
+                "TIMEFIELD",
+                "T",
+                "JSON",
+                &doc,
+            ]),
+        );
+    }
+    run(
+        &mut c,
+        &w(&["TICKS.PUSH", key, "mark", "1617566591314", "p", "58001.03"]),
+    );
+    let dump: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut c).unwrap();
+    let digest = run(&mut c, &w(&["DEBUG", "DIGEST-VALUE", key]));
+    restore(&mut c, "copy", &dump).unwrap();
+    assert_eq!(run(&mut c, &w(&["DEBUG", "DIGEST-VALUE", "copy"])), digest);
+
+    let mut bad = dump.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0x10;
+    let e = restore(&mut c, "x", &bad).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
+    alive(&mut c);
+
+    let read = |c: &mut Connection, k: &str| {
+        let streams = to_json(&run(c, &w(&["TICKS.STREAMS", k])));
+        for s in streams.as_array().unwrap() {
+            let name = s[0].as_str().unwrap().to_owned();
+            run(
+                c,
+                &w(&["TICKS.RANGE", k, &name, "-", "+", "FORMAT", "JSON"]),
+            );
+        }
+        run(c, &w(&["TICKS.MERGED", k, "COUNT", "1000"]));
+        run(c, &w(&["TICKS.INFO", k]));
+    };
+    let (refused, accepted) = hostile_restores(&mut c, &dump, 300, &read);
+    println!("tick book random corruptions: {refused} refused, {accepted} accepted as different valid books");
+    assert!(refused > 0 && refused + accepted == 300);
+    assert_eq!(run(&mut c, &w(&["DEBUG", "DIGEST-VALUE", key])), digest);
     assert!(
         !server.log().contains("Guru Meditation"),
         "{}",
