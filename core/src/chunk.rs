@@ -220,6 +220,72 @@ impl ChunkedStore {
         }
     }
 
+    /// Puts every candle, in order: the same state as calling [`put`](Self::put) for each.
+    /// A run of appends (strictly ascending, newer than everything stored) takes a fast path
+    /// that leaves exactly the chunks and tail the one-by-one puts would, but encodes each
+    /// chunk it fills once, instead of re-encoding the growing last chunk at every tail flush
+    /// (every `TAIL_MAX` candles).
+    pub fn put_all(&mut self, cs: &[Candle]) {
+        let appends = cs.windows(2).all(|w| w[0].open_time < w[1].open_time)
+            && cs.first().is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
+        if !appends || cs.len() < 2 * TAIL_MAX {
+            for c in cs {
+                self.put(c.clone());
+            }
+            return;
+        }
+        // 1. One by one until a flush has just emptied the tail (at most TAIL_MAX puts).
+        let mut i = 0;
+        while i < cs.len() && (i == 0 || self.tail_len > 0) {
+            self.put(cs[i].clone());
+            i += 1;
+        }
+        // 2. Whole blocks of TAIL_MAX: each would fill the empty tail and flush it at once.
+        //    Merge them as `flush_tail` would, keeping the chunk being filled decoded.
+        let blocks = (cs.len() - i) / TAIL_MAX;
+        if self.tail_len == 0 && blocks > 0 {
+            // The chunk being filled: its candles, and whether it is already in `chunks`.
+            let mut open: Option<(Vec<Candle>, bool)> = None;
+            for block in cs[i..i + blocks * TAIL_MAX].chunks(TAIL_MAX) {
+                let last_n = match &open {
+                    Some((v, _)) => Some(v.len()),
+                    None => self.chunks.last().map(|ch| ch.n as usize),
+                };
+                if last_n.is_some_and(|n| n + block.len() <= CHUNK_MAX) {
+                    let (v, _) = open.get_or_insert_with(|| (self.chunks.last().map(Chunk::candles).unwrap_or_default(), true));
+                    v.extend_from_slice(block);
+                } else {
+                    if let Some((v, in_chunks)) = open.take() {
+                        self.place_last(&v, in_chunks);
+                    }
+                    open = Some((block.to_vec(), false));
+                }
+                self.len += block.len();
+            }
+            if let Some((v, in_chunks)) = open {
+                self.place_last(&v, in_chunks);
+            }
+            i += blocks * TAIL_MAX;
+        }
+        // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
+        for c in &cs[i..] {
+            self.put(c.clone());
+        }
+    }
+
+    /// Seals `cs` as the last chunk: replacing it (`in_chunks`) or as a new one.
+    fn place_last(&mut self, cs: &[Candle], in_chunks: bool) {
+        let ch = Chunk::seal(cs);
+        self.chunk_bytes += ch.data.len();
+        match self.chunks.last_mut() {
+            Some(last) if in_chunks => {
+                self.chunk_bytes -= last.data.len();
+                *last = ch;
+            }
+            _ => self.chunks.push(ch),
+        }
+    }
+
     /// Moves the tail into the last chunk when it fits, else into a new chunk.
     fn flush_tail(&mut self) {
         if self.tail_len == 0 {

@@ -306,9 +306,7 @@ impl Series {
     /// Applies an effect, then the invariants every state keeps: no live candle at or before
     /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
     pub fn apply(&mut self, e: &Effect) {
-        for c in &e.official {
-            self.official.put(c.clone());
-        }
+        self.official.put_all(&e.official);
         for t in &e.live_drop {
             self.live.remove(t);
         }

@@ -41,6 +41,12 @@ impl ReferenceStore {
     pub fn put(&mut self, c: Candle) {
         self.map.insert(c.open_time, c);
     }
+    /// Puts every candle, in order.
+    pub fn put_all(&mut self, cs: &[Candle]) {
+        for c in cs {
+            self.put(c.clone());
+        }
+    }
     /// Candles with `from <= open_time <= to`, ascending; only the newest `limit` when given.
     pub fn range(&self, from: i64, to: i64, limit: Option<usize>) -> Vec<Candle> {
         if from > to {

@@ -433,3 +433,57 @@ fn real_binance_klines_fit_in_24_bytes_per_candle() {
         }
     }
 }
+
+/// `put_all` (bulk appends) leaves byte for byte the store that one `put` per candle leaves,
+/// from every starting tail length and chunk fill, for batches around the block sizes.
+#[test]
+fn put_all_equals_one_by_one_puts() {
+    let mut r = Rng(0x5eed_cafe);
+    let mut t = 60_000i64;
+    let mut next = |r: &mut Rng| {
+        t += 60_000 * (1 + r.below(3) as i64);
+        candle(r, t)
+    };
+    for start in [0usize, 1, 31, 32, 33, 200, 255, 256, 257, 300, 511, 700] {
+        for batch in [2usize, 63, 64, 65, 95, 96, 255, 256, 257, 1000, 1500] {
+            let pre: Vec<Candle> = (0..start).map(|_| next(&mut r)).collect();
+            let add: Vec<Candle> = (0..batch).map(|_| next(&mut r)).collect();
+            let mut a = ChunkedStore::new();
+            let mut b = ChunkedStore::new();
+            for c in &pre {
+                a.put(c.clone());
+                b.put(c.clone());
+            }
+            for c in &add {
+                a.put(c.clone());
+            }
+            b.put_all(&add);
+            let (mut ea, mut eb) = (Vec::new(), Vec::new());
+            a.encode(&mut ea);
+            b.encode(&mut eb);
+            assert!(ea == eb, "start {start}, batch {batch}: encodings differ");
+            assert_eq!(a.mem_usage(), b.mem_usage(), "start {start}, batch {batch}");
+            assert_eq!(a.len(), b.len());
+            assert!(a == b);
+        }
+    }
+    // Not appends (overlap, unsorted): same as one by one too.
+    let base: Vec<Candle> = (0..400).map(|_| next(&mut r)).collect();
+    let mut a = ChunkedStore::new();
+    let mut b = ChunkedStore::new();
+    for c in &base {
+        a.put(c.clone());
+        b.put(c.clone());
+    }
+    let mut mixed: Vec<Candle> = base[100..200].to_vec();
+    mixed.reverse();
+    mixed.extend((0..100).map(|_| next(&mut r)));
+    for c in &mixed {
+        a.put(c.clone());
+    }
+    b.put_all(&mixed);
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    a.encode(&mut ea);
+    b.encode(&mut eb);
+    assert!(ea == eb && a == b);
+}
