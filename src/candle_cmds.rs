@@ -369,28 +369,72 @@ fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, 
     Ok(o)
 }
 
-fn opt_dec(d: Option<Dec>) -> RedisValue {
-    d.map_or(RedisValue::Null, |d| bulk(d.to_string()))
+/// Decimal text in a stack buffer (the longest `Dec` prints in well under 80 bytes).
+struct DecText {
+    buf: [u8; 80],
+    len: usize,
 }
 
-fn candle_resp(c: &Candle, kind: Kind, full: bool) -> RedisValue {
-    let mut v = vec![
-        RedisValue::Integer(c.open_time),
-        bulk(c.open.to_string()),
-        bulk(c.high.to_string()),
-        bulk(c.low.to_string()),
-        bulk(c.close.to_string()),
-        bulk(c.volume.to_string()),
-        RedisValue::SimpleStringStatic(kind.as_str()),
-    ];
-    if full {
-        v.push(c.close_time.map_or(RedisValue::Null, RedisValue::Integer));
-        v.push(opt_dec(c.quote_volume));
-        v.push(c.trades.map_or(RedisValue::Null, |n| RedisValue::Integer(n as i64)));
-        v.push(opt_dec(c.taker_buy_base));
-        v.push(opt_dec(c.taker_buy_quote));
+impl std::fmt::Write for DecText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
-    RedisValue::Array(v)
+}
+
+fn reply_dec(ctx: *mut raw::RedisModuleCtx, d: Dec) {
+    use std::fmt::Write;
+    let mut t = DecText { buf: [0; 80], len: 0 };
+    if write!(t, "{d}").is_ok() {
+        raw::reply_with_string_buffer(ctx, t.buf.as_ptr().cast(), t.len);
+    } else {
+        let s = d.to_string();
+        raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len());
+    }
+}
+
+fn reply_opt_dec(ctx: *mut raw::RedisModuleCtx, d: Option<Dec>) {
+    match d {
+        Some(d) => reply_dec(ctx, d),
+        None => {
+            raw::reply_with_null(ctx);
+        }
+    }
+}
+
+fn reply_opt_int(ctx: *mut raw::RedisModuleCtx, v: Option<i64>) {
+    match v {
+        Some(v) => raw::reply_with_long_long(ctx, v),
+        None => raw::reply_with_null(ctx),
+    };
+}
+
+/// Writes one candle as a RESP array straight to the client: `[open_time, open, high, low,
+/// close, volume, status]`, with FULL also `close_time, quote_volume, trades,
+/// taker_buy_base, taker_buy_quote` (nulls where absent). Same reply as building it as a
+/// `RedisValue`, without a String per field and a CString per status (chart loads are
+/// hundreds of rows).
+fn reply_candle_resp(ctx: *mut raw::RedisModuleCtx, c: &Candle, kind: Kind, full: bool) {
+    raw::reply_with_array(ctx, if full { 12 } else { 7 });
+    raw::reply_with_long_long(ctx, c.open_time);
+    for d in [c.open, c.high, c.low, c.close, c.volume] {
+        reply_dec(ctx, d);
+    }
+    let status = match kind {
+        Kind::Official => c"official",
+        Kind::Live => c"live",
+    };
+    debug_assert_eq!(status.to_str().ok(), Some(kind.as_str()));
+    raw::reply_with_simple_string(ctx, status.as_ptr());
+    if full {
+        reply_opt_int(ctx, c.close_time);
+        reply_opt_dec(ctx, c.quote_volume);
+        reply_opt_int(ctx, c.trades.map(|n| n as i64));
+        reply_opt_dec(ctx, c.taker_buy_base);
+        reply_opt_dec(ctx, c.taker_buy_quote);
+    }
 }
 
 fn json_opt<T: std::fmt::Display>(out: &mut String, name: &str, v: Option<T>, quoted: bool) {
@@ -428,15 +472,22 @@ fn candles_json<'a>(rows: impl Iterator<Item = (&'a Candle, Kind)>, full: bool) 
     out
 }
 
-fn reply_candles(rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisValue {
+fn reply_candles(ctx: &Context, rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisValue {
     match o.format {
-        Format::Resp => RedisValue::Array(rows.iter().map(|(c, k)| candle_resp(c, *k, o.full)).collect()),
+        Format::Resp => {
+            let c = ctx.get_raw();
+            raw::reply_with_array(c, rows.len() as std::ffi::c_long);
+            for (candle, kind) in rows {
+                reply_candle_resp(c, candle, *kind, o.full);
+            }
+            RedisValue::NoReply
+        }
         Format::Json => bulk(candles_json(rows.iter().map(|(c, k)| (c, *k)), o.full)),
     }
 }
 
-fn empty_reply(o: &ReadOpts) -> RedisValue {
-    reply_candles(&[], o)
+fn empty_reply(ctx: &Context, o: &ReadOpts) -> RedisValue {
+    reply_candles(ctx, &[], o)
 }
 
 #[command({
@@ -454,9 +505,9 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let to = parse_bound(&args[3], "to")?;
     let o = parse_read_opts(&args[4..], true)?;
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(&o)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(ctx, &o)) };
     let rows = s.range_merged(from, to, o.count, now_ms());
-    Ok(reply_candles(&rows, &o))
+    Ok(reply_candles(ctx, &rows, &o))
 }
 
 #[command({
@@ -471,9 +522,9 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], false)?;
     let key = ctx.open_key(&args[1]);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(&o)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(ctx, &o)) };
     let rows: Vec<(Candle, Kind)> = s.live_candles(now_ms()).into_iter().map(|c| (c, Kind::Live)).collect();
-    Ok(reply_candles(&rows, &o))
+    Ok(reply_candles(ctx, &rows, &o))
 }
 
 #[command({
