@@ -3,16 +3,23 @@
 
 use candles_core::binance::parse_klines;
 use candles_core::candle::parse_time;
-use candles_core::series::{Effect, Incoming, Kind, Series, Settings, DuplicatePolicy, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT};
+use candles_core::series::{
+    DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
+};
 use candles_core::{Candle, Dec, Interval};
 use redis_module::key::RedisKeyWritable;
-use redis_module::{raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{
+    raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
 use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use crate::config;
 use crate::stats::{self, Footprint};
-use crate::util::{as_str, bulk, core_err, err, wrong_type, is_kw, now_ms, option_value, parse_bound, parse_bounded, parse_format, parse_int, Format};
+use crate::util::{
+    as_str, bulk, core_err, err, is_kw, now_ms, option_value, parse_bound, parse_bounded,
+    parse_format, parse_int, wrong_type, Format,
+};
 
 /// Largest COUNT accepted by reads.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -44,17 +51,37 @@ fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>
                 return Err(err("JSON takes exactly one payload argument"));
             };
             let klines = parse_klines(payload.as_slice()).map_err(core_err)?;
-            Ok(klines.into_iter().map(|k| (Incoming { candle: k.candle, closed: k.closed }, k.interval)).collect())
+            Ok(klines
+                .into_iter()
+                .map(|k| {
+                    (
+                        Incoming {
+                            candle: k.candle,
+                            closed: k.closed,
+                        },
+                        k.interval,
+                    )
+                })
+                .collect())
         }
         Some(_) => {
             if !rest.len().is_multiple_of(6) {
-                return Err(err("candles are given as 't o h l c v' groups of six arguments (or JSON payload)"));
+                return Err(err(
+                    "candles are given as 't o h l c v' groups of six arguments (or JSON payload)",
+                ));
             }
             rest.chunks(6)
                 .map(|ch| {
-                    let parts: [&[u8]; 6] = std::array::from_fn(|i| ch.get(i).map_or(&b""[..], |s| s.as_slice()));
+                    let parts: [&[u8]; 6] =
+                        std::array::from_fn(|i| ch.get(i).map_or(&b""[..], |s| s.as_slice()));
                     let candle = Candle::from_args(&parts).map_err(core_err)?;
-                    Ok((Incoming { candle, closed: None }, None))
+                    Ok((
+                        Incoming {
+                            candle,
+                            closed: None,
+                        },
+                        None,
+                    ))
                 })
                 .collect()
         }
@@ -68,12 +95,19 @@ enum Target<'k> {
     New(Series),
 }
 
-fn open_target<'k>(key: &'k RedisKeyWritable, name: &RedisString, interval: Option<Interval>) -> Result<Target<'k>, RedisError> {
+fn open_target<'k>(
+    key: &'k RedisKeyWritable,
+    name: &RedisString,
+    interval: Option<Interval>,
+) -> Result<Target<'k>, RedisError> {
     match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
         Some(s) => {
             if let Some(i) = interval {
                 if i != s.interval() {
-                    return Err(err(format!("series '{name}' has interval {}, not {i}", s.interval())));
+                    return Err(err(format!(
+                        "series '{name}' has interval {}, not {i}",
+                        s.interval()
+                    )));
                 }
             }
             Ok(Target::Existing(s))
@@ -158,7 +192,12 @@ fn notify_event(ctx: &Context, event: &std::ffi::CStr, name: &RedisString) {
     // SAFETY: the context and key outlive the call; `event` is NUL-terminated.
     unsafe {
         if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
-            f(ctx.get_raw(), NotifyEvent::MODULE.bits(), event.as_ptr(), name.inner);
+            f(
+                ctx.get_raw(),
+                NotifyEvent::MODULE.bits(),
+                event.as_ptr(),
+                name.inner,
+            );
         }
     }
 }
@@ -175,9 +214,14 @@ fn notify(ctx: &Context, name: &RedisString, effect: &Effect) {
     }
 }
 
-fn check_json_interval(candles: &[(Incoming, Option<Interval>)], series: Interval) -> Result<(), RedisError> {
+fn check_json_interval(
+    candles: &[(Incoming, Option<Interval>)],
+    series: Interval,
+) -> Result<(), RedisError> {
     match candles.iter().find_map(|(_, i)| i.filter(|i| *i != series)) {
-        Some(i) => Err(err(format!("payload kline interval {i} does not match the series interval {series}"))),
+        Some(i) => Err(err(format!(
+            "payload kline interval {i} does not match the series interval {series}"
+        ))),
         None => Ok(()),
     }
 }
@@ -218,7 +262,9 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         } else if is_kw(a, "LIVE_MAX") {
             let n = parse_bounded(v, "LIVE_MAX", LIVE_MAX_LIMIT)?;
             if n == 0 {
-                return Err(err(format!("LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}")));
+                return Err(err(format!(
+                    "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
+                )));
             }
             live_max = Some(n);
         } else if is_kw(a, "DUPLICATE_POLICY") {
@@ -240,12 +286,16 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     settings.validate().map_err(core_err)?;
     let key = ctx.open_key_writable(name);
     if !key.is_empty() {
-        return Err(match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
-            Some(_) => err(format!("key '{name}' already exists")),
-            None => RedisError::WrongType,
-        });
+        return Err(
+            match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
+                Some(_) => err(format!("key '{name}' already exists")),
+                None => RedisError::WrongType,
+            },
+        );
     }
-    write(ctx, &key, name, Target::New(Series::new(settings)), |_| Ok(((), Effect::default())))?;
+    write(ctx, &key, name, Target::New(Series::new(settings)), |_| {
+        Ok(((), Effect::default()))
+    })?;
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
@@ -288,14 +338,21 @@ fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (interval, rest) = take_interval(&args[2..])?;
     let mut candles = parse_candles(rest)?;
     if candles.len() != 1 {
-        return Err(err(format!("CANDLE.LIVE_UPDATE takes exactly one candle, got {}", candles.len())));
+        return Err(err(format!(
+            "CANDLE.LIVE_UPDATE takes exactly one candle, got {}",
+            candles.len()
+        )));
     }
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
     check_json_interval(&candles, target_interval(&target))?;
-    let Some((incoming, _)) = candles.pop() else { return Err(RedisError::WrongArity) };
+    let Some((incoming, _)) = candles.pop() else {
+        return Err(RedisError::WrongArity);
+    };
     let now = now_ms();
-    live_write(ctx, &key, name, target, |s| s.live_update(incoming.candle, now))
+    live_write(ctx, &key, name, target, |s| {
+        s.live_update(incoming.candle, now)
+    })
 }
 
 fn live_write(
@@ -338,7 +395,9 @@ fn candle_live_tick(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
     let now = now_ms();
-    live_write(ctx, &key, name, target, |s| s.live_tick(time, price, qty, now))
+    live_write(ctx, &key, name, target, |s| {
+        s.live_tick(time, price, qty, now)
+    })
 }
 
 /// Read options shared by RANGE_MERGED and LIVE.
@@ -349,12 +408,17 @@ struct ReadOpts {
 }
 
 fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, RedisError> {
-    let mut o = ReadOpts { count: None, full: false, format: Format::Resp };
+    let mut o = ReadOpts {
+        count: None,
+        full: false,
+        format: Format::Resp,
+    };
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
         if allow_count && is_kw(a, "COUNT") {
-            o.count = Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_COUNT)? as usize);
+            o.count =
+                Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_COUNT)? as usize);
             i += 2;
         } else if is_kw(a, "FULL") {
             o.full = true;
@@ -378,7 +442,10 @@ struct DecText {
 impl std::fmt::Write for DecText {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         let end = self.len + s.len();
-        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
     }
@@ -386,7 +453,10 @@ impl std::fmt::Write for DecText {
 
 fn reply_dec(ctx: *mut raw::RedisModuleCtx, d: Dec) {
     use std::fmt::Write;
-    let mut t = DecText { buf: [0; 80], len: 0 };
+    let mut t = DecText {
+        buf: [0; 80],
+        len: 0,
+    };
     if write!(t, "{d}").is_ok() {
         raw::reply_with_string_buffer(ctx, t.buf.as_ptr().cast(), t.len);
     } else {
@@ -505,7 +575,9 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let to = parse_bound(&args[3], "to")?;
     let o = parse_read_opts(&args[4..], true)?;
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(ctx, &o)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
+        return Ok(empty_reply(ctx, &o));
+    };
     let rows = s.range_merged(from, to, o.count, now_ms());
     Ok(reply_candles(ctx, &rows, &o))
 }
@@ -522,8 +594,14 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let o = parse_read_opts(&args[2..], false)?;
     let key = ctx.open_key(&args[1]);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Ok(empty_reply(ctx, &o)) };
-    let rows: Vec<(Candle, Kind)> = s.live_candles(now_ms()).into_iter().map(|c| (c, Kind::Live)).collect();
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
+        return Ok(empty_reply(ctx, &o));
+    };
+    let rows: Vec<(Candle, Kind)> = s
+        .live_candles(now_ms())
+        .into_iter()
+        .map(|c| (c, Kind::Live))
+        .collect();
     Ok(reply_candles(ctx, &rows, &o))
 }
 
@@ -541,10 +619,14 @@ fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let from = parse_int(&args[2], "from")?;
     let to = parse_int(&args[3], "to")?;
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Err(no_series(name)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
+        return Err(no_series(name));
+    };
     let gaps = s.gaps(from, to).map_err(core_err)?;
     Ok(RedisValue::Array(
-        gaps.into_iter().map(|(a, b)| RedisValue::Array(vec![RedisValue::Integer(a), RedisValue::Integer(b)])).collect(),
+        gaps.into_iter()
+            .map(|(a, b)| RedisValue::Array(vec![RedisValue::Integer(a), RedisValue::Integer(b)]))
+            .collect(),
     ))
 }
 
@@ -560,7 +642,9 @@ fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let name = &args[1];
     let key = ctx.open_key(name);
-    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else { return Err(no_series(name)) };
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
+        return Err(no_series(name));
+    };
     let st = s.settings();
     let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);
     let fields = vec![
@@ -569,13 +653,24 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ("retention", RedisValue::Integer(st.retention as i64)),
         ("live_ttl", RedisValue::Integer(st.live_ttl_s as i64)),
         ("live_max", RedisValue::Integer(st.live_max as i64)),
-        ("official_count", RedisValue::Integer(s.official_len() as i64)),
+        (
+            "official_count",
+            RedisValue::Integer(s.official_len() as i64),
+        ),
         ("first_official", opt_int(s.official().first_time())),
         ("last_official", opt_int(s.official().last_time())),
-        ("live_count", RedisValue::Integer(s.live_candles(now_ms()).len() as i64)),
+        (
+            "live_count",
+            RedisValue::Integer(s.live_candles(now_ms()).len() as i64),
+        ),
         ("memory_usage", RedisValue::Integer(s.mem_usage() as i64)),
     ];
-    Ok(RedisValue::Array(fields.into_iter().flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v]).collect()))
+    Ok(RedisValue::Array(
+        fields
+            .into_iter()
+            .flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v])
+            .collect(),
+    ))
 }
 
 /// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,
@@ -590,8 +685,13 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
 })]
 fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !ctx.get_flags().intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
-        return Err(err("CANDLE.APPLY is internal: it is accepted only from a master or while loading the AOF"));
+    if !ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return Err(err(
+            "CANDLE.APPLY is internal: it is accepted only from a master or while loading the AOF",
+        ));
     }
     let name = &args[1];
     let blob = args[2].as_slice();
@@ -605,15 +705,26 @@ fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         Some((&EFFECT_TAG, body)) => {
             let effect = Effect::decode(body).map_err(core_err)?;
-            let target = match (key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)?, effect.create) {
+            let target = match (
+                key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)?,
+                effect.create,
+            ) {
                 (Some(s), _) => Target::Existing(s),
                 (None, Some(settings)) => Target::New(Series::new(settings)),
                 (None, None) => return Err(no_series(name)),
             };
-            effect.validate(target_interval(&target)).map_err(core_err)?;
+            effect
+                .validate(target_interval(&target))
+                .map_err(core_err)?;
             let ((), applied) = apply_op(&key, target, |s| {
                 s.apply(&effect);
-                Ok(((), Effect { create: None, ..effect.clone() }))
+                Ok((
+                    (),
+                    Effect {
+                        create: None,
+                        ..effect.clone()
+                    },
+                ))
             })?;
             notify(ctx, name, &applied);
         }

@@ -57,7 +57,11 @@ fn snapshot(s: &Series) -> Vec<u8> {
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     if encver != ENCVER {
-        logging::log_io_error(rdb, logging::RedisLogLevel::Warning, &format!("candles: unknown series encoding version {encver}"));
+        logging::log_io_error(
+            rdb,
+            logging::RedisLogLevel::Warning,
+            &format!("candles: unknown series encoding version {encver}"),
+        );
         return std::ptr::null_mut();
     }
     let buf = match raw::load_string_buffer(rdb) {
@@ -67,7 +71,11 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     match Series::decode(buf.as_ref()) {
         Ok(s) => into_raw(s),
         Err(e) => {
-            logging::log_io_error(rdb, logging::RedisLogLevel::Warning, &format!("candles: cannot load series: {e}"));
+            logging::log_io_error(
+                rdb,
+                logging::RedisLogLevel::Warning,
+                &format!("candles: cannot load series: {e}"),
+            );
             std::ptr::null_mut()
         }
     }
@@ -78,12 +86,23 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     raw::save_slice(rdb, &snapshot(s));
 }
 
-unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
     let s = &*(value as *const Series);
     let mut blob = vec![SNAPSHOT_TAG];
     s.encode(&mut blob);
     if let Some(emit) = raw::RedisModule_EmitAOF {
-        emit(aof, c"CANDLE.APPLY".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr(), blob.len());
+        emit(
+            aof,
+            c"CANDLE.APPLY".as_ptr(),
+            c"sb".as_ptr(),
+            key,
+            blob.as_ptr(),
+            blob.len(),
+        );
     }
 }
 
@@ -103,7 +122,10 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     let s = &*(value as *const Series);
     let buf = snapshot(s);
-    if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+    if let (Some(add), Some(end)) = (
+        raw::RedisModule_DigestAddStringBuffer,
+        raw::RedisModule_DigestEndSequence,
+    ) {
         add(md, buf.as_ptr().cast_mut().cast(), buf.len());
         end(md);
     }
@@ -115,7 +137,11 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
     s.official_len() + s.live_len()
 }
 
-unsafe extern "C" fn copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
     into_raw((*(value as *const Series)).clone())
 }
 

@@ -29,7 +29,11 @@ lazy_static! {
 }
 
 pub fn default_policy() -> DuplicatePolicy {
-    match DUPLICATE_POLICY.lock().map(|g| g.clone()).unwrap_or(PolicyConfig::replace) {
+    match DUPLICATE_POLICY
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or(PolicyConfig::replace)
+    {
         PolicyConfig::replace => DuplicatePolicy::Replace,
         PolicyConfig::keep => DuplicatePolicy::Keep,
         PolicyConfig::block => DuplicatePolicy::Block,

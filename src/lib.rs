@@ -12,11 +12,13 @@ pub mod ticks_type;
 pub mod util;
 
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status};
+use redis_module::{
+    redis_module, Context, InfoContext, ModuleOptions, RedisResult, RedisString, Status,
+};
 use redis_module_macros::info_command_handler;
 
-use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
 use crate::candle_type::SERIES_TYPE;
+use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
 use crate::stats::get;
 use crate::ticks_type::TICKS_TYPE;
 

@@ -19,7 +19,12 @@ pub struct Footprint {
 
 impl Footprint {
     pub fn of_series(s: &candles_core::series::Series) -> Footprint {
-        Footprint { values: 1, official: s.official_len() as i64, live: s.live_len() as i64, bytes: s.mem_usage() as i64 }
+        Footprint {
+            values: 1,
+            official: s.official_len() as i64,
+            live: s.live_len() as i64,
+            bytes: s.mem_usage() as i64,
+        }
     }
 }
 

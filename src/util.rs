@@ -27,7 +27,8 @@ pub fn as_str(arg: &RedisString) -> Result<&str, RedisError> {
 }
 
 pub fn parse_int(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
-    candles_core::candle::parse_i64(arg.as_slice()).ok_or_else(|| err(format!("{what} must be an integer")))
+    candles_core::candle::parse_i64(arg.as_slice())
+        .ok_or_else(|| err(format!("{what} must be an integer")))
 }
 
 /// A non-negative integer no larger than `max`.
@@ -49,8 +50,13 @@ pub fn parse_bound(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
 }
 
 /// The value following option `name` at `args[i]`.
-pub fn option_value<'a>(args: &'a [RedisString], i: usize, name: &str) -> Result<&'a RedisString, RedisError> {
-    args.get(i + 1).ok_or_else(|| err(format!("{name} needs a value")))
+pub fn option_value<'a>(
+    args: &'a [RedisString],
+    i: usize,
+    name: &str,
+) -> Result<&'a RedisString, RedisError> {
+    args.get(i + 1)
+        .ok_or_else(|| err(format!("{name} needs a value")))
 }
 
 pub fn bulk(s: impl Into<String>) -> RedisValue {

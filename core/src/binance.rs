@@ -52,7 +52,9 @@ pub struct Trade {
 
 fn parse_json(payload: &[u8]) -> CoreResult<Value> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(CoreError::invalid(format!("JSON payload larger than {MAX_PAYLOAD_BYTES} bytes")));
+        return Err(CoreError::invalid(format!(
+            "JSON payload larger than {MAX_PAYLOAD_BYTES} bytes"
+        )));
     }
     serde_json::from_slice(payload).map_err(|e| CoreError::invalid(format!("invalid JSON: {e}")))
 }
@@ -72,8 +74,12 @@ fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
                 .iter()
                 .enumerate()
                 .map(|(i, r)| match r {
-                    Value::Array(f) => kline_of_row(f).map_err(|e| CoreError::invalid(format!("row {i}: {e}"))),
-                    _ => Err(CoreError::invalid(format!("row {i}: a klines row is a JSON array"))),
+                    Value::Array(f) => {
+                        kline_of_row(f).map_err(|e| CoreError::invalid(format!("row {i}: {e}")))
+                    }
+                    _ => Err(CoreError::invalid(format!(
+                        "row {i}: a klines row is a JSON array"
+                    ))),
                 })
                 .collect(),
             Some(_) => Ok(vec![kline_of_row(rows)?]),
@@ -95,14 +101,19 @@ fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
             }
             Ok(vec![kline_of_k(o)?])
         }
-        _ => Err(CoreError::invalid("expected a klines array, a kline row or a kline event object")),
+        _ => Err(CoreError::invalid(
+            "expected a klines array, a kline row or a kline event object",
+        )),
     }
 }
 
 /// `[openTime, "o", "h", "l", "c", "v", closeTime, "q", trades, "V", "Q", "ignore"]`
 fn kline_of_row(f: &[Value]) -> CoreResult<Kline> {
     if f.len() < 6 || f.len() > 12 {
-        return Err(CoreError::invalid(format!("a klines row has 6 to 12 fields, got {}", f.len())));
+        return Err(CoreError::invalid(format!(
+            "a klines row has 6 to 12 fields, got {}",
+            f.len()
+        )));
     }
     let opt_dec = |i: usize, name: &str| f.get(i).map(|v| dec_of(v, name)).transpose();
     let candle = Candle {
@@ -118,12 +129,20 @@ fn kline_of_row(f: &[Value]) -> CoreResult<Kline> {
         taker_buy_base: opt_dec(9, "taker buy base volume")?,
         taker_buy_quote: opt_dec(10, "taker buy quote volume")?,
     };
-    Ok(Kline { candle, closed: None, interval: None, symbol: None })
+    Ok(Kline {
+        candle,
+        closed: None,
+        interval: None,
+        symbol: None,
+    })
 }
 
 /// The `k` object of a WebSocket kline event.
 fn kline_of_k(k: &Map<String, Value>) -> CoreResult<Kline> {
-    let req = |name: &str| k.get(name).ok_or_else(|| CoreError::invalid(format!("kline object lacks '{name}'")));
+    let req = |name: &str| {
+        k.get(name)
+            .ok_or_else(|| CoreError::invalid(format!("kline object lacks '{name}'")))
+    };
     let opt_dec = |name: &str| k.get(name).map(|v| dec_of(v, name)).transpose();
     let candle = Candle {
         open_time: int_of(req("t")?, "t")?,
@@ -149,7 +168,12 @@ fn kline_of_k(k: &Map<String, Value>) -> CoreResult<Kline> {
         Some(_) => return Err(CoreError::invalid("'i' of a kline is a string")),
     };
     let symbol = k.get("s").and_then(Value::as_str).map(str::to_owned);
-    Ok(Kline { candle, closed, interval, symbol })
+    Ok(Kline {
+        candle,
+        closed,
+        interval,
+        symbol,
+    })
 }
 
 /// Parses one WebSocket frame (combined `{"stream","data"}` or plain) for routing.
@@ -159,21 +183,31 @@ pub fn parse_stream_frame(frame: &[u8]) -> CoreResult<StreamEvent> {
         Some(d) if v.get("stream").is_some() => d,
         _ => &v,
     };
-    let Some(obj) = data.as_object() else { return Ok(StreamEvent::Other) };
+    let Some(obj) = data.as_object() else {
+        return Ok(StreamEvent::Other);
+    };
     match obj.get("e").and_then(Value::as_str) {
         Some("kline") => {
             let mut ks = klines_of(data)?;
-            ks.pop().map(StreamEvent::Kline).ok_or_else(|| CoreError::invalid("empty kline event"))
+            ks.pop()
+                .map(StreamEvent::Kline)
+                .ok_or_else(|| CoreError::invalid("empty kline event"))
         }
         Some(e @ ("aggTrade" | "trade")) => {
-            let req = |name: &str| obj.get(name).ok_or_else(|| CoreError::invalid(format!("{e} event lacks '{name}'")));
+            let req = |name: &str| {
+                obj.get(name)
+                    .ok_or_else(|| CoreError::invalid(format!("{e} event lacks '{name}'")))
+            };
             let id_field = if e == "aggTrade" { "a" } else { "t" };
             Ok(StreamEvent::Trade(Trade {
                 symbol: req("s")?.as_str().unwrap_or_default().to_owned(),
                 price: dec_of(req("p")?, "p")?,
                 qty: dec_of(req("q")?, "q")?,
                 time: int_of(req("T")?, "T")?,
-                id: obj.get(id_field).map(|v| uint_of(v, id_field)).transpose()?,
+                id: obj
+                    .get(id_field)
+                    .map(|v| uint_of(v, id_field))
+                    .transpose()?,
                 buyer_is_maker: obj.get("m").and_then(Value::as_bool),
                 raw: data.clone(),
             }))
@@ -187,17 +221,21 @@ pub fn dec_of(v: &Value, name: &str) -> CoreResult<Dec> {
     match v {
         Value::String(s) => Dec::parse(s),
         Value::Number(n) => Dec::parse(&n.to_string()),
-        _ => Err(CoreError::invalid(format!("{name} must be a decimal string or number"))),
+        _ => Err(CoreError::invalid(format!(
+            "{name} must be a decimal string or number"
+        ))),
     }
     .map_err(|e| CoreError::invalid(format!("{name}: {e}")))
 }
 
 pub fn int_of(v: &Value, name: &str) -> CoreResult<i64> {
-    v.as_i64().ok_or_else(|| CoreError::invalid(format!("{name} must be an integer")))
+    v.as_i64()
+        .ok_or_else(|| CoreError::invalid(format!("{name} must be an integer")))
 }
 
 fn uint_of(v: &Value, name: &str) -> CoreResult<u64> {
-    v.as_u64().ok_or_else(|| CoreError::invalid(format!("{name} must be a non-negative integer")))
+    v.as_u64()
+        .ok_or_else(|| CoreError::invalid(format!("{name} must be a non-negative integer")))
 }
 
 #[cfg(test)]
@@ -251,9 +289,19 @@ mod tests {
     #[test]
     fn bad_payloads_are_errors() {
         for p in [
-            "", "{", "null", "1", "\"x\"", "[1,2]", "[[1,2,3]]", r#"[60000,"a","1","1","1","1"]"#,
-            r#"{"e":"trade","k":{}}"#, r#"{"t":60000}"#, r#"[60000.5,"1","1","1","1","1"]"#,
-            r#"[[60000,"1","1","1","1","1"], 5]"#, r#"{"k":{"t":60000,"o":"1","h":"1","l":"1","c":"1","v":"1","x":"no"}}"#,
+            "",
+            "{",
+            "null",
+            "1",
+            "\"x\"",
+            "[1,2]",
+            "[[1,2,3]]",
+            r#"[60000,"a","1","1","1","1"]"#,
+            r#"{"e":"trade","k":{}}"#,
+            r#"{"t":60000}"#,
+            r#"[60000.5,"1","1","1","1","1"]"#,
+            r#"[[60000,"1","1","1","1","1"], 5]"#,
+            r#"{"k":{"t":60000,"o":"1","h":"1","l":"1","c":"1","v":"1","x":"no"}}"#,
         ] {
             assert!(parse_klines(p.as_bytes()).is_err(), "{p}");
         }
@@ -274,6 +322,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"1","A":"1"}}"#;
-        assert_eq!(parse_stream_frame(book.as_bytes()).unwrap(), StreamEvent::Other);
+        assert_eq!(
+            parse_stream_frame(book.as_bytes()).unwrap(),
+            StreamEvent::Other
+        );
     }
 }

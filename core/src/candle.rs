@@ -55,7 +55,8 @@ impl Candle {
 
     /// The close time Binance would report: given, or the last ms of the bucket.
     pub fn effective_close_time(&self, interval: Interval) -> i64 {
-        self.close_time.unwrap_or_else(|| interval.close_time(self.open_time))
+        self.close_time
+            .unwrap_or_else(|| interval.close_time(self.open_time))
     }
 
     /// Rejects what no exchange could send: misaligned time, negative values, high below the
@@ -75,14 +76,22 @@ impl Candle {
         ];
         for (name, v) in named {
             if v.is_some_and(|v| v.is_negative()) {
-                return Err(CoreError::invalid(format!("candle at {t}: {name} is negative")));
+                return Err(CoreError::invalid(format!(
+                    "candle at {t}: {name} is negative"
+                )));
             }
         }
         if self.high < self.open.max(self.close) {
-            return Err(CoreError::invalid(format!("candle at {t}: high {} is below max(open, close)", self.high)));
+            return Err(CoreError::invalid(format!(
+                "candle at {t}: high {} is below max(open, close)",
+                self.high
+            )));
         }
         if self.low > self.open.min(self.close) {
-            return Err(CoreError::invalid(format!("candle at {t}: low {} is above min(open, close)", self.low)));
+            return Err(CoreError::invalid(format!(
+                "candle at {t}: low {} is above min(open, close)",
+                self.low
+            )));
         }
         if let Some(ct) = self.close_time {
             if ct < t || ct >= interval.next(t) {
@@ -107,12 +116,20 @@ impl Candle {
 
 /// Parses an integer ms timestamp.
 pub fn parse_time(b: &[u8]) -> CoreResult<i64> {
-    parse_i64(b).ok_or_else(|| CoreError::invalid(format!("invalid timestamp '{}'", String::from_utf8_lossy(b))))
+    parse_i64(b).ok_or_else(|| {
+        CoreError::invalid(format!(
+            "invalid timestamp '{}'",
+            String::from_utf8_lossy(b)
+        ))
+    })
 }
 
 /// Strict base-10 i64: optional '-', digits only.
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    std::str::from_utf8(b).ok().filter(|s| !s.starts_with('+')).and_then(|s| s.parse::<i64>().ok())
+    std::str::from_utf8(b)
+        .ok()
+        .filter(|s| !s.starts_with('+'))
+        .and_then(|s| s.parse::<i64>().ok())
 }
 
 #[cfg(test)]
@@ -130,7 +147,9 @@ mod tests {
         assert!(c(60_000, "1", "2", "0.5", "1.5", "10").validate(i).is_ok());
         assert!(c(60_000, "1", "1", "1", "1", "0").validate(i).is_ok());
         assert!(c(60_001, "1", "2", "0.5", "1.5", "10").validate(i).is_err());
-        assert!(c(60_000, "1", "1.4", "0.5", "1.5", "10").validate(i).is_err());
+        assert!(c(60_000, "1", "1.4", "0.5", "1.5", "10")
+            .validate(i)
+            .is_err());
         assert!(c(60_000, "1", "2", "1.1", "1.5", "10").validate(i).is_err());
         assert!(c(60_000, "1", "2", "0.5", "1.5", "-1").validate(i).is_err());
         let mut x = c(60_000, "1", "2", "0.5", "1.5", "10");
@@ -154,9 +173,18 @@ mod tests {
     #[test]
     fn folds_trades_exactly() {
         let mut x = c(60_000, "10", "10", "10", "10", "0.1");
-        x.fold_trade(Dec::parse("12").unwrap(), Dec::parse("0.2").unwrap()).unwrap();
-        x.fold_trade(Dec::parse("9.5").unwrap(), Dec::parse("0.0001").unwrap()).unwrap();
-        assert_eq!((x.high.to_string(), x.low.to_string(), x.close.to_string(), x.volume.to_string()),
-            ("12".into(), "9.5".into(), "9.5".into(), "0.3001".into()));
+        x.fold_trade(Dec::parse("12").unwrap(), Dec::parse("0.2").unwrap())
+            .unwrap();
+        x.fold_trade(Dec::parse("9.5").unwrap(), Dec::parse("0.0001").unwrap())
+            .unwrap();
+        assert_eq!(
+            (
+                x.high.to_string(),
+                x.low.to_string(),
+                x.close.to_string(),
+                x.volume.to_string()
+            ),
+            ("12".into(), "9.5".into(), "9.5".into(), "0.3001".into())
+        );
     }
 }

@@ -227,7 +227,9 @@ impl ChunkedStore {
     /// (every `TAIL_MAX` candles).
     pub fn put_all(&mut self, cs: &[Candle]) {
         let appends = cs.windows(2).all(|w| w[0].open_time < w[1].open_time)
-            && cs.first().is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
+            && cs
+                .first()
+                .is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
         if !appends || cs.len() < 2 * TAIL_MAX {
             for c in cs {
                 self.put(c.clone());
@@ -252,7 +254,12 @@ impl ChunkedStore {
                     None => self.chunks.last().map(|ch| ch.n as usize),
                 };
                 if last_n.is_some_and(|n| n + block.len() <= CHUNK_MAX) {
-                    let (v, _) = open.get_or_insert_with(|| (self.chunks.last().map(Chunk::candles).unwrap_or_default(), true));
+                    let (v, _) = open.get_or_insert_with(|| {
+                        (
+                            self.chunks.last().map(Chunk::candles).unwrap_or_default(),
+                            true,
+                        )
+                    });
                     v.extend_from_slice(block);
                 } else {
                     if let Some((v, in_chunks)) = open.take() {
@@ -416,7 +423,11 @@ impl ChunkedStore {
             n -= ch.n as usize;
             whole += 1;
         }
-        self.chunk_bytes -= self.chunks.drain(..whole).map(|ch| ch.data.len()).sum::<usize>();
+        self.chunk_bytes -= self
+            .chunks
+            .drain(..whole)
+            .map(|ch| ch.data.len())
+            .sum::<usize>();
         if n > 0 {
             if let Some(ch) = self.chunks.first_mut() {
                 let cs = ch.candles();
@@ -446,8 +457,13 @@ impl ChunkedStore {
 
     /// Heap bytes held: the chunk index, every chunk's bytes and the tail buffer.
     pub fn mem_usage(&self) -> usize {
-        debug_assert_eq!(self.chunk_bytes, self.chunks.iter().map(|ch| ch.data.len()).sum::<usize>());
-        self.chunks.capacity() * std::mem::size_of::<Chunk>() + self.chunk_bytes + self.tail.capacity()
+        debug_assert_eq!(
+            self.chunk_bytes,
+            self.chunks.iter().map(|ch| ch.data.len()).sum::<usize>()
+        );
+        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+            + self.chunk_bytes
+            + self.tail.capacity()
     }
 
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.

@@ -171,15 +171,47 @@ pub fn get_candle(r: &mut Reader<'_>) -> CoreResult<Candle> {
     let open_time = r.i64()?;
     let (open, high, low, close, volume) = (r.dec()?, r.dec()?, r.dec()?, r.dec()?, r.dec()?);
     let close_time = if flags & HAS_CLOSE_TIME != 0 {
-        Some(open_time.checked_add(r.i64()?).ok_or_else(|| CoreError::corrupt("close time overflow"))?)
+        Some(
+            open_time
+                .checked_add(r.i64()?)
+                .ok_or_else(|| CoreError::corrupt("close time overflow"))?,
+        )
     } else {
         None
     };
-    let quote_volume = if flags & HAS_QUOTE_VOLUME != 0 { Some(r.dec()?) } else { None };
-    let trades = if flags & HAS_TRADES != 0 { Some(r.u64()?) } else { None };
-    let taker_buy_base = if flags & HAS_TAKER_BASE != 0 { Some(r.dec()?) } else { None };
-    let taker_buy_quote = if flags & HAS_TAKER_QUOTE != 0 { Some(r.dec()?) } else { None };
-    Ok(Candle { open_time, open, high, low, close, volume, close_time, quote_volume, trades, taker_buy_base, taker_buy_quote })
+    let quote_volume = if flags & HAS_QUOTE_VOLUME != 0 {
+        Some(r.dec()?)
+    } else {
+        None
+    };
+    let trades = if flags & HAS_TRADES != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
+    let taker_buy_base = if flags & HAS_TAKER_BASE != 0 {
+        Some(r.dec()?)
+    } else {
+        None
+    };
+    let taker_buy_quote = if flags & HAS_TAKER_QUOTE != 0 {
+        Some(r.dec()?)
+    } else {
+        None
+    };
+    Ok(Candle {
+        open_time,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        close_time,
+        quote_volume,
+        trades,
+        taker_buy_base,
+        taker_buy_quote,
+    })
 }
 
 #[cfg(test)]

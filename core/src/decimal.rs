@@ -45,7 +45,10 @@ impl Dec {
     }
 
     pub fn from_int(v: i64) -> Dec {
-        Dec { mant: v as i128, scale: 0 }
+        Dec {
+            mant: v as i128,
+            scale: 0,
+        }
     }
 
     pub fn mantissa(&self) -> i128 {
@@ -75,7 +78,8 @@ impl Dec {
     }
 
     pub fn parse_bytes(b: &[u8]) -> CoreResult<Dec> {
-        let bad = || CoreError::invalid(format!("invalid decimal '{}'", String::from_utf8_lossy(b)));
+        let bad =
+            || CoreError::invalid(format!("invalid decimal '{}'", String::from_utf8_lossy(b)));
         let (neg, rest) = match b.first() {
             Some(b'-') => (true, &b[1..]),
             Some(_) => (false, b),
@@ -98,7 +102,8 @@ impl Dec {
         }
         // Trailing fractional zeros are checked and counted like every digit, but not
         // accumulated: the value is the same and the i128 strip loop below has less to do.
-        let frac_keep = frac_part.len() - frac_part.iter().rev().take_while(|&&c| c == b'0').count();
+        let frac_keep =
+            frac_part.len() - frac_part.iter().rev().take_while(|&&c| c == b'0').count();
         let keep = int_part.len() + frac_keep;
         let mut digits = 0usize;
         for &c in int_part.iter().chain(frac_part.iter()) {
@@ -132,7 +137,9 @@ impl Dec {
             if edigits.is_empty() || edigits.len() > 3 || !edigits.iter().all(u8::is_ascii_digit) {
                 return Err(bad());
             }
-            let ev: i64 = edigits.iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
+            let ev: i64 = edigits
+                .iter()
+                .fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
             scale += if eneg { ev } else { -ev };
         }
         // Strip trailing zeros before range checks so "1.000000000000000000000000000" is fine.
@@ -157,7 +164,10 @@ impl Dec {
                 String::from_utf8_lossy(b)
             )));
         }
-        Ok(Dec { mant: if neg { -mant } else { mant }, scale: scale as u8 })
+        Ok(Dec {
+            mant: if neg { -mant } else { mant },
+            scale: scale as u8,
+        })
     }
 
     /// Exact sum; an error instead of overflow.
@@ -167,7 +177,9 @@ impl Dec {
         let b = other.rescaled(scale);
         match (a, b) {
             (Some(a), Some(b)) => match a.checked_add(b) {
-                Some(m) if m.unsigned_abs() < POW10[MAX_DIGITS + 1] as u128 => Ok(Dec { mant: m, scale }.normalized()),
+                Some(m) if m.unsigned_abs() < POW10[MAX_DIGITS + 1] as u128 => {
+                    Ok(Dec { mant: m, scale }.normalized())
+                }
                 _ => Err(CoreError::invalid("decimal sum out of range")),
             },
             _ => Err(CoreError::invalid("decimal sum out of range")),
@@ -179,10 +191,18 @@ impl Dec {
     }
 
     pub fn max(self, other: Dec) -> Dec {
-        if other > self { other } else { self }
+        if other > self {
+            other
+        } else {
+            self
+        }
     }
     pub fn min(self, other: Dec) -> Dec {
-        if other < self { other } else { self }
+        if other < self {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -195,8 +215,20 @@ impl Ord for Dec {
         match (self.rescaled(scale), other.rescaled(scale)) {
             (Some(a), Some(b)) => a.cmp(&b),
             // Overflow while aligning means that side's magnitude exceeds the other's.
-            (None, _) => if self.mant < 0 { Ordering::Less } else { Ordering::Greater },
-            (_, None) => if other.mant < 0 { Ordering::Greater } else { Ordering::Less },
+            (None, _) => {
+                if self.mant < 0 {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (_, None) => {
+                if other.mant < 0 {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
         }
     }
 }
@@ -281,7 +313,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "-", "abc", "1.2.3", "NaN", "inf", "-inf", "1,5", " 1", "1 ", "+1", ".5", "1.", "1e", "1e1000", "0x10", "1e-99"] {
+        for s in [
+            "", "-", "abc", "1.2.3", "NaN", "inf", "-inf", "1,5", " 1", "1 ", "+1", ".5", "1.",
+            "1e", "1e1000", "0x10", "1e-99",
+        ] {
             assert!(Dec::parse(s).is_err(), "{s:?} should fail");
         }
         assert!(Dec::parse(&"9".repeat(40)).is_err());
@@ -306,7 +341,13 @@ mod tests {
             v = v.checked_add(d("0.1")).unwrap();
         }
         assert_eq!(v.to_string(), "1");
-        assert_eq!(d("0.00012").checked_add(d("3.5")).unwrap().to_string(), "3.50012");
-        assert!(Dec::new(10i128.pow(36), 0).unwrap().checked_add(Dec::new(9 * 10i128.pow(36), 0).unwrap()).is_err());
+        assert_eq!(
+            d("0.00012").checked_add(d("3.5")).unwrap().to_string(),
+            "3.50012"
+        );
+        assert!(Dec::new(10i128.pow(36), 0)
+            .unwrap()
+            .checked_add(Dec::new(9 * 10i128.pow(36), 0).unwrap())
+            .is_err());
     }
 }

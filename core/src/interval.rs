@@ -56,11 +56,14 @@ pub const ALL: [Interval; 16] = [
 impl Interval {
     /// Binance spelling; case matters (`1m` is a minute, `1M` a month).
     pub fn parse(s: &str) -> CoreResult<Interval> {
-        ALL.iter().copied().find(|i| i.as_str() == s).ok_or_else(|| {
-            CoreError::invalid(format!(
+        ALL.iter()
+            .copied()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid(format!(
                 "unknown interval '{s}' (one of 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"
             ))
-        })
+            })
     }
 
     pub fn as_str(self) -> &'static str {
@@ -162,7 +165,9 @@ impl Interval {
     /// Checks an open time: inside the supported range and aligned to this interval.
     pub fn check_open_time(self, t: i64) -> CoreResult<()> {
         if !(0..=MAX_TIME).contains(&t) {
-            return Err(CoreError::invalid(format!("time {t} is out of range (0..={MAX_TIME} ms)")));
+            return Err(CoreError::invalid(format!(
+                "time {t} is out of range (0..={MAX_TIME} ms)"
+            )));
         }
         if !self.is_aligned(t) {
             return Err(CoreError::invalid(format!(

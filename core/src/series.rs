@@ -32,7 +32,9 @@ impl DuplicatePolicy {
             "REPLACE" => Ok(Self::Replace),
             "KEEP" => Ok(Self::Keep),
             "BLOCK" => Ok(Self::Block),
-            _ => Err(CoreError::invalid(format!("unknown DUPLICATE_POLICY '{s}' (REPLACE, KEEP or BLOCK)"))),
+            _ => Err(CoreError::invalid(format!(
+                "unknown DUPLICATE_POLICY '{s}' (REPLACE, KEEP or BLOCK)"
+            ))),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -46,7 +48,9 @@ impl DuplicatePolicy {
         self as u8
     }
     fn from_code(c: u8) -> Option<Self> {
-        [Self::Replace, Self::Keep, Self::Block].get(c as usize).copied()
+        [Self::Replace, Self::Keep, Self::Block]
+            .get(c as usize)
+            .copied()
     }
 }
 
@@ -64,10 +68,14 @@ pub struct Settings {
 impl Settings {
     pub fn validate(&self) -> CoreResult<()> {
         if self.live_max == 0 || self.live_max > LIVE_MAX_LIMIT {
-            return Err(CoreError::invalid(format!("LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}")));
+            return Err(CoreError::invalid(format!(
+                "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
+            )));
         }
         if self.live_ttl_s > LIVE_TTL_LIMIT {
-            return Err(CoreError::invalid(format!("LIVE_TTL must be between 0 and {LIVE_TTL_LIMIT} seconds")));
+            return Err(CoreError::invalid(format!(
+                "LIVE_TTL must be between 0 and {LIVE_TTL_LIMIT} seconds"
+            )));
         }
         if self.retention > i64::MAX as u64 {
             return Err(CoreError::invalid("RETENTION out of range"));
@@ -114,7 +122,10 @@ pub struct Effect {
 
 impl Effect {
     pub fn is_empty(&self) -> bool {
-        self.create.is_none() && self.official.is_empty() && self.live_drop.is_empty() && self.live_put.is_empty()
+        self.create.is_none()
+            && self.official.is_empty()
+            && self.live_drop.is_empty()
+            && self.live_put.is_empty()
     }
 }
 
@@ -152,7 +163,11 @@ pub struct Series {
 
 impl Series {
     pub fn new(settings: Settings) -> Series {
-        Series { settings, official: OfficialStore::new(), live: BTreeMap::new() }
+        Series {
+            settings,
+            official: OfficialStore::new(),
+            live: BTreeMap::new(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -173,11 +188,18 @@ impl Series {
     }
 
     fn is_live_fresh(&self, l: &LiveCandle, now_ms: i64) -> bool {
-        self.settings.live_ttl_s == 0 || l.updated_ms.saturating_add(self.settings.live_ttl_s as i64 * 1000) > now_ms
+        self.settings.live_ttl_s == 0
+            || l.updated_ms
+                .saturating_add(self.settings.live_ttl_s as i64 * 1000)
+                > now_ms
     }
 
     fn expired_live(&self, now_ms: i64) -> Vec<i64> {
-        self.live.values().filter(|l| !self.is_live_fresh(l, now_ms)).map(|l| l.candle.open_time).collect()
+        self.live
+            .values()
+            .filter(|l| !self.is_live_fresh(l, now_ms))
+            .map(|l| l.candle.open_time)
+            .collect()
     }
 
     /// R1–R4: adds official candles. The whole batch is validated (and, under `BLOCK`,
@@ -186,13 +208,17 @@ impl Series {
         let interval = self.interval();
         for (i, inc) in batch.iter().enumerate() {
             inc.candle.validate(interval).map_err(|e| {
-                if batch.len() > 1 { CoreError::invalid(format!("candle #{i}: {e}")) } else { e }
+                if batch.len() > 1 {
+                    CoreError::invalid(format!("candle #{i}: {e}"))
+                } else {
+                    e
+                }
             })?;
         }
         // R4: a forming candle (x=false, or closing in the future) is never official.
-        let (official, forming): (Vec<&Incoming>, Vec<&Incoming>) = batch
-            .iter()
-            .partition(|inc| inc.closed != Some(false) && inc.candle.effective_close_time(interval) <= now_ms);
+        let (official, forming): (Vec<&Incoming>, Vec<&Incoming>) = batch.iter().partition(|inc| {
+            inc.closed != Some(false) && inc.candle.effective_close_time(interval) <= now_ms
+        });
 
         let mut pending: HashMap<i64, &Candle> = HashMap::new();
         let mut order: Vec<i64> = Vec::new();
@@ -200,7 +226,11 @@ impl Series {
             let c = &inc.candle;
             let t = c.open_time;
             // Appends (the common case) skip the lookup.
-            let stored = if self.official.last_time().is_some_and(|n| t <= n) { self.official.get(t) } else { None };
+            let stored = if self.official.last_time().is_some_and(|n| t <= n) {
+                self.official.get(t)
+            } else {
+                None
+            };
             let prev = pending.get(&t).copied().or(stored.as_ref());
             match prev {
                 Some(p) if p == c => continue,
@@ -217,11 +247,19 @@ impl Series {
             }
         }
         let mut effect = Effect {
-            official: order.iter().filter_map(|t| pending.get(t).map(|c| (*c).clone())).collect(),
+            official: order
+                .iter()
+                .filter_map(|t| pending.get(t).map(|c| (*c).clone()))
+                .collect(),
             ..Effect::default()
         };
 
-        let newest_official = self.official.last_time().into_iter().chain(order.iter().copied()).max();
+        let newest_official = self
+            .official
+            .last_time()
+            .into_iter()
+            .chain(order.iter().copied())
+            .max();
         let mut routed_live = 0;
         for inc in &forming {
             let t = inc.candle.open_time;
@@ -230,10 +268,17 @@ impl Series {
             }
             routed_live += 1;
             effect.live_put.retain(|l| l.candle.open_time != t);
-            effect.live_put.push(LiveCandle { candle: inc.candle.clone(), updated_ms: now_ms });
+            effect.live_put.push(LiveCandle {
+                candle: inc.candle.clone(),
+                updated_ms: now_ms,
+            });
         }
         if effect.is_empty() {
-            return Ok(OfficialOutcome { changed: 0, routed_live, effect });
+            return Ok(OfficialOutcome {
+                changed: 0,
+                routed_live,
+                effect,
+            });
         }
         effect.live_drop = self.expired_live(now_ms);
         self.apply(&effect);
@@ -241,12 +286,24 @@ impl Series {
         // as given unless RETENTION dropped it as one of the oldest: count the survivors
         // without reading them back (a read decodes a whole chunk).
         let first = self.official.first_time();
-        let changed = effect.official.iter().filter(|c| first.is_some_and(|f| c.open_time >= f)).count();
+        let changed = effect
+            .official
+            .iter()
+            .filter(|c| first.is_some_and(|f| c.open_time >= f))
+            .count();
         debug_assert_eq!(
             changed,
-            effect.official.iter().filter(|c| self.official.get(c.open_time).as_ref() == Some(c)).count()
+            effect
+                .official
+                .iter()
+                .filter(|c| self.official.get(c.open_time).as_ref() == Some(c))
+                .count()
         );
-        Ok(OfficialOutcome { changed, routed_live, effect })
+        Ok(OfficialOutcome {
+            changed,
+            routed_live,
+            effect,
+        })
     }
 
     /// R2/R5: replaces the live candle at its open time with these absolute values.
@@ -255,13 +312,27 @@ impl Series {
         if self.official_blocks(candle.open_time) {
             return Ok(LiveOutcome::default());
         }
-        self.write_live(LiveCandle { candle, updated_ms: now_ms }, now_ms)
+        self.write_live(
+            LiveCandle {
+                candle,
+                updated_ms: now_ms,
+            },
+            now_ms,
+        )
     }
 
     /// R7: folds a trade into the live candle of its bucket.
-    pub fn live_tick(&mut self, time: i64, price: Dec, qty: Dec, now_ms: i64) -> CoreResult<LiveOutcome> {
+    pub fn live_tick(
+        &mut self,
+        time: i64,
+        price: Dec,
+        qty: Dec,
+        now_ms: i64,
+    ) -> CoreResult<LiveOutcome> {
         if !(0..=MAX_TIME).contains(&time) {
-            return Err(CoreError::invalid(format!("time {time} is out of range (0..={MAX_TIME} ms)")));
+            return Err(CoreError::invalid(format!(
+                "time {time} is out of range (0..={MAX_TIME} ms)"
+            )));
         }
         if price.is_negative() || qty.is_negative() {
             return Err(CoreError::invalid("price and qty must not be negative"));
@@ -286,7 +357,13 @@ impl Series {
             }
             None => Candle::ohlcv(t, price, price, price, price, qty),
         };
-        self.write_live(LiveCandle { candle, updated_ms: now_ms }, now_ms)
+        self.write_live(
+            LiveCandle {
+                candle,
+                updated_ms: now_ms,
+            },
+            now_ms,
+        )
     }
 
     /// R2: an official at `t`, or a newer one, blocks live writes at `t`. Any official at
@@ -296,11 +373,17 @@ impl Series {
     }
 
     fn write_live(&mut self, live: LiveCandle, now_ms: i64) -> CoreResult<LiveOutcome> {
-        let mut effect = Effect { live_drop: self.expired_live(now_ms), ..Effect::default() };
+        let mut effect = Effect {
+            live_drop: self.expired_live(now_ms),
+            ..Effect::default()
+        };
         effect.live_drop.retain(|t| *t != live.candle.open_time);
         effect.live_put.push(live);
         self.apply(&effect);
-        Ok(LiveOutcome { changed: true, effect })
+        Ok(LiveOutcome {
+            changed: true,
+            effect,
+        })
     }
 
     /// Applies an effect, then the invariants every state keeps: no live candle at or before
@@ -333,7 +416,13 @@ impl Series {
 
     /// R6: for every open time in `[from, to]`, the official candle, else a fresh live one,
     /// ascending; with `count`, only the newest `count`.
-    pub fn range_merged(&self, from: i64, to: i64, count: Option<usize>, now_ms: i64) -> Vec<(Candle, Kind)> {
+    pub fn range_merged(
+        &self,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        now_ms: i64,
+    ) -> Vec<(Candle, Kind)> {
         if from > to || count == Some(0) {
             return Vec::new();
         }
@@ -354,7 +443,11 @@ impl Series {
                 (None, Some(_)) => true,
                 (Some(o), Some(l)) => l.open_time < o.open_time,
             };
-            let next = if take_live { live.next().map(|c| (c, Kind::Live)) } else { off.next().map(|c| (c, Kind::Official)) };
+            let next = if take_live {
+                live.next().map(|c| (c, Kind::Live))
+            } else {
+                off.next().map(|c| (c, Kind::Official))
+            };
             out.extend(next);
         }
         if let Some(n) = count {
@@ -367,7 +460,11 @@ impl Series {
 
     /// The fresh live candles, oldest first.
     pub fn live_candles(&self, now_ms: i64) -> Vec<Candle> {
-        self.live.values().filter(|l| self.is_live_fresh(l, now_ms)).map(|l| l.candle.clone()).collect()
+        self.live
+            .values()
+            .filter(|l| self.is_live_fresh(l, now_ms))
+            .map(|l| l.candle.clone())
+            .collect()
     }
 
     /// Stored live candles with their update times (expired ones included), oldest first.
@@ -401,7 +498,8 @@ impl Series {
     pub fn mem_usage(&self) -> usize {
         std::mem::size_of::<Series>()
             + self.official.mem_usage()
-            + self.live.len() * (std::mem::size_of::<LiveCandle>() + std::mem::size_of::<i64>() + 16)
+            + self.live.len()
+                * (std::mem::size_of::<LiveCandle>() + std::mem::size_of::<i64>() + 16)
     }
 
     /// Encodes the whole series (versioned) for RDB, DUMP and AOF rewrite.
@@ -419,7 +517,9 @@ impl Series {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
         if v != SNAPSHOT_VERSION {
-            return Err(CoreError::corrupt(format!("unknown series encoding version {v}")));
+            return Err(CoreError::corrupt(format!(
+                "unknown series encoding version {v}"
+            )));
         }
         let settings = get_settings(&mut r)?;
         let mut s = Series::new(settings);
@@ -436,7 +536,9 @@ impl Series {
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after series"));
         }
-        if s.live.len() as u64 > settings.live_max || (settings.retention > 0 && s.official.len() as u64 > settings.retention) {
+        if s.live.len() as u64 > settings.live_max
+            || (settings.retention > 0 && s.official.len() as u64 > settings.retention)
+        {
             return Err(CoreError::corrupt("series exceeds its own limits"));
         }
         Ok(s)
@@ -447,7 +549,8 @@ const SNAPSHOT_VERSION: u8 = 1;
 const EFFECT_VERSION: u8 = 1;
 
 fn check_decoded(c: &Candle, i: Interval, last: &mut Option<i64>) -> CoreResult<()> {
-    c.validate(i).map_err(|e| CoreError::corrupt(format!("stored candle invalid: {e}")))?;
+    c.validate(i)
+        .map_err(|e| CoreError::corrupt(format!("stored candle invalid: {e}")))?;
     if last.is_some_and(|l| c.open_time <= l) {
         return Err(CoreError::corrupt("stored candles out of order"));
     }
@@ -464,10 +567,19 @@ fn put_settings(out: &mut Vec<u8>, s: &Settings) {
 }
 
 fn get_settings(r: &mut Reader<'_>) -> CoreResult<Settings> {
-    let interval = Interval::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown interval code"))?;
-    let policy = DuplicatePolicy::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown policy code"))?;
-    let s = Settings { interval, policy, retention: r.u64()?, live_ttl_s: r.u64()?, live_max: r.u64()? };
-    s.validate().map_err(|e| CoreError::corrupt(format!("bad settings: {e}")))?;
+    let interval =
+        Interval::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown interval code"))?;
+    let policy = DuplicatePolicy::from_code(r.u8()?)
+        .ok_or_else(|| CoreError::corrupt("unknown policy code"))?;
+    let s = Settings {
+        interval,
+        policy,
+        retention: r.u64()?,
+        live_ttl_s: r.u64()?,
+        live_max: r.u64()?,
+    };
+    s.validate()
+        .map_err(|e| CoreError::corrupt(format!("bad settings: {e}")))?;
     Ok(s)
 }
 
@@ -484,7 +596,10 @@ fn get_live(r: &mut Reader<'_>) -> CoreResult<Vec<LiveCandle>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let updated_ms = r.i64()?;
-        v.push(LiveCandle { updated_ms, candle: codec::get_candle(r)? });
+        v.push(LiveCandle {
+            updated_ms,
+            candle: codec::get_candle(r)?,
+        });
     }
     Ok(v)
 }
@@ -516,7 +631,9 @@ impl Effect {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
         if v != EFFECT_VERSION {
-            return Err(CoreError::corrupt(format!("unknown effect encoding version {v}")));
+            return Err(CoreError::corrupt(format!(
+                "unknown effect encoding version {v}"
+            )));
         }
         let create = match r.u8()? {
             0 => None,
@@ -537,12 +654,21 @@ impl Effect {
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after effect"));
         }
-        Ok(Effect { create, official, live_drop, live_put })
+        Ok(Effect {
+            create,
+            official,
+            live_drop,
+            live_put,
+        })
     }
 
     /// Checks every candle against the series' interval before the effect is applied.
     pub fn validate(&self, interval: Interval) -> CoreResult<()> {
-        for c in self.official.iter().chain(self.live_put.iter().map(|l| &l.candle)) {
+        for c in self
+            .official
+            .iter()
+            .chain(self.live_put.iter().map(|l| &l.candle))
+        {
             c.validate(interval)?;
         }
         Ok(())

@@ -1,21 +1,33 @@
 use super::*;
 use crate::binance::{parse_klines, parse_stream_frame, StreamEvent};
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/binance/");
+const FIX: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/binance/"
+);
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIX}{name}")).unwrap()
 }
 
 fn settings(interval: Interval) -> Settings {
-    Settings { interval, retention: 0, live_ttl_s: 86_400, live_max: 64, policy: DuplicatePolicy::Replace }
+    Settings {
+        interval,
+        retention: 0,
+        live_ttl_s: 86_400,
+        live_max: 64,
+        policy: DuplicatePolicy::Replace,
+    }
 }
 
 fn rest_1m() -> Vec<Incoming> {
     parse_klines(&fixture("rest_klines_BTCUSDT_1m_limit1000.json"))
         .unwrap()
         .into_iter()
-        .map(|k| Incoming { candle: k.candle, closed: k.closed })
+        .map(|k| Incoming {
+            candle: k.candle,
+            closed: k.closed,
+        })
         .collect()
 }
 
@@ -28,7 +40,10 @@ fn c(t: i64, o: &str, h: &str, l: &str, cl: &str, v: &str) -> Candle {
 }
 
 fn off(c: Candle) -> Incoming {
-    Incoming { candle: c, closed: None }
+    Incoming {
+        candle: c,
+        closed: None,
+    }
 }
 
 const FAR: i64 = 4_000_000_000_000; // 2096: every fixture candle is closed by then.
@@ -69,29 +84,57 @@ fn r4_forming_last_row_is_stored_live_then_official_wins() {
     // Later the closed candle arrives (corrected values): official, live dropped.
     let mut closed = last.clone();
     closed.volume = d("99.5");
-    let out = s.add_official(&[off(closed.clone())], last.open_time + 61_000).unwrap();
+    let out = s
+        .add_official(&[off(closed.clone())], last.open_time + 61_000)
+        .unwrap();
     assert_eq!(out.changed, 1);
     assert_eq!(s.live_len(), 0);
-    assert_eq!(s.range_merged(i64::MIN, i64::MAX, Some(1), now)[0], (closed, Kind::Official));
+    assert_eq!(
+        s.range_merged(i64::MIN, i64::MAX, Some(1), now)[0],
+        (closed, Kind::Official)
+    );
 }
 
 #[test]
 fn r4_ws_frames_from_capture() {
     let mut s = Series::new(settings(Interval::M1));
     let mut last_closed = None;
-    for line in String::from_utf8(fixture("ws_kline_1m_combined.jsonl")).unwrap().lines() {
+    for line in String::from_utf8(fixture("ws_kline_1m_combined.jsonl"))
+        .unwrap()
+        .lines()
+    {
         if !line.contains("btcusdt@kline_1m") {
             continue;
         }
-        let StreamEvent::Kline(k) = parse_stream_frame(line.as_bytes()).unwrap() else { panic!() };
-        let event_time: i64 = serde_json::from_str::<serde_json::Value>(line).unwrap()["data"]["E"].as_i64().unwrap();
+        let StreamEvent::Kline(k) = parse_stream_frame(line.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let event_time: i64 = serde_json::from_str::<serde_json::Value>(line).unwrap()["data"]["E"]
+            .as_i64()
+            .unwrap();
         if k.closed == Some(true) {
             last_closed = Some(k.candle.clone());
-            let out = s.add_official(&[Incoming { candle: k.candle, closed: k.closed }], event_time).unwrap();
+            let out = s
+                .add_official(
+                    &[Incoming {
+                        candle: k.candle,
+                        closed: k.closed,
+                    }],
+                    event_time,
+                )
+                .unwrap();
             assert_eq!(out.changed, 1);
         } else {
             // x=false sent as official is rerouted to live (R4).
-            let out = s.add_official(&[Incoming { candle: k.candle.clone(), closed: k.closed }], event_time).unwrap();
+            let out = s
+                .add_official(
+                    &[Incoming {
+                        candle: k.candle.clone(),
+                        closed: k.closed,
+                    }],
+                    event_time,
+                )
+                .unwrap();
             assert_eq!(out.changed, 0);
             assert_eq!(s.live_candles(event_time).last(), Some(&k.candle));
         }
@@ -107,10 +150,23 @@ fn r4_ws_frames_from_capture() {
 #[test]
 fn r2_live_update_ignored_for_official_or_older_times() {
     let mut s = Series::new(settings(Interval::M1));
-    s.add_official(&[off(c(120_000, "1", "2", "1", "2", "1"))], FAR).unwrap();
-    assert!(!s.live_update(c(120_000, "5", "5", "5", "5", "1"), FAR).unwrap().changed);
-    assert!(!s.live_update(c(60_000, "5", "5", "5", "5", "1"), FAR).unwrap().changed);
-    assert!(s.live_update(c(180_000, "5", "5", "5", "5", "1"), FAR).unwrap().changed);
+    s.add_official(&[off(c(120_000, "1", "2", "1", "2", "1"))], FAR)
+        .unwrap();
+    assert!(
+        !s.live_update(c(120_000, "5", "5", "5", "5", "1"), FAR)
+            .unwrap()
+            .changed
+    );
+    assert!(
+        !s.live_update(c(60_000, "5", "5", "5", "5", "1"), FAR)
+            .unwrap()
+            .changed
+    );
+    assert!(
+        s.live_update(c(180_000, "5", "5", "5", "5", "1"), FAR)
+            .unwrap()
+            .changed
+    );
     assert_eq!(s.live_len(), 1);
 }
 
@@ -118,13 +174,22 @@ fn r2_live_update_ignored_for_official_or_older_times() {
 fn r5_no_hole_while_official_lags() {
     let h = 3_600_000;
     let mut s = Series::new(settings(Interval::H1));
-    s.live_update(c(10 * h, "1", "2", "1", "2", "1"), 10 * h + 5).unwrap();
-    s.live_update(c(11 * h, "2", "3", "2", "3", "1"), 11 * h + 5).unwrap();
+    s.live_update(c(10 * h, "1", "2", "1", "2", "1"), 10 * h + 5)
+        .unwrap();
+    s.live_update(c(11 * h, "2", "3", "2", "3", "1"), 11 * h + 5)
+        .unwrap();
     let m = s.range_merged(0, 20 * h, None, 11 * h + 10);
-    assert_eq!(m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(), vec![(10 * h, Kind::Live), (11 * h, Kind::Live)]);
-    s.add_official(&[off(c(10 * h, "1", "2.5", "1", "2", "1.5"))], 11 * h + 20).unwrap();
+    assert_eq!(
+        m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(),
+        vec![(10 * h, Kind::Live), (11 * h, Kind::Live)]
+    );
+    s.add_official(&[off(c(10 * h, "1", "2.5", "1", "2", "1.5"))], 11 * h + 20)
+        .unwrap();
     let m = s.range_merged(0, 20 * h, None, 11 * h + 30);
-    assert_eq!(m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(), vec![(10 * h, Kind::Official), (11 * h, Kind::Live)]);
+    assert_eq!(
+        m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(),
+        vec![(10 * h, Kind::Official), (11 * h, Kind::Live)]
+    );
 }
 
 #[test]
@@ -132,21 +197,43 @@ fn r3_duplicate_policies() {
     let a = c(60_000, "1", "2", "1", "2", "1");
     let b = c(60_000, "1", "3", "1", "2", "1");
     let other = c(120_000, "1", "3", "1", "2", "1");
-    for (policy, expect_changed, expect) in [(DuplicatePolicy::Replace, 1, &b), (DuplicatePolicy::Keep, 0, &a)] {
-        let mut s = Series::new(Settings { policy, ..settings(Interval::M1) });
+    for (policy, expect_changed, expect) in [
+        (DuplicatePolicy::Replace, 1, &b),
+        (DuplicatePolicy::Keep, 0, &a),
+    ] {
+        let mut s = Series::new(Settings {
+            policy,
+            ..settings(Interval::M1)
+        });
         s.add_official(&[off(a.clone())], FAR).unwrap();
-        assert_eq!(s.add_official(&[off(b.clone())], FAR).unwrap().changed, expect_changed);
+        assert_eq!(
+            s.add_official(&[off(b.clone())], FAR).unwrap().changed,
+            expect_changed
+        );
         assert_eq!(s.official().get(60_000).as_ref(), Some(expect));
     }
-    let mut s = Series::new(Settings { policy: DuplicatePolicy::Block, ..settings(Interval::M1) });
+    let mut s = Series::new(Settings {
+        policy: DuplicatePolicy::Block,
+        ..settings(Interval::M1)
+    });
     s.add_official(&[off(a.clone())], FAR).unwrap();
     assert_eq!(s.add_official(&[off(a.clone())], FAR).unwrap().changed, 0);
     let before = s.clone();
-    assert!(s.add_official(&[off(other.clone()), off(b.clone())], FAR).is_err());
+    assert!(s
+        .add_official(&[off(other.clone()), off(b.clone())], FAR)
+        .is_err());
     assert_eq!(s, before);
     // Two different candles for one time inside one batch conflict too.
-    let mut fresh = Series::new(Settings { policy: DuplicatePolicy::Block, ..settings(Interval::M1) });
-    assert!(fresh.add_official(&[off(other.clone()), off(c(120_000, "1", "4", "1", "2", "1"))], FAR).is_err());
+    let mut fresh = Series::new(Settings {
+        policy: DuplicatePolicy::Block,
+        ..settings(Interval::M1)
+    });
+    assert!(fresh
+        .add_official(
+            &[off(other.clone()), off(c(120_000, "1", "4", "1", "2", "1"))],
+            FAR
+        )
+        .is_err());
     assert_eq!(fresh.official_len(), 0);
 }
 
@@ -166,28 +253,57 @@ fn r6_batch_with_one_invalid_candle_writes_nothing() {
 #[test]
 fn r7_live_ticks_fold_exactly() {
     let mut s = Series::new(settings(Interval::M1));
-    assert!(s.live_tick(60_500, d("10"), d("0.1"), 60_500).unwrap().changed);
+    assert!(
+        s.live_tick(60_500, d("10"), d("0.1"), 60_500)
+            .unwrap()
+            .changed
+    );
     s.live_tick(61_000, d("12"), d("0.2"), 61_000).unwrap();
     s.live_tick(62_000, d("9.5"), d("0.0001"), 62_000).unwrap();
     let live = s.live_candles(62_000);
     assert_eq!(live, vec![c(60_000, "10", "12", "9.5", "9.5", "0.3001")]);
-    s.add_official(&[off(c(60_000, "10", "12", "9", "9.5", "5"))], FAR).unwrap();
-    assert!(!s.live_tick(60_700, d("50"), d("1"), 200_000).unwrap().changed);
-    assert!(s.live_tick(120_100, d("50"), d("1"), 200_000).unwrap().changed);
+    s.add_official(&[off(c(60_000, "10", "12", "9", "9.5", "5"))], FAR)
+        .unwrap();
+    assert!(
+        !s.live_tick(60_700, d("50"), d("1"), 200_000)
+            .unwrap()
+            .changed
+    );
+    assert!(
+        s.live_tick(120_100, d("50"), d("1"), 200_000)
+            .unwrap()
+            .changed
+    );
     assert!(s.live_tick(120_100, d("-1"), d("1"), 200_000).is_err());
 }
 
 #[test]
 fn live_ttl_and_live_max() {
-    let mut s = Series::new(Settings { live_ttl_s: 10, live_max: 3, ..settings(Interval::M1) });
+    let mut s = Series::new(Settings {
+        live_ttl_s: 10,
+        live_max: 3,
+        ..settings(Interval::M1)
+    });
     for i in 1..=5 {
-        s.live_update(c(i * 60_000, "1", "1", "1", "1", "1"), 1_000).unwrap();
+        s.live_update(c(i * 60_000, "1", "1", "1", "1", "1"), 1_000)
+            .unwrap();
     }
-    assert_eq!(s.live_candles(1_000).iter().map(|c| c.open_time).collect::<Vec<_>>(), vec![180_000, 240_000, 300_000]);
-    assert!(s.live_candles(11_000).is_empty(), "expired 10 s after the last update");
+    assert_eq!(
+        s.live_candles(1_000)
+            .iter()
+            .map(|c| c.open_time)
+            .collect::<Vec<_>>(),
+        vec![180_000, 240_000, 300_000]
+    );
+    assert!(
+        s.live_candles(11_000).is_empty(),
+        "expired 10 s after the last update"
+    );
     assert_eq!(s.live_candles(10_999).len(), 3);
     // A later write purges the expired ones as part of its effect.
-    let out = s.live_update(c(360_000, "1", "1", "1", "1", "1"), 20_000).unwrap();
+    let out = s
+        .live_update(c(360_000, "1", "1", "1", "1", "1"), 20_000)
+        .unwrap();
     assert_eq!(out.effect.live_drop, vec![180_000, 240_000, 300_000]);
     assert_eq!(s.live_len(), 1);
 }
@@ -198,7 +314,8 @@ fn count_returns_newest_ascending_and_mixes_live() {
     let mut s = Series::new(settings(Interval::M1));
     s.add_official(&rows, FAR).unwrap();
     let last = rows.last().unwrap().candle.open_time;
-    s.live_update(c(last + 60_000, "1", "1", "1", "1", "1"), FAR - 1).unwrap();
+    s.live_update(c(last + 60_000, "1", "1", "1", "1", "1"), FAR - 1)
+        .unwrap();
     let m = s.range_merged(i64::MIN, i64::MAX, Some(720), FAR);
     assert_eq!(m.len(), 720);
     assert_eq!(m[719].1, Kind::Live);
@@ -213,22 +330,34 @@ fn count_returns_newest_ascending_and_mixes_live() {
 fn gaps_between_aligned_times() {
     let mut s = Series::new(settings(Interval::M1));
     for t in [3, 4, 7, 9] {
-        s.add_official(&[off(c(t * 60_000, "1", "1", "1", "1", "1"))], FAR).unwrap();
+        s.add_official(&[off(c(t * 60_000, "1", "1", "1", "1", "1"))], FAR)
+            .unwrap();
     }
     let m = 60_000;
-    assert_eq!(s.gaps(m, 12 * m).unwrap(), vec![(m, 2 * m), (5 * m, 6 * m), (8 * m, 8 * m), (10 * m, 12 * m)]);
+    assert_eq!(
+        s.gaps(m, 12 * m).unwrap(),
+        vec![(m, 2 * m), (5 * m, 6 * m), (8 * m, 8 * m), (10 * m, 12 * m)]
+    );
     assert_eq!(s.gaps(3 * m, 4 * m).unwrap(), vec![]);
     assert!(s.gaps(m + 1, 2 * m).is_err());
     let mut months = Series::new(settings(Interval::Mo1));
     let jan = 1_704_067_200_000;
     let mar = 1_709_251_200_000;
-    months.add_official(&[off(c(mar, "1", "1", "1", "1", "1"))], FAR).unwrap();
-    assert_eq!(months.gaps(jan, mar).unwrap(), vec![(jan, Interval::Mo1.prev(mar))]);
+    months
+        .add_official(&[off(c(mar, "1", "1", "1", "1", "1"))], FAR)
+        .unwrap();
+    assert_eq!(
+        months.gaps(jan, mar).unwrap(),
+        vec![(jan, Interval::Mo1.prev(mar))]
+    );
 }
 
 #[test]
 fn retention_keeps_newest() {
-    let mut s = Series::new(Settings { retention: 10, ..settings(Interval::M1) });
+    let mut s = Series::new(Settings {
+        retention: 10,
+        ..settings(Interval::M1)
+    });
     let out = s.add_official(&rest_1m(), FAR).unwrap();
     assert_eq!((out.changed, s.official_len()), (10, 10));
     assert_eq!(s.official().first_time(), Some(T0 + 990 * 60_000));
@@ -264,8 +393,21 @@ fn effects_replay_to_the_same_state() {
     let now = rows.last().unwrap().candle.open_time + 5;
     let mut effects = vec![master.add_official(&rows[..600], now).unwrap().effect];
     effects.push(master.add_official(&rows[600..], now).unwrap().effect);
-    effects.push(master.live_tick(now + 60_000, d("1"), d("2"), now + 60_000).unwrap().effect);
-    effects.push(master.live_update(c(now - 5 + 120_000, "1", "1", "1", "1", "1"), now + 90_000_000).unwrap().effect);
+    effects.push(
+        master
+            .live_tick(now + 60_000, d("1"), d("2"), now + 60_000)
+            .unwrap()
+            .effect,
+    );
+    effects.push(
+        master
+            .live_update(
+                c(now - 5 + 120_000, "1", "1", "1", "1", "1"),
+                now + 90_000_000,
+            )
+            .unwrap()
+            .effect,
+    );
     for e in effects {
         let mut blob = Vec::new();
         e.encode(&mut blob);
@@ -285,7 +427,11 @@ fn live_tick_never_creates_a_candle_before_1970() {
     assert!(s.live_tick(1_000, d("1"), d("1"), 5_000).is_err());
     assert_eq!(s.live_len(), 0);
     let first_monday = 4 * 86_400_000; // 1970-01-05
-    assert!(s.live_tick(first_monday + 5, d("1"), d("1"), 5_000).unwrap().changed);
+    assert!(
+        s.live_tick(first_monday + 5, d("1"), d("1"), 5_000)
+            .unwrap()
+            .changed
+    );
     let mut buf = Vec::new();
     s.encode(&mut buf);
     assert_eq!(Series::decode(&buf).unwrap(), s);
