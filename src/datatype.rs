@@ -1,0 +1,153 @@
+//! The Redis type callbacks both data types share (RDB load/save, AOF rewrite, digest, memory
+//! usage, lazy-free effort, COPY, free), written once over [`ModuleValue`].
+//!
+//! Each value has one versioned snapshot encoding (in `candles-core`), used for RDB, DUMP,
+//! `DEBUG DIGEST-VALUE` and the AOF: rewrite emits `<APPLY command> key <tag><snapshot>`.
+
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_void};
+
+use candles_core::CoreResult;
+use redis_module::{logging, raw};
+
+pub trait ModuleValue: Clone + Sized + 'static {
+    /// What the value is called in log lines.
+    const WHAT: &'static str;
+    /// RDB encoding version; bump it (and keep reading the old one) on format changes.
+    const ENCVER: i32;
+    /// Internal command that re-creates a value from `<SNAPSHOT_TAG><snapshot>`.
+    const APPLY_COMMAND: &'static CStr;
+    const SNAPSHOT_TAG: u8;
+
+    fn snapshot(&self, out: &mut Vec<u8>);
+    fn restore(bytes: &[u8]) -> CoreResult<Self>;
+    fn mem_usage(&self) -> usize;
+    /// Redis frees in the background when this exceeds lazyfree's threshold (64).
+    fn free_effort(&self) -> usize;
+    /// Adds (`sign` 1) or removes (-1) the value from the INFO counters.
+    fn count(&self, sign: i64);
+}
+
+/// The type methods for `T`.
+pub const fn methods<T: ModuleValue>() -> raw::RedisModuleTypeMethods {
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load::<T>),
+        rdb_save: Some(rdb_save::<T>),
+        aof_rewrite: Some(aof_rewrite::<T>),
+        free: Some(free::<T>),
+        mem_usage: Some(mem_usage::<T>),
+        digest: Some(digest::<T>),
+        aux_load: None,
+        aux_save: None,
+        aux_save2: None,
+        aux_save_triggers: 0,
+        free_effort: Some(free_effort::<T>),
+        unlink: None,
+        copy: Some(copy::<T>),
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    }
+}
+
+/// A value boxed for Redis, counted in INFO.
+pub fn into_raw<T: ModuleValue>(v: T) -> *mut c_void {
+    v.count(1);
+    Box::into_raw(Box::new(v)).cast()
+}
+
+fn snapshot<T: ModuleValue>(v: &T) -> Vec<u8> {
+    let mut buf = Vec::new();
+    v.snapshot(&mut buf);
+    buf
+}
+
+unsafe extern "C" fn rdb_load<T: ModuleValue>(
+    rdb: *mut raw::RedisModuleIO,
+    encver: c_int,
+) -> *mut c_void {
+    let fail = |msg: String| {
+        logging::log_io_error(rdb, logging::RedisLogLevel::Warning, &msg);
+        std::ptr::null_mut()
+    };
+    if encver != T::ENCVER {
+        return fail(format!(
+            "candles: unknown {} encoding version {encver}",
+            T::WHAT
+        ));
+    }
+    let buf = match raw::load_string_buffer(rdb) {
+        Ok(b) => b,
+        Err(_) => return std::ptr::null_mut(),
+    };
+    match T::restore(buf.as_ref()) {
+        Ok(v) => into_raw(v),
+        Err(e) => fail(format!("candles: cannot load {}: {e}", T::WHAT)),
+    }
+}
+
+unsafe extern "C" fn rdb_save<T: ModuleValue>(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    raw::save_slice(rdb, &snapshot(&*(value as *const T)));
+}
+
+unsafe extern "C" fn aof_rewrite<T: ModuleValue>(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    let mut blob = vec![T::SNAPSHOT_TAG];
+    (*(value as *const T)).snapshot(&mut blob);
+    if let Some(emit) = raw::RedisModule_EmitAOF {
+        // SAFETY: "sb" matches (RedisModuleString*, const char*, size_t); all outlive the call.
+        emit(
+            aof,
+            T::APPLY_COMMAND.as_ptr(),
+            c"sb".as_ptr(),
+            key,
+            blob.as_ptr(),
+            blob.len(),
+        );
+    }
+}
+
+unsafe extern "C" fn free<T: ModuleValue>(value: *mut c_void) {
+    if value.is_null() {
+        return;
+    }
+    let v = Box::from_raw(value.cast::<T>());
+    v.count(-1);
+    drop(v);
+}
+
+unsafe extern "C" fn mem_usage<T: ModuleValue>(value: *const c_void) -> usize {
+    (*(value as *const T)).mem_usage()
+}
+
+unsafe extern "C" fn digest<T: ModuleValue>(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    let buf = snapshot(&*(value as *const T));
+    if let (Some(add), Some(end)) = (
+        raw::RedisModule_DigestAddStringBuffer,
+        raw::RedisModule_DigestEndSequence,
+    ) {
+        add(md, buf.as_ptr().cast_mut().cast(), buf.len());
+        end(md);
+    }
+}
+
+unsafe extern "C" fn free_effort<T: ModuleValue>(
+    _key: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> usize {
+    (*(value as *const T)).free_effort()
+}
+
+unsafe extern "C" fn copy<T: ModuleValue>(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    into_raw((*(value as *const T)).clone())
+}
