@@ -22,9 +22,11 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
-# Unit tests (pure core, feeder), integration tests against real redis-servers, lints.
+# Unit tests (pure core, feeder), integration tests against real redis-servers (plain,
+# replica and cluster inside the suite), the module suite again with AOF-only servers, lints.
 test: build
 	$(CARGO) test --release --workspace
+	CANDLES_TEST_PERSISTENCE=aof $(CARGO) test --release -p redis-candles --test '*'
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
