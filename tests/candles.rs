@@ -22,7 +22,13 @@ fn merged(c: &mut redis::Connection, key: &str, extra: &[&str]) -> Vec<Json> {
     serde_json::from_str(&s).unwrap()
 }
 
-fn add_json(c: &mut redis::Connection, cmd: &str, key: &str, interval: Option<&str>, payload: &[u8]) -> redis::RedisResult<i64> {
+fn add_json(
+    c: &mut redis::Connection,
+    cmd: &str,
+    key: &str,
+    interval: Option<&str>,
+    payload: &[u8],
+) -> redis::RedisResult<i64> {
     let mut r = redis::cmd(cmd);
     r.arg(key);
     if let Some(i) = interval {
@@ -44,20 +50,28 @@ fn expected(row: &Json, status: &str) -> Json {
 fn strip(s: &str) -> String {
     if s.contains('.') {
         let t = s.trim_end_matches('0').trim_end_matches('.');
-        if t.is_empty() { "0".into() } else { t.into() }
+        if t.is_empty() {
+            "0".into()
+        } else {
+            t.into()
+        }
     } else {
         s.into()
     }
 }
 
 fn bootstrap(c: &mut redis::Connection) {
-    assert_eq!(add_json(c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &fixture(REST_1M)).unwrap(), 1000);
+    assert_eq!(
+        add_json(c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &fixture(REST_1M)).unwrap(),
+        1000
+    );
 }
 
 /// The 10-row nautilus REST body with its times moved so that its last row is the minute
 /// forming right now (prices untouched): the shape of a live REST response.
 fn forming_rest_body() -> (Vec<Json>, i64) {
-    let mut rows: Vec<Json> = serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_10rows_nautilus.json")).unwrap();
+    let mut rows: Vec<Json> =
+        serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_10rows_nautilus.json")).unwrap();
     let minute = now_ms() / 60_000 * 60_000;
     let shift = minute - rows.last().unwrap()[0].as_i64().unwrap();
     for r in &mut rows {
@@ -79,14 +93,27 @@ fn bootstrap_rest_body_exact_and_idempotent() {
         assert_eq!(g, &expected(r, "official"));
     }
     // Identical re-add: nothing changes, reply 0.
-    assert_eq!(add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap(), 0);
+    assert_eq!(
+        add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap(),
+        0
+    );
     // RESP shape: [t, o, h, l, c, v, status]
-    let v: Vec<Vec<redis::Value>> = q(&mut c, &["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT", "1"]).unwrap();
+    let v: Vec<Vec<redis::Value>> = q(
+        &mut c,
+        &["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT", "1"],
+    )
+    .unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].len(), 7);
     assert_eq!(v[0][0], redis::Value::Int(1725476760000));
-    assert_eq!(redis::from_redis_value::<String>(&v[0][4]).unwrap(), "57771.01");
-    assert_eq!(redis::from_redis_value::<String>(&v[0][6]).unwrap(), "official");
+    assert_eq!(
+        redis::from_redis_value::<String>(&v[0][4]).unwrap(),
+        "57771.01"
+    );
+    assert_eq!(
+        redis::from_redis_value::<String>(&v[0][6]).unwrap(),
+        "official"
+    );
     // COUNT = newest n, ascending.
     let tail = merged(&mut c, KEY, &["COUNT", "720"]);
     assert_eq!(tail.len(), 720);
@@ -100,7 +127,14 @@ fn bootstrap_rest_body_exact_and_idempotent() {
     // Missing key: empty array.
     let e: Vec<redis::Value> = q(&mut c, &["CANDLE.RANGE_MERGED", "nope", "-", "+"]).unwrap();
     assert!(e.is_empty());
-    assert_eq!(q::<String>(&mut c, &["CANDLE.RANGE_MERGED", "nope", "-", "+", "FORMAT", "JSON"]).unwrap(), "[]");
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &["CANDLE.RANGE_MERGED", "nope", "-", "+", "FORMAT", "JSON"]
+        )
+        .unwrap(),
+        "[]"
+    );
 }
 
 #[test]
@@ -110,7 +144,10 @@ fn r4_forming_last_rest_row_is_live_and_official_wins_later() {
     let (rows, minute) = forming_rest_body();
     let body = serde_json::to_vec(&rows).unwrap();
     // 9 closed rows are official; the forming 10th is stored live.
-    assert_eq!(add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &body).unwrap(), 9);
+    assert_eq!(
+        add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &body).unwrap(),
+        9
+    );
     let got = merged(&mut c, KEY, &[]);
     assert_eq!(got.len(), 10);
     assert_eq!(got[9], expected(&rows[9], "live"));
@@ -119,13 +156,20 @@ fn r4_forming_last_rest_row_is_live_and_official_wins_later() {
     assert_eq!(live.len(), 1);
     // Positional official add of the forming minute: also live, reply 0.
     let t = minute.to_string();
-    assert_eq!(int(&mut c, &["CANDLE.OFFICIAL_ADD", KEY, &t, "1", "2", "1", "2", "3"]), 0);
+    assert_eq!(
+        int(
+            &mut c,
+            &["CANDLE.OFFICIAL_ADD", KEY, &t, "1", "2", "1", "2", "3"]
+        ),
+        0
+    );
     assert_eq!(merged(&mut c, KEY, &["COUNT", "1"])[0]["status"], "live");
     // R1: a live write never blocks the official one: once the minute is closed it is stored.
     let mut closed = rows[8].clone();
     closed[0] = json!(minute - 120_000);
     closed[6] = json!(minute - 60_001);
-    let info = |c: &mut redis::Connection| -> Vec<redis::Value> { q(c, &["CANDLE.INFO", KEY]).unwrap() };
+    let info =
+        |c: &mut redis::Connection| -> Vec<redis::Value> { q(c, &["CANDLE.INFO", KEY]).unwrap() };
     assert!(!info(&mut c).is_empty());
 }
 
@@ -136,16 +180,38 @@ fn ws_capture_routing_x_false_live_x_true_official() {
     let key = "candle:{BTCUSDT}:1m";
     let mut closed_frame = None;
     let mut n_live = 0;
-    for line in fixture_lines("ws_kline_1m_combined.jsonl").iter().filter(|l| l.contains("btcusdt@kline_1m")) {
+    for line in fixture_lines("ws_kline_1m_combined.jsonl")
+        .iter()
+        .filter(|l| l.contains("btcusdt@kline_1m"))
+    {
         let v: Json = serde_json::from_str(line).unwrap();
         if v["data"]["k"]["x"] == json!(true) {
-            assert_eq!(add_json(&mut c, "CANDLE.OFFICIAL_ADD", key, Some("1m"), line.as_bytes()).unwrap(), 1);
+            assert_eq!(
+                add_json(
+                    &mut c,
+                    "CANDLE.OFFICIAL_ADD",
+                    key,
+                    Some("1m"),
+                    line.as_bytes()
+                )
+                .unwrap(),
+                1
+            );
             closed_frame = Some(v);
         } else {
             // Live updates of the minute that the official has closed are ignored (R2).
-            let r = add_json(&mut c, "CANDLE.LIVE_UPDATE", key, Some("1m"), line.as_bytes()).unwrap();
+            let r = add_json(
+                &mut c,
+                "CANDLE.LIVE_UPDATE",
+                key,
+                Some("1m"),
+                line.as_bytes(),
+            )
+            .unwrap();
             let t = v["data"]["k"]["t"].as_i64().unwrap();
-            let after_close = closed_frame.as_ref().is_some_and(|f| t <= f["data"]["k"]["t"].as_i64().unwrap());
+            let after_close = closed_frame
+                .as_ref()
+                .is_some_and(|f| t <= f["data"]["k"]["t"].as_i64().unwrap());
             assert_eq!(r, if after_close { 0 } else { 1 });
             n_live += 1;
         }
@@ -159,19 +225,65 @@ fn ws_capture_routing_x_false_live_x_true_official() {
     assert_eq!(got[0]["close"], strip(k["c"].as_str().unwrap()));
     assert_eq!(got[0]["trades"], k["n"]);
     assert_eq!(got[1]["status"], "live");
-    assert_eq!(got[1]["open_time"].as_i64().unwrap(), k["t"].as_i64().unwrap() + 60_000);
+    assert_eq!(
+        got[1]["open_time"].as_i64().unwrap(),
+        k["t"].as_i64().unwrap() + 60_000
+    );
     // An x=false frame sent to OFFICIAL_ADD is stored live (R4), reply 0.
-    let eth = fixture_lines("ws_kline_1m_combined.jsonl").into_iter().find(|l| l.contains("ethusdt@kline_1m") && l.contains("\"x\":false")).unwrap();
-    assert_eq!(add_json(&mut c, "CANDLE.OFFICIAL_ADD", "candle:{ETHUSDT}:1m", Some("1m"), eth.as_bytes()).unwrap(), 0);
-    assert_eq!(merged(&mut c, "candle:{ETHUSDT}:1m", &[])[0]["status"], "live");
+    let eth = fixture_lines("ws_kline_1m_combined.jsonl")
+        .into_iter()
+        .find(|l| l.contains("ethusdt@kline_1m") && l.contains("\"x\":false"))
+        .unwrap();
+    assert_eq!(
+        add_json(
+            &mut c,
+            "CANDLE.OFFICIAL_ADD",
+            "candle:{ETHUSDT}:1m",
+            Some("1m"),
+            eth.as_bytes()
+        )
+        .unwrap(),
+        0
+    );
+    assert_eq!(
+        merged(&mut c, "candle:{ETHUSDT}:1m", &[])[0]["status"],
+        "live"
+    );
     // The k object alone and the unwrapped event are accepted too.
     let v: Json = serde_json::from_str(&eth).unwrap();
     let kobj = serde_json::to_vec(&v["data"]["k"]).unwrap();
-    assert_eq!(add_json(&mut c, "CANDLE.LIVE_UPDATE", "candle:{ETHUSDT}:1m", None, &kobj).unwrap(), 1);
+    assert_eq!(
+        add_json(
+            &mut c,
+            "CANDLE.LIVE_UPDATE",
+            "candle:{ETHUSDT}:1m",
+            None,
+            &kobj
+        )
+        .unwrap(),
+        1
+    );
     let ev = serde_json::to_vec(&v["data"]).unwrap();
-    assert_eq!(add_json(&mut c, "CANDLE.LIVE_UPDATE", "candle:{ETHUSDT}:1m", None, &ev).unwrap(), 1);
+    assert_eq!(
+        add_json(
+            &mut c,
+            "CANDLE.LIVE_UPDATE",
+            "candle:{ETHUSDT}:1m",
+            None,
+            &ev
+        )
+        .unwrap(),
+        1
+    );
     // A kline of another interval is refused.
-    let err = add_json(&mut c, "CANDLE.LIVE_UPDATE", "candle:{ETHUSDT}:5m", Some("5m"), &kobj).unwrap_err();
+    let err = add_json(
+        &mut c,
+        "CANDLE.LIVE_UPDATE",
+        "candle:{ETHUSDT}:5m",
+        Some("5m"),
+        &kobj,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("interval"), "{err}");
 }
 
@@ -181,30 +293,74 @@ fn r2_r5_live_and_official_interplay() {
     let mut c = s.conn();
     let rows = rest_1m();
     let h = |i: usize| rows[i][0].as_i64().unwrap().to_string();
-    let cells = |i: usize| -> Vec<String> { (1..=5).map(|j| rows[i][j].as_str().unwrap().to_string()).collect() };
+    let cells = |i: usize| -> Vec<String> {
+        (1..=5)
+            .map(|j| rows[i][j].as_str().unwrap().to_string())
+            .collect()
+    };
     let live = |c: &mut redis::Connection, i: usize| -> i64 {
         let v = cells(i);
-        int(c, &["CANDLE.LIVE_UPDATE", KEY, "INTERVAL", "1m", &h(i), &v[0], &v[1], &v[2], &v[3], &v[4]])
+        int(
+            c,
+            &[
+                "CANDLE.LIVE_UPDATE",
+                KEY,
+                "INTERVAL",
+                "1m",
+                &h(i),
+                &v[0],
+                &v[1],
+                &v[2],
+                &v[3],
+                &v[4],
+            ],
+        )
     };
     let official = |c: &mut redis::Connection, i: usize| -> i64 {
         let v = cells(i);
-        int(c, &["CANDLE.OFFICIAL_ADD", KEY, "INTERVAL", "1m", &h(i), &v[0], &v[1], &v[2], &v[3], &v[4]])
+        int(
+            c,
+            &[
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "INTERVAL",
+                "1m",
+                &h(i),
+                &v[0],
+                &v[1],
+                &v[2],
+                &v[3],
+                &v[4],
+            ],
+        )
     };
     // R5: 10:00 and 11:00 live, no official yet: both show.
     assert_eq!(live(&mut c, 0), 1);
     assert_eq!(live(&mut c, 1), 1);
     let m = merged(&mut c, KEY, &[]);
-    assert_eq!(m.iter().map(|x| x["status"].as_str().unwrap()).collect::<Vec<_>>(), ["live", "live"]);
+    assert_eq!(
+        m.iter()
+            .map(|x| x["status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["live", "live"]
+    );
     // Official for the first arrives: it wins, the second stays live.
     assert_eq!(official(&mut c, 0), 1);
     let m = merged(&mut c, KEY, &[]);
-    assert_eq!(m.iter().map(|x| x["status"].as_str().unwrap()).collect::<Vec<_>>(), ["official", "live"]);
+    assert_eq!(
+        m.iter()
+            .map(|x| x["status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["official", "live"]
+    );
     // R2: live at an official time, or older than the newest official, is ignored.
     assert_eq!(live(&mut c, 0), 0);
     assert_eq!(official(&mut c, 5), 1);
     assert_eq!(live(&mut c, 3), 0);
     // The official drops every live candle at or before it.
-    assert!(merged(&mut c, KEY, &[]).iter().all(|x| x["status"] == "official"));
+    assert!(merged(&mut c, KEY, &[])
+        .iter()
+        .all(|x| x["status"] == "official"));
     let l: Vec<redis::Value> = q(&mut c, &["CANDLE.LIVE", KEY]).unwrap();
     assert!(l.is_empty());
 }
@@ -217,18 +373,117 @@ fn r3_duplicate_policies() {
     let t = rows[0][0].as_i64().unwrap().to_string();
     for (policy, reply, close) in [("REPLACE", 1, "56650"), ("KEEP", 0, "56642")] {
         let key = format!("dup:{policy}");
-        val(&mut c, &["CANDLE.CREATE", &key, "INTERVAL", "1m", "DUPLICATE_POLICY", policy]);
-        assert_eq!(int(&mut c, &["CANDLE.OFFICIAL_ADD", &key, &t, "56714", "56714.01", "56634", "56642", "11.02444"]), 1);
-        assert_eq!(int(&mut c, &["CANDLE.OFFICIAL_ADD", &key, &t, "56714", "56714.01", "56634", "56642", "11.02444"]), 0);
-        assert_eq!(int(&mut c, &["CANDLE.OFFICIAL_ADD", &key, &t, "56714", "56714.01", "56634", "56650", "11.02444"]), reply);
+        val(
+            &mut c,
+            &[
+                "CANDLE.CREATE",
+                &key,
+                "INTERVAL",
+                "1m",
+                "DUPLICATE_POLICY",
+                policy,
+            ],
+        );
+        assert_eq!(
+            int(
+                &mut c,
+                &[
+                    "CANDLE.OFFICIAL_ADD",
+                    &key,
+                    &t,
+                    "56714",
+                    "56714.01",
+                    "56634",
+                    "56642",
+                    "11.02444"
+                ]
+            ),
+            1
+        );
+        assert_eq!(
+            int(
+                &mut c,
+                &[
+                    "CANDLE.OFFICIAL_ADD",
+                    &key,
+                    &t,
+                    "56714",
+                    "56714.01",
+                    "56634",
+                    "56642",
+                    "11.02444"
+                ]
+            ),
+            0
+        );
+        assert_eq!(
+            int(
+                &mut c,
+                &[
+                    "CANDLE.OFFICIAL_ADD",
+                    &key,
+                    &t,
+                    "56714",
+                    "56714.01",
+                    "56634",
+                    "56650",
+                    "11.02444"
+                ]
+            ),
+            reply
+        );
         assert_eq!(merged(&mut c, &key, &[])[0]["close"], close);
     }
-    val(&mut c, &["CANDLE.CREATE", "dup:BLOCK", "INTERVAL", "1m", "DUPLICATE_POLICY", "block"]);
-    int(&mut c, &["CANDLE.OFFICIAL_ADD", "dup:BLOCK", &t, "56714", "56714.01", "56634", "56642", "11.02444"]);
+    val(
+        &mut c,
+        &[
+            "CANDLE.CREATE",
+            "dup:BLOCK",
+            "INTERVAL",
+            "1m",
+            "DUPLICATE_POLICY",
+            "block",
+        ],
+    );
+    int(
+        &mut c,
+        &[
+            "CANDLE.OFFICIAL_ADD",
+            "dup:BLOCK",
+            &t,
+            "56714",
+            "56714.01",
+            "56634",
+            "56642",
+            "11.02444",
+        ],
+    );
     let t2 = rows[1][0].as_i64().unwrap().to_string();
-    let e = error(&mut c, &["CANDLE.OFFICIAL_ADD", "dup:BLOCK", &t2, "1", "1", "1", "1", "1", &t, "56714", "56714.01", "56634", "56650", "11.02444"]);
+    let e = error(
+        &mut c,
+        &[
+            "CANDLE.OFFICIAL_ADD",
+            "dup:BLOCK",
+            &t2,
+            "1",
+            "1",
+            "1",
+            "1",
+            "1",
+            &t,
+            "56714",
+            "56714.01",
+            "56634",
+            "56650",
+            "11.02444",
+        ],
+    );
     assert!(e.contains("BLOCK"), "{e}");
-    assert_eq!(merged(&mut c, "dup:BLOCK", &[]).len(), 1, "nothing of the batch written");
+    assert_eq!(
+        merged(&mut c, "dup:BLOCK", &[]).len(),
+        1,
+        "nothing of the batch written"
+    );
 }
 
 #[test]
@@ -237,13 +492,34 @@ fn r6_one_bad_candle_writes_nothing() {
     let mut c = s.conn();
     let mut rows = rest_1m();
     rows[700][2] = json!("1.00000000"); // high below open
-    let e = add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &serde_json::to_vec(&rows).unwrap()).unwrap_err();
+    let e = add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        Some("1m"),
+        &serde_json::to_vec(&rows).unwrap(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("high"), "{e}");
-    assert_eq!(int(&mut c, &["EXISTS", KEY]), 0, "a failed first write creates no key");
+    assert_eq!(
+        int(&mut c, &["EXISTS", KEY]),
+        0,
+        "a failed first write creates no key"
+    );
     bootstrap(&mut c);
     let before = val(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]);
-    let e = add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &serde_json::to_vec(&rows).unwrap()).unwrap_err();
-    assert!(e.to_string().starts_with("ERR") || e.to_string().contains("high"), "{e}");
+    let e = add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        None,
+        &serde_json::to_vec(&rows).unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("ERR") || e.to_string().contains("high"),
+        "{e}"
+    );
     assert_eq!(val(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]), before);
 }
 
@@ -259,12 +535,37 @@ fn r7_live_ticks_exact() {
         .take(200)
         .collect();
     let key = "candle:{BTCUSDT}:1m:ticks";
-    let mut expect: std::collections::BTreeMap<i64, (String, String, String, String, f64)> = Default::default();
+    let mut expect: std::collections::BTreeMap<i64, (String, String, String, String, f64)> =
+        Default::default();
     for t in &trades {
-        let (time, p, qty) = (t["T"].as_i64().unwrap(), t["p"].as_str().unwrap(), t["q"].as_str().unwrap());
-        assert_eq!(int(&mut c, &["CANDLE.LIVE_TICK", key, "INTERVAL", "1m", &time.to_string(), p, qty]), 1);
+        let (time, p, qty) = (
+            t["T"].as_i64().unwrap(),
+            t["p"].as_str().unwrap(),
+            t["q"].as_str().unwrap(),
+        );
+        assert_eq!(
+            int(
+                &mut c,
+                &[
+                    "CANDLE.LIVE_TICK",
+                    key,
+                    "INTERVAL",
+                    "1m",
+                    &time.to_string(),
+                    p,
+                    qty
+                ]
+            ),
+            1
+        );
         let pf = |s: &str| s.parse::<f64>().unwrap();
-        let e = expect.entry(time / 60_000 * 60_000).or_insert((p.into(), p.into(), p.into(), p.into(), 0.0));
+        let e = expect.entry(time / 60_000 * 60_000).or_insert((
+            p.into(),
+            p.into(),
+            p.into(),
+            p.into(),
+            0.0,
+        ));
         if pf(p) > pf(&e.1) {
             e.1 = p.into();
         }
@@ -278,21 +579,63 @@ fn r7_live_ticks_exact() {
     assert_eq!(got.len(), expect.len());
     for (g, (t, e)) in got.iter().zip(&expect) {
         assert_eq!(g["open_time"].as_i64().unwrap(), *t);
-        assert_eq!((g["open"].as_str().unwrap(), g["high"].as_str().unwrap(), g["low"].as_str().unwrap(), g["close"].as_str().unwrap()),
-            (strip(&e.0).as_str(), strip(&e.1).as_str(), strip(&e.2).as_str(), strip(&e.3).as_str()));
+        assert_eq!(
+            (
+                g["open"].as_str().unwrap(),
+                g["high"].as_str().unwrap(),
+                g["low"].as_str().unwrap(),
+                g["close"].as_str().unwrap()
+            ),
+            (
+                strip(&e.0).as_str(),
+                strip(&e.1).as_str(),
+                strip(&e.2).as_str(),
+                strip(&e.3).as_str()
+            )
+        );
         // Volume is an exact decimal sum: compare against the float sum loosely, and check
         // it has no float noise (at most 8 decimals like the inputs).
         let v = g["volume"].as_str().unwrap();
-        assert!((v.parse::<f64>().unwrap() - e.4).abs() < 1e-9, "{v} vs {}", e.4);
+        assert!(
+            (v.parse::<f64>().unwrap() - e.4).abs() < 1e-9,
+            "{v} vs {}",
+            e.4
+        );
         assert!(v.split('.').nth(1).map_or(0, str::len) <= 8, "{v}");
     }
     // Exact sum: 0.1 + 0.2 = 0.3.
-    int(&mut c, &["CANDLE.LIVE_TICK", "sum", "INTERVAL", "1m", "60000", "1", "0.1"]);
+    int(
+        &mut c,
+        &[
+            "CANDLE.LIVE_TICK",
+            "sum",
+            "INTERVAL",
+            "1m",
+            "60000",
+            "1",
+            "0.1",
+        ],
+    );
     int(&mut c, &["CANDLE.LIVE_TICK", "sum", "60001", "1", "0.2"]);
     assert_eq!(merged(&mut c, "sum", &[])[0]["volume"], "0.3");
     // A bucket that has an official candle ignores ticks.
-    int(&mut c, &["CANDLE.OFFICIAL_ADD", "sum", "120000", "1", "1", "1", "1", "1"]);
-    assert_eq!(int(&mut c, &["CANDLE.LIVE_TICK", "sum", "120500", "5", "1"]), 0);
+    int(
+        &mut c,
+        &[
+            "CANDLE.OFFICIAL_ADD",
+            "sum",
+            "120000",
+            "1",
+            "1",
+            "1",
+            "1",
+            "1",
+        ],
+    );
+    assert_eq!(
+        int(&mut c, &["CANDLE.LIVE_TICK", "sum", "120500", "5", "1"]),
+        0
+    );
 }
 
 #[test]
@@ -303,42 +646,105 @@ fn gaps_info_create_and_live_limits() {
     let mut holed = rows.clone();
     holed.drain(100..103);
     holed.remove(497); // the original row 500
-    add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &serde_json::to_vec(&holed).unwrap()).unwrap();
+    add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        Some("1m"),
+        &serde_json::to_vec(&holed).unwrap(),
+    )
+    .unwrap();
     let t = |i: usize| rows[i][0].as_i64().unwrap();
     let first = (t(0) - 120_000).to_string();
     let last = t(999).to_string();
     let gaps: Vec<(i64, i64)> = q(&mut c, &["CANDLE.GAPS", KEY, &first, &last]).unwrap();
-    assert_eq!(gaps, vec![(t(0) - 120_000, t(0) - 60_000), (t(100), t(102)), (t(500), t(500))]);
+    assert_eq!(
+        gaps,
+        vec![
+            (t(0) - 120_000, t(0) - 60_000),
+            (t(100), t(102)),
+            (t(500), t(500))
+        ]
+    );
     let e = error(&mut c, &["CANDLE.GAPS", KEY, "1", &last]);
     assert!(e.contains("aligned"), "{e}");
     // INFO
     let info: Vec<redis::Value> = q(&mut c, &["CANDLE.INFO", KEY]).unwrap();
     let m: std::collections::HashMap<String, redis::Value> = info
         .chunks(2)
-        .map(|p| (redis::from_redis_value::<String>(&p[0]).unwrap(), p[1].clone()))
+        .map(|p| {
+            (
+                redis::from_redis_value::<String>(&p[0]).unwrap(),
+                p[1].clone(),
+            )
+        })
         .collect();
     assert_eq!(m["official_count"], redis::Value::Int(996));
     assert_eq!(m["first_official"], redis::Value::Int(t(0)));
-    assert_eq!(redis::from_redis_value::<String>(&m["interval"]).unwrap(), "1m");
-    assert_eq!(redis::from_redis_value::<String>(&m["duplicate_policy"]).unwrap(), "REPLACE");
+    assert_eq!(
+        redis::from_redis_value::<String>(&m["interval"]).unwrap(),
+        "1m"
+    );
+    assert_eq!(
+        redis::from_redis_value::<String>(&m["duplicate_policy"]).unwrap(),
+        "REPLACE"
+    );
     let mem: i64 = redis::from_redis_value(&m["memory_usage"]).unwrap();
     assert!(mem > 0);
     let usage = int(&mut c, &["MEMORY", "USAGE", KEY]);
-    assert!(usage >= mem, "MEMORY USAGE {usage} tracks the value ({mem})");
+    assert!(
+        usage >= mem,
+        "MEMORY USAGE {usage} tracks the value ({mem})"
+    );
     // CREATE with every option; LIVE_MAX evicts the oldest live candle; RETENTION trims.
-    assert_eq!(q::<String>(&mut c, &["CANDLE.CREATE", "c2", "INTERVAL", "1h", "RETENTION", "3", "LIVE_TTL", "60", "LIVE_MAX", "2", "DUPLICATE_POLICY", "KEEP"]).unwrap(), "OK");
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &[
+                "CANDLE.CREATE",
+                "c2",
+                "INTERVAL",
+                "1h",
+                "RETENTION",
+                "3",
+                "LIVE_TTL",
+                "60",
+                "LIVE_MAX",
+                "2",
+                "DUPLICATE_POLICY",
+                "KEEP"
+            ]
+        )
+        .unwrap(),
+        "OK"
+    );
     assert!(error(&mut c, &["CANDLE.CREATE", "c2", "INTERVAL", "1h"]).contains("exists"));
     for hh in 1..=3 {
         let t = (hh * 3_600_000).to_string();
-        int(&mut c, &["CANDLE.LIVE_UPDATE", "c2", &t, "1", "1", "1", "1", "1"]);
+        int(
+            &mut c,
+            &["CANDLE.LIVE_UPDATE", "c2", &t, "1", "1", "1", "1", "1"],
+        );
     }
     let live: Vec<Vec<redis::Value>> = q(&mut c, &["CANDLE.LIVE", "c2"]).unwrap();
-    assert_eq!(live.iter().map(|r| r[0].clone()).collect::<Vec<_>>(), vec![redis::Value::Int(7_200_000), redis::Value::Int(10_800_000)]);
+    assert_eq!(
+        live.iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
+        vec![redis::Value::Int(7_200_000), redis::Value::Int(10_800_000)]
+    );
     for hh in 10..=15 {
         let t = (hh * 3_600_000).to_string();
-        int(&mut c, &["CANDLE.OFFICIAL_ADD", "c2", &t, "1", "1", "1", "1", "1"]);
+        int(
+            &mut c,
+            &["CANDLE.OFFICIAL_ADD", "c2", &t, "1", "1", "1", "1", "1"],
+        );
     }
-    assert_eq!(merged(&mut c, "c2", &[]).iter().map(|x| x["open_time"].as_i64().unwrap() / 3_600_000).collect::<Vec<_>>(), vec![13, 14, 15]);
+    assert_eq!(
+        merged(&mut c, "c2", &[])
+            .iter()
+            .map(|x| x["open_time"].as_i64().unwrap() / 3_600_000)
+            .collect::<Vec<_>>(),
+        vec![13, 14, 15]
+    );
 }
 
 #[test]
@@ -350,57 +756,302 @@ fn every_error_path_is_a_clear_err_and_changes_nothing() {
     let before = val(&mut c, &["DEBUG", "DIGEST"]);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["CANDLE.OFFICIAL_ADD", KEY], "wrong number"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000"], "wrong number"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "1", "2", "0.5", "1"], "groups of six"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "abc", "1", "2", "0.5", "1", "1"], "timestamp"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "nan", "2", "0.5", "1", "1"], "decimal"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "inf", "2", "0.5", "1", "1"], "decimal"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "1", "2", "0.5", "1", "-1"], "negative"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820001", "1", "2", "0.5", "1", "1"], "aligned"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "1", "0.9", "0.5", "1", "1"], "high"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000", "1", "2", "1.5", "1", "1"], "low"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[[1,2"], "invalid JSON"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "{\"e\":\"trade\"}"], "kline"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[1,2,3]"], "6 to 12"),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "1725416820000"],
+            "wrong number",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "1",
+                "2",
+                "0.5",
+                "1",
+            ],
+            "groups of six",
+        ),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "abc", "1", "2", "0.5", "1", "1"],
+            "timestamp",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "nan",
+                "2",
+                "0.5",
+                "1",
+                "1",
+            ],
+            "decimal",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "inf",
+                "2",
+                "0.5",
+                "1",
+                "1",
+            ],
+            "decimal",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "1",
+                "2",
+                "0.5",
+                "1",
+                "-1",
+            ],
+            "negative",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820001",
+                "1",
+                "2",
+                "0.5",
+                "1",
+                "1",
+            ],
+            "aligned",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "1",
+                "0.9",
+                "0.5",
+                "1",
+                "1",
+            ],
+            "high",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "1725416820000",
+                "1",
+                "2",
+                "1.5",
+                "1",
+                "1",
+            ],
+            "low",
+        ),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[[1,2"],
+            "invalid JSON",
+        ),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "{\"e\":\"trade\"}"],
+            "kline",
+        ),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[1,2,3]"],
+            "6 to 12",
+        ),
         (vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON"], "wrong number"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "INTERVAL", "1m", "JSON"], "JSON takes exactly one"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[]", "x"], "JSON takes exactly one"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "INTERVAL", "7m", "60000", "1", "1", "1", "1", "1"], "unknown interval"),
-        (vec!["CANDLE.OFFICIAL_ADD", KEY, "INTERVAL", "5m", "60000", "1", "1", "1", "1", "1"], "has interval 1m"),
-        (vec!["CANDLE.OFFICIAL_ADD", "missing", "60000", "1", "1", "1", "1", "1"], "CANDLE.CREATE"),
-        (vec!["CANDLE.OFFICIAL_ADD", "str", "INTERVAL", "1m", "60000", "1", "1", "1", "1", "1"], "WRONGTYPE"),
-        (vec!["CANDLE.LIVE_UPDATE", KEY, "60000", "1", "1", "1", "1", "1", "120000", "1", "1", "1", "1", "1"], "exactly one"),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "INTERVAL", "1m", "JSON"],
+            "JSON takes exactly one",
+        ),
+        (
+            vec!["CANDLE.OFFICIAL_ADD", KEY, "JSON", "[]", "x"],
+            "JSON takes exactly one",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "INTERVAL",
+                "7m",
+                "60000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "unknown interval",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                KEY,
+                "INTERVAL",
+                "5m",
+                "60000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "has interval 1m",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                "missing",
+                "60000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "CANDLE.CREATE",
+        ),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                "str",
+                "INTERVAL",
+                "1m",
+                "60000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "WRONGTYPE",
+        ),
+        (
+            vec![
+                "CANDLE.LIVE_UPDATE",
+                KEY,
+                "60000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+                "120000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "exactly one",
+        ),
         (vec!["CANDLE.LIVE_TICK", KEY, "60000"], "wrong number"),
-        (vec!["CANDLE.LIVE_TICK", KEY, "1", "2", "3", "4"], "time price"),
+        (
+            vec!["CANDLE.LIVE_TICK", KEY, "1", "2", "3", "4"],
+            "time price",
+        ),
         (vec!["CANDLE.LIVE_TICK", KEY, "60000", "x"], "price"),
-        (vec!["CANDLE.LIVE_TICK", KEY, "60000", "1", "-2"], "negative"),
+        (
+            vec!["CANDLE.LIVE_TICK", KEY, "60000", "1", "-2"],
+            "negative",
+        ),
         (vec!["CANDLE.LIVE_TICK", KEY, "-5", "1", "2"], "range"),
         (vec!["CANDLE.RANGE_MERGED", KEY, "a", "+"], "integer"),
-        (vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT"], "needs a value"),
-        (vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT", "-1"], "COUNT"),
-        (vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "FORMAT", "XML"], "FORMAT"),
-        (vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "BOGUS"], "unknown option"),
+        (
+            vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT"],
+            "needs a value",
+        ),
+        (
+            vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "COUNT", "-1"],
+            "COUNT",
+        ),
+        (
+            vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "FORMAT", "XML"],
+            "FORMAT",
+        ),
+        (
+            vec!["CANDLE.RANGE_MERGED", KEY, "-", "+", "BOGUS"],
+            "unknown option",
+        ),
         (vec!["CANDLE.RANGE_MERGED", "str", "-", "+"], "WRONGTYPE"),
-        (vec!["CANDLE.GAPS", "missing", "0", "60000"], "no candle series"),
+        (
+            vec!["CANDLE.GAPS", "missing", "0", "60000"],
+            "no candle series",
+        ),
         (vec!["CANDLE.GAPS", KEY, "0"], "wrong number"),
         (vec!["CANDLE.INFO", "missing"], "no candle series"),
         (vec!["CANDLE.CREATE", "n1"], "wrong number"),
         (vec!["CANDLE.CREATE", "n1", "RETENTION", "5"], "INTERVAL"),
-        (vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "LIVE_MAX", "0"], "LIVE_MAX"),
-        (vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "LIVE_MAX", "9999999"], "LIVE_MAX"),
-        (vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "RETENTION", "-1"], "RETENTION"),
-        (vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "DUPLICATE_POLICY", "MAYBE"], "DUPLICATE_POLICY"),
-        (vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "LIVE_TTL"], "needs a value"),
+        (
+            vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "LIVE_MAX", "0"],
+            "LIVE_MAX",
+        ),
+        (
+            vec![
+                "CANDLE.CREATE",
+                "n1",
+                "INTERVAL",
+                "1m",
+                "LIVE_MAX",
+                "9999999",
+            ],
+            "LIVE_MAX",
+        ),
+        (
+            vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "RETENTION", "-1"],
+            "RETENTION",
+        ),
+        (
+            vec![
+                "CANDLE.CREATE",
+                "n1",
+                "INTERVAL",
+                "1m",
+                "DUPLICATE_POLICY",
+                "MAYBE",
+            ],
+            "DUPLICATE_POLICY",
+        ),
+        (
+            vec!["CANDLE.CREATE", "n1", "INTERVAL", "1m", "LIVE_TTL"],
+            "needs a value",
+        ),
         (vec!["CANDLE.CREATE", "str", "INTERVAL", "1m"], "WRONGTYPE"),
         (vec!["CANDLE.APPLY", KEY, "E\u{1}"], "internal"),
     ];
     for (words, needle) in &cases {
         let e = error(&mut c, words);
-        assert!(e.to_lowercase().contains(&needle.to_lowercase()), "{words:?}: {e}");
+        assert!(
+            e.to_lowercase().contains(&needle.to_lowercase()),
+            "{words:?}: {e}"
+        );
     }
-    assert_eq!(val(&mut c, &["DEBUG", "DIGEST"]), before, "errors changed nothing");
+    assert_eq!(
+        val(&mut c, &["DEBUG", "DIGEST"]),
+        before,
+        "errors changed nothing"
+    );
     // Decimals beyond what is representable, and huge JSON nesting, are refused, never a crash.
-    let e = error(&mut c, &["CANDLE.OFFICIAL_ADD", KEY, "60000", &"9".repeat(50), "1", "1", "1", "1"]);
+    let e = error(
+        &mut c,
+        &[
+            "CANDLE.OFFICIAL_ADD",
+            KEY,
+            "60000",
+            &"9".repeat(50),
+            "1",
+            "1",
+            "1",
+            "1",
+        ],
+    );
     assert!(e.contains("digits"), "{e}");
     let deep = "[".repeat(100_000);
     assert!(error(&mut c, &["CANDLE.OFFICIAL_ADD", KEY, "JSON", &deep]).contains("JSON"));
@@ -408,7 +1059,11 @@ fn every_error_path_is_a_clear_err_and_changes_nothing() {
 }
 
 fn state(c: &mut redis::Connection, key: &str) -> (Vec<Json>, redis::Value, redis::Value) {
-    (merged(c, key, &[]), val(c, &["CANDLE.LIVE", key]), val(c, &["DEBUG", "DIGEST-VALUE", key]))
+    (
+        merged(c, key, &[]),
+        val(c, &["CANDLE.LIVE", key]),
+        val(c, &["DEBUG", "DIGEST-VALUE", key]),
+    )
 }
 
 #[test]
@@ -416,20 +1071,57 @@ fn persistence_debug_reload_rdb_restart_and_aof() {
     let mut s = Server::start();
     let mut c = s.conn();
     let (rows, _) = forming_rest_body();
-    add_json(&mut c, "CANDLE.OFFICIAL_ADD", "forming", Some("1m"), &serde_json::to_vec(&rows).unwrap()).unwrap();
+    add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        "forming",
+        Some("1m"),
+        &serde_json::to_vec(&rows).unwrap(),
+    )
+    .unwrap();
     bootstrap(&mut c);
-    int(&mut c, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"]);
-    val(&mut c, &["CANDLE.CREATE", "empty", "INTERVAL", "1M", "RETENTION", "12", "DUPLICATE_POLICY", "BLOCK"]);
-    let before: Vec<_> = ["forming", KEY, "empty"].iter().map(|k| state(&mut c, k)).collect();
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
+    val(
+        &mut c,
+        &[
+            "CANDLE.CREATE",
+            "empty",
+            "INTERVAL",
+            "1M",
+            "RETENTION",
+            "12",
+            "DUPLICATE_POLICY",
+            "BLOCK",
+        ],
+    );
+    let before: Vec<_> = ["forming", KEY, "empty"]
+        .iter()
+        .map(|k| state(&mut c, k))
+        .collect();
     assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD"]).unwrap(), "OK");
-    let after: Vec<_> = ["forming", KEY, "empty"].iter().map(|k| state(&mut c, k)).collect();
-    assert_eq!(before, after, "DEBUG RELOAD keeps everything, live region included");
+    let after: Vec<_> = ["forming", KEY, "empty"]
+        .iter()
+        .map(|k| state(&mut c, k))
+        .collect();
+    assert_eq!(
+        before, after,
+        "DEBUG RELOAD keeps everything, live region included"
+    );
     s.restart("SAVE");
     let mut c = s.conn();
-    let after: Vec<_> = ["forming", KEY, "empty"].iter().map(|k| state(&mut c, k)).collect();
+    let after: Vec<_> = ["forming", KEY, "empty"]
+        .iter()
+        .map(|k| state(&mut c, k))
+        .collect();
     assert_eq!(before, after, "restart from RDB");
     let info = val(&mut c, &["CANDLE.INFO", "empty"]);
-    assert!(format!("{info:?}").contains("BLOCK"), "settings survive: {info:?}");
+    assert!(
+        format!("{info:?}").contains("BLOCK"),
+        "settings survive: {info:?}"
+    );
 }
 
 #[test]
@@ -440,23 +1132,53 @@ fn aof_replays_clock_decisions_as_made() {
     // A 1s candle sent as official while its second is still forming: stored live (R4).
     let sec = now_ms() / 1000 * 1000 + 1000; // the next second: surely still forming
     let t = sec.to_string();
-    assert_eq!(int(&mut c, &["CANDLE.OFFICIAL_ADD", "sec", "INTERVAL", "1s", &t, "1", "2", "1", "2", "3"]), 0);
+    assert_eq!(
+        int(
+            &mut c,
+            &[
+                "CANDLE.OFFICIAL_ADD",
+                "sec",
+                "INTERVAL",
+                "1s",
+                &t,
+                "1",
+                "2",
+                "1",
+                "2",
+                "3"
+            ]
+        ),
+        0
+    );
     let before = (state(&mut c, "sec"), state(&mut c, KEY));
     // Replay after that second is long closed: a verbatim replay would make it official.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     s.restart("NOSAVE");
     let mut c = s.conn();
-    assert_eq!((state(&mut c, "sec"), state(&mut c, KEY)), before, "AOF replayed the decision as made");
+    assert_eq!(
+        (state(&mut c, "sec"), state(&mut c, KEY)),
+        before,
+        "AOF replayed the decision as made"
+    );
     assert_eq!(merged(&mut c, "sec", &[])[0]["status"], "live");
     // AOF rewrite, then more writes, then restart: still identical.
     let _: String = q(&mut c, &["BGREWRITEAOF"]).unwrap();
-    eventually("rewrite done", || info_field(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-        && info_field(&mut c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0"));
-    int(&mut c, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"]);
+    eventually("rewrite done", || {
+        info_field(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(&mut c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+    });
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
     let before = (state(&mut c, "sec"), state(&mut c, KEY));
     s.restart("NOSAVE");
     let mut c = s.conn();
-    assert_eq!((state(&mut c, "sec"), state(&mut c, KEY)), before, "AOF rewrite + restart");
+    assert_eq!(
+        (state(&mut c, "sec"), state(&mut c, KEY)),
+        before,
+        "AOF rewrite + restart"
+    );
 }
 
 #[test]
@@ -467,28 +1189,81 @@ fn replica_shows_exactly_what_master_shows() {
     let mut r = replica.conn();
     bootstrap(&mut m);
     let sec = (now_ms() / 1000 * 1000 + 1000).to_string();
-    int(&mut m, &["CANDLE.OFFICIAL_ADD", "sec", "INTERVAL", "1s", &sec, "1", "2", "1", "2", "3"]);
-    for line in fixture_lines("ws_kline_1m_combined.jsonl").iter().filter(|l| l.contains("ethusdt@kline_1m")) {
-        let cmd = if line.contains("\"x\":true") { "CANDLE.OFFICIAL_ADD" } else { "CANDLE.LIVE_UPDATE" };
-        add_json(&mut m, cmd, "candle:{ETHUSDT}:1m", Some("1m"), line.as_bytes()).unwrap();
+    int(
+        &mut m,
+        &[
+            "CANDLE.OFFICIAL_ADD",
+            "sec",
+            "INTERVAL",
+            "1s",
+            &sec,
+            "1",
+            "2",
+            "1",
+            "2",
+            "3",
+        ],
+    );
+    for line in fixture_lines("ws_kline_1m_combined.jsonl")
+        .iter()
+        .filter(|l| l.contains("ethusdt@kline_1m"))
+    {
+        let cmd = if line.contains("\"x\":true") {
+            "CANDLE.OFFICIAL_ADD"
+        } else {
+            "CANDLE.LIVE_UPDATE"
+        };
+        add_json(
+            &mut m,
+            cmd,
+            "candle:{ETHUSDT}:1m",
+            Some("1m"),
+            line.as_bytes(),
+        )
+        .unwrap();
     }
-    int(&mut m, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"]);
-    val(&mut m, &["CANDLE.CREATE", "cfg", "INTERVAL", "4h", "LIVE_MAX", "3"]);
+    int(
+        &mut m,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
+    val(
+        &mut m,
+        &["CANDLE.CREATE", "cfg", "INTERVAL", "4h", "LIVE_MAX", "3"],
+    );
     sync_replica(&mut m);
     for key in [KEY, "sec", "candle:{ETHUSDT}:1m", "cfg"] {
         assert_eq!(state(&mut r, key), state(&mut m, key), "{key}");
-        assert_eq!(val(&mut r, &["CANDLE.INFO", key]), val(&mut m, &["CANDLE.INFO", key]), "{key}");
+        assert_eq!(
+            val(&mut r, &["CANDLE.INFO", key]),
+            val(&mut m, &["CANDLE.INFO", key]),
+            "{key}"
+        );
     }
-    assert_eq!(val(&mut r, &["DEBUG", "DIGEST"]), val(&mut m, &["DEBUG", "DIGEST"]));
-    assert_eq!(info_field(&mut r, "candles", "candles_official_candles"), info_field(&mut m, "candles", "candles_official_candles"));
+    assert_eq!(
+        val(&mut r, &["DEBUG", "DIGEST"]),
+        val(&mut m, &["DEBUG", "DIGEST"])
+    );
+    assert_eq!(
+        info_field(&mut r, "candles", "candles_official_candles"),
+        info_field(&mut m, "candles", "candles_official_candles")
+    );
     // Replicas refuse writes; clients can't inject CANDLE.APPLY.
-    let e = error(&mut r, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "1", "1"]);
-    assert!(e.to_lowercase().contains("read only") || e.contains("READONLY"), "{e}");
+    let e = error(
+        &mut r,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "1", "1"],
+    );
+    assert!(
+        e.to_lowercase().contains("read only") || e.contains("READONLY"),
+        "{e}"
+    );
     assert!(error(&mut m, &["CANDLE.APPLY", KEY, "S"]).contains("internal"));
     // A new replica syncing from the RDB also matches.
     let replica2 = start_replica(&master);
     let mut r2 = replica2.conn();
-    assert_eq!(val(&mut r2, &["DEBUG", "DIGEST"]), val(&mut m, &["DEBUG", "DIGEST"]));
+    assert_eq!(
+        val(&mut r2, &["DEBUG", "DIGEST"]),
+        val(&mut m, &["DEBUG", "DIGEST"])
+    );
 }
 
 #[test]
@@ -496,29 +1271,65 @@ fn copy_dump_restore_and_lazy_free() {
     let s = Server::start();
     let mut c = s.conn();
     bootstrap(&mut c);
-    int(&mut c, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"]);
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
     assert_eq!(int(&mut c, &["COPY", KEY, "copy"]), 1);
     assert_eq!(state(&mut c, "copy"), state(&mut c, KEY));
     // The copy is independent.
-    int(&mut c, &["CANDLE.LIVE_TICK", "copy", "1725476820000", "60000", "1"]);
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", "copy", "1725476820000", "60000", "1"],
+    );
     assert_ne!(state(&mut c, "copy"), state(&mut c, KEY));
     let dump: Vec<u8> = redis::cmd("DUMP").arg(KEY).query(&mut c).unwrap();
-    let _: () = redis::cmd("RESTORE").arg("restored").arg(0).arg(&dump).query(&mut c).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("restored")
+        .arg(0)
+        .arg(&dump)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(state(&mut c, "restored"), state(&mut c, KEY));
     let mut bad = dump.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0xff;
-    let e = redis::cmd("RESTORE").arg("bad").arg(0).arg(&bad).query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("checksum") || e.to_string().contains("payload"), "{e}");
+    let e = redis::cmd("RESTORE")
+        .arg("bad")
+        .arg(0)
+        .arg(&bad)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("checksum") || e.to_string().contains("payload"),
+        "{e}"
+    );
     assert_eq!(int(&mut c, &["EXISTS", "bad"]), 0);
-    assert_eq!(info_field(&mut c, "candles", "candles_series").as_deref(), Some("3"));
-    assert_eq!(info_field(&mut c, "candles", "candles_official_candles").as_deref(), Some("3000"));
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_series").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_official_candles").as_deref(),
+        Some("3000")
+    );
     // UNLINK of a big series frees it (in the background: free_effort > lazyfree threshold).
     assert_eq!(int(&mut c, &["UNLINK", KEY, "copy", "restored"]), 3);
-    eventually("counters drop to 0", || info_field(&mut c, "candles", "candles_series").as_deref() == Some("0"));
-    assert_eq!(info_field(&mut c, "candles", "candles_official_candles").as_deref(), Some("0"));
-    assert_eq!(info_field(&mut c, "candles", "candles_live_candles").as_deref(), Some("0"));
-    assert_eq!(info_field(&mut c, "candles", "candles_series_bytes").as_deref(), Some("0"));
+    eventually("counters drop to 0", || {
+        info_field(&mut c, "candles", "candles_series").as_deref() == Some("0")
+    });
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_official_candles").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_live_candles").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_series_bytes").as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -528,20 +1339,30 @@ fn keyspace_notifications_only_on_change() {
     let mut sub = s.conn();
     let mut ps = sub.as_pubsub();
     ps.psubscribe("__keyevent@0__:candle.*").unwrap();
-    ps.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    ps.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
     bootstrap(&mut c);
     // Ignored write: no event. Then a live write.
     add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap();
-    int(&mut c, &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"]);
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
     let mut events = Vec::new();
     while let Ok(msg) = ps.get_message() {
-        events.push((msg.get_channel_name().to_string(), msg.get_payload::<String>().unwrap()));
+        events.push((
+            msg.get_channel_name().to_string(),
+            msg.get_payload::<String>().unwrap(),
+        ));
     }
     assert_eq!(
         events,
         vec![
             ("__keyevent@0__:candle.create".to_string(), KEY.to_string()),
-            ("__keyevent@0__:candle.official".to_string(), KEY.to_string()),
+            (
+                "__keyevent@0__:candle.official".to_string(),
+                KEY.to_string()
+            ),
             ("__keyevent@0__:candle.live".to_string(), KEY.to_string()),
         ]
     );
@@ -549,30 +1370,61 @@ fn keyspace_notifications_only_on_change() {
 
 #[test]
 fn config_defaults_at_load_and_config_set() {
-    let s = Server::start_with(&[], &["retention", "5", "live_max", "7", "duplicate_policy", "keep"]);
+    let s = Server::start_with(
+        &[],
+        &[
+            "retention",
+            "5",
+            "live_max",
+            "7",
+            "duplicate_policy",
+            "keep",
+        ],
+    );
     let mut c = s.conn();
     let cfg: Vec<String> = q(&mut c, &["CONFIG", "GET", "candles.*"]).unwrap();
-    let cfg: std::collections::HashMap<_, _> = cfg.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let cfg: std::collections::HashMap<_, _> = cfg
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
     assert_eq!(cfg["candles.retention"], "5");
     assert_eq!(cfg["candles.live_max"], "7");
     assert_eq!(cfg["candles.duplicate_policy"], "keep");
     assert_eq!(cfg["candles.live_ttl"], "86400");
     assert_eq!(cfg["candles.tick_cap"], "1000");
-    int(&mut c, &["CANDLE.LIVE_TICK", "a", "INTERVAL", "1m", "60000", "1"]);
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", "a", "INTERVAL", "1m", "60000", "1"],
+    );
     let _: () = q(&mut c, &["CONFIG", "SET", "candles.live_max", "9"]).unwrap();
-    let _: () = q(&mut c, &["CONFIG", "SET", "candles.duplicate_policy", "block"]).unwrap();
-    int(&mut c, &["CANDLE.LIVE_TICK", "b", "INTERVAL", "1m", "60000", "1"]);
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "candles.duplicate_policy", "block"],
+    )
+    .unwrap();
+    int(
+        &mut c,
+        &["CANDLE.LIVE_TICK", "b", "INTERVAL", "1m", "60000", "1"],
+    );
     let info = |c: &mut redis::Connection, k: &str| -> Vec<String> {
         let v: Vec<redis::Value> = q(c, &["CANDLE.INFO", k]).unwrap();
-        v.iter().map(|x| redis::from_redis_value::<String>(x).unwrap_or_default()).collect()
+        v.iter()
+            .map(|x| redis::from_redis_value::<String>(x).unwrap_or_default())
+            .collect()
     };
     let a = info(&mut c, "a");
     let b = info(&mut c, "b");
-    assert_eq!((&a[3], &a[5], &a[9]), (&"KEEP".to_string(), &"5".to_string(), &"7".to_string()));
+    assert_eq!(
+        (&a[3], &a[5], &a[9]),
+        (&"KEEP".to_string(), &"5".to_string(), &"7".to_string())
+    );
     assert_eq!((&b[3], &b[9]), (&"BLOCK".to_string(), &"9".to_string()));
     assert!(q::<()>(&mut c, &["CONFIG", "SET", "candles.live_max", "0"]).is_err());
     let modules: Vec<Vec<redis::Value>> = q(&mut c, &["MODULE", "LIST"]).unwrap();
-    assert_eq!(redis::from_redis_value::<String>(&modules[0][1]).unwrap(), "candles");
+    assert_eq!(
+        redis::from_redis_value::<String>(&modules[0][1]).unwrap(),
+        "candles"
+    );
 }
 
 #[test]
@@ -580,7 +1432,10 @@ fn command_metadata_for_cluster_clients() {
     let s = Server::start();
     let mut c = s.conn();
     for (cmd, args) in [
-        ("CANDLE.OFFICIAL_ADD", vec!["k1", "60000", "1", "1", "1", "1", "1"]),
+        (
+            "CANDLE.OFFICIAL_ADD",
+            vec!["k1", "60000", "1", "1", "1", "1", "1"],
+        ),
         ("CANDLE.RANGE_MERGED", vec!["k1", "-", "+"]),
         ("CANDLE.LIVE_TICK", vec!["k1", "60000", "1"]),
         ("CANDLE.GAPS", vec!["k1", "0", "60000"]),
@@ -590,9 +1445,22 @@ fn command_metadata_for_cluster_clients() {
         let keys: Vec<String> = q(&mut c, &w).unwrap();
         assert_eq!(keys, vec!["k1"], "{cmd}");
     }
-    let info: Vec<Vec<redis::Value>> = q(&mut c, &["COMMAND", "INFO", "CANDLE.OFFICIAL_ADD", "CANDLE.RANGE_MERGED"]).unwrap();
+    let info: Vec<Vec<redis::Value>> = q(
+        &mut c,
+        &[
+            "COMMAND",
+            "INFO",
+            "CANDLE.OFFICIAL_ADD",
+            "CANDLE.RANGE_MERGED",
+        ],
+    )
+    .unwrap();
     let flags = |i: usize| -> Vec<String> { redis::from_redis_value(&info[i][2]).unwrap() };
-    assert!(flags(0).contains(&"write".to_string()) && flags(0).contains(&"denyoom".to_string()), "{:?}", flags(0));
+    assert!(
+        flags(0).contains(&"write".to_string()) && flags(0).contains(&"denyoom".to_string()),
+        "{:?}",
+        flags(0)
+    );
     assert!(flags(1).contains(&"readonly".to_string()));
     let docs = val(&mut c, &["COMMAND", "DOCS", "CANDLE.RANGE_MERGED"]);
     assert!(format!("{docs:?}").contains("summary"));

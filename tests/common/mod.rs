@@ -15,7 +15,11 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 pub fn fixture_lines(name: &str) -> Vec<String> {
-    String::from_utf8(fixture(name)).unwrap().lines().map(str::to_owned).collect()
+    String::from_utf8(fixture(name))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The module library under test: `$CANDLES_MODULE`, else the release build.
@@ -24,7 +28,11 @@ pub fn module_path() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libredis_candles.so");
-    assert!(p.exists(), "{} missing: run `cargo build --release` (make test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --release` (make test does)",
+        p.display()
+    );
     p
 }
 
@@ -47,7 +55,11 @@ pub fn persistence_args() -> Vec<String> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -85,7 +97,12 @@ impl Server {
         load.extend(module_args.iter().map(|s| s.to_string()));
         args.push("--loadmodule".into());
         args.extend(load);
-        let mut s = Server { port, dir, args, child: None };
+        let mut s = Server {
+            port,
+            dir,
+            args,
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -113,7 +130,11 @@ impl Server {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("redis-server exited ({status}); log:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "redis-server did not start; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -136,7 +157,9 @@ impl Server {
     /// Stops the server (SHUTDOWN with `how`, e.g. "SAVE" or "NOSAVE") and starts it again on
     /// the same port and directory, so it reloads its RDB or AOF.
     pub fn restart(&mut self, how: &str) {
-        let _ = redis::cmd("SHUTDOWN").arg(how).query::<()>(&mut self.conn());
+        let _ = redis::cmd("SHUTDOWN")
+            .arg(how)
+            .query::<()>(&mut self.conn());
         if let Some(mut c) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(10);
             while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
@@ -151,7 +174,11 @@ impl Server {
     /// Restart with different server arguments appended (e.g. turning AOF on).
     pub fn restart_with(&mut self, how: &str, extra: &[&str]) {
         // Later arguments override earlier ones in redis-server's argv.
-        let module_at = self.args.iter().position(|a| a == "--loadmodule").unwrap_or(self.args.len());
+        let module_at = self
+            .args
+            .iter()
+            .position(|a| a == "--loadmodule")
+            .unwrap_or(self.args.len());
         for (i, e) in extra.iter().enumerate() {
             self.args.insert(module_at + i, e.to_string());
         }
@@ -173,7 +200,10 @@ impl Drop for Server {
 }
 
 /// Runs a command given as words; the last argument may be binary via `arg_bytes`.
-pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, words: &[&str]) -> redis::RedisResult<T> {
+pub fn q<T: redis::FromRedisValue>(
+    c: &mut redis::Connection,
+    words: &[&str],
+) -> redis::RedisResult<T> {
     let mut cmd = redis::cmd(words[0]);
     for w in &words[1..] {
         cmd.arg(*w);
@@ -209,11 +239,17 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// INFO field of a section, as text.
 pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info: String = redis::cmd("INFO").arg(section).query(c).ok()?;
-    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_owned()))
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_owned())
+    })
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Starts a replica of `master` and waits until it is in sync.
@@ -221,7 +257,9 @@ pub fn start_replica(master: &Server) -> Server {
     let port = master.port.to_string();
     let r = Server::start_with(&["--replicaof", "127.0.0.1", &port], &[]);
     let mut c = r.conn();
-    eventually("replica link up", || info_field(&mut c, "replication", "master_link_status").as_deref() == Some("up"));
+    eventually("replica link up", || {
+        info_field(&mut c, "replication", "master_link_status").as_deref() == Some("up")
+    });
     r
 }
 
