@@ -64,22 +64,16 @@ impl Candle {
     pub fn validate(&self, interval: Interval) -> CoreResult<()> {
         interval.check_open_time(self.open_time)?;
         let t = self.open_time;
-        let named = [
-            ("open", Some(self.open)),
-            ("high", Some(self.high)),
-            ("low", Some(self.low)),
-            ("close", Some(self.close)),
-            ("volume", Some(self.volume)),
-            ("quote_volume", self.quote_volume),
-            ("taker_buy_base", self.taker_buy_base),
-            ("taker_buy_quote", self.taker_buy_quote),
-        ];
-        for (name, v) in named {
-            if v.is_some_and(|v| v.is_negative()) {
-                return Err(CoreError::invalid(format!(
-                    "candle at {t}: {name} is negative"
-                )));
-            }
+        let any_negative = self.open.is_negative()
+            || self.high.is_negative()
+            || self.low.is_negative()
+            || self.close.is_negative()
+            || self.volume.is_negative()
+            || self.quote_volume.is_some_and(|v| v.is_negative())
+            || self.taker_buy_base.is_some_and(|v| v.is_negative())
+            || self.taker_buy_quote.is_some_and(|v| v.is_negative());
+        if any_negative {
+            self.negative_error()?;
         }
         if self.high < self.open.max(self.close) {
             return Err(CoreError::invalid(format!(
@@ -98,6 +92,29 @@ impl Candle {
                 return Err(CoreError::invalid(format!(
                     "candle at {t}: close_time {ct} is outside its {} bucket",
                     interval.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for the first negative field, in field order.
+    fn negative_error(&self) -> CoreResult<()> {
+        let t = self.open_time;
+        let named = [
+            ("open", Some(self.open)),
+            ("high", Some(self.high)),
+            ("low", Some(self.low)),
+            ("close", Some(self.close)),
+            ("volume", Some(self.volume)),
+            ("quote_volume", self.quote_volume),
+            ("taker_buy_base", self.taker_buy_base),
+            ("taker_buy_quote", self.taker_buy_quote),
+        ];
+        for (name, v) in named {
+            if v.is_some_and(|v| v.is_negative()) {
+                return Err(CoreError::invalid(format!(
+                    "candle at {t}: {name} is negative"
                 )));
             }
         }
@@ -126,10 +143,29 @@ pub fn parse_time(b: &[u8]) -> CoreResult<i64> {
 
 /// Strict base-10 i64: optional '-', digits only.
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    std::str::from_utf8(b)
-        .ok()
-        .filter(|s| !s.starts_with('+'))
-        .and_then(|s| s.parse::<i64>().ok())
+    // What `str::parse::<i64>` accepts, minus a leading '+': one pass, checked arithmetic.
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // Accumulated negatively when negative, so i64::MIN parses.
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(i64::from(d))?
+        } else {
+            v.checked_add(i64::from(d))?
+        };
+    }
+    Some(v)
 }
 
 #[cfg(test)]
@@ -168,6 +204,64 @@ mod tests {
         assert!(Candle::from_args(&a[..5]).is_err());
         assert!(parse_time(b"+5").is_err());
         assert!(parse_time(b"1.5").is_err());
+    }
+
+    #[test]
+    fn parse_i64_matches_std() {
+        let reference = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .ok()
+                .filter(|s| !s.starts_with('+'))
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        let mut inputs: Vec<Vec<u8>> = [
+            "",
+            "-",
+            "+",
+            "+5",
+            "0",
+            "-0",
+            "00",
+            "1725476820000",
+            "-1725476820000",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "1.5",
+            "1e3",
+            " 1",
+            "1 ",
+            "--1",
+            "0x10",
+            "١",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        inputs.push(vec![0xff, b'1']);
+        let alphabet = b"0123456789-+ 9";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 22) as usize;
+            inputs.push(
+                (0..len)
+                    .map(|i| alphabet[((x >> (i * 3 % 60)) % alphabet.len() as u64) as usize])
+                    .collect(),
+            );
+        }
+        for b in &inputs {
+            assert_eq!(
+                parse_i64(b),
+                reference(b),
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+        }
     }
 
     #[test]

@@ -78,6 +78,71 @@ impl Dec {
     }
 
     pub fn parse_bytes(b: &[u8]) -> CoreResult<Dec> {
+        match Self::parse_simple(b) {
+            Some(d) => Ok(d),
+            None => Self::parse_general(b),
+        }
+    }
+
+    /// The common exchange form `[-]digits[.digits]` with at most 19 digits in all, in one
+    /// pass and u64 arithmetic. `None` for anything else (including every invalid input),
+    /// which [`Self::parse_general`] then decides; where both accept, they give the same value.
+    fn parse_simple(b: &[u8]) -> Option<Dec> {
+        let (neg, body) = match b.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, b),
+        };
+        // At most 19 digits (every such value fits in u64) plus one '.'.
+        if body.is_empty() || body.len() > 20 {
+            return None;
+        }
+        let mut mant: u64 = 0;
+        let mut digits = 0usize;
+        let mut int_len: Option<usize> = None; // set at the '.'
+        let mut int_val = 0u64;
+        // Value and fractional length up to the last non-zero fractional digit.
+        let mut kept: Option<(u64, usize)> = None;
+        for &c in body {
+            if c == b'.' {
+                if int_len.is_some() || digits == 0 {
+                    return None;
+                }
+                int_len = Some(digits);
+                int_val = mant;
+                continue;
+            }
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+            mant = mant * 10 + u64::from(d);
+            if let Some(il) = int_len {
+                if d != 0 {
+                    kept = Some((mant, digits - il));
+                }
+            }
+        }
+        let (m, scale) = match int_len {
+            // "1." is refused by the general path.
+            Some(il) if il == digits => return None,
+            Some(_) => kept.unwrap_or((int_val, 0)),
+            None => (mant, 0),
+        };
+        if m == 0 {
+            return Some(Dec::ZERO);
+        }
+        let m = i128::from(m);
+        Some(Dec {
+            mant: if neg { -m } else { m },
+            scale: scale as u8,
+        })
+    }
+
+    fn parse_general(b: &[u8]) -> CoreResult<Dec> {
         let bad =
             || CoreError::invalid(format!("invalid decimal '{}'", String::from_utf8_lossy(b)));
         let (neg, rest) = match b.first() {
@@ -211,6 +276,22 @@ impl Ord for Dec {
         if self.scale == other.scale {
             return self.mant.cmp(&other.mant);
         }
+        // Both mantissas within i64 and at most 18 digits of shift: the aligned values fit
+        // in i128 (< 2^63 * 10^18 < 2^123), so plain multiplication is exact.
+        if let (Ok(a), Ok(b)) = (i64::try_from(self.mant), i64::try_from(other.mant)) {
+            let (a, b) = (i128::from(a), i128::from(b));
+            if self.scale < other.scale {
+                if let Some(p) = POW10.get(usize::from(other.scale - self.scale)) {
+                    if *p <= POW10[18] {
+                        return (a * p).cmp(&b);
+                    }
+                }
+            } else if let Some(p) = POW10.get(usize::from(self.scale - other.scale)) {
+                if *p <= POW10[18] {
+                    return a.cmp(&(b * p));
+                }
+            }
+        }
         let scale = self.scale.max(other.scale);
         match (self.rescaled(scale), other.rescaled(scale)) {
             (Some(a), Some(b)) => a.cmp(&b),
@@ -320,6 +401,129 @@ mod tests {
             assert!(Dec::parse(s).is_err(), "{s:?} should fail");
         }
         assert!(Dec::parse(&"9".repeat(40)).is_err());
+    }
+
+    /// Every input the one-pass path accepts, the general path accepts with the same value;
+    /// every input it passes on gets the general path's answer (value or error).
+    #[test]
+    fn simple_path_matches_general_path() {
+        let mut inputs: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "00.10",
+            "1",
+            "1.0",
+            "1.",
+            ".5",
+            "-.5",
+            "-",
+            "",
+            ".",
+            "1..2",
+            "1.2.3",
+            "58194.01000000",
+            "0.00000001",
+            "9999999999999999999",
+            "99999999999999999999",
+            "999999999.9999999999",
+            "1234567890.123456789",
+            "-1234567890.123456789",
+            "0000000000000000001",
+            "00000000000000000000001",
+            "1e3",
+            "+1",
+            " 1",
+            "1 ",
+            "1a",
+            "--1",
+            "18446744073709551615",
+            "9223372036854775808",
+            "0.1000000000000000000",
+            "123456789012345678.12345678",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Deterministic pseudo-random strings over the characters that matter.
+        let alphabet = b"0123456789.-e0";
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 23) as usize;
+            let mut s = String::new();
+            let mut y = x;
+            for _ in 0..len {
+                y = y
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                s.push(alphabet[((y >> 33) % alphabet.len() as u64) as usize] as char);
+            }
+            inputs.push(s);
+        }
+        let mut simple = 0;
+        for s in &inputs {
+            let general = Dec::parse_general(s.as_bytes()).map_err(|e| e.to_string());
+            if let Some(v) = Dec::parse_simple(s.as_bytes()) {
+                simple += 1;
+                assert_eq!(Ok(v), general, "{s:?}");
+            }
+            assert_eq!(
+                Dec::parse_bytes(s.as_bytes()).map_err(|e| e.to_string()),
+                general,
+                "{s:?}"
+            );
+        }
+        assert!(simple > 1000, "{simple}");
+    }
+
+    #[test]
+    fn compare_fast_path_matches_aligned_compare() {
+        let vals: Vec<Dec> = [
+            "0",
+            "1",
+            "-1",
+            "0.5",
+            "0.50000001",
+            "57785.5",
+            "57771.01",
+            "-57771.01",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "0.000000000000000001",
+            "0.000000000000000000000001",
+            "123456789012345678.12345678",
+            "999999999999999999999999999999999999",
+        ]
+        .iter()
+        .map(|s| d(s))
+        .collect();
+        for a in &vals {
+            for b in &vals {
+                let scale = a.scale.max(b.scale);
+                let want = match (a.rescaled(scale), b.rescaled(scale)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (None, _) => {
+                        if a.mant < 0 {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (_, None) => {
+                        if b.mant < 0 {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                };
+                assert_eq!(a.cmp(b), want, "{a} vs {b}");
+            }
+        }
     }
 
     #[test]
