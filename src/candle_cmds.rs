@@ -163,8 +163,10 @@ fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
     if effect.is_empty() {
         return;
     }
-    // Room for a live write's effect: one allocation, no regrowth.
-    let mut blob = Vec::with_capacity(256);
+    // One buffer reused across writes (taken out of the cell, so never borrowed twice); a
+    // large one left by a big batch is not kept.
+    let mut blob = EFFECT_BUF.take();
+    blob.clear();
     blob.push(EFFECT_TAG);
     effect.encode(&mut blob);
     // RM_Replicate directly ("sb": the key string as received, the blob as a buffer): the
@@ -184,7 +186,18 @@ fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
             );
         }
     }
+    if blob.capacity() <= EFFECT_BUF_KEEP {
+        EFFECT_BUF.set(blob);
+    }
     notify(ctx, name, effect);
+}
+
+/// Largest effect buffer kept for the next write.
+const EFFECT_BUF_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// The encoding buffer of `publish` (commands run on the main thread).
+    static EFFECT_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A module keyspace event with a static name (the crate's wrapper allocates a CString).
@@ -336,6 +349,18 @@ fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let name = &args[1];
     let (interval, rest) = take_interval(&args[2..])?;
+    // The hot form, one positional candle: parsed straight into a Candle (no vector), same
+    // checks and errors as `parse_candles`, and no JSON interval to check.
+    if let [t, o, h, l, c, v] = rest {
+        if !is_kw(t, "JSON") {
+            let parts = [t, o, h, l, c, v].map(|s| s.as_slice());
+            let candle = Candle::from_args(&parts).map_err(core_err)?;
+            let key = ctx.open_key_writable(name);
+            let target = open_target(&key, name, interval)?;
+            let now = now_ms();
+            return live_write(ctx, &key, name, target, |s| s.live_update(candle, now));
+        }
+    }
     let mut candles = parse_candles(rest)?;
     if candles.len() != 1 {
         return Err(err(format!(

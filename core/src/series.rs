@@ -378,7 +378,7 @@ impl Series {
             ..Effect::default()
         };
         effect.live_drop.retain(|t| *t != live.candle.open_time);
-        effect.live_put.push(live);
+        effect.live_put = vec![live];
         self.apply(&effect);
         Ok(LiveOutcome {
             changed: true,
