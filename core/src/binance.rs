@@ -62,8 +62,162 @@ fn parse_json(payload: &[u8]) -> CoreResult<Value> {
 /// Parses every kline shape Binance sends: a REST klines body (array of rows), one row, a
 /// WebSocket kline event (plain or `{"stream":…,"data":…}`), or its `k` object.
 pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        if let Some(klines) = fast::rest_klines(payload) {
+            return Ok(klines);
+        }
+    }
     let v = parse_json(payload)?;
     klines_of(&v)
+}
+
+/// A one-pass reader for the exact shape of a REST klines body: a non-empty array of rows,
+/// each an array of 6 to 12 fields, integers where the row has integers (open time, close
+/// time, trades) and plain strings (no escapes) for the decimals. No tree, no allocation
+/// besides the result. Anything else — another shape, a JSON number as a decimal, an
+/// escape, a value the Value path would refuse — gives `None`, and the caller parses the
+/// payload the general way, so results and errors are the Value path's.
+mod fast {
+    use super::Kline;
+    use crate::candle::{parse_i64, Candle};
+    use crate::decimal::Dec;
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.at) {
+                self.at += 1;
+            }
+        }
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.at).copied()
+        }
+        fn eat(&mut self, c: u8) -> Option<()> {
+            if self.peek()? == c {
+                self.at += 1;
+                Some(())
+            } else {
+                None
+            }
+        }
+        /// An integer literal as JSON writes it (`-?(0|[1-9][0-9]*)`, no fraction or exponent).
+        fn int_text(&mut self) -> Option<&'a [u8]> {
+            self.ws();
+            let start = self.at;
+            if self.b.get(self.at) == Some(&b'-') {
+                self.at += 1;
+            }
+            let digits = self.at;
+            while self.b.get(self.at).is_some_and(u8::is_ascii_digit) {
+                self.at += 1;
+            }
+            let n = self.at - digits;
+            if n == 0 || (n > 1 && self.b.get(digits) == Some(&b'0')) {
+                return None;
+            }
+            // A fraction or exponent makes it another kind of number.
+            if let Some(b'.' | b'e' | b'E') = self.b.get(self.at) {
+                return None;
+            }
+            self.b.get(start..self.at)
+        }
+        /// A string of printable ASCII without escapes; its contents.
+        fn plain_str(&mut self) -> Option<&'a [u8]> {
+            self.eat(b'"')?;
+            let start = self.at;
+            loop {
+                match *self.b.get(self.at)? {
+                    b'"' => break,
+                    0x20..=0x7e if self.b.get(self.at) != Some(&b'\\') => self.at += 1,
+                    _ => return None,
+                }
+            }
+            let s = self.b.get(start..self.at)?;
+            self.at += 1;
+            Some(s)
+        }
+        fn i64_field(&mut self) -> Option<i64> {
+            parse_i64(self.int_text()?)
+        }
+        fn u64_field(&mut self) -> Option<u64> {
+            let t = self.int_text()?;
+            if t.first() == Some(&b'-') {
+                return None;
+            }
+            std::str::from_utf8(t).ok()?.parse().ok()
+        }
+        fn dec_field(&mut self) -> Option<Dec> {
+            Dec::parse_bytes(self.plain_str()?).ok()
+        }
+    }
+
+    /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`.
+    fn row(c: &mut Cursor<'_>) -> Option<Kline> {
+        c.eat(b'[')?;
+        let open_time = c.i64_field()?;
+        let mut dec = || {
+            c.eat(b',')?;
+            c.dec_field()
+        };
+        let (open, high, low, close, volume) = (dec()?, dec()?, dec()?, dec()?, dec()?);
+        let mut candle = Candle::ohlcv(open_time, open, high, low, close, volume);
+        // Optional fields in order, until the row closes.
+        for i in 6..12 {
+            if c.peek()? == b']' {
+                break;
+            }
+            c.eat(b',')?;
+            match i {
+                6 => candle.close_time = Some(c.i64_field()?),
+                7 => candle.quote_volume = Some(c.dec_field()?),
+                8 => candle.trades = Some(c.u64_field()?),
+                9 => candle.taker_buy_base = Some(c.dec_field()?),
+                10 => candle.taker_buy_quote = Some(c.dec_field()?),
+                // "ignore": any string or integer (the Value path does not read it).
+                _ => {
+                    if c.peek()? == b'"' {
+                        c.plain_str()?;
+                    } else {
+                        c.int_text()?;
+                    }
+                }
+            }
+        }
+        c.eat(b']')?;
+        Some(Kline {
+            candle,
+            closed: None,
+            interval: None,
+            symbol: None,
+        })
+    }
+
+    /// The klines of a REST body, or `None` when it is not exactly that shape.
+    pub(super) fn rest_klines(payload: &[u8]) -> Option<Vec<Kline>> {
+        let mut c = Cursor { b: payload, at: 0 };
+        c.eat(b'[')?;
+        if c.peek()? != b'[' {
+            return None;
+        }
+        // A REST row is about 170 bytes of text.
+        let mut out = Vec::with_capacity(payload.len() / 160 + 1);
+        loop {
+            out.push(row(&mut c)?);
+            match c.peek()? {
+                b',' => c.at += 1,
+                b']' => break,
+                _ => return None,
+            }
+        }
+        c.at += 1;
+        c.ws();
+        (c.at == payload.len()).then_some(out)
+    }
 }
 
 fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
@@ -307,6 +461,130 @@ mod tests {
         }
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert!(parse_klines(deep.as_bytes()).is_err());
+    }
+
+    /// The Value path alone, as `parse_klines` was before the fast path.
+    fn value_path(p: &[u8]) -> Result<Vec<Kline>, String> {
+        parse_json(p)
+            .and_then(|v| klines_of(&v))
+            .map_err(|e| e.to_string())
+    }
+
+    fn same_as_value_path(p: &[u8]) -> bool {
+        let fast = fast::rest_klines(p);
+        if let Some(k) = &fast {
+            assert_eq!(
+                Ok(k.clone()),
+                value_path(p),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
+        assert_eq!(
+            parse_klines(p).map_err(|e| e.to_string()),
+            value_path(p),
+            "{}",
+            String::from_utf8_lossy(p)
+        );
+        fast.is_some()
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/binance/"
+        );
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    #[test]
+    fn fast_path_matches_value_path_on_fixtures() {
+        for name in [
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+            "rest_klines_BTCUSDT_5m_limit1000.json",
+            "rest_klines_BTCUSDT_15m_limit1000.json",
+            "rest_klines_BTCUSDT_1m_10rows_nautilus.json",
+        ] {
+            let body = fixture(name);
+            assert!(same_as_value_path(&body), "{name}: fast path not taken");
+            let Value::Array(rows) = serde_json::from_slice::<Value>(&body).unwrap() else {
+                panic!("{name}");
+            };
+            for r in &rows {
+                // Each row alone (one-row shape: Value path) and as a one-row body (fast).
+                let one = serde_json::to_vec(r).unwrap();
+                same_as_value_path(&one);
+                let mut wrapped = b"[".to_vec();
+                wrapped.extend_from_slice(&one);
+                wrapped.push(b']');
+                assert!(same_as_value_path(&wrapped), "{name}");
+            }
+            // Pretty-printed bodies keep the fast path (whitespace between tokens).
+            let pretty = serde_json::to_vec_pretty(&rows).unwrap();
+            assert!(same_as_value_path(&pretty), "{name}: pretty");
+        }
+        let ws = fixture("ws_kline_1m_combined.jsonl");
+        for line in ws.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            assert!(!same_as_value_path(line));
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_value_path_on_malformed_input() {
+        let row = ROW;
+        let cases: Vec<String> = vec![
+            String::new(),
+            "[".into(),
+            "[[".into(),
+            "[]".into(),
+            "[[]]".into(),
+            " [ [60000,\"1\",\"1\",\"1\",\"1\",\"1\"] ] ".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\"],]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\"]] x".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\"]]]".into(),
+            "[[060000,\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[-0,\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000.0,\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[6e4,\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[\"60000\",\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,1,\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"1\\u0030\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"x\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"-1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",119999,\"1\",-1]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",119999,\"1\",18446744073709551616]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",119999,\"1\",5,\"1\",\"1\",\"0\",1]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",119999,\"1\",5,\"1\",\"1\",null]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\",119999,\"1\",5,\"1\",\"1\",7]]".into(),
+            "[[9223372036854775808,\"1\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\"],[1]]".into(),
+            "[[60000,\"1\",\"1\",\"1\",\"1\",\"1\"],5]".into(),
+            "[[60000,\"1\u{e9}\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            "[[60000,\"1\t\",\"1\",\"1\",\"1\",\"1\"]]".into(),
+            format!("[{row},{row}]"),
+            format!("[{row} , {row}]\n"),
+            format!("[{row}{row}]"),
+        ];
+        for c in &cases {
+            same_as_value_path(c.as_bytes());
+        }
+        // Every single-byte deletion and a set of substitutions of a two-row body.
+        let body = format!("[{row},{row}]");
+        let b = body.as_bytes();
+        for i in 0..b.len() {
+            let mut d = b.to_vec();
+            d.remove(i);
+            same_as_value_path(&d);
+            for sub in [
+                b'0', b'-', b'"', b',', b'[', b']', b' ', b'.', b'e', b'\\', b'x',
+            ] {
+                let mut d = b.to_vec();
+                d[i] = sub;
+                same_as_value_path(&d);
+            }
+        }
     }
 
     #[test]
