@@ -222,7 +222,22 @@ impl Series {
 
         let mut pending: HashMap<i64, &Candle> = HashMap::new();
         let mut order: Vec<i64> = Vec::new();
-        for inc in &official {
+        // A pure append (strictly ascending, all newer than the newest stored) has no
+        // duplicate to look for: every candle is inserted, in batch order.
+        let stored_last = self.official.last_time();
+        let pure_append = official.windows(2).all(|w| match w {
+            [a, b] => a.candle.open_time < b.candle.open_time,
+            _ => true,
+        }) && official
+            .first()
+            .is_none_or(|f| stored_last.is_none_or(|n| f.candle.open_time > n));
+        let official_iter = if pure_append {
+            order.extend(official.iter().map(|inc| inc.candle.open_time));
+            [].iter()
+        } else {
+            official.iter()
+        };
+        for inc in official_iter {
             let c = &inc.candle;
             let t = c.open_time;
             // Appends (the common case) skip the lookup.
@@ -247,10 +262,14 @@ impl Series {
             }
         }
         let mut effect = Effect {
-            official: order
-                .iter()
-                .filter_map(|t| pending.get(t).map(|c| (*c).clone()))
-                .collect(),
+            official: if pure_append {
+                official.iter().map(|inc| inc.candle.clone()).collect()
+            } else {
+                order
+                    .iter()
+                    .filter_map(|t| pending.get(t).map(|c| (*c).clone()))
+                    .collect()
+            },
             ..Effect::default()
         };
 
@@ -263,7 +282,12 @@ impl Series {
         let mut routed_live = 0;
         for inc in &forming {
             let t = inc.candle.open_time;
-            if pending.contains_key(&t) || newest_official.is_some_and(|n| t <= n) {
+            let in_batch = if pure_append {
+                order.binary_search(&t).is_ok()
+            } else {
+                pending.contains_key(&t)
+            };
+            if in_batch || newest_official.is_some_and(|n| t <= n) {
                 continue; // R2: official wins.
             }
             routed_live += 1;
