@@ -8,9 +8,7 @@ use candles_core::series::{
 };
 use candles_core::{Candle, Dec, Interval};
 use redis_module::key::RedisKeyWritable;
-use redis_module::{
-    raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
-};
+use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
@@ -18,7 +16,7 @@ use crate::config;
 use crate::stats::{self, Footprint};
 use crate::util::{
     as_str, bulk, core_err, err, is_kw, now_ms, option_value, parse_bound, parse_bounded,
-    parse_format, parse_int, wrong_type, Format,
+    parse_format, parse_int, require_internal, wrong_type, Format,
 };
 
 /// Largest COUNT accepted by reads.
@@ -710,14 +708,7 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
 })]
 fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !ctx
-        .get_flags()
-        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
-    {
-        return Err(err(
-            "CANDLE.APPLY is internal: it is accepted only from a master or while loading the AOF",
-        ));
-    }
+    require_internal(ctx, "CANDLE.APPLY")?;
     let name = &args[1];
     let blob = args[2].as_slice();
     let key = ctx.open_key_writable(name);

@@ -7,16 +7,14 @@
 use std::sync::atomic::Ordering;
 
 use candles_core::ticks::{ticks_to_json, Tick, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
-use redis_module::{
-    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
-};
+use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
 use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
 use crate::util::{
-    bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, wrong_type,
-    Format,
+    bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format,
+    require_internal, wrong_type, Format,
 };
 
 /// Largest COUNT accepted by tick reads.
@@ -412,14 +410,7 @@ fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
 })]
 fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !ctx
-        .get_flags()
-        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
-    {
-        return Err(err(
-            "TICKS.APPLY is internal: it is accepted only from a master or while loading the AOF",
-        ));
-    }
+    require_internal(ctx, "TICKS.APPLY")?;
     let name = &args[1];
     let book = match args[2].as_slice().split_first() {
         Some((&SNAPSHOT_TAG, body)) => TickBook::decode(body).map_err(core_err)?,

@@ -1,7 +1,7 @@
 //! Small helpers shared by the command families: errors, argument parsing, clock, replies.
 
 use candles_core::CoreError;
-use redis_module::{raw, RedisError, RedisString, RedisValue};
+use redis_module::{raw, Context, ContextFlags, RedisError, RedisString, RedisValue};
 
 /// `ERR <message>` for a core error.
 pub fn core_err(e: CoreError) -> RedisError {
@@ -83,4 +83,19 @@ pub fn parse_format(arg: &RedisString) -> Result<Format, RedisError> {
 /// redis-module reports a key of another type as a plain error; clients expect WRONGTYPE.
 pub fn wrong_type(_: RedisError) -> RedisError {
     RedisError::WrongType
+}
+
+/// Internal commands (`*.APPLY`) write exactly what they are given, bypassing the rules, so
+/// they are accepted only from the replication link or while loading the AOF.
+pub fn require_internal(ctx: &Context, command: &str) -> Result<(), RedisError> {
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "{command} is internal: it is accepted only from a master or while loading the AOF"
+        )))
+    }
 }
