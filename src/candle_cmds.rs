@@ -15,8 +15,8 @@ use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use crate::config;
 use crate::stats::{self, Footprint};
 use crate::util::{
-    as_str, bulk, core_err, err, is_kw, now_ms, option_value, parse_bound, parse_bounded,
-    parse_format, parse_int, require_internal, wrong_type, Format,
+    as_str, bulk, core_err, err, field_list, is_kw, now_ms, option_value, parse_bound,
+    parse_bounded, parse_format, parse_int, require_internal, wrong_type, Format,
 };
 
 /// Largest COUNT accepted by reads.
@@ -688,12 +688,7 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ),
         ("memory_usage", RedisValue::Integer(s.mem_usage() as i64)),
     ];
-    Ok(RedisValue::Array(
-        fields
-            .into_iter()
-            .flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v])
-            .collect(),
-    ))
+    Ok(field_list(fields))
 }
 
 /// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,

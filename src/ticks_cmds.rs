@@ -13,7 +13,7 @@ use redis_module_macros::command;
 use crate::config::TICK_CAP;
 use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
 use crate::util::{
-    bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format,
+    bulk, core_err, err, field_list, is_kw, option_value, parse_bound, parse_bounded, parse_format,
     require_internal, wrong_type, Format,
 };
 
@@ -391,12 +391,7 @@ fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ("default_cap", int(default_cap())),
         ("memory", int(i.memory)),
     ];
-    Ok(RedisValue::Array(
-        fields
-            .into_iter()
-            .flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v])
-            .collect(),
-    ))
+    Ok(field_list(fields))
 }
 
 /// Internal: the AOF-rewrite form of a tick book (a canonical snapshot). Refused from clients.

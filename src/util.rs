@@ -99,3 +99,13 @@ pub fn require_internal(ctx: &Context, command: &str) -> Result<(), RedisError> 
         )))
     }
 }
+
+/// A flat `[name, value, name, value, ...]` reply, the shape of `XINFO`/`TS.INFO`.
+pub fn field_list(fields: impl IntoIterator<Item = (&'static str, RedisValue)>) -> RedisValue {
+    RedisValue::Array(
+        fields
+            .into_iter()
+            .flat_map(|(k, v)| [RedisValue::SimpleStringStatic(k), v])
+            .collect(),
+    )
+}
