@@ -230,7 +230,11 @@ impl ChunkedStore {
             && cs
                 .first()
                 .is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
-        if !appends || cs.len() < 2 * TAIL_MAX {
+        if !appends {
+            self.put_scattered(cs);
+            return;
+        }
+        if cs.len() < 2 * TAIL_MAX {
             for c in cs {
                 self.put(c.clone());
             }
@@ -278,6 +282,88 @@ impl ChunkedStore {
         for c in &cs[i..] {
             self.put(c.clone());
         }
+    }
+
+    /// `put_all` for a batch that is not a pure append (gap fills, corrections, re-sent
+    /// pages). Candles that land inside sealed chunks are grouped by chunk, so each touched
+    /// chunk is decoded and re-encoded once (split evenly when it outgrows `CHUNK_MAX`)
+    /// instead of once per candle; the others go to the tail one by one. The result holds
+    /// the same candles as one-by-one puts, and is itself deterministic (replicas applying the
+    /// same batch build the same chunks). Later candles of the batch win over earlier ones at
+    /// the same open time, as with one-by-one puts.
+    fn put_scattered(&mut self, cs: &[Candle]) {
+        let (mut inner, outer): (Vec<&Candle>, Vec<&Candle>) =
+            cs.iter().partition(|c| !self.in_tail_region(c.open_time));
+        // Stable: for equal times the later candle stays later, and wins below.
+        inner.sort_by_key(|c| c.open_time);
+        let mut groups: Vec<(usize, Vec<&Candle>)> = Vec::new();
+        for c in inner {
+            let idx = self.chunk_at(c.open_time);
+            match groups.last_mut() {
+                Some((i, g)) if *i == idx => g.push(c),
+                _ => groups.push((idx, vec![c])),
+            }
+        }
+        // Back to front, so splitting a chunk does not move the ones still to do.
+        for (idx, group) in groups.into_iter().rev() {
+            let Some(ch) = self.chunks.get(idx) else {
+                continue;
+            };
+            let mut merged = ch.candles();
+            self.chunk_bytes -= ch.data.len();
+            for c in group {
+                match merged.binary_search_by_key(&c.open_time, |x| x.open_time) {
+                    Ok(i) => {
+                        if let Some(x) = merged.get_mut(i) {
+                            *x = c.clone();
+                        }
+                    }
+                    Err(i) => {
+                        merged.insert(i, c.clone());
+                        self.len += 1;
+                    }
+                }
+            }
+            let pieces = merged.len().div_ceil(CHUNK_MAX).max(1);
+            let size = merged.len().div_ceil(pieces).max(1);
+            let sealed: Vec<Chunk> = merged.chunks(size).map(Chunk::seal).collect();
+            self.chunk_bytes += sealed.iter().map(|c| c.data.len()).sum::<usize>();
+            self.chunks.splice(idx..=idx, sealed);
+        }
+        for c in outer {
+            self.put(c.clone());
+        }
+    }
+
+    /// The stored candles at `times` (ascending for best speed), decoding each chunk the
+    /// times touch once, where `get` would decode one chunk per time.
+    pub fn get_many(&self, times: &[i64]) -> Vec<Option<Candle>> {
+        let mut decoded: Option<(usize, Vec<Candle>)> = None;
+        let mut tail: Option<Vec<Candle>> = None;
+        times
+            .iter()
+            .map(|&t| {
+                let rows: &[Candle] = if self.in_tail_region(t) {
+                    if self.tail_len == 0 || t < self.tail_first || t > self.tail_last {
+                        return None;
+                    }
+                    tail.get_or_insert_with(|| self.tail_rows())
+                } else {
+                    let idx = self.chunk_at(t);
+                    let ch = self.chunks.get(idx)?;
+                    if t < ch.first {
+                        return None;
+                    }
+                    if decoded.as_ref().is_none_or(|(i, _)| *i != idx) {
+                        decoded = Some((idx, ch.candles()));
+                    }
+                    decoded.as_ref().map_or(&[][..], |(_, v)| v)
+                };
+                rows.binary_search_by_key(&t, |c| c.open_time)
+                    .ok()
+                    .and_then(|i| rows.get(i).cloned())
+            })
+            .collect()
     }
 
     /// Seals `cs` as the last chunk: replacing it (`in_chunks`) or as a new one.

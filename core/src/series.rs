@@ -237,16 +237,24 @@ impl Series {
         } else {
             official.iter()
         };
+        // The stored candles the batch may collide with, read in one pass (each touched chunk
+        // decoded once; a lookup per candle would decode a chunk per candle).
+        let mut probe: Vec<i64> = official_iter
+            .clone()
+            .map(|inc| inc.candle.open_time)
+            .filter(|t| stored_last.is_some_and(|n| *t <= n))
+            .collect();
+        probe.sort_unstable();
+        probe.dedup();
+        let stored: HashMap<i64, Candle> = probe
+            .iter()
+            .zip(self.official.get_many(&probe))
+            .filter_map(|(t, c)| c.map(|c| (*t, c)))
+            .collect();
         for inc in official_iter {
             let c = &inc.candle;
             let t = c.open_time;
-            // Appends (the common case) skip the lookup.
-            let stored = if self.official.last_time().is_some_and(|n| t <= n) {
-                self.official.get(t)
-            } else {
-                None
-            };
-            let prev = pending.get(&t).copied().or(stored.as_ref());
+            let prev = pending.get(&t).copied().or(stored.get(&t));
             match prev {
                 Some(p) if p == c => continue,
                 Some(_) if self.settings.policy == DuplicatePolicy::Keep => continue,

@@ -37,6 +37,10 @@ impl ReferenceStore {
     pub fn contains(&self, t: i64) -> bool {
         self.map.contains_key(&t)
     }
+    /// The stored candles at `times`.
+    pub fn get_many(&self, times: &[i64]) -> Vec<Option<Candle>> {
+        times.iter().map(|t| self.map.get(t).cloned()).collect()
+    }
     /// Inserts, or overwrites the candle at the same open time.
     pub fn put(&mut self, c: Candle) {
         self.map.insert(c.open_time, c);
