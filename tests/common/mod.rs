@@ -7,11 +7,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/binance/");
+/// The workspace root (this file is also included by the feeder's tests, one level down).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|a| a.join("Cargo.lock").exists())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
+/// `../shared/fixtures/binance/` next to the checkout: the real recorded Binance data.
+pub fn fixtures_dir() -> PathBuf {
+    workspace_root().join("../shared/fixtures/binance")
+}
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let p = format!("{FIXTURES}{name}");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {p}: {e}"))
+    let p = fixtures_dir().join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
 }
 
 pub fn fixture_lines(name: &str) -> Vec<String> {
@@ -27,7 +39,7 @@ pub fn module_path() -> PathBuf {
     if let Ok(p) = std::env::var("CANDLES_MODULE") {
         return PathBuf::from(p);
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libredis_candles.so");
+    let p = workspace_root().join("target/release/libredis_candles.so");
     assert!(
         p.exists(),
         "{} missing: run `cargo build --release` (make test does)",

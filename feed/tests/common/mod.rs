@@ -5,7 +5,6 @@
 use candles_core::Dec;
 use candles_feed::standin::{open_time, Dataset, StandIn};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,121 +25,38 @@ pub fn rows_1m() -> Vec<Value> {
     candles_feed::standin::rows_of_body(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap()
 }
 
-/// The module library: `$CANDLES_MODULE`, else `<workspace>/target/release/libredis_candles.so`.
-pub fn module_path() -> PathBuf {
-    let p = match std::env::var("CANDLES_MODULE") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libredis_candles.so")
-        }
-    };
-    assert!(p.exists(), "module {} missing: run `cargo build --release` at the workspace root or set CANDLES_MODULE", p.display());
-    p
-}
+// The workspace's redis-server harness (tests/common/mod.rs), shared with the module's tests.
+#[path = "../../../tests/common/mod.rs"]
+mod server;
+#[allow(unused_imports)] // not every test binary uses it
+pub use server::{free_port, module_path};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `redis-server --port <free> --save "" --appendonly no --loadmodule <so>` in a temp dir.
-pub struct Redis {
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-    child: Option<Child>,
-}
+/// `redis-server` with the module, no persistence, on a free loopback port; killed on drop.
+pub struct Redis(server::Server);
 
 impl Redis {
     pub fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        r.spawn();
-        r
+        Redis(server::Server::start_with(
+            &["--save", "", "--appendonly", "no"],
+            &[],
+        ))
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let module = module_path();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--logfile", "redis.log", "--loadmodule"])
-            .arg(&module)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = self.try_conn() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return;
-                }
-            }
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("redis-server exited ({st}): {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
-    }
-
-    fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
+        format!("redis://127.0.0.1:{}", self.0.port)
     }
 
     pub fn conn(&self) -> redis::Connection {
-        let c = self.try_conn().expect("connect to redis");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c
+        self.0.conn()
     }
 
-    /// Kills the server (data lost: no persistence).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    pub fn log(&self) -> String {
+        self.0.log()
     }
 
-    /// Starts it again on the same port, empty.
+    /// Stops it and starts it again on the same port, empty (nothing is persisted).
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.restart("NOSAVE");
     }
 }
 
