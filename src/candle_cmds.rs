@@ -13,7 +13,8 @@ use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use crate::config;
-use crate::stats::{self, Footprint};
+use crate::datatype::ModuleValue;
+use crate::stats;
 use crate::util::{
     as_str, bulk, core_err, err, field_list, is_kw, now_ms, option_value, parse_bound,
     parse_bounded, parse_format, parse_int, require_internal, wrong_type, Format,
@@ -126,17 +127,17 @@ fn apply_op<T>(
 ) -> Result<(T, Effect), RedisError> {
     let (out, effect) = match target {
         Target::Existing(s) => {
-            let before = Footprint::of_series(s);
+            let before = s.footprint();
             let r = op(s)?;
-            stats::series_changed(before, Footprint::of_series(s));
+            stats::SERIES.changed(before, s.footprint());
             r
         }
         Target::New(mut s) => {
             let (out, mut effect) = op(&mut s)?;
             effect.create = Some(*s.settings());
-            let fp = Footprint::of_series(&s);
+            let fp = s.footprint();
             key.set_value(&SERIES_TYPE, s)?;
-            stats::series_added(fp);
+            stats::SERIES.add(fp, 1);
             (out, effect)
         }
     };
@@ -710,9 +711,9 @@ fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     match blob.split_first() {
         Some((&SNAPSHOT_TAG, body)) => {
             let s = Series::decode(body).map_err(core_err)?;
-            let fp = Footprint::of_series(&s);
+            let fp = s.footprint();
             key.set_value(&SERIES_TYPE, s)?;
-            stats::series_added(fp);
+            stats::SERIES.add(fp, 1);
         }
         Some((&EFFECT_TAG, body)) => {
             let effect = Effect::decode(body).map_err(core_err)?;

@@ -6,7 +6,7 @@ use candles_core::CoreResult;
 use redis_module::native_types::RedisType;
 
 use crate::datatype::{self, ModuleValue};
-use crate::stats::{self, Footprint};
+use crate::stats::{self, Footprint, Gauges};
 
 /// Tag of a `CANDLE.APPLY` blob that carries a whole series (AOF rewrite).
 pub const SNAPSHOT_TAG: u8 = b'S';
@@ -32,13 +32,14 @@ impl ModuleValue for Series {
     fn free_effort(&self) -> usize {
         self.official_len() + self.live_len()
     }
-    fn count(&self, sign: i64) {
-        let f = Footprint::of_series(self);
-        if sign > 0 {
-            stats::series_added(f)
-        } else {
-            stats::series_removed(f)
-        }
+    const GAUGES: &'static Gauges = &stats::SERIES;
+    fn footprint(&self) -> Footprint {
+        [
+            1,
+            self.official_len() as i64,
+            self.live_len() as i64,
+            Series::mem_usage(self) as i64,
+        ]
     }
 }
 

@@ -10,6 +10,8 @@ use std::os::raw::{c_int, c_void};
 use candles_core::CoreResult;
 use redis_module::{logging, raw};
 
+use crate::stats::{Footprint, Gauges};
+
 pub trait ModuleValue: Clone + Sized + 'static {
     /// What the value is called in log lines.
     const WHAT: &'static str;
@@ -24,8 +26,9 @@ pub trait ModuleValue: Clone + Sized + 'static {
     fn mem_usage(&self) -> usize;
     /// Redis frees in the background when this exceeds lazyfree's threshold (64).
     fn free_effort(&self) -> usize;
-    /// Adds (`sign` 1) or removes (-1) the value from the INFO counters.
-    fn count(&self, sign: i64);
+    /// The INFO gauges of this type, and what one value contributes to them.
+    const GAUGES: &'static Gauges;
+    fn footprint(&self) -> Footprint;
 }
 
 /// The type methods for `T`.
@@ -55,7 +58,7 @@ pub const fn methods<T: ModuleValue>() -> raw::RedisModuleTypeMethods {
 
 /// A value boxed for Redis, counted in INFO.
 pub fn into_raw<T: ModuleValue>(v: T) -> *mut c_void {
-    v.count(1);
+    T::GAUGES.add(v.footprint(), 1);
     Box::into_raw(Box::new(v)).cast()
 }
 
@@ -118,7 +121,7 @@ unsafe extern "C" fn free<T: ModuleValue>(value: *mut c_void) {
         return;
     }
     let v = Box::from_raw(value.cast::<T>());
-    v.count(-1);
+    T::GAUGES.add(v.footprint(), -1);
     drop(v);
 }
 

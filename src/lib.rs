@@ -20,7 +20,6 @@ use redis_module_macros::info_command_handler;
 
 use crate::candle_type::SERIES_TYPE;
 use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
-use crate::stats::get;
 use crate::ticks_type::TICKS_TYPE;
 
 // The builder API always names a sub-section (`candles_<name>`); the plain API with no
@@ -30,14 +29,21 @@ use crate::ticks_type::TICKS_TYPE;
 fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     // Section named after the module: `INFO candles`.
     if ctx.add_info_section(None) == Status::Ok {
-        ctx.add_info_field_long_long("series", get(&stats::SERIES));
-        ctx.add_info_field_long_long("official_candles", get(&stats::OFFICIAL));
-        ctx.add_info_field_long_long("live_candles", get(&stats::LIVE));
-        ctx.add_info_field_long_long("series_bytes", get(&stats::SERIES_BYTES));
-        ctx.add_info_field_long_long("tick_books", get(&ticks_type::TICK_BOOKS));
-        ctx.add_info_field_long_long("tick_streams", get(&ticks_type::TICK_STREAMS));
-        ctx.add_info_field_long_long("ticks", get(&ticks_type::TICKS));
-        ctx.add_info_field_long_long("tick_bytes", get(&ticks_type::TICK_BYTES));
+        let fields = [
+            (
+                &stats::SERIES,
+                ["series", "official_candles", "live_candles", "series_bytes"],
+            ),
+            (
+                &stats::TICK_BOOKS,
+                ["tick_books", "tick_streams", "ticks", "tick_bytes"],
+            ),
+        ];
+        for (gauges, names) in fields {
+            for (i, name) in names.into_iter().enumerate() {
+                ctx.add_info_field_long_long(name, gauges.get(i));
+            }
+        }
     }
     Ok(())
 }

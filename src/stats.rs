@@ -1,54 +1,44 @@
-//! Global counters for the `candles` INFO section, kept exact on every create, write, copy,
+//! Global gauges for the `candles` INFO section, kept exact on every create, write, copy,
 //! load and free (free may run on the lazy-free thread, hence atomics).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub static SERIES: AtomicI64 = AtomicI64::new(0);
-pub static OFFICIAL: AtomicI64 = AtomicI64::new(0);
-pub static LIVE: AtomicI64 = AtomicI64::new(0);
-pub static SERIES_BYTES: AtomicI64 = AtomicI64::new(0);
+/// What one value contributes to its type's gauges: `[values, items, items, bytes]`.
+pub type Footprint = [i64; 4];
 
-/// What one value contributes to the counters.
-#[derive(Clone, Copy, Default)]
-pub struct Footprint {
-    pub values: i64,
-    pub official: i64,
-    pub live: i64,
-    pub bytes: i64,
-}
+/// The four gauges of one data type.
+pub struct Gauges([AtomicI64; 4]);
 
-impl Footprint {
-    pub fn of_series(s: &candles_core::series::Series) -> Footprint {
-        Footprint {
-            values: 1,
-            official: s.official_len() as i64,
-            live: s.live_len() as i64,
-            bytes: s.mem_usage() as i64,
+impl Gauges {
+    pub const fn new() -> Gauges {
+        Gauges([const { AtomicI64::new(0) }; 4])
+    }
+
+    /// Adds (`sign` 1) or removes (-1) a value's footprint.
+    pub fn add(&self, f: Footprint, sign: i64) {
+        for (g, v) in self.0.iter().zip(f) {
+            g.fetch_add(sign * v, Ordering::Relaxed);
         }
+    }
+
+    /// Replaces a value's old footprint by its new one.
+    pub fn changed(&self, before: Footprint, after: Footprint) {
+        self.add(before, -1);
+        self.add(after, 1);
+    }
+
+    pub fn get(&self, i: usize) -> i64 {
+        self.0.get(i).map_or(0, |g| g.load(Ordering::Relaxed))
     }
 }
 
-fn add(f: Footprint, sign: i64) {
-    SERIES.fetch_add(sign * f.values, Ordering::Relaxed);
-    OFFICIAL.fetch_add(sign * f.official, Ordering::Relaxed);
-    LIVE.fetch_add(sign * f.live, Ordering::Relaxed);
-    SERIES_BYTES.fetch_add(sign * f.bytes, Ordering::Relaxed);
+impl Default for Gauges {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-pub fn series_added(f: Footprint) {
-    add(f, 1);
-}
-
-pub fn series_removed(f: Footprint) {
-    add(f, -1);
-}
-
-/// Replaces a value's old footprint by its new one.
-pub fn series_changed(before: Footprint, after: Footprint) {
-    add(before, -1);
-    add(after, 1);
-}
-
-pub fn get(c: &AtomicI64) -> i64 {
-    c.load(Ordering::Relaxed)
-}
+/// Candle series: `[series, official candles, live candles, bytes]`.
+pub static SERIES: Gauges = Gauges::new();
+/// Tick books: `[books, streams, ticks, bytes]`.
+pub static TICK_BOOKS: Gauges = Gauges::new();

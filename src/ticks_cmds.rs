@@ -11,7 +11,9 @@ use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, R
 use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
-use crate::ticks_type::{self, Footprint, SNAPSHOT_TAG, TICKS_TYPE};
+use crate::datatype::ModuleValue;
+use crate::stats;
+use crate::ticks_type::{SNAPSHOT_TAG, TICKS_TYPE};
 use crate::util::{
     bulk, core_err, err, field_list, is_kw, option_value, parse_bound, parse_bounded, parse_format,
     require_internal, wrong_type, Format,
@@ -154,9 +156,9 @@ fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let cap_default = default_cap();
     let (len, cap) = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? {
         Some(b) => {
-            let before = Footprint::of(b);
+            let before = b.footprint();
             let r = b.push(stream, p.maxlen, cap_default, &ticks);
-            ticks_type::book_changed(before, Footprint::of(b));
+            stats::TICK_BOOKS.changed(before, b.footprint());
             let len = r.map_err(core_err)?;
             (len, b.stream_cap(stream).unwrap_or(cap_default))
         }
@@ -166,9 +168,9 @@ fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 .push(stream, p.maxlen, cap_default, &ticks)
                 .map_err(core_err)?;
             let cap = b.stream_cap(stream).unwrap_or(cap_default);
-            let fp = Footprint::of(&b);
+            let fp = b.footprint();
             key.set_value(&TICKS_TYPE, b)?;
-            ticks_type::book_added(fp);
+            stats::TICK_BOOKS.add(fp, 1);
             (len, cap)
         }
     };
@@ -416,9 +418,9 @@ fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         // Only ever replaces a tick book (the old one is freed and uncounted by the type).
         key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)?;
     }
-    let fp = Footprint::of(&book);
+    let fp = book.footprint();
     key.set_value(&TICKS_TYPE, book)?;
-    ticks_type::book_added(fp);
+    stats::TICK_BOOKS.add(fp, 1);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
