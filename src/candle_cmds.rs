@@ -6,7 +6,7 @@ use candles_core::candle::parse_time;
 use candles_core::series::{
     DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
 };
-use candles_core::{Candle, Dec, Interval};
+use candles_core::{render, Candle, Dec, Interval};
 use redis_module::key::RedisKeyWritable;
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
@@ -16,7 +16,7 @@ use crate::config;
 use crate::datatype::ModuleValue;
 use crate::stats;
 use crate::util::{
-    as_str, bulk, core_err, err, field_list, is_kw, now_ms, option_value, parse_bound,
+    as_str, bulk, core_err, err, field_list, is_kw, json_reply, now_ms, option_value, parse_bound,
     parse_bounded, parse_format, parse_int, require_internal, wrong_type, Format,
 };
 
@@ -457,41 +457,17 @@ fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, 
     Ok(o)
 }
 
-/// Decimal text in a stack buffer (the longest `Dec` prints in well under 80 bytes).
-struct DecText {
-    buf: [u8; 80],
-    len: usize,
+/// A decimal as a bulk string, formatted without `fmt` into a reused buffer (a chart load
+/// replies thousands of them).
+fn reply_dec(ctx: *mut raw::RedisModuleCtx, buf: &mut Vec<u8>, d: Dec) {
+    buf.clear();
+    render::write_dec(buf, d);
+    raw::reply_with_string_buffer(ctx, buf.as_ptr().cast(), buf.len());
 }
 
-impl std::fmt::Write for DecText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-fn reply_dec(ctx: *mut raw::RedisModuleCtx, d: Dec) {
-    use std::fmt::Write;
-    let mut t = DecText {
-        buf: [0; 80],
-        len: 0,
-    };
-    if write!(t, "{d}").is_ok() {
-        raw::reply_with_string_buffer(ctx, t.buf.as_ptr().cast(), t.len);
-    } else {
-        let s = d.to_string();
-        raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len());
-    }
-}
-
-fn reply_opt_dec(ctx: *mut raw::RedisModuleCtx, d: Option<Dec>) {
+fn reply_opt_dec(ctx: *mut raw::RedisModuleCtx, buf: &mut Vec<u8>, d: Option<Dec>) {
     match d {
-        Some(d) => reply_dec(ctx, d),
+        Some(d) => reply_dec(ctx, buf, d),
         None => {
             raw::reply_with_null(ctx);
         }
@@ -507,63 +483,29 @@ fn reply_opt_int(ctx: *mut raw::RedisModuleCtx, v: Option<i64>) {
 
 /// Writes one candle as a RESP array straight to the client: `[open_time, open, high, low,
 /// close, volume, status]`, with FULL also `close_time, quote_volume, trades,
-/// taker_buy_base, taker_buy_quote` (nulls where absent). Same reply as building it as a
-/// `RedisValue`, without a String per field and a CString per status (chart loads are
-/// hundreds of rows).
-fn reply_candle_resp(ctx: *mut raw::RedisModuleCtx, c: &Candle, kind: Kind, full: bool) {
+/// taker_buy_base, taker_buy_quote` (nulls where absent). Every string is a bulk string,
+/// as in `XRANGE` (a status reply would cost Redis an allocation per candle).
+fn reply_candle_resp(
+    ctx: *mut raw::RedisModuleCtx,
+    buf: &mut Vec<u8>,
+    c: &Candle,
+    kind: Kind,
+    full: bool,
+) {
     raw::reply_with_array(ctx, if full { 12 } else { 7 });
     raw::reply_with_long_long(ctx, c.open_time);
     for d in [c.open, c.high, c.low, c.close, c.volume] {
-        reply_dec(ctx, d);
+        reply_dec(ctx, buf, d);
     }
-    let status = match kind {
-        Kind::Official => c"official",
-        Kind::Live => c"live",
-    };
-    debug_assert_eq!(status.to_str().ok(), Some(kind.as_str()));
-    raw::reply_with_simple_string(ctx, status.as_ptr());
+    let status = kind.as_str();
+    raw::reply_with_string_buffer(ctx, status.as_ptr().cast(), status.len());
     if full {
         reply_opt_int(ctx, c.close_time);
-        reply_opt_dec(ctx, c.quote_volume);
+        reply_opt_dec(ctx, buf, c.quote_volume);
         reply_opt_int(ctx, c.trades.map(|n| n as i64));
-        reply_opt_dec(ctx, c.taker_buy_base);
-        reply_opt_dec(ctx, c.taker_buy_quote);
+        reply_opt_dec(ctx, buf, c.taker_buy_base);
+        reply_opt_dec(ctx, buf, c.taker_buy_quote);
     }
-}
-
-fn json_opt<T: std::fmt::Display>(out: &mut String, name: &str, v: Option<T>, quoted: bool) {
-    use std::fmt::Write;
-    let _ = match (v, quoted) {
-        (None, _) => write!(out, ",\"{name}\":null"),
-        (Some(v), true) => write!(out, ",\"{name}\":\"{v}\""),
-        (Some(v), false) => write!(out, ",\"{name}\":{v}"),
-    };
-}
-
-/// A JSON array of candle objects; decimals as strings so no client parses them as floats.
-fn candles_json<'a>(rows: impl Iterator<Item = (&'a Candle, Kind)>, full: bool) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("[");
-    for (i, (c, kind)) in rows.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"open_time\":{},\"open\":\"{}\",\"high\":\"{}\",\"low\":\"{}\",\"close\":\"{}\",\"volume\":\"{}\",\"status\":\"{}\"",
-            c.open_time, c.open, c.high, c.low, c.close, c.volume, kind.as_str()
-        );
-        if full {
-            json_opt(&mut out, "close_time", c.close_time, false);
-            json_opt(&mut out, "quote_volume", c.quote_volume, true);
-            json_opt(&mut out, "trades", c.trades, false);
-            json_opt(&mut out, "taker_buy_base", c.taker_buy_base, true);
-            json_opt(&mut out, "taker_buy_quote", c.taker_buy_quote, true);
-        }
-        out.push('}');
-    }
-    out.push(']');
-    out
 }
 
 fn reply_candles(ctx: &Context, rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisValue {
@@ -571,12 +513,16 @@ fn reply_candles(ctx: &Context, rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisV
         Format::Resp => {
             let c = ctx.get_raw();
             raw::reply_with_array(c, rows.len() as std::ffi::c_long);
+            let mut buf = Vec::with_capacity(48);
             for (candle, kind) in rows {
-                reply_candle_resp(c, candle, *kind, o.full);
+                reply_candle_resp(c, &mut buf, candle, *kind, o.full);
             }
             RedisValue::NoReply
         }
-        Format::Json => bulk(candles_json(rows.iter().map(|(c, k)| (c, *k)), o.full)),
+        Format::Json => json_reply(
+            ctx,
+            &render::candles_json(rows.iter().map(|(c, k)| (c, *k)), o.full),
+        ),
     }
 }
 
@@ -602,6 +548,13 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
     };
+    if o.format == Format::Json {
+        let cap = config::JSON_CACHE
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(0) as usize;
+        let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cap);
+        return Ok(json_reply(ctx, &text));
+    }
     let rows = s.range_merged(from, to, o.count, now_ms());
     Ok(reply_candles(ctx, &rows, &o))
 }

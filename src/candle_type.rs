@@ -27,7 +27,9 @@ impl ModuleValue for Series {
         Series::decode(bytes)
     }
     fn mem_usage(&self) -> usize {
-        Series::mem_usage(self)
+        // MEMORY USAGE includes the JSON cache; the INFO gauges (footprint) count data only,
+        // since reads grow the cache without telling them.
+        Series::mem_usage(self) + self.cache_bytes()
     }
     fn free_effort(&self) -> usize {
         self.official_len() + self.live_len()

@@ -25,6 +25,8 @@ lazy_static! {
     pub static ref LIVE_TTL: AtomicI64 = AtomicI64::new(86_400);
     pub static ref LIVE_MAX: AtomicI64 = AtomicI64::new(64);
     pub static ref TICK_CAP: AtomicI64 = AtomicI64::new(1000);
+    /// Newest official candles per series whose `FORMAT JSON` text is kept for chart loads.
+    pub static ref JSON_CACHE: AtomicI64 = AtomicI64::new(1024);
     pub static ref DUPLICATE_POLICY: Mutex<PolicyConfig> = Mutex::new(PolicyConfig::replace);
 }
 

@@ -19,7 +19,9 @@ use redis_module::{
 use redis_module_macros::info_command_handler;
 
 use crate::candle_type::SERIES_TYPE;
-use crate::config::{PolicyConfig, DUPLICATE_POLICY, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP};
+use crate::config::{
+    PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP,
+};
 use crate::ticks_type::TICKS_TYPE;
 
 // The builder API always names a sub-section (`candles_<name>`); the plain API with no
@@ -71,6 +73,7 @@ redis_module! {
             ["live_ttl", &*LIVE_TTL, 86_400, 0, candles_core::series::LIVE_TTL_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
             ["live_max", &*LIVE_MAX, 64, 1, candles_core::series::LIVE_MAX_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
             ["tick_cap", &*TICK_CAP, 1000, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
+            ["json_cache", &*JSON_CACHE, 1024, 0, 1_000_000, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

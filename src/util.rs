@@ -63,6 +63,13 @@ pub fn bulk(s: impl Into<String>) -> RedisValue {
     RedisValue::BulkString(s.into())
 }
 
+/// Replies with `text` as one bulk string, straight from the buffer (`RedisValue::BulkString`
+/// would copy it into a `String` first; chart replies are tens of kilobytes).
+pub fn json_reply(ctx: &Context, text: &[u8]) -> RedisValue {
+    raw::reply_with_string_buffer(ctx.get_raw(), text.as_ptr().cast(), text.len());
+    RedisValue::NoReply
+}
+
 /// Reply format of read commands.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Format {

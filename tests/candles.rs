@@ -1465,3 +1465,111 @@ fn command_metadata_for_cluster_clients() {
     let docs = val(&mut c, &["COMMAND", "DOCS", "CANDLE.RANGE_MERGED"]);
     assert!(format!("{docs:?}").contains("summary"));
 }
+
+/// `FORMAT JSON` chart loads are served from the cached text of the newest officials: the
+/// cache never shows stale data (appends, replaced candles, live candles), shows in MEMORY
+/// USAGE, and is not data (digest, DUMP unchanged; `candles.json_cache 0` turns it off).
+#[test]
+fn json_cache_follows_every_write() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    let rows = rest_1m();
+    let first: Vec<Json> = rows[..900].to_vec();
+    assert_eq!(
+        add_json(
+            &mut c,
+            "CANDLE.OFFICIAL_ADD",
+            KEY,
+            Some("1m"),
+            &serde_json::to_vec(&first).unwrap()
+        )
+        .unwrap(),
+        900
+    );
+    let digest: Vec<String> = q(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]).unwrap();
+    let mem0: i64 = q(&mut c, &["MEMORY", "USAGE", KEY]).unwrap();
+    let uncached = |c: &mut redis::Connection, extra: &[&str]| {
+        q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "0"]).unwrap();
+        let v = merged(c, KEY, extra);
+        q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "1024"]).unwrap();
+        v
+    };
+    let chart = merged(&mut c, KEY, &["COUNT", "720"]);
+    assert_eq!(chart.len(), 720);
+    assert_eq!(chart[719], expected(&rows[899], "official"));
+    assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
+    let mem1: i64 = q(&mut c, &["MEMORY", "USAGE", KEY]).unwrap();
+    assert!(
+        mem1 > mem0 + 720 * 100,
+        "MEMORY USAGE shows the cache: {mem0} -> {mem1}"
+    );
+    let digest_after: Vec<String> = q(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]).unwrap();
+    assert_eq!(digest, digest_after);
+
+    // Appends extend it; a live candle after them is merged in.
+    let rest: Vec<Json> = rows[900..].to_vec();
+    add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        None,
+        &serde_json::to_vec(&rest).unwrap(),
+    )
+    .unwrap();
+    let live_t = rows[999][0].as_i64().unwrap() + 60_000;
+    let lt = live_t.to_string();
+    let n: i64 = q(
+        &mut c,
+        &["CANDLE.LIVE_UPDATE", KEY, &lt, "1", "3", "0.5", "2", "7"],
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let chart = merged(&mut c, KEY, &["COUNT", "720"]);
+    assert_eq!(chart[718], expected(&rows[999], "official"));
+    assert_eq!(chart[719]["status"], "live");
+    assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
+
+    // A corrected (replaced) candle inside the cached window shows at once.
+    let mut fix = rows[950].clone();
+    fix[4] = fix[3].clone();
+    fix[2] = json!("99999");
+    let n = add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        None,
+        &serde_json::to_vec(&vec![fix.clone()]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let chart = merged(&mut c, KEY, &["COUNT", "720"]);
+    assert_eq!(chart[718 - 49], expected(&fix, "official"));
+    assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
+    // Ranges that end before the newest candle, or reach past the cache, agree too.
+    for extra in [&["COUNT", "5000"][..], &[][..]] {
+        assert_eq!(merged(&mut c, KEY, extra), uncached(&mut c, extra));
+    }
+    let t = rows[500][0].as_i64().unwrap().to_string();
+    let s: String = q(
+        &mut c,
+        &["CANDLE.RANGE_MERGED", KEY, &t, "+", "FORMAT", "JSON"],
+    )
+    .unwrap();
+    let v: Vec<Json> = serde_json::from_str(&s).unwrap();
+    assert_eq!(v.len(), 501);
+    assert_eq!(
+        v[0],
+        json!({
+            "open_time": rows[500][0], "open": strip(rows[500][1].as_str().unwrap()),
+            "high": strip(rows[500][2].as_str().unwrap()), "low": strip(rows[500][3].as_str().unwrap()),
+            "close": strip(rows[500][4].as_str().unwrap()), "volume": strip(rows[500][5].as_str().unwrap()),
+            "status": "official"
+        })
+    );
+    // A copy starts without the cache and answers the same.
+    q::<()>(&mut c, &["COPY", KEY, "copy"]).unwrap();
+    assert_eq!(
+        merged(&mut c, "copy", &["COUNT", "720"]),
+        merged(&mut c, KEY, &["COUNT", "720"])
+    );
+}

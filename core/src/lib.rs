@@ -10,6 +10,7 @@ pub mod codec;
 pub mod decimal;
 pub mod error;
 pub mod interval;
+pub mod render;
 pub mod series;
 pub mod store;
 pub mod ticks;

@@ -8,6 +8,7 @@ use crate::codec::{self, Reader};
 use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::{Interval, MAX_TIME};
+use crate::render::{self, JsonCache, Window};
 use crate::store::OfficialStore;
 use std::collections::{BTreeMap, HashMap};
 
@@ -159,6 +160,10 @@ pub struct Series {
     settings: Settings,
     official: OfficialStore,
     live: BTreeMap<i64, LiveCandle>,
+    /// Bumped by every official write that is not a pure append (what invalidates `json`).
+    official_gen: u64,
+    /// JSON text of the newest official candles (see `range_merged_json`).
+    json: JsonCache,
 }
 
 impl Series {
@@ -167,6 +172,8 @@ impl Series {
             settings,
             official: OfficialStore::new(),
             live: BTreeMap::new(),
+            official_gen: 0,
+            json: JsonCache::default(),
         }
     }
 
@@ -421,6 +428,21 @@ impl Series {
     /// Applies an effect, then the invariants every state keeps: no live candle at or before
     /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
     pub fn apply(&mut self, e: &Effect) {
+        let appends = e
+            .official
+            .windows(2)
+            .all(|w| w[0].open_time < w[1].open_time)
+            && e.official.first().is_none_or(|c| {
+                self.official
+                    .last_time()
+                    .is_none_or(|last| c.open_time > last)
+            });
+        if !appends {
+            // Cached text may show candles this write changes. (Retention only drops the
+            // oldest, which reads skip by time.)
+            self.official_gen = self.official_gen.wrapping_add(1);
+            self.json.clear();
+        }
         self.official.put_all(&e.official);
         for t in &e.live_drop {
             self.live.remove(t);
@@ -488,6 +510,125 @@ impl Series {
             }
         }
         out
+    }
+
+    /// `range_merged` as the JSON text of `FORMAT JSON`. A read that reaches the newest
+    /// official candle (what a chart loads) is served from a cache of the newest `cache_cap`
+    /// officials' text, extended as candles are appended and dropped when older ones change;
+    /// other reads, and `cache_cap == 0`, render from the store.
+    pub fn range_merged_json(
+        &self,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        full: bool,
+        now_ms: i64,
+        cache_cap: usize,
+    ) -> Vec<u8> {
+        if from > to || count == Some(0) {
+            return b"[]".to_vec();
+        }
+        if cache_cap > 0 && self.official.last_time().is_some_and(|l| to >= l) {
+            let cached = self.json.with(|slot| {
+                self.sync_window(slot, full, cache_cap);
+                self.json_from_window(slot.as_ref()?, from, to, count, full, now_ms)
+            });
+            if let Some(Some(out)) = cached {
+                return out;
+            }
+        }
+        let rows = self.range_merged(from, to, count, now_ms);
+        render::candles_json(rows.iter().map(|(c, k)| (c, *k)), full)
+    }
+
+    /// Brings the cached window up to date: the newest officials, at most `cap * 5 / 4`.
+    fn sync_window(&self, slot: &mut Option<Box<Window>>, full: bool, cap: usize) {
+        if !slot
+            .as_ref()
+            .is_some_and(|w| w.gen == self.official_gen && w.full == full)
+        {
+            *slot = Some(Box::new(Window::new(self.official_gen, full)));
+        }
+        let Some(w) = slot.as_mut() else {
+            return;
+        };
+        let cached_last = w.times.last().copied();
+        let Some(last) = self.official.last_time() else {
+            *slot = None;
+            return;
+        };
+        if cached_last.is_some_and(|t| t >= last) {
+            return;
+        }
+        let newer = self
+            .official
+            .range(cached_last.map_or(i64::MIN, |t| t + 1), last, Some(cap));
+        if cached_last.is_some() && newer.len() >= cap {
+            // Too many appends since the last read to stay contiguous: start over.
+            **w = Window::new(self.official_gen, full);
+        }
+        for c in &newer {
+            if !w.push(c) {
+                *slot = None;
+                return;
+            }
+        }
+        if w.times.len() > cap + cap / 4 {
+            w.keep_newest(cap);
+        }
+    }
+
+    /// The reply from the window, or None when the officials asked for are not all in it.
+    fn json_from_window(
+        &self,
+        w: &Window,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        full: bool,
+        now_ms: i64,
+    ) -> Option<Vec<u8>> {
+        // Live candles are all newer than the newest official (see `apply`).
+        let live: Vec<&Candle> = self
+            .live
+            .range(from..=to)
+            .filter(|(_, l)| self.is_live_fresh(l, now_ms))
+            .map(|(_, l)| &l.candle)
+            .collect();
+        let (live, officials_wanted) = match count {
+            Some(n) if live.len() >= n => (&live[live.len() - n..], Some(0)),
+            Some(n) => (&live[..], Some(n - live.len())),
+            None => (&live[..], None),
+        };
+        // The window is a suffix of the store, so the officials in [lo_t, to] it holds are
+        // all there are from its first time on (older ones were dropped by RETENTION).
+        let lo_t = from.max(self.official.first_time()?);
+        let lo = w.times.partition_point(|&t| t < lo_t);
+        let hi = w.times.partition_point(|&t| t <= to);
+        let covers_lo = w.times.first().is_some_and(|&t0| t0 <= lo_t);
+        let start = match officials_wanted {
+            Some(k) if hi - lo >= k => hi - k,
+            _ if covers_lo => lo,
+            _ => return None,
+        };
+        let body = w.text.get(w.start_of(start)..w.start_of(hi))?;
+        let mut out = Vec::with_capacity(body.len() + 2 + live.len() * 400);
+        out.push(b'[');
+        out.extend_from_slice(body);
+        for c in live {
+            render::candle_json(&mut out, c, Kind::Live, full);
+            out.push(b',');
+        }
+        if out.len() > 1 {
+            out.pop();
+        }
+        out.push(b']');
+        Some(out)
+    }
+
+    /// Heap bytes of the JSON cache (MEMORY USAGE shows them; INFO counts data only).
+    pub fn cache_bytes(&self) -> usize {
+        self.json.heap_bytes()
     }
 
     /// The fresh live candles, oldest first.

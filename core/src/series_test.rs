@@ -436,3 +436,97 @@ fn live_tick_never_creates_a_candle_before_1970() {
     s.encode(&mut buf);
     assert_eq!(Series::decode(&buf).unwrap(), s);
 }
+
+const MIN: i64 = 60_000;
+
+/// The cached JSON of `range_merged_json` is byte-for-byte what rendering from the store
+/// gives, through appends, inserts, replacements, live updates, expiry and retention.
+#[test]
+fn json_cache_matches_uncached_render() {
+    let rows = rest_1m();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n.max(1)
+    };
+    for (cap, retention) in [(1usize, 0u64), (7, 0), (64, 0), (300, 0), (64, 150)] {
+        let mut st = settings(Interval::M1);
+        st.retention = retention;
+        st.live_ttl_s = 600;
+        let mut s = Series::new(st);
+        let mut fed = 0usize;
+        let mut now = T0;
+        for step in 0..120 {
+            match rnd(6) {
+                // append the next few rows (pure appends: the cache is extended)
+                0..=2 => {
+                    let n = 1 + rnd(40) as usize;
+                    let end = (fed + n).min(rows.len());
+                    s.add_official(&rows[fed..end], FAR).unwrap();
+                    fed = end;
+                }
+                // replace an older candle (REPLACE policy: invalidates the cache)
+                3 if fed > 0 => {
+                    let mut c = rows[rnd(fed as u64) as usize].clone();
+                    c.candle.volume = d("123.456");
+                    s.add_official(&[c], FAR).unwrap();
+                }
+                // a live candle just after the newest official, or a few minutes later
+                4 => {
+                    let base = s.official().last_time().unwrap_or(T0 - MIN);
+                    let t = base + MIN * (1 + rnd(3) as i64);
+                    let p = format!("{}.5", 100 + step);
+                    let _ = s.live_update(c(t, &p, &p, &p, &p, "1"), now);
+                }
+                // time passes (live candles expire after 600 s)
+                _ => now += 1000 * rnd(400) as i64,
+            }
+            let last = s.official().last_time().unwrap_or(T0);
+            let queries = [
+                (i64::MIN, i64::MAX, Some(1 + rnd(400) as usize)),
+                (i64::MIN, i64::MAX, None),
+                (last - MIN * rnd(500) as i64, i64::MAX, None),
+                (
+                    last - MIN * rnd(500) as i64,
+                    last + MIN * 5,
+                    Some(1 + rnd(50) as usize),
+                ),
+                (T0, last - MIN * rnd(50) as i64, Some(10)),
+            ];
+            for (from, to, count) in queries {
+                for full in [false, true] {
+                    let want = s.range_merged_json(from, to, count, full, now, 0);
+                    let got = s.range_merged_json(from, to, count, full, now, cap);
+                    assert_eq!(
+                        String::from_utf8(got).unwrap(),
+                        String::from_utf8(want).unwrap(),
+                        "cap {cap} retention {retention} step {step} {from}..{to} {count:?} full {full}"
+                    );
+                }
+            }
+        }
+        assert!(s.cache_bytes() > 0 || fed == 0);
+    }
+}
+
+#[test]
+fn json_render_is_valid_json_with_exact_decimals() {
+    let mut s = Series::new(settings(Interval::M1));
+    s.add_official(&rest_1m(), FAR).unwrap();
+    let text = s.range_merged_json(i64::MIN, i64::MAX, Some(3), true, FAR, 1024);
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap();
+    let want = &raw[999];
+    assert_eq!(rows[2]["open_time"], want[0]);
+    assert_eq!(
+        d(rows[2]["close"].as_str().unwrap()).to_string(),
+        d(want[4].as_str().unwrap()).to_string()
+    );
+    assert_eq!(rows[2]["status"], "official");
+    assert_eq!(rows[2]["trades"], want[8]);
+}

@@ -1,0 +1,362 @@
+//! Candles as reply text: decimals and integers straight into a byte buffer (no `fmt`), the
+//! JSON object of `RANGE_MERGED ... FORMAT JSON`, and the per-series cache of that text for
+//! the newest official candles (what chart loads read again and again).
+
+use std::cell::RefCell;
+
+use crate::candle::Candle;
+use crate::decimal::Dec;
+use crate::series::Kind;
+
+const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Decimal digits of `v` at the end of `buf`; returns where they start.
+fn digits_u64(mut v: u64, buf: &mut [u8; 40]) -> usize {
+    let mut at = buf.len();
+    while v >= 100 {
+        let r = (v % 100) as usize * 2;
+        v /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGITS2[r..r + 2]);
+    }
+    if v >= 10 {
+        let r = v as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGITS2[r..r + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + v as u8;
+    }
+    at
+}
+
+/// Decimal digits of `v` (any u128; at most 39 digits) at the end of `buf`.
+fn digits_u128(v: u128, buf: &mut [u8; 40]) -> usize {
+    match u64::try_from(v) {
+        Ok(small) => digits_u64(small, buf),
+        Err(_) => {
+            let mut v = v;
+            let mut at = buf.len();
+            while v > 0 {
+                at -= 1;
+                buf[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            at
+        }
+    }
+}
+
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 40];
+    let at = digits_u64(v, &mut buf);
+    out.extend_from_slice(&buf[at..]);
+}
+
+pub fn write_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
+}
+
+/// The same text as `Dec`'s `Display`.
+pub fn write_dec(out: &mut Vec<u8>, d: Dec) {
+    let mut buf = [0u8; 40];
+    let at = digits_u128(d.mantissa().unsigned_abs(), &mut buf);
+    let digits = &buf[at..];
+    if d.mantissa() < 0 {
+        out.push(b'-');
+    }
+    let scale = d.scale() as usize;
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() > scale {
+        let (i, fr) = digits.split_at(digits.len() - scale);
+        out.extend_from_slice(i);
+        out.push(b'.');
+        out.extend_from_slice(fr);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (scale - digits.len()), b'0');
+        out.extend_from_slice(digits);
+    }
+}
+
+fn opt_int(out: &mut Vec<u8>, name: &[u8], v: Option<i64>) {
+    out.extend_from_slice(name);
+    match v {
+        Some(v) => write_i64(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_dec(out: &mut Vec<u8>, name: &[u8], v: Option<Dec>) {
+    out.extend_from_slice(name);
+    match v {
+        Some(v) => {
+            out.push(b'"');
+            write_dec(out, v);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// One candle as a JSON object; decimals as strings so no client parses them as floats.
+pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: Kind, full: bool) {
+    out.extend_from_slice(b"{\"open_time\":");
+    write_i64(out, c.open_time);
+    for (name, d) in [
+        (&b",\"open\":\""[..], c.open),
+        (b"\",\"high\":\"", c.high),
+        (b"\",\"low\":\"", c.low),
+        (b"\",\"close\":\"", c.close),
+        (b"\",\"volume\":\"", c.volume),
+    ] {
+        out.extend_from_slice(name);
+        write_dec(out, d);
+    }
+    out.extend_from_slice(match kind {
+        Kind::Official => b"\",\"status\":\"official\"",
+        Kind::Live => b"\",\"status\":\"live\"",
+    });
+    if full {
+        opt_int(out, b",\"close_time\":", c.close_time);
+        opt_dec(out, b",\"quote_volume\":", c.quote_volume);
+        out.extend_from_slice(b",\"trades\":");
+        match c.trades {
+            Some(n) => write_u64(out, n),
+            None => out.extend_from_slice(b"null"),
+        }
+        opt_dec(out, b",\"taker_buy_base\":", c.taker_buy_base);
+        opt_dec(out, b",\"taker_buy_quote\":", c.taker_buy_quote);
+    }
+    out.push(b'}');
+}
+
+/// A JSON array of candle objects.
+pub fn candles_json<'a>(rows: impl IntoIterator<Item = (&'a Candle, Kind)>, full: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    for (c, kind) in rows {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        candle_json(&mut out, c, kind, full);
+    }
+    out.push(b']');
+    out
+}
+
+/// The JSON text of a series' newest official candles (each object followed by a comma),
+/// kept between reads. Never persisted, copied or compared: a copy starts empty, and two
+/// series are equal whatever their caches hold.
+#[derive(Default)]
+pub struct JsonCache(RefCell<Option<Box<Window>>>);
+
+/// The newest `times.len()` official candles of the series as of `gen`, rendered with `full`.
+pub(crate) struct Window {
+    pub gen: u64,
+    pub full: bool,
+    pub times: Vec<i64>,
+    /// `ends[i]`: where candle `i`'s text (with its comma) ends; it starts at `ends[i - 1]`.
+    pub ends: Vec<u32>,
+    pub text: Vec<u8>,
+}
+
+impl Window {
+    pub fn new(gen: u64, full: bool) -> Window {
+        Window {
+            gen,
+            full,
+            times: Vec::new(),
+            ends: Vec::new(),
+            text: Vec::new(),
+        }
+    }
+
+    pub fn start_of(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
+            Some(p) => self.ends.get(p).map_or(0, |&e| e as usize),
+            None => 0,
+        }
+    }
+
+    /// Appends a candle newer than every cached one. False (nothing added) when the text
+    /// would outgrow its u32 offsets.
+    pub fn push(&mut self, c: &Candle) -> bool {
+        let before = self.text.len();
+        candle_json(&mut self.text, c, Kind::Official, self.full);
+        self.text.push(b',');
+        match u32::try_from(self.text.len()) {
+            Ok(end) => {
+                self.times.push(c.open_time);
+                self.ends.push(end);
+                true
+            }
+            Err(_) => {
+                self.text.truncate(before);
+                false
+            }
+        }
+    }
+
+    /// Keeps only the newest `keep` candles.
+    pub fn keep_newest(&mut self, keep: usize) {
+        let drop = self.times.len().saturating_sub(keep);
+        if drop == 0 {
+            return;
+        }
+        let cut = self.start_of(drop);
+        self.text.drain(..cut);
+        self.times.drain(..drop);
+        self.ends.drain(..drop);
+        let cut = cut as u32;
+        for e in &mut self.ends {
+            *e -= cut;
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.times.capacity() * 8 + self.ends.capacity() * 4
+    }
+}
+
+impl JsonCache {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Option<Box<Window>>) -> R) -> Option<R> {
+        // Never re-entered (reads run one at a time on Redis' main thread); should it be,
+        // the caller renders without the cache.
+        self.0.try_borrow_mut().ok().map(|mut w| f(&mut w))
+    }
+
+    /// Heap bytes held (reported by MEMORY USAGE, not counted as data).
+    pub fn heap_bytes(&self) -> usize {
+        self.0
+            .try_borrow()
+            .ok()
+            .and_then(|w| w.as_ref().map(|w| w.heap_bytes()))
+            .unwrap_or(0)
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut w) = self.0.try_borrow_mut() {
+            *w = None;
+        }
+    }
+}
+
+impl Clone for JsonCache {
+    fn clone(&self) -> Self {
+        JsonCache::default()
+    }
+}
+
+impl PartialEq for JsonCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for JsonCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonCache({} bytes)", self.heap_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_display() {
+        let mut vals: Vec<Dec> = [
+            "0",
+            "0.1",
+            "-0.1",
+            "1",
+            "-1",
+            "10",
+            "99",
+            "100",
+            "0.00000001",
+            "56714.01000000",
+            "12345678901234567890",
+            "-98765.4321",
+            "0.000",
+            "1000000.5",
+            "123456789012345678901234567.12345678",
+        ]
+        .iter()
+        .map(|s| Dec::parse(s).unwrap())
+        .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = (x >> (i % 60)) as i128 * if i % 3 == 0 { -1 } else { 1 };
+            let m = if i % 7 == 0 {
+                m * 1_000_000_000_000_000
+            } else {
+                m
+            };
+            if let Ok(d) = Dec::new(m, (i % 19) as u8) {
+                vals.push(d);
+            }
+        }
+        for d in vals {
+            let mut out = Vec::new();
+            write_dec(&mut out, d);
+            assert_eq!(String::from_utf8(out).unwrap(), d.to_string(), "{d:?}");
+        }
+        for v in [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            i64::MAX,
+            i64::MIN,
+            1725416820000,
+        ] {
+            let mut out = Vec::new();
+            write_i64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn window_keeps_newest() {
+        let c = |t: i64| {
+            let d = Dec::parse("1.5").unwrap();
+            Candle::ohlcv(t, d, d, d, d, d)
+        };
+        let mut w = Window::new(0, false);
+        for t in 0..10 {
+            assert!(w.push(&c(t * 60_000)));
+        }
+        w.keep_newest(4);
+        assert_eq!(w.times, vec![360_000, 420_000, 480_000, 540_000]);
+        let mut expect = Vec::new();
+        for t in &w.times {
+            candle_json(&mut expect, &c(*t), Kind::Official, false);
+            expect.push(b',');
+            assert_eq!(
+                w.ends[w.times.iter().position(|x| x == t).unwrap()] as usize,
+                expect.len()
+            );
+        }
+        assert_eq!(w.text, expect);
+        let text = String::from_utf8(w.text[w.start_of(3)..].to_vec()).unwrap();
+        assert!(text.starts_with("{\"open_time\":540000,"), "{text}");
+        assert!(text.ends_with("},"));
+    }
+}
