@@ -528,7 +528,9 @@ impl Series {
         if from > to || count == Some(0) {
             return b"[]".to_vec();
         }
-        if cache_cap > 0 && self.official.last_time().is_some_and(|l| to >= l) {
+        if cache_cap == 0 {
+            self.json.clear();
+        } else if self.official.last_time().is_some_and(|l| to >= l) {
             let cached = self.json.with(|slot| {
                 self.sync_window(slot, full, cache_cap);
                 self.json_from_window(slot.as_ref()?, from, to, count, full, now_ms)
