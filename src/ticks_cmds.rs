@@ -55,7 +55,8 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
                 "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
             ));
         };
-        if is_kw(a, "MAXLEN") {
+        let kw = a.as_slice();
+        if kw.eq_ignore_ascii_case(b"MAXLEN") {
             if maxlen.is_some() {
                 return Err(err("MAXLEN given twice"));
             }
@@ -65,13 +66,13 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
             }
             maxlen = Some(n as usize);
             i += 2;
-        } else if is_kw(a, "TIMEFIELD") {
+        } else if kw.eq_ignore_ascii_case(b"TIMEFIELD") {
             if timefield.is_some() {
                 return Err(err("TIMEFIELD given twice"));
             }
             timefield = Some(option_value(args, i, "TIMEFIELD")?);
             i += 2;
-        } else if is_kw(a, "JSON") {
+        } else if kw.eq_ignore_ascii_case(b"JSON") {
             let docs = args.get(i + 1..).unwrap_or_default();
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));
@@ -83,7 +84,7 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
                 body_at: i,
             });
         } else {
-            if candles_core::candle::parse_i64(a.as_slice()).is_none() {
+            if candles_core::candle::parse_i64(kw).is_none() {
                 return Err(err(format!(
                     "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
                 )));

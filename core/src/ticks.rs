@@ -336,6 +336,12 @@ fn check_name(name: &[u8], what: &str) -> CoreResult<()> {
 
 /// Checks a tick (fields, names, values) from any source; the messages are the push errors.
 fn validate_tick<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
+    validate_tick_with(t, true)
+}
+
+/// [`validate_tick`]; `values: false` skips the value checks, for values whose text the
+/// caller's parser already held to their kind's grammar.
+fn validate_tick_with<T: TickSrc + ?Sized>(t: &T, values: bool) -> CoreResult<()> {
     let n = t.n_fields();
     if n > MAX_FIELDS {
         return Err(CoreError::invalid(format!(
@@ -371,7 +377,9 @@ fn validate_tick<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
                 String::from_utf8_lossy(name)
             )));
         }
-        validate_value(kind, text)?;
+        if values {
+            validate_value(kind, text)?;
+        }
     }
     Ok(())
 }
@@ -1103,8 +1111,11 @@ impl Stream {
     }
 
     /// Appends one validated tick (the caller checked dictionary room).
-    fn append<T: TickSrc + ?Sized>(&mut self, t: &T, seq: u64) {
-        let known = self.last_shape.filter(|&id| self.shape_matches(id, t));
+    /// `matched`: the caller saw that `t` has the shape of the last tick.
+    fn append<T: TickSrc + ?Sized>(&mut self, t: &T, seq: u64, matched: bool) {
+        let known = self
+            .last_shape
+            .filter(|&id| matched || self.shape_matches(id, t));
         let (shape_code, inline) = match known {
             Some(id) => (Some(id), None),
             None => {
@@ -1646,7 +1657,12 @@ impl TickBook {
         let existing = self.streams.get(stream);
         let created = existing.is_none();
         let known = existing.map(|s| s.names.len()).unwrap_or(0);
+        let all_last_shape = existing.is_some_and(|s| {
+            s.last_shape
+                .is_some_and(|id| ticks.iter().all(|t| s.shape_matches(id, t)))
+        });
         let fresh = match existing {
+            _ if all_last_shape => 0,
             Some(s) => s.new_names(ticks),
             None => Stream::new(1).new_names(ticks),
         };
@@ -1672,7 +1688,7 @@ impl TickBook {
             s.cap = m;
         }
         for t in ticks {
-            s.append(t, self.next_seq);
+            s.append(t, self.next_seq, all_last_shape);
             self.next_seq += 1;
             s.trim();
         }
@@ -2036,7 +2052,7 @@ impl TickBook {
             // Replay with the stored sequences.
             let mut s = Stream::new(cap);
             for t in &ticks {
-                s.append(t, t.seq);
+                s.append(t, t.seq, false);
                 s.trim();
             }
             book.ticks += s.len();

@@ -7,7 +7,7 @@
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
 use super::{
-    canonical_i64, validate_tick, CoreResult, Kind, Tick, DEFAULT_TIME_FIELD, MAX_DOC_BYTES,
+    canonical_i64, validate_tick_with, CoreResult, Kind, Tick, DEFAULT_TIME_FIELD, MAX_DOC_BYTES,
     MAX_FIELDS,
 };
 
@@ -203,8 +203,8 @@ impl TickBatch {
 
     /// Validates the tick just staged (fields from `first`, text from `text_at`) and keeps it,
     /// or drops it and reports why.
-    fn commit(&mut self, rec: TickRec, text_at: usize) -> CoreResult<()> {
-        let r = validate_tick(&BatchTick { b: self, rec });
+    fn commit(&mut self, rec: TickRec, text_at: usize, values: bool) -> CoreResult<()> {
+        let r = validate_tick_with(&BatchTick { b: self, rec }, values);
         match r {
             Ok(()) => {
                 self.ticks.push(rec);
@@ -247,7 +247,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at)
+        self.commit(rec, text_at, true)
     }
 
     /// Adds an owned tick (validated here).
@@ -271,7 +271,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at)
+        self.commit(rec, text_at, true)
     }
 
     /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
@@ -366,7 +366,7 @@ impl TickBatch {
             end: self.fields.len(),
         };
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, text_at).ok()
+        self.commit(rec, text_at, false).ok()
     }
 }
 
