@@ -978,7 +978,8 @@ enum ShapeRef {
 
 #[derive(Clone, Debug)]
 struct Stream {
-    cap: usize,
+    /// At most [`MAX_CAP`]; `u32` so that it shares a word with `last_shape`.
+    cap: u32,
     names: Vec<Box<[u8]>>,
     name_ids: HashMap<Box<[u8]>, u32>,
     names_bytes: usize,
@@ -1001,10 +1002,13 @@ struct Stream {
     /// (arrival index, seq) of the newest in-order tick (the one that set `max_time`).
     last_inorder: Option<(u64, u64)>,
     enc: CodecState,
-    /// Dictionary id of the last appended tick's shape: a tick of the same shape (the usual
-    /// case) is matched by comparing its names, without hashing or allocating.
-    last_shape: Option<u32>,
+    /// Dictionary id of the last appended tick's shape ([`NO_SHAPE`]: none): a tick of the
+    /// same shape (the usual case) is matched by comparing its names, without hashing.
+    last_shape: u32,
 }
+
+/// `Stream::last_shape` before any tick was appended.
+const NO_SHAPE: u32 = u32::MAX;
 
 /// Approximate bytes of one entry of the two late-tick B-trees.
 const LATE_ENTRY_BYTES: usize = 48;
@@ -1012,7 +1016,7 @@ const LATE_ENTRY_BYTES: usize = 48;
 impl Stream {
     fn new(cap: usize) -> Stream {
         Stream {
-            cap,
+            cap: u32::try_from(cap.min(MAX_CAP)).unwrap_or(MAX_CAP as u32),
             names: Vec::new(),
             name_ids: HashMap::new(),
             names_bytes: 0,
@@ -1029,7 +1033,7 @@ impl Stream {
             late_sorted: BTreeSet::new(),
             last_inorder: None,
             enc: CodecState::default(),
-            last_shape: None,
+            last_shape: NO_SHAPE,
         }
     }
 
@@ -1054,7 +1058,7 @@ impl Stream {
 
     /// Number of names a push of `ticks` would add to the dictionary.
     fn new_names<'t, T: TickSrc>(&self, ticks: &'t [T]) -> usize {
-        let mut hint = self.last_shape;
+        let mut hint = Some(self.last_shape).filter(|&id| id != NO_SHAPE);
         let mut fresh: Option<std::collections::HashSet<&'t [u8]>> = None;
         for t in ticks {
             if let Some(id) = hint.filter(|&id| self.shape_matches(id, t)) {
@@ -1113,9 +1117,8 @@ impl Stream {
     /// Appends one validated tick (the caller checked dictionary room).
     /// `matched`: the caller saw that `t` has the shape of the last tick.
     fn append<T: TickSrc + ?Sized>(&mut self, t: &T, seq: u64, matched: bool) {
-        let known = self
-            .last_shape
-            .filter(|&id| matched || self.shape_matches(id, t));
+        let known = Some(self.last_shape)
+            .filter(|&id| id != NO_SHAPE && (matched || self.shape_matches(id, t)));
         let (shape_code, inline) = match known {
             Some(id) => (Some(id), None),
             None => {
@@ -1141,8 +1144,8 @@ impl Stream {
                 }
             }
         };
-        if shape_code.is_some() {
-            self.last_shape = shape_code;
+        if let Some(id) = shape_code {
+            self.last_shape = id;
         }
 
         if self.enc.n >= CHUNK || self.chunks.is_empty() {
@@ -1222,7 +1225,7 @@ impl Stream {
 
     /// Drops the oldest ticks until the stream holds at most `cap`.
     fn trim(&mut self) {
-        while self.len() > self.cap {
+        while self.len() > self.cap as usize {
             let old = self.head;
             self.head += 1;
             if let Some((&i, &(t, _))) = self.late_by_idx.first_key_value() {
@@ -1658,8 +1661,7 @@ impl TickBook {
         let created = existing.is_none();
         let known = existing.map(|s| s.names.len()).unwrap_or(0);
         let all_last_shape = existing.is_some_and(|s| {
-            s.last_shape
-                .is_some_and(|id| ticks.iter().all(|t| s.shape_matches(id, t)))
+            s.last_shape != NO_SHAPE && ticks.iter().all(|t| s.shape_matches(s.last_shape, t))
         });
         let fresh = match existing {
             _ if all_last_shape => 0,
@@ -1685,7 +1687,7 @@ impl TickBook {
         let before_mem = s.mem();
         let before_len = s.len();
         if let Some(m) = maxlen {
-            s.cap = m;
+            s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
         }
         for t in ticks {
             s.append(t, self.next_seq, all_last_shape);
@@ -1694,7 +1696,7 @@ impl TickBook {
         }
         s.trim();
         let len = s.len();
-        let cap = s.cap;
+        let cap = s.cap as usize;
         self.mem = (self.mem + s.mem()).saturating_sub(before_mem);
         self.ticks = (self.ticks + len).saturating_sub(before_len);
         Ok(PushOutcome { len, cap, created })
@@ -1706,7 +1708,7 @@ impl TickBook {
 
     /// The cap of `stream`, if it exists.
     pub fn stream_cap(&self, stream: &[u8]) -> Option<usize> {
-        self.streams.get(stream).map(|s| s.cap)
+        self.streams.get(stream).map(|s| s.cap as usize)
     }
 
     /// The length of `stream` (0 when it does not exist).
@@ -1824,7 +1826,7 @@ impl TickBook {
             out.push(StreamSummary {
                 name: name.to_vec(),
                 len: s.len(),
-                cap: s.cap,
+                cap: s.cap as usize,
                 newest_time: s.newest_key().map(|k| k.0),
             });
         }
@@ -1836,8 +1838,18 @@ impl TickBook {
             streams: self.streams.len(),
             ticks: self.ticks,
             late_ticks: self.streams.values().map(|s| s.late_by_idx.len()).sum(),
-            cap_min: self.streams.values().map(|s| s.cap).min().unwrap_or(0),
-            cap_max: self.streams.values().map(|s| s.cap).max().unwrap_or(0),
+            cap_min: self
+                .streams
+                .values()
+                .map(|s| s.cap as usize)
+                .min()
+                .unwrap_or(0),
+            cap_max: self
+                .streams
+                .values()
+                .map(|s| s.cap as usize)
+                .max()
+                .unwrap_or(0),
             memory: self.mem_usage(),
         }
     }
@@ -1887,7 +1899,7 @@ impl TickBook {
             let Some(c) = cursors.get_mut(i) else { break };
             let Some(r) = c.buf.pop_front() else { continue };
             let tick = c.s.materialize(r)?;
-            f(c.name, c.s.cap, tick)?;
+            f(c.name, c.s.cap as usize, tick)?;
             refill(c)?;
             if let Some(r) = c.buf.front() {
                 heap.push(std::cmp::Reverse((r.seq, i)));
