@@ -4,10 +4,11 @@
 //! changes nothing), then replicate the push with its effective `MAXLEN` made explicit, so a
 //! replica or the AOF never depends on its own `candles.tick_cap`.
 
+use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
-use candles_core::ticks::{ticks_to_json, Tick, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
-use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use candles_core::ticks::{ticks_to_json, Tick, TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
+use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
@@ -54,7 +55,8 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
                 "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
             ));
         };
-        if is_kw(a, "MAXLEN") {
+        let kw = a.as_slice();
+        if kw.eq_ignore_ascii_case(b"MAXLEN") {
             if maxlen.is_some() {
                 return Err(err("MAXLEN given twice"));
             }
@@ -64,13 +66,13 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
             }
             maxlen = Some(n as usize);
             i += 2;
-        } else if is_kw(a, "TIMEFIELD") {
+        } else if kw.eq_ignore_ascii_case(b"TIMEFIELD") {
             if timefield.is_some() {
                 return Err(err("TIMEFIELD given twice"));
             }
             timefield = Some(option_value(args, i, "TIMEFIELD")?);
             i += 2;
-        } else if is_kw(a, "JSON") {
+        } else if kw.eq_ignore_ascii_case(b"JSON") {
             let docs = args.get(i + 1..).unwrap_or_default();
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));
@@ -82,7 +84,7 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
                 body_at: i,
             });
         } else {
-            if candles_core::candle::parse_i64(a.as_slice()).is_none() {
+            if candles_core::candle::parse_i64(kw).is_none() {
                 return Err(err(format!(
                     "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
                 )));
@@ -106,34 +108,35 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
     }
 }
 
-fn build_ticks(p: &Push<'_>) -> Result<Vec<Tick>, RedisError> {
+thread_local! {
+    /// The batch every push parses into: kept between commands so a push allocates nothing.
+    static BATCH: RefCell<TickBatch> = RefCell::new(TickBatch::new());
+}
+
+/// Parses and validates the body of a push into `batch` (nothing is written on error).
+fn fill_batch(p: &Push<'_>, batch: &mut TickBatch) -> Result<(), RedisError> {
     match p.body {
         Body::Pairs(time, pairs) => {
             let time = candles_core::candle::parse_i64(time.as_slice())
                 .ok_or_else(|| err("time must be an integer"))?;
-            let kv = pairs
-                .chunks_exact(2)
-                .filter_map(|c| match c {
-                    [f, v] => Some((f.as_slice().to_vec(), v.as_slice().to_vec())),
-                    _ => None,
-                })
-                .collect();
-            Ok(vec![Tick::from_pairs(time, kv).map_err(core_err)?])
+            let kv = pairs.chunks_exact(2).filter_map(|c| match c {
+                [f, v] => Some((f.as_slice(), v.as_slice())),
+                _ => None,
+            });
+            batch.push_pairs(time, kv).map_err(core_err)
         }
         Body::Json(docs) => {
             let tf = p.timefield.map_or(DEFAULT_TIME_FIELD, |f| f.as_slice());
-            docs.iter()
-                .enumerate()
-                .map(|(n, d)| {
-                    Tick::from_json(d.as_slice(), tf).map_err(|e| {
-                        if docs.len() > 1 {
-                            err(format!("document {}: {e}", n + 1))
-                        } else {
-                            core_err(e)
-                        }
-                    })
-                })
-                .collect()
+            for (n, d) in docs.iter().enumerate() {
+                batch.push_json(d.as_slice(), tf).map_err(|e| {
+                    if docs.len() > 1 {
+                        err(format!("document {}: {e}", n + 1))
+                    } else {
+                        core_err(e)
+                    }
+                })?;
+            }
+            Ok(())
         }
     }
 }
@@ -148,49 +151,90 @@ fn build_ticks(p: &Push<'_>) -> Result<Vec<Tick>, RedisError> {
     key_spec: [{ flags: [ReadWrite, Insert], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
 })]
 fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let name = &args[1];
-    let stream = args[2].as_slice();
     let p = parse_push(&args)?;
-    let ticks = build_ticks(&p)?;
+    BATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut batch) => {
+            batch.clear();
+            let r = push_batch(ctx, &args, &p, &mut batch);
+            batch.clear();
+            r
+        }
+        // Not reachable (commands do not nest), but never a panic: a fresh batch.
+        Err(_) => push_batch(ctx, &args, &p, &mut TickBatch::new()),
+    })
+}
+
+fn push_batch(
+    ctx: &Context,
+    args: &[RedisString],
+    p: &Push<'_>,
+    batch: &mut TickBatch,
+) -> RedisResult {
+    let (Some(name), Some(stream)) = (args.get(1), args.get(2)) else {
+        return Err(RedisError::WrongArity);
+    };
+    let stream = stream.as_slice();
+    fill_batch(p, batch)?;
     let key = ctx.open_key_writable(name);
     let cap_default = default_cap();
-    let (len, cap) = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? {
+    let out = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? {
         Some(b) => {
             let before = b.footprint();
-            let r = b.push(stream, p.maxlen, cap_default, &ticks);
+            let r = b.push_batch(stream, p.maxlen, cap_default, batch);
             stats::TICK_BOOKS.changed(before, b.footprint());
-            let len = r.map_err(core_err)?;
-            (len, b.stream_cap(stream).unwrap_or(cap_default))
+            r.map_err(core_err)?
         }
         None => {
             let mut b = TickBook::new();
-            let len = b
-                .push(stream, p.maxlen, cap_default, &ticks)
+            let out = b
+                .push_batch(stream, p.maxlen, cap_default, batch)
                 .map_err(core_err)?;
-            let cap = b.stream_cap(stream).unwrap_or(cap_default);
             let fp = b.footprint();
             key.set_value(&TICKS_TYPE, b)?;
             stats::TICK_BOOKS.add(fp, 1);
-            (len, cap)
+            out
         }
     };
-    // Replicate with the stream's cap explicit: the push is then independent of the
-    // replica's (or the AOF loader's) candles.tick_cap.
-    let cap_s = cap.to_string();
-    let mut rep: Vec<&[u8]> = vec![name.as_slice(), stream, b"MAXLEN", cap_s.as_bytes()];
-    if let Some(tf) = p.timefield {
-        rep.push(b"TIMEFIELD");
-        rep.push(tf.as_slice());
+    if p.maxlen.is_some() || !out.created {
+        // The command as given is already independent of the replica's (or the AOF
+        // loader's) candles.tick_cap: its MAXLEN is explicit, or it pushes to an existing
+        // stream, whose cap the replica has too (streams never vanish, caps replicate).
+        ctx.replicate_verbatim();
+    } else {
+        // Creating a stream with the default cap: replicate with the cap explicit.
+        let cap_s = out.cap.to_string();
+        let mut rep: Vec<&[u8]> = vec![name.as_slice(), stream, b"MAXLEN", cap_s.as_bytes()];
+        if let Some(tf) = p.timefield {
+            rep.push(b"TIMEFIELD");
+            rep.push(tf.as_slice());
+        }
+        rep.extend(
+            args.get(p.body_at..)
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.as_slice()),
+        );
+        ctx.replicate("TICKS.PUSH", &rep[..]);
     }
-    rep.extend(
-        args.get(p.body_at..)
-            .unwrap_or_default()
-            .iter()
-            .map(|a| a.as_slice()),
-    );
-    ctx.replicate("TICKS.PUSH", &rep[..]);
-    ctx.notify_keyspace_event(NotifyEvent::MODULE, "ticks.push", name);
-    Ok(RedisValue::Integer(len as i64))
+    notify(ctx, name);
+    Ok(RedisValue::Integer(out.len as i64))
+}
+
+/// The `ticks.push` keyspace event, with a static event name (redis-module's wrapper builds a
+/// `CString` per call).
+fn notify(ctx: &Context, key: &RedisString) {
+    // SAFETY: plain call into the server with a NUL-terminated static string and a live key
+    // name; the function pointer is set once the module is loaded.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(
+                ctx.get_raw(),
+                NotifyEvent::MODULE.bits(),
+                c"ticks.push".as_ptr(),
+                key.inner,
+            );
+        }
+    }
 }
 
 /// Options of the read commands.

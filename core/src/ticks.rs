@@ -36,6 +36,10 @@
 use crate::error::{CoreError, CoreResult};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
+mod batch;
+pub use batch::TickBatch;
+use batch::TickSrc;
+
 /// Records per chunk.
 pub const CHUNK: usize = 32;
 /// Largest cap (`MAXLEN`) of a stream.
@@ -121,26 +125,31 @@ impl Value {
 
     /// Checks that the text fits the kind (used on untrusted input: decode, pushes).
     fn validate(&self) -> CoreResult<()> {
-        if self.text.len() > MAX_VALUE_BYTES {
-            return Err(CoreError::invalid(format!(
-                "value longer than {MAX_VALUE_BYTES} bytes"
-            )));
+        validate_value(self.kind, &self.text)
+    }
+}
+
+/// Checks that `text` fits `kind` (untrusted input: decode, pushes).
+fn validate_value(kind: Kind, text: &[u8]) -> CoreResult<()> {
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(CoreError::invalid(format!(
+            "value longer than {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    let ok = match kind {
+        Kind::Str => true,
+        Kind::Num => is_json_number(text),
+        Kind::Bool => text == b"true" || text == b"false",
+        Kind::Null => text == b"null",
+        Kind::Json => {
+            matches!(text.first(), Some(b'{') | Some(b'['))
+                && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
         }
-        let ok = match self.kind {
-            Kind::Str => true,
-            Kind::Num => is_json_number(&self.text),
-            Kind::Bool => self.text == b"true" || self.text == b"false",
-            Kind::Null => self.text == b"null",
-            Kind::Json => {
-                matches!(self.text.first(), Some(b'{') | Some(b'['))
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(&self.text).is_ok()
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(CoreError::invalid("value text does not match its kind"))
-        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid("value text does not match its kind"))
     }
 }
 
@@ -235,34 +244,7 @@ impl Tick {
     }
 
     fn validate(&self) -> CoreResult<()> {
-        if self.fields.len() > MAX_FIELDS {
-            return Err(CoreError::invalid(format!(
-                "a tick has at most {MAX_FIELDS} fields"
-            )));
-        }
-        if self.time_pos > self.fields.len() {
-            return Err(CoreError::invalid("time field position out of range"));
-        }
-        check_name(&self.time_field, "field")?;
-        let mut seen: std::collections::HashSet<&[u8]> =
-            std::collections::HashSet::with_capacity(self.fields.len());
-        for (name, v) in &self.fields {
-            check_name(name, "field")?;
-            if name.as_slice() == self.time_field.as_slice() {
-                return Err(CoreError::invalid(format!(
-                    "field name '{}' is reserved for the tick time",
-                    String::from_utf8_lossy(name)
-                )));
-            }
-            if !seen.insert(name.as_slice()) {
-                return Err(CoreError::invalid(format!(
-                    "duplicate field '{}'",
-                    String::from_utf8_lossy(name)
-                )));
-            }
-            v.validate()?;
-        }
-        Ok(())
+        validate_tick(self)
     }
 
     /// The tick as one JSON object in its original document shape; `stream` adds a `"stream"`
@@ -352,6 +334,56 @@ fn check_name(name: &[u8], what: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// Checks a tick (fields, names, values) from any source; the messages are the push errors.
+fn validate_tick<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
+    validate_tick_with(t, true)
+}
+
+/// [`validate_tick`]; `values: false` skips the value checks, for values whose text the
+/// caller's parser already held to their kind's grammar.
+fn validate_tick_with<T: TickSrc + ?Sized>(t: &T, values: bool) -> CoreResult<()> {
+    let n = t.n_fields();
+    if n > MAX_FIELDS {
+        return Err(CoreError::invalid(format!(
+            "a tick has at most {MAX_FIELDS} fields"
+        )));
+    }
+    if t.time_pos() > n {
+        return Err(CoreError::invalid("time field position out of range"));
+    }
+    let time_field = t.time_field();
+    check_name(time_field, "field")?;
+    // Duplicates: pairwise for the usual handful of fields (no allocation), a set beyond.
+    let mut seen: Option<std::collections::HashSet<&[u8]>> = None;
+    for i in 0..n {
+        let (name, kind, text) = t.field(i);
+        check_name(name, "field")?;
+        if name == time_field {
+            return Err(CoreError::invalid(format!(
+                "field name '{}' is reserved for the tick time",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        let dup = if n <= 16 {
+            (0..i).any(|j| t.field(j).0 == name)
+        } else {
+            !seen
+                .get_or_insert_with(|| std::collections::HashSet::with_capacity(n))
+                .insert(name)
+        };
+        if dup {
+            return Err(CoreError::invalid(format!(
+                "duplicate field '{}'",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        if values {
+            validate_value(kind, text)?;
+        }
+    }
+    Ok(())
+}
+
 /// A JSON object's members in document order, each value as its raw JSON text.
 struct OrderedDoc(Vec<(String, Box<serde_json::value::RawValue>)>);
 
@@ -384,14 +416,35 @@ impl<'de> serde::Deserialize<'de> for OrderedDoc {
     }
 }
 
-/// Strict canonical i64 text: what `i64::to_string` prints.
+/// Strict canonical i64 text: what `i64::to_string` prints (no sign but `-`, no leading zero,
+/// no `-0`, in range). Allocation-free: it runs for every numeric value pushed.
 fn canonical_i64(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let v: i64 = s.parse().ok()?;
-    if v.to_string() == s {
-        Some(v)
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return if neg { None } else { Some(0) },
+        [b'0', ..] => return None,
+        _ if digits.len() > 19 => return None,
+        _ => {}
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if neg {
+        if v <= 1u64 << 63 {
+            Some((v as i64).wrapping_neg())
+        } else {
+            None
+        }
     } else {
-        None
+        i64::try_from(v).ok()
     }
 }
 
@@ -693,25 +746,25 @@ impl CodecState {
     }
 }
 
-fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, v: &Value) {
+fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, text: &[u8]) {
     let prev = st.prev.get(&fid);
     if let Some(p) = prev {
-        if p.kind == v.kind && p.text == v.text {
+        if p.kind == kind && p.text == text {
             out.push(OP_REPEAT);
             return;
         }
     }
-    let num = match v.kind {
-        Kind::Str | Kind::Num => num_repr(&v.text),
+    let num = match kind {
+        Kind::Str | Kind::Num => num_repr(text),
         _ => Num::None,
     };
-    let kbit = if v.kind == Kind::Str { STR_BIT } else { 0 };
-    match v.kind {
+    let kbit = if kind == Kind::Str { STR_BIT } else { 0 };
+    match kind {
         Kind::Null => out.push(OP_NULL),
-        Kind::Bool => out.push(if v.text == b"true" { OP_TRUE } else { OP_FALSE }),
+        Kind::Bool => out.push(if text == b"true" { OP_TRUE } else { OP_FALSE }),
         Kind::Json => {
             out.push(OP_JSON);
-            put_bytes(out, &v.text);
+            put_bytes(out, text);
         }
         Kind::Str | Kind::Num => match num {
             Num::Int(x) => {
@@ -756,27 +809,27 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, v: &Value) {
                     .map(|p| {
                         p.text
                             .iter()
-                            .zip(v.text.iter())
+                            .zip(text.iter())
                             .take_while(|(a, b)| a == b)
                             .count()
                     })
                     .unwrap_or(0);
-                let suffix = v.text.get(plen..).unwrap_or(&[]);
+                let suffix = text.get(plen..).unwrap_or(&[]);
                 let prefix_cost =
                     varint_len(plen as u64) + varint_len(suffix.len() as u64) + suffix.len();
-                let text_cost = varint_len(v.text.len() as u64) + v.text.len();
+                let text_cost = varint_len(text.len() as u64) + text.len();
                 if plen > 0 && prefix_cost < text_cost {
                     out.push(OP_PREFIX | kbit);
                     put_varint(out, plen as u64);
                     put_bytes(out, suffix);
                 } else {
                     out.push(OP_TEXT | kbit);
-                    put_bytes(out, &v.text);
+                    put_bytes(out, text);
                 }
             }
         },
     }
-    st.remember(fid, v.kind, &v.text, num);
+    st.remember(fid, kind, text, num);
 }
 
 fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Value> {
@@ -925,7 +978,8 @@ enum ShapeRef {
 
 #[derive(Clone, Debug)]
 struct Stream {
-    cap: usize,
+    /// At most [`MAX_CAP`]; `u32` so that it shares a word with `last_shape`.
+    cap: u32,
     names: Vec<Box<[u8]>>,
     name_ids: HashMap<Box<[u8]>, u32>,
     names_bytes: usize,
@@ -948,7 +1002,13 @@ struct Stream {
     /// (arrival index, seq) of the newest in-order tick (the one that set `max_time`).
     last_inorder: Option<(u64, u64)>,
     enc: CodecState,
+    /// Dictionary id of the last appended tick's shape ([`NO_SHAPE`]: none): a tick of the
+    /// same shape (the usual case) is matched by comparing its names, without hashing.
+    last_shape: u32,
 }
+
+/// `Stream::last_shape` before any tick was appended.
+const NO_SHAPE: u32 = u32::MAX;
 
 /// Approximate bytes of one entry of the two late-tick B-trees.
 const LATE_ENTRY_BYTES: usize = 48;
@@ -956,7 +1016,7 @@ const LATE_ENTRY_BYTES: usize = 48;
 impl Stream {
     fn new(cap: usize) -> Stream {
         Stream {
-            cap,
+            cap: u32::try_from(cap.min(MAX_CAP)).unwrap_or(MAX_CAP as u32),
             names: Vec::new(),
             name_ids: HashMap::new(),
             names_bytes: 0,
@@ -973,6 +1033,7 @@ impl Stream {
             late_sorted: BTreeSet::new(),
             last_inorder: None,
             enc: CodecState::default(),
+            last_shape: NO_SHAPE,
         }
     }
 
@@ -996,18 +1057,42 @@ impl Stream {
     }
 
     /// Number of names a push of `ticks` would add to the dictionary.
-    fn new_names<'a>(&self, ticks: impl Iterator<Item = &'a Tick>) -> usize {
-        let mut fresh: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    fn new_names<'t, T: TickSrc>(&self, ticks: &'t [T]) -> usize {
+        let mut hint = Some(self.last_shape).filter(|&id| id != NO_SHAPE);
+        let mut fresh: Option<std::collections::HashSet<&'t [u8]>> = None;
         for t in ticks {
-            for n in std::iter::once(t.time_field.as_slice())
-                .chain(t.fields.iter().map(|(n, _)| n.as_slice()))
-            {
+            if let Some(id) = hint.filter(|&id| self.shape_matches(id, t)) {
+                hint = Some(id);
+                continue;
+            }
+            for i in 0..=t.n_fields() {
+                let n = if i == t.n_fields() {
+                    t.time_field()
+                } else {
+                    t.field(i).0
+                };
                 if !self.name_ids.contains_key(n) {
-                    fresh.insert(n);
+                    fresh.get_or_insert_with(Default::default).insert(n);
                 }
             }
         }
-        fresh.len()
+        fresh.map_or(0, |f| f.len())
+    }
+
+    /// True when dictionary shape `id` is the shape of `t` (same names, same places).
+    fn shape_matches<T: TickSrc + ?Sized>(&self, id: u32, t: &T) -> bool {
+        let Some(sh) = self.shapes.get(id as usize) else {
+            return false;
+        };
+        let name = |fid: u32| self.names.get(fid as usize).map(|b| &b[..]);
+        sh.time_pos as usize == t.time_pos()
+            && sh.fields.len() == t.n_fields()
+            && name(sh.time_name) == Some(t.time_field())
+            && sh
+                .fields
+                .iter()
+                .enumerate()
+                .all(|(i, &fid)| name(fid) == Some(t.field(i).0))
     }
 
     fn name_id(&mut self, n: &[u8]) -> u32 {
@@ -1030,25 +1115,38 @@ impl Stream {
     }
 
     /// Appends one validated tick (the caller checked dictionary room).
-    fn append(&mut self, t: &Tick, seq: u64) {
-        let time_name = self.name_id(&t.time_field);
-        let fids: Vec<u32> = t.fields.iter().map(|(n, _)| self.name_id(n)).collect();
-        let shape = Shape {
-            time_name,
-            time_pos: t.time_pos as u32,
-            fields: fids.into_boxed_slice(),
-        };
-        let shape_code = match self.shape_ids.get(&shape) {
-            Some(&id) => Some(id),
-            None if self.shapes.len() < MAX_SHAPES_PER_STREAM => {
-                let id = self.shapes.len() as u32;
-                self.shapes_bytes += shape.mem();
-                self.shapes.push(shape.clone());
-                self.shape_ids.insert(shape.clone(), id);
-                Some(id)
+    /// `matched`: the caller saw that `t` has the shape of the last tick.
+    fn append<T: TickSrc + ?Sized>(&mut self, t: &T, seq: u64, matched: bool) {
+        let known = Some(self.last_shape)
+            .filter(|&id| id != NO_SHAPE && (matched || self.shape_matches(id, t)));
+        let (shape_code, inline) = match known {
+            Some(id) => (Some(id), None),
+            None => {
+                let time_name = self.name_id(t.time_field());
+                let fids: Vec<u32> = (0..t.n_fields())
+                    .map(|i| self.name_id(t.field(i).0))
+                    .collect();
+                let shape = Shape {
+                    time_name,
+                    time_pos: t.time_pos() as u32,
+                    fields: fids.into_boxed_slice(),
+                };
+                match self.shape_ids.get(&shape) {
+                    Some(&id) => (Some(id), None),
+                    None if self.shapes.len() < MAX_SHAPES_PER_STREAM => {
+                        let id = self.shapes.len() as u32;
+                        self.shapes_bytes += shape.mem();
+                        self.shapes.push(shape.clone());
+                        self.shape_ids.insert(shape, id);
+                        (Some(id), None)
+                    }
+                    None => (None, Some(shape)),
+                }
             }
-            None => None,
         };
+        if let Some(id) = shape_code {
+            self.last_shape = id;
+        }
 
         if self.enc.n >= CHUNK || self.chunks.is_empty() {
             if let Some(last) = self.chunks.back_mut() {
@@ -1066,22 +1164,36 @@ impl Stream {
             self.chunk_bytes += 256;
             self.enc.reset();
         }
-        let enc = &mut self.enc;
-        let Some(chunk) = self.chunks.back_mut() else {
+        let Stream {
+            enc,
+            chunks,
+            shapes,
+            chunk_bytes,
+            ..
+        } = self;
+        let Some(chunk) = chunks.back_mut() else {
+            return;
+        };
+        let shape = match (&inline, shape_code) {
+            (Some(sh), _) => Some(sh),
+            (None, Some(id)) => shapes.get(id as usize),
+            (None, None) => None,
+        };
+        let Some(shape) = shape else {
             return;
         };
         let before = chunk.bytes.capacity();
         let out = &mut chunk.bytes;
         if enc.n == 0 {
             put_varint(out, seq);
-            put_varint(out, zigzag(t.time));
+            put_varint(out, zigzag(t.time()));
         } else {
             put_varint(out, seq.wrapping_sub(enc.prev_seq));
-            put_varint(out, zigzag(t.time.wrapping_sub(enc.prev_time)));
+            put_varint(out, zigzag(t.time().wrapping_sub(enc.prev_time)));
         }
-        match shape_code {
-            Some(id) => put_varint(out, u64::from(id) + 1),
-            None => {
+        match (shape_code, &inline) {
+            (Some(id), None) => put_varint(out, u64::from(id) + 1),
+            _ => {
                 put_varint(out, 0);
                 put_varint(out, u64::from(shape.time_name));
                 put_varint(out, u64::from(shape.time_pos));
@@ -1091,28 +1203,29 @@ impl Stream {
                 }
             }
         }
-        for (&fid, (_, v)) in shape.fields.iter().zip(t.fields.iter()) {
-            encode_value(out, enc, fid, v);
+        for (i, &fid) in shape.fields.iter().enumerate() {
+            let (_, kind, text) = t.field(i);
+            encode_value(out, enc, fid, kind, text);
         }
         enc.n += 1;
         enc.prev_seq = seq;
-        enc.prev_time = t.time;
-        self.chunk_bytes = self.chunk_bytes - before + chunk.bytes.capacity();
+        enc.prev_time = t.time();
+        *chunk_bytes = *chunk_bytes - before + chunk.bytes.capacity();
 
         let idx = self.next_idx;
         self.next_idx += 1;
-        if t.time < self.max_time {
-            self.late_by_idx.insert(idx, (t.time, seq));
-            self.late_sorted.insert((t.time, idx));
+        if t.time() < self.max_time {
+            self.late_by_idx.insert(idx, (t.time(), seq));
+            self.late_sorted.insert((t.time(), idx));
         } else {
-            self.max_time = t.time;
+            self.max_time = t.time();
             self.last_inorder = Some((idx, seq));
         }
     }
 
     /// Drops the oldest ticks until the stream holds at most `cap`.
     fn trim(&mut self) {
-        while self.len() > self.cap {
+        while self.len() > self.cap as usize {
             let old = self.head;
             self.head += 1;
             if let Some((&i, &(t, _))) = self.late_by_idx.first_key_value() {
@@ -1441,6 +1554,35 @@ pub struct BookInfo {
     pub memory: usize,
 }
 
+/// What a push did to its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// The stream's length after the push.
+    pub len: usize,
+    /// The stream's cap after the push.
+    pub cap: usize,
+    /// True when the push created the stream.
+    pub created: bool,
+}
+
+/// The checks of a push that do not depend on its ticks.
+fn check_push_args(stream: &[u8], maxlen: Option<usize>, default_cap: usize) -> CoreResult<()> {
+    check_name(stream, "stream")?;
+    let check_cap = |c: usize, what: &str| {
+        if c == 0 || c > MAX_CAP {
+            Err(CoreError::invalid(format!(
+                "{what} must be between 1 and {MAX_CAP}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(m) = maxlen {
+        check_cap(m, "MAXLEN")?;
+    }
+    check_cap(default_cap, "tick cap")
+}
+
 /// A tick book: named streams of ticks.
 #[derive(Clone, Debug, Default)]
 pub struct TickBook {
@@ -1487,28 +1629,44 @@ impl TickBook {
         default_cap: usize,
         ticks: &[Tick],
     ) -> CoreResult<usize> {
-        check_name(stream, "stream")?;
-        let check_cap = |c: usize, what: &str| {
-            if c == 0 || c > MAX_CAP {
-                Err(CoreError::invalid(format!(
-                    "{what} must be between 1 and {MAX_CAP}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        if let Some(m) = maxlen {
-            check_cap(m, "MAXLEN")?;
-        }
-        check_cap(default_cap, "tick cap")?;
+        check_push_args(stream, maxlen, default_cap)?;
         for t in ticks {
             t.validate()?;
         }
+        self.push_validated(stream, maxlen, default_cap, ticks)
+            .map(|o| o.len)
+    }
+
+    /// [`TickBook::push`] of a [`TickBatch`] (whose ticks were validated as they were added):
+    /// the allocation-free path of the push commands.
+    pub fn push_batch(
+        &mut self,
+        stream: &[u8],
+        maxlen: Option<usize>,
+        default_cap: usize,
+        batch: &TickBatch,
+    ) -> CoreResult<PushOutcome> {
+        check_push_args(stream, maxlen, default_cap)?;
+        batch.with_views(|views| self.push_validated(stream, maxlen, default_cap, views))
+    }
+
+    fn push_validated<T: TickSrc>(
+        &mut self,
+        stream: &[u8],
+        maxlen: Option<usize>,
+        default_cap: usize,
+        ticks: &[T],
+    ) -> CoreResult<PushOutcome> {
         let existing = self.streams.get(stream);
+        let created = existing.is_none();
         let known = existing.map(|s| s.names.len()).unwrap_or(0);
+        let all_last_shape = existing.is_some_and(|s| {
+            s.last_shape != NO_SHAPE && ticks.iter().all(|t| s.shape_matches(s.last_shape, t))
+        });
         let fresh = match existing {
-            Some(s) => s.new_names(ticks.iter()),
-            None => Stream::new(1).new_names(ticks.iter()),
+            _ if all_last_shape => 0,
+            Some(s) => s.new_names(ticks),
+            None => Stream::new(1).new_names(ticks),
         };
         if known + fresh > MAX_NAMES_PER_STREAM {
             return Err(CoreError::invalid(format!(
@@ -1518,7 +1676,7 @@ impl TickBook {
         if self.next_seq.checked_add(ticks.len() as u64).is_none() {
             return Err(CoreError::invalid("tick book sequence exhausted"));
         }
-        if !self.streams.contains_key(stream) {
+        if created {
             let s = Stream::new(maxlen.unwrap_or(default_cap));
             self.mem += s.mem() + stream.len() + 32;
             self.streams.insert(stream.into(), s);
@@ -1529,18 +1687,19 @@ impl TickBook {
         let before_mem = s.mem();
         let before_len = s.len();
         if let Some(m) = maxlen {
-            s.cap = m;
+            s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
         }
         for t in ticks {
-            s.append(t, self.next_seq);
+            s.append(t, self.next_seq, all_last_shape);
             self.next_seq += 1;
             s.trim();
         }
         s.trim();
         let len = s.len();
+        let cap = s.cap as usize;
         self.mem = (self.mem + s.mem()).saturating_sub(before_mem);
         self.ticks = (self.ticks + len).saturating_sub(before_len);
-        Ok(len)
+        Ok(PushOutcome { len, cap, created })
     }
 
     fn stream(&self, name: &[u8]) -> Option<&Stream> {
@@ -1549,7 +1708,7 @@ impl TickBook {
 
     /// The cap of `stream`, if it exists.
     pub fn stream_cap(&self, stream: &[u8]) -> Option<usize> {
-        self.streams.get(stream).map(|s| s.cap)
+        self.streams.get(stream).map(|s| s.cap as usize)
     }
 
     /// The length of `stream` (0 when it does not exist).
@@ -1667,7 +1826,7 @@ impl TickBook {
             out.push(StreamSummary {
                 name: name.to_vec(),
                 len: s.len(),
-                cap: s.cap,
+                cap: s.cap as usize,
                 newest_time: s.newest_key().map(|k| k.0),
             });
         }
@@ -1679,8 +1838,18 @@ impl TickBook {
             streams: self.streams.len(),
             ticks: self.ticks,
             late_ticks: self.streams.values().map(|s| s.late_by_idx.len()).sum(),
-            cap_min: self.streams.values().map(|s| s.cap).min().unwrap_or(0),
-            cap_max: self.streams.values().map(|s| s.cap).max().unwrap_or(0),
+            cap_min: self
+                .streams
+                .values()
+                .map(|s| s.cap as usize)
+                .min()
+                .unwrap_or(0),
+            cap_max: self
+                .streams
+                .values()
+                .map(|s| s.cap as usize)
+                .max()
+                .unwrap_or(0),
             memory: self.mem_usage(),
         }
     }
@@ -1730,7 +1899,7 @@ impl TickBook {
             let Some(c) = cursors.get_mut(i) else { break };
             let Some(r) = c.buf.pop_front() else { continue };
             let tick = c.s.materialize(r)?;
-            f(c.name, c.s.cap, tick)?;
+            f(c.name, c.s.cap as usize, tick)?;
             refill(c)?;
             if let Some(r) = c.buf.front() {
                 heap.push(std::cmp::Reverse((r.seq, i)));
@@ -1895,7 +2064,7 @@ impl TickBook {
             // Replay with the stored sequences.
             let mut s = Stream::new(cap);
             for t in &ticks {
-                s.append(t, t.seq);
+                s.append(t, t.seq, false);
                 s.trim();
             }
             book.ticks += s.len();

@@ -1,0 +1,925 @@
+//! The allocation-free input side of pushes: a reusable [`TickBatch`] holding the ticks of one
+//! push as spans of one text buffer, and a fast parser for flat JSON tick documents.
+//!
+//! A batch only ever holds validated ticks (every way in validates), so the book appends them
+//! without checking again. The fast JSON parser accepts a subset of JSON (one flat object whose
+//! names and strings have no escapes) and yields exactly what the serde path yields for it;
+//! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
+
+use super::{
+    canonical_i64, validate_tick_with, CoreResult, Kind, Tick, DEFAULT_TIME_FIELD, MAX_DOC_BYTES,
+    MAX_FIELDS,
+};
+
+/// A tick as the book's encoder reads it: time, time field and position, fields by index.
+pub(super) trait TickSrc {
+    fn time(&self) -> i64;
+    fn time_field(&self) -> &[u8];
+    fn time_pos(&self) -> usize;
+    fn n_fields(&self) -> usize;
+    /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
+    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]);
+}
+
+impl TickSrc for Tick {
+    fn time(&self) -> i64 {
+        self.time
+    }
+    fn time_field(&self) -> &[u8] {
+        &self.time_field
+    }
+    fn time_pos(&self) -> usize {
+        self.time_pos
+    }
+    fn n_fields(&self) -> usize {
+        self.fields.len()
+    }
+    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]) {
+        match self.fields.get(i) {
+            Some((n, v)) => (n, v.kind, &v.text),
+            None => (&[], Kind::Str, &[]),
+        }
+    }
+}
+
+/// `start..end` in the batch's text.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FieldRec {
+    name: Span,
+    value: Span,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TickRec {
+    time: i64,
+    time_field: Span,
+    time_pos: usize,
+    /// `fields[first..end]` of the batch.
+    first: usize,
+    end: usize,
+}
+
+/// The validated ticks of one push. Reusable: [`TickBatch::clear`] keeps the buffers, so a
+/// caller that keeps one batch allocates nothing per push once it is warm.
+#[derive(Clone, Debug, Default)]
+pub struct TickBatch {
+    text: Vec<u8>,
+    fields: Vec<FieldRec>,
+    ticks: Vec<TickRec>,
+}
+
+/// A view paired with its batch: the [`TickSrc`] the book appends.
+#[derive(Clone, Copy)]
+pub(super) struct BatchTick<'a> {
+    b: &'a TickBatch,
+    rec: TickRec,
+}
+
+impl BatchTick<'_> {
+    fn text(&self, s: Span) -> &[u8] {
+        self.b.text.get(s.start..s.end).unwrap_or(&[])
+    }
+}
+
+impl TickSrc for BatchTick<'_> {
+    fn time(&self) -> i64 {
+        self.rec.time
+    }
+    fn time_field(&self) -> &[u8] {
+        self.text(self.rec.time_field)
+    }
+    fn time_pos(&self) -> usize {
+        self.rec.time_pos
+    }
+    fn n_fields(&self) -> usize {
+        self.rec.end - self.rec.first
+    }
+    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]) {
+        match self.b.fields.get(self.rec.first + i) {
+            Some(f) if self.rec.first + i < self.rec.end => {
+                (self.text(f.name), f.kind, self.text(f.value))
+            }
+            _ => (&[], Kind::Str, &[]),
+        }
+    }
+}
+
+/// Above this many bytes of buffers, [`TickBatch::clear`] gives the memory back.
+const KEEP_BYTES: usize = 64 * 1024;
+
+impl TickBatch {
+    pub fn new() -> Self {
+        TickBatch::default()
+    }
+
+    /// Empties the batch, keeping its buffers unless they grew large.
+    pub fn clear(&mut self) {
+        if self.text.capacity() > KEEP_BYTES
+            || self.fields.capacity() * std::mem::size_of::<FieldRec>() > KEEP_BYTES
+            || self.ticks.capacity() * std::mem::size_of::<TickRec>() > KEEP_BYTES
+        {
+            *self = TickBatch::default();
+        } else {
+            self.text.clear();
+            self.fields.clear();
+            self.ticks.clear();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ticks.is_empty()
+    }
+
+    /// Tick `i` as an owned [`Tick`] (`seq` 0).
+    pub fn tick(&self, i: usize) -> Option<Tick> {
+        let rec = *self.ticks.get(i)?;
+        let t = BatchTick { b: self, rec };
+        Some(Tick {
+            time: t.time(),
+            seq: 0,
+            time_field: t.time_field().to_vec(),
+            time_pos: t.time_pos(),
+            fields: (0..t.n_fields())
+                .map(|i| {
+                    let (n, kind, text) = t.field(i);
+                    (
+                        n.to_vec(),
+                        super::Value {
+                            kind,
+                            text: text.to_vec(),
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    pub(super) fn with_views<R>(&self, f: impl FnOnce(&[BatchTick<'_>]) -> R) -> R {
+        // Up to 8 ticks on the stack; a larger batch collects its views once.
+        let mut stack = [BatchTick {
+            b: self,
+            rec: TickRec {
+                time: 0,
+                time_field: Span::default(),
+                time_pos: 0,
+                first: 0,
+                end: 0,
+            },
+        }; 8];
+        if self.ticks.len() <= stack.len() {
+            for (slot, rec) in stack.iter_mut().zip(self.ticks.iter()) {
+                slot.rec = *rec;
+            }
+            f(stack.get(..self.ticks.len()).unwrap_or(&[]))
+        } else {
+            let all: Vec<BatchTick> = self
+                .ticks
+                .iter()
+                .map(|&rec| BatchTick { b: self, rec })
+                .collect();
+            f(&all)
+        }
+    }
+
+    fn span(&mut self, b: &[u8]) -> Span {
+        let start = self.text.len();
+        self.text.extend_from_slice(b);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    /// Validates the tick just staged (fields from `first`, text from `text_at`) and keeps it,
+    /// or drops it and reports why.
+    fn commit(&mut self, rec: TickRec, text_at: usize, values: bool) -> CoreResult<()> {
+        let r = validate_tick_with(&BatchTick { b: self, rec }, values);
+        match r {
+            Ok(()) => {
+                self.ticks.push(rec);
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback(rec.first, text_at);
+                Err(e)
+            }
+        }
+    }
+
+    fn rollback(&mut self, first: usize, text_at: usize) {
+        self.fields.truncate(first);
+        self.text.truncate(text_at);
+    }
+
+    /// Adds a tick of the field/value push form (every value a string, time field `time`).
+    pub fn push_pairs<'a>(
+        &mut self,
+        time: i64,
+        pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> CoreResult<()> {
+        let text_at = self.text.len();
+        let first = self.fields.len();
+        let time_field = self.span(DEFAULT_TIME_FIELD);
+        for (n, v) in pairs {
+            let name = self.span(n);
+            let value = self.span(v);
+            self.fields.push(FieldRec {
+                name,
+                value,
+                kind: Kind::Str,
+            });
+        }
+        let rec = TickRec {
+            time,
+            time_field,
+            time_pos: 0,
+            first,
+            end: self.fields.len(),
+        };
+        self.commit(rec, text_at, true)
+    }
+
+    /// Adds an owned tick (validated here).
+    pub fn push_tick(&mut self, t: &Tick) -> CoreResult<()> {
+        let text_at = self.text.len();
+        let first = self.fields.len();
+        let time_field = self.span(&t.time_field);
+        for (n, v) in &t.fields {
+            let name = self.span(n);
+            let value = self.span(&v.text);
+            self.fields.push(FieldRec {
+                name,
+                value,
+                kind: v.kind,
+            });
+        }
+        let rec = TickRec {
+            time: t.time,
+            time_field,
+            time_pos: t.time_pos,
+            first,
+            end: self.fields.len(),
+        };
+        self.commit(rec, text_at, true)
+    }
+
+    /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
+    /// same errors): flat documents take the fast path, the rest the serde path.
+    pub fn push_json(&mut self, doc: &[u8], time_field: &[u8]) -> CoreResult<()> {
+        if self.push_flat_json(doc, time_field) {
+            return Ok(());
+        }
+        let t = Tick::from_json(doc, time_field)?;
+        self.push_tick(&t)
+    }
+
+    /// The fast path: true when `doc` was a flat object it read and the tick is valid (and
+    /// added); false (nothing added) when the serde path must decide.
+    pub(super) fn push_flat_json(&mut self, doc: &[u8], tf: &[u8]) -> bool {
+        let text_at = self.text.len();
+        let first = self.fields.len();
+        let ok = doc.len() <= MAX_DOC_BYTES && self.stage_flat(doc, tf, first).is_some();
+        if !ok {
+            self.rollback(first, text_at);
+        }
+        ok
+    }
+
+    fn stage_flat(&mut self, doc: &[u8], tf: &[u8], first: usize) -> Option<()> {
+        let text_at = self.text.len();
+        let mut p = Parser { b: doc, i: 0 };
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        let mut time = None;
+        let mut time_pos = 0;
+        if p.peek() == Some(b'}') {
+            return None; // no time field: the serde path words the error
+        }
+        loop {
+            p.eat(b'"')?;
+            let name = p.plain_string()?;
+            p.ws();
+            p.eat(b':')?;
+            p.ws();
+            let (kind, value) = match p.peek()? {
+                b'"' => {
+                    p.i += 1;
+                    (Kind::Str, p.plain_string()?)
+                }
+                b'-' | b'0'..=b'9' => (Kind::Num, p.number()?),
+                b't' => (Kind::Bool, p.word(b"true")?),
+                b'f' => (Kind::Bool, p.word(b"false")?),
+                b'n' => (Kind::Null, p.word(b"null")?),
+                _ => return None, // nested values, garbage: serde
+            };
+            let name = doc.get(name.0..name.1)?;
+            let value = doc.get(value.0..value.1)?;
+            if name == tf {
+                if time.is_some() || kind != Kind::Num {
+                    return None;
+                }
+                time = Some(canonical_i64(value)?);
+                time_pos = self.fields.len() - first;
+            } else {
+                if self.fields.len() - first >= MAX_FIELDS {
+                    return None;
+                }
+                let name = self.span(name);
+                let value = self.span(value);
+                self.fields.push(FieldRec { name, value, kind });
+            }
+            p.ws();
+            match p.peek()? {
+                b',' => {
+                    p.i += 1;
+                    p.ws();
+                }
+                b'}' => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        p.ws();
+        if p.i != doc.len() {
+            return None;
+        }
+        let time_field = self.span(tf);
+        let rec = TickRec {
+            time: time?,
+            time_field,
+            time_pos,
+            first,
+            end: self.fields.len(),
+        };
+        // Invalid (duplicate names, empty name, ...): serde decides and words the error.
+        self.commit(rec, text_at, false).ok()
+    }
+}
+
+/// A cursor over a JSON document for the flat fast path. Every method returns `None` for
+/// anything it does not handle.
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// JSON whitespace: space, tab, newline, carriage return.
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// The body of a string after its opening quote, up to the closing quote (consumed):
+    /// only strings without escapes or control characters, valid UTF-8.
+    fn plain_string(&mut self) -> Option<(usize, usize)> {
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        let body = rest.get(..len)?;
+        if !body.is_ascii() && std::str::from_utf8(body).is_err() {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some((start, start + len))
+    }
+
+    /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<(usize, usize)> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        Some((start, self.i))
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<(usize, usize)> {
+        let start = self.i;
+        if self.b.get(start..start + w.len())? == w {
+            self.i = start + w.len();
+            Some((start, self.i))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{TickBook, Value, MAX_NAME_BYTES};
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// The fast path never disagrees with serde: when it accepts, serde yields the same tick;
+    /// `push_json` (fast path + fallback) is exactly `Tick::from_json`. Returns whether the
+    /// fast path accepted.
+    fn check(doc: &[u8], tf: &[u8]) -> bool {
+        let reference = Tick::from_json(doc, tf);
+        let mut b = TickBatch::new();
+        let fast = b.push_flat_json(doc, tf);
+        if fast {
+            assert_eq!(b.len(), 1);
+            let t = b.tick(0).unwrap();
+            assert_eq!(
+                reference.as_ref().ok(),
+                Some(&t),
+                "fast path differs on {:?}",
+                String::from_utf8_lossy(doc)
+            );
+        } else {
+            assert!(b.is_empty() && b.text.is_empty() && b.fields.is_empty());
+        }
+        let mut b = TickBatch::new();
+        // A tick already in the batch must survive a failed push.
+        b.push_pairs(7, [(&b"x"[..], &b"y"[..])].into_iter())
+            .unwrap();
+        match (b.push_json(doc, tf), &reference) {
+            (Ok(()), Ok(t)) => assert_eq!(b.tick(1).as_ref(), Some(t)),
+            (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+            (got, want) => panic!(
+                "push_json {:?} vs from_json {:?} on {:?}",
+                got.is_ok(),
+                want.is_ok(),
+                String::from_utf8_lossy(doc)
+            ),
+        }
+        assert_eq!(
+            b.tick(0),
+            Some(Tick::from_pairs(7, vec![(b"x".to_vec(), b"y".to_vec())]).unwrap())
+        );
+        assert_eq!(b.len(), 1 + usize::from(reference.is_ok()));
+        fast
+    }
+
+    fn fixture_lines(name: &str) -> Vec<String> {
+        let path = format!(
+            "{}/../../shared/fixtures/binance/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn fast_path_matches_serde_on_fixture_captures() {
+        let dir = format!(
+            "{}/../../shared/fixtures/binance",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".jsonl"))
+            .collect();
+        files.sort();
+        assert!(files.iter().any(|f| f == "ws_aggTrade_combined.jsonl"));
+        assert!(
+            files
+                .iter()
+                .filter(|f| f.starts_with("ws_capture_spot_"))
+                .count()
+                >= 3
+        );
+        let (mut docs, mut fast) = (0, 0);
+        for f in &files {
+            for line in fixture_lines(f) {
+                check(line.as_bytes(), b"stream");
+                type Obj = std::collections::HashMap<String, Box<serde_json::value::RawValue>>;
+                let Ok(mut o) = serde_json::from_str::<Obj>(&line) else {
+                    continue;
+                };
+                if let Some(frame) = o.get("frame") {
+                    let Ok(f) = serde_json::from_str::<Obj>(frame.get()) else {
+                        continue;
+                    };
+                    o = f;
+                }
+                let Some(data) = o.get("data").map(|d| d.get().to_string()) else {
+                    continue;
+                };
+                // the payload exactly as received, and re-spaced
+                for tf in [&b"E"[..], b"u", b"T", b"ft", b"s"] {
+                    docs += 1;
+                    let accepted = check(data.as_bytes(), tf);
+                    fast += usize::from(accepted);
+                    if f.contains("aggTrade") && data.contains("\"aggTrade\"") && tf == b"E" {
+                        assert!(accepted, "{data}");
+                    }
+                }
+                let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+                check(serde_json::to_string_pretty(&v).unwrap().as_bytes(), b"E");
+                // the original design's tick shape, built from trades
+                if let (Some(t), Some(p), Some(q)) = (v.get("T"), v.get("p"), v.get("q")) {
+                    let doc = format!(
+                        r#"{{"ft":{t},"lp":{},"v":{},"tk":"BTCUSDT"}}"#,
+                        p.as_str().unwrap_or("1"),
+                        q.as_str().unwrap_or("1")
+                    );
+                    assert!(check(doc.as_bytes(), b"ft"), "{doc}");
+                }
+            }
+        }
+        assert!(docs > 1000, "{docs}");
+        // the flat trade / bookTicker payloads take the fast path
+        assert!(fast * 6 > docs, "{fast} of {docs}");
+    }
+
+    #[test]
+    fn fast_path_edge_cases() {
+        let accepted = [
+            r#"{"time":1}"#,
+            r#" { "time" : -5 , "a" : "x" } "#,
+            "{\"a\":1e5,\t\"time\":0,\n\"b\":-0.0E-7,\r\"c\":true,\"d\":false,\"e\":null}",
+            r#"{"a":"","time":9223372036854775807}"#,
+            r#"{"time":-9223372036854775808,"é":"ü"}"#,
+            r#"{"a":"58001.03000000","time":1,"b":0.10}"#,
+        ];
+        for d in accepted {
+            assert!(check(d.as_bytes(), b"time"), "{d}");
+        }
+        let declined = [
+            "",
+            "{",
+            "}",
+            "[]",
+            "null",
+            "{}",
+            r#"{"a":1}"#,
+            r#"{"time":1.0}"#,
+            r#"{"time":-0}"#,
+            r#"{"time":01}"#,
+            r#"{"time":"1"}"#,
+            r#"{"time":9223372036854775808}"#,
+            r#"{"time":-9223372036854775809}"#,
+            r#"{"time":1,"time":2}"#,
+            r#"{"time":1,"a":1,"a":2}"#,
+            r#"{"time":1,"":2}"#,
+            r#"{"time":1,"a":"x\"y"}"#,
+            r#"{"time":1,"a\n":1}"#,
+            r#"{"time":1,"a":{"b":1}}"#,
+            r#"{"time":1,"a":[1]}"#,
+            r#"{"time":1,}"#,
+            r#"{"time":1 "a":1}"#,
+            r#"{"time":1} x"#,
+            r#"{"time":1}}"#,
+            r#"{"time":+1}"#,
+            r#"{"time":1,"a":.5}"#,
+            r#"{"time":1,"a":1.}"#,
+            r#"{"time":1,"a":1e}"#,
+            r#"{"time":1,"a":tru}"#,
+            r#"{"time":1,"a":nul}"#,
+            r#"{"time":1,"a":-}"#,
+            r#"{"time":1,"a":NaN}"#,
+            "{\"time\":1,\"a\":\"\x01\"}",
+            "\u{feff}{\"time\":1}",
+            r#"{"time":1,"a":"\u0041"}"#,
+            r#"{time:1}"#,
+            r#"{"time":1,"a":1}  ,"#,
+        ];
+        for d in declined {
+            assert!(!check(d.as_bytes(), b"time"), "{d}");
+        }
+        // invalid UTF-8 in a name or a string
+        assert!(!check(b"{\"time\":1,\"a\":\"\xff\"}", b"time"));
+        assert!(!check(b"{\"time\":1,\"\xc3\":1}", b"time"));
+        // limits are left to serde's wording
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(!check(
+            format!(r#"{{"time":1,"{long}":1}}"#).as_bytes(),
+            b"time"
+        ));
+        let many: Vec<String> = (0..=MAX_FIELDS).map(|i| format!(r#""f{i}":1"#)).collect();
+        let doc = format!(r#"{{"time":1,{}}}"#, many.join(","));
+        assert!(!check(doc.as_bytes(), b"time"));
+        let doc = format!(r#"{{"time":1,{}}}"#, many[1..].join(","));
+        assert!(check(doc.as_bytes(), b"time"));
+        // a time field name that no plain key can spell
+        assert!(!check(br#"{"a\"b":1}"#, b"a\"b"));
+        assert!(!check(br#"{"time":1}"#, b""));
+    }
+
+    #[test]
+    fn fast_path_matches_serde_on_random_and_mutated_documents() {
+        let mut rng = Lcg(0x5eed);
+        let atoms: [&[u8]; 24] = [
+            b"\"",
+            b"\\",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b" ",
+            b"\n",
+            b"0",
+            b"-",
+            b".",
+            b"e",
+            b"E",
+            b"+",
+            b"1",
+            b"9",
+            b"true",
+            b"null",
+            b"\"time\"",
+            b"\xff",
+            b"\x00",
+            b"\xc3\xa9",
+        ];
+        let names = ["time", "ft", "a", "b", "lp", "", "a\\n", "é", "tk"];
+        let values = [
+            "1",
+            "-1",
+            "0",
+            "-0",
+            "01",
+            "1.5",
+            "1.50",
+            "-0.0",
+            "1e3",
+            "1E+3",
+            "2.5e-3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "123456789012345678901234567890",
+            "\"x\"",
+            "\"\"",
+            "\"58001.03000000\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9\"",
+            "true",
+            "false",
+            "null",
+            "{}",
+            "[1,2]",
+            "{\"k\":[{}]}",
+        ];
+        let mut fast = 0;
+        for round in 0..20_000 {
+            let n = rng.below(5);
+            let mut doc = String::from("{");
+            for i in 0..n {
+                if i > 0 {
+                    doc.push_str([",", " , ", ",\n"][rng.below(3)]);
+                }
+                doc.push('"');
+                doc.push_str(names[rng.below(names.len())]);
+                doc.push_str("\":");
+                doc.push_str(values[rng.below(values.len())]);
+            }
+            doc.push('}');
+            let mut bytes = doc.into_bytes();
+            if round % 2 == 1 {
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(bytes.len() + 1);
+                    match rng.below(3) {
+                        0 => {
+                            let a = atoms[rng.below(atoms.len())];
+                            bytes.splice(at..at, a.iter().copied());
+                        }
+                        1 if at < bytes.len() => {
+                            bytes.remove(at);
+                        }
+                        _ => bytes.truncate(at),
+                    }
+                }
+            }
+            for tf in [&b"time"[..], b"ft"] {
+                fast += usize::from(check(&bytes, tf));
+            }
+        }
+        assert!(fast > 100, "{fast}");
+    }
+
+    #[test]
+    fn canonical_i64_matches_the_reference() {
+        fn reference(b: &[u8]) -> Option<i64> {
+            let s = std::str::from_utf8(b).ok()?;
+            let v: i64 = s.parse().ok()?;
+            (v.to_string() == s).then_some(v)
+        }
+        let mut rng = Lcg(42);
+        let alphabet = b"0123456789-+ .e";
+        let mut cases: Vec<Vec<u8>> = [
+            "0",
+            "-0",
+            "00",
+            "01",
+            "-01",
+            "+1",
+            "1",
+            "-1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "18446744073709551616",
+            "",
+            "-",
+            " 1",
+            "1 ",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        for _ in 0..50_000 {
+            let len = rng.below(22);
+            cases.push(
+                (0..len)
+                    .map(|_| alphabet[rng.below(alphabet.len())])
+                    .collect(),
+            );
+            cases.push(
+                (rng.next() as i64)
+                    .wrapping_mul(rng.next() as i64)
+                    .to_string()
+                    .into_bytes(),
+            );
+        }
+        for c in cases {
+            assert_eq!(
+                canonical_i64(&c),
+                reference(&c),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+        }
+    }
+
+    #[test]
+    fn pairs_match_tick_from_pairs() {
+        let cases: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
+            vec![],
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"x y".to_vec()),
+            ],
+            vec![(b"time".to_vec(), b"1".to_vec())],
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"a".to_vec(), b"2".to_vec()),
+            ],
+            vec![(b"".to_vec(), b"1".to_vec())],
+            vec![(vec![b'a'; MAX_NAME_BYTES + 1], b"1".to_vec())],
+            (0..40)
+                .map(|i| (format!("f{i}").into_bytes(), vec![i as u8]))
+                .collect(),
+            (0..40)
+                .map(|i| (format!("f{}", i % 39).into_bytes(), vec![]))
+                .collect(),
+            (0..=MAX_FIELDS)
+                .map(|i| (format!("f{i}").into_bytes(), vec![]))
+                .collect(),
+        ];
+        for kv in cases {
+            let reference = Tick::from_pairs(-3, kv.clone());
+            let mut b = TickBatch::new();
+            let got = b.push_pairs(-3, kv.iter().map(|(f, v)| (&f[..], &v[..])));
+            match (got, reference) {
+                (Ok(()), Ok(t)) => assert_eq!(b.tick(0), Some(t)),
+                (Err(e), Err(r)) => {
+                    assert_eq!(e.message(), r.message());
+                    assert!(b.is_empty() && b.text.is_empty());
+                }
+                (g, r) => panic!("{:?} vs {:?}", g.is_ok(), r.is_ok()),
+            }
+        }
+    }
+
+    #[test]
+    fn batch_pushes_encode_like_tick_pushes() {
+        let mut rng = Lcg(9);
+        let (mut by_batch, mut by_ticks) = (TickBook::new(), TickBook::new());
+        let mut batch = TickBatch::new();
+        let shapes: [&[&str]; 3] = [&["lp", "v", "tk"], &["lp", "v"], &["x", "lp", "v", "tk"]];
+        for i in 0..3000 {
+            batch.clear();
+            let mut ticks = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let shape = shapes[rng.below(shapes.len())];
+                let time = 1_000 + i as i64 - rng.below(5) as i64;
+                let mut doc = format!(r#"{{"ft":{time}"#);
+                for f in shape {
+                    let v = match rng.below(4) {
+                        0 => format!("{}.{:02}", 58000 + rng.below(50), rng.below(100)),
+                        1 => format!("\"S{}\"", rng.below(3)),
+                        2 => format!("{}", rng.below(1000)),
+                        _ => "true".into(),
+                    };
+                    doc.push_str(&format!(r#","{f}":{v}"#));
+                }
+                doc.push('}');
+                batch.push_json(doc.as_bytes(), b"ft").unwrap();
+                ticks.push(Tick::from_json(doc.as_bytes(), b"ft").unwrap());
+            }
+            if rng.below(4) == 0 {
+                let kv = [(&b"a"[..], &b"1"[..]), (b"b", b"two")];
+                batch.push_pairs(i as i64, kv.into_iter()).unwrap();
+                ticks.push(
+                    Tick::from_pairs(
+                        i as i64,
+                        kv.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect(),
+                    )
+                    .unwrap(),
+                );
+            }
+            let stream: &[u8] = if rng.below(3) == 0 { b"s2" } else { b"s1" };
+            let maxlen = (rng.below(50) == 0).then_some(100 + rng.below(200));
+            let o = by_batch.push_batch(stream, maxlen, 500, &batch).unwrap();
+            let len = by_ticks.push(stream, maxlen, 500, &ticks).unwrap();
+            assert_eq!(o.len, len);
+            assert_eq!(Some(o.cap), by_ticks.stream_cap(stream));
+        }
+        assert_eq!(by_batch.encode().unwrap(), by_ticks.encode().unwrap());
+        assert_eq!(by_batch.mem_usage(), by_ticks.mem_usage());
+        assert_eq!(
+            by_batch.latest(b"s1", 1000).unwrap(),
+            by_ticks.latest(b"s1", 1000).unwrap()
+        );
+        // the outcome reports creation
+        let mut b = TickBook::new();
+        batch.clear();
+        batch.push_pairs(1, std::iter::empty()).unwrap();
+        assert!(b.push_batch(b"n", None, 7, &batch).unwrap().created);
+        let o = b.push_batch(b"n", None, 9, &batch).unwrap();
+        assert_eq!((o.len, o.cap, o.created), (2, 7, false));
+        let _ = Value::null();
+    }
+}
