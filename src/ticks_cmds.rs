@@ -1,8 +1,9 @@
 //! TICKS.* commands: tick books, one key per trading session holding named, capped streams.
 //!
 //! Writes parse and validate everything before touching the key (a bad argument or document
-//! changes nothing), then replicate the push with its effective `MAXLEN` made explicit, so a
-//! replica or the AOF never depends on its own `candles.tick_cap`.
+//! changes nothing). A push replicates as given, except one that creates a stream without
+//! `MAXLEN`: that one carries its effective `MAXLEN`, so a replica or the AOF never depends on
+//! its own `candles.tick_cap`.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
