@@ -143,18 +143,42 @@ impl BitWriter {
         self.bits128(v, k);
     }
 
+    /// Writes the `n` bits of `v < 2^n`, `n <= 56` (no masking).
+    #[inline(always)]
+    fn put_exact(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 56 && self.nacc < 64 && v >> n == 0);
+        self.acc |= v << self.nacc;
+        let free = 64 - self.nacc;
+        if n < free {
+            self.nacc += n;
+        } else {
+            self.buf.extend_from_slice(&self.acc.to_le_bytes());
+            self.acc = v >> free;
+            self.nacc = n - free;
+        }
+    }
+
     /// [`rice`](Self::rice) of a value that fits in 64 bits: the same bits.
-    #[inline]
+    #[inline(always)]
     pub fn rice64(&mut self, v: u64, k: u32) {
-        let q = shr64(v, k);
-        if q < u64::from(ESC) {
-            let q = q as u32;
-            if q + 1 + k <= 56 {
-                // Unary head and the k low bits in one write.
-                self.bits(mask(q) | ((v & mask(k)) << (q + 1)), q + 1 + k);
+        if k <= 48 {
+            let q = v >> k;
+            if q < u64::from(ESC) {
+                // q ones, a zero, then the k low bits: at most 7 + 1 + 48 bits, one write.
+                let low = v & ((1u64 << k) - 1);
+                self.put_exact(((1u64 << q) - 1) | (low << (q + 1)), q as u32 + 1 + k);
                 return;
             }
-            self.bits(mask(q), q + 1);
+        }
+        self.rice64_slow(v, k);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rice64_slow(&mut self, v: u64, k: u32) {
+        let q = shr64(v, k);
+        if q < u64::from(ESC) {
+            self.bits(mask(q as u32), q as u32 + 1);
         } else {
             self.bits(mask(ESC), ESC);
             self.gamma(u128::from(q - u64::from(ESC) + 1));
@@ -570,16 +594,21 @@ fn zigzag64(v: i64) -> u64 {
 }
 
 /// [`rice_cost`] of a value that fits in 64 bits.
-#[inline]
+#[inline(always)]
 fn rice_cost64(v: u64, k: u32) -> u64 {
     let q = shr64(v, k);
-    let head = if q < u64::from(ESC) {
-        q + 1
+    if q < u64::from(ESC) {
+        q + 1 + u64::from(k)
     } else {
-        // ESC ones, then gamma(q - ESC + 1)
-        u64::from(ESC) + u64::from(2 * (bitlen64(q - u64::from(ESC) + 1) - 1) + 1)
-    };
-    head + u64::from(k)
+        escape_cost64(q) + u64::from(k)
+    }
+}
+
+/// The head of a Rice code whose quotient `q >= ESC` escapes: ESC ones then gamma(q-ESC+1).
+#[cold]
+#[inline(never)]
+fn escape_cost64(q: u64) -> u64 {
+    u64::from(ESC) + u64::from(2 * (bitlen64(q - u64::from(ESC) + 1) - 1) + 1)
 }
 
 /// [`put_series_wide`] for values within +-2^62: every transform (zig-zag, differences, minus
@@ -691,12 +720,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>) {
     };
     // Fixed k in avg-2..=avg (fewer when avg < 2), in that order.
     let klo = avg.saturating_sub(2);
-    let mut fc = [0u64; 3];
-    for &u in us {
-        for (j, c) in fc.iter_mut().enumerate() {
-            *c += rice_cost64(u, klo + j as u32);
-        }
-    }
+    let fc = fixed_costs(us, klo);
     for (j, &c) in fc.iter().enumerate().take((avg - klo + 1) as usize) {
         consider(c, KMode::Fixed(klo + j as u32), &mut best);
     }
@@ -705,16 +729,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>) {
         _ => avg,
     };
     if us.len() >= 8 {
-        let mut ac = [0u64; 2];
-        let mut ad = Adapt::new(k0);
-        for &u in us {
-            let base = ad.base();
-            for (j, c) in ac.iter_mut().enumerate() {
-                *c += rice_cost64(u, adapt_k(base, j as i32 - 1));
-            }
-            ad.update(u128::from(u));
-        }
-        for (j, &c) in ac.iter().enumerate() {
+        for (j, &c) in adaptive_costs(us, k0).iter().enumerate() {
             consider(
                 c,
                 KMode::Adaptive {
@@ -728,14 +743,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>) {
     if let Some(h) = hints {
         let hsum: i64 = h.iter().take(us.len()).map(|&x| i64::from(x)).sum();
         let center = ((total as i64 - hsum) / m as i64).clamp(-40, 40) as i32;
-        let mut hc = [0u64; 3];
-        for (i, &u) in us.iter().enumerate() {
-            let hk = h.get(i).copied().unwrap_or(0);
-            for (j, c) in hc.iter_mut().enumerate() {
-                *c += rice_cost64(u, hinted_k(hk, center - 2 + j as i32));
-            }
-        }
-        for (j, &c) in hc.iter().enumerate() {
+        for (j, &c) in hinted_costs(us, h, center - 2).iter().enumerate() {
             consider(
                 c,
                 KMode::Hinted {
@@ -763,6 +771,68 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>) {
             }
         }
     }
+}
+
+/// Rice costs of `us` with `k = kb + j` for j in 0..N, where `kb + j` stays in 0..=127.
+/// While `v >> kb < ESC` every head is `(q >> j) + 1`, so one shift serves all N.
+#[inline(always)]
+fn costs_from<const N: usize>(v: u64, kb: u32, c: &mut [u64; N]) {
+    let q = shr64(v, kb);
+    if q < u64::from(ESC) {
+        for (j, c) in c.iter_mut().enumerate() {
+            *c += (q >> j) + 1 + u64::from(kb) + j as u64;
+        }
+    } else {
+        for (j, c) in c.iter_mut().enumerate() {
+            *c += rice_cost64(v, kb + j as u32);
+        }
+    }
+}
+
+/// Costs of the fixed parameters `klo`, `klo + 1`, `klo + 2` (`klo <= 125`).
+#[inline(never)]
+fn fixed_costs(us: &[u64], klo: u32) -> [u64; 3] {
+    let mut c = [0u64; 3];
+    for &u in us {
+        costs_from(u, klo, &mut c);
+    }
+    c
+}
+
+/// Costs of the adaptive modes `{k0, off: -1}` and `{k0, off: 0}`.
+#[inline(never)]
+fn adaptive_costs(us: &[u64], k0: u32) -> [u64; 2] {
+    let mut c = [0u64; 2];
+    let mut ad = Adapt::new(k0);
+    for &u in us {
+        let base = ad.base();
+        if (1..=127).contains(&base) {
+            costs_from(u, (base - 1) as u32, &mut c);
+        } else {
+            c[0] += rice_cost64(u, adapt_k(base, -1));
+            c[1] += rice_cost64(u, adapt_k(base, 0));
+        }
+        ad.update(u128::from(u));
+    }
+    c
+}
+
+/// Costs of the hinted modes `{off: lo}`, `{off: lo + 1}`, `{off: lo + 2}`.
+#[inline(never)]
+fn hinted_costs(us: &[u64], hints: &[u32], lo: i32) -> [u64; 3] {
+    let mut c = [0u64; 3];
+    for (i, &u) in us.iter().enumerate() {
+        let h = hints.get(i).copied().unwrap_or(0);
+        let kb = h as i32 + lo;
+        if (0..=125).contains(&kb) {
+            costs_from(u, kb as u32, &mut c);
+        } else {
+            for (j, c) in c.iter_mut().enumerate() {
+                *c += rice_cost64(u, hinted_k(h, lo + j as i32));
+            }
+        }
+    }
+    c
 }
 
 fn put_mode(w: &mut BitWriter, mode: KMode) {
