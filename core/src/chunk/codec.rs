@@ -45,6 +45,16 @@ fn pow10(n: u32) -> Option<i128> {
     POW10.get(n as usize).copied()
 }
 
+/// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
+/// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
+#[inline]
+fn mul(a: i128, b: i128) -> Option<i128> {
+    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
+        return Some(i128::from(x) * i128::from(y));
+    }
+    a.checked_mul(b)
+}
+
 /// Truncating `a / b`, in 64 bits when both fit (i128 division is a slow library call).
 #[inline]
 fn div(a: i128, b: i128) -> Option<i128> {
@@ -66,21 +76,15 @@ fn at_scale(d: Dec, s: u8) -> Option<i128> {
     if diff == 0 {
         return Some(d.mantissa());
     }
-    d.mantissa().checked_mul(pow10(u32::from(diff))?)
+    mul(d.mantissa(), pow10(u32::from(diff))?)
 }
 
 /// `num / den`, a value at scale `ns`, expressed at scale `target` (truncated).
 fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
     if target >= ns {
-        div(
-            num.checked_mul(pow10(u32::try_from(target - ns).ok()?)?)?,
-            den,
-        )
+        div(mul(num, pow10(u32::try_from(target - ns).ok()?)?)?, den)
     } else {
-        div(
-            num,
-            den.checked_mul(pow10(u32::try_from(ns - target).ok()?)?)?,
-        )
+        div(num, mul(den, pow10(u32::try_from(ns - target).ok()?)?)?)
     }
 }
 
@@ -88,7 +92,7 @@ fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
 fn mid_price_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
     let sp = c.high.scale().max(c.low.scale());
     let hl = at_scale(c.high, sp)?.checked_add(at_scale(c.low, sp)?)?;
-    let n = base.mantissa().checked_mul(hl)?;
+    let n = mul(base.mantissa(), hl)?;
     div_at(n, 2, i32::from(base.scale()) + i32::from(sp), i32::from(s))
 }
 
@@ -100,7 +104,7 @@ fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
     let tb = c.taker_buy_base?;
     match c.quote_volume {
         Some(q) if c.volume.mantissa() != 0 => {
-            let n = tb.mantissa().checked_mul(q.mantissa())?;
+            let n = mul(tb.mantissa(), q.mantissa())?;
             let ns = i32::from(tb.scale()) + i32::from(q.scale()) - i32::from(c.volume.scale());
             div_at(n, c.volume.mantissa(), ns, i32::from(s))
         }
@@ -112,7 +116,7 @@ fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
 fn range_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
     let sp = c.high.scale().max(c.low.scale());
     let hl = at_scale(c.high, sp)?.checked_sub(at_scale(c.low, sp)?)?;
-    let n = base.mantissa().checked_mul(hl)?;
+    let n = mul(base.mantissa(), hl)?;
     div_at(n, 1, i32::from(base.scale()) + i32::from(sp), i32::from(s))
 }
 
@@ -788,6 +792,36 @@ pub fn encode_rows(cs: &[Candle], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mul_is_checked_mul() {
+        let mut x: u64 = 0x0f1e_2d3c_4b5a_6978;
+        let mut vals: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            i64::MAX.into(),
+            i64::MIN.into(),
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MIN) - 1,
+            i128::MAX,
+            i128::MIN,
+            1 << 64,
+            -(1 << 64),
+        ];
+        for _ in 0..3_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = ((x as i128) << (x % 66)) >> (x % 7);
+            vals.push(if x & 1 == 0 { v } else { -v });
+        }
+        for &a in &vals {
+            for &b in vals.iter().step_by(7) {
+                assert_eq!(mul(a, b), a.checked_mul(b), "{a} * {b}");
+            }
+        }
+    }
 
     struct Rng(u64);
     impl Rng {
