@@ -268,30 +268,33 @@ impl ChunkedStore {
             let body = cs.get(i..i + blocks * TAIL_MAX).unwrap_or(&[]);
             self.len += body.len();
             i += body.len();
-            // The chunk being filled: its candles, and whether it is already in `chunks`.
-            let mut open: Option<(Vec<Candle>, bool)> = None;
+            // The chunk being filled (one buffer of CHUNK_MAX, reused), and while there is one,
+            // whether it is already in `chunks`.
+            let mut open: Vec<Candle> = Vec::new();
+            let mut in_chunks: Option<bool> = None;
             for block in first.iter().map(Vec::as_slice).chain(body.chunks(TAIL_MAX)) {
-                let last_n = match &open {
-                    Some((v, _)) => Some(v.len()),
+                let last_n = match in_chunks {
+                    Some(_) => Some(open.len()),
                     None => self.chunks.last().map(|ch| ch.n as usize),
                 };
                 if last_n.is_some_and(|n| n + block.len() <= CHUNK_MAX) {
-                    let (v, _) = open.get_or_insert_with(|| {
-                        (
-                            self.chunks.last().map(Chunk::candles).unwrap_or_default(),
-                            true,
-                        )
-                    });
-                    v.extend_from_slice(block);
-                } else {
-                    if let Some((v, in_chunks)) = open.take() {
-                        self.place_last(&v, in_chunks);
+                    if in_chunks.is_none() {
+                        open = self.chunks.last().map(Chunk::candles).unwrap_or_default();
+                        open.reserve(CHUNK_MAX.saturating_sub(open.len()));
+                        in_chunks = Some(true);
                     }
-                    open = Some((block.to_vec(), false));
+                } else {
+                    if let Some(placed) = in_chunks {
+                        self.place_last(&open, placed);
+                    }
+                    open.clear();
+                    open.reserve(CHUNK_MAX);
+                    in_chunks = Some(false);
                 }
+                open.extend_from_slice(block);
             }
-            if let Some((v, in_chunks)) = open {
-                self.place_last(&v, in_chunks);
+            if let Some(placed) = in_chunks {
+                self.place_last(&open, placed);
             }
         }
         // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
