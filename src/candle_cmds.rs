@@ -41,8 +41,12 @@ fn take_interval(args: &[RedisString]) -> Result<(Option<Interval>, &[RedisStrin
     }
 }
 
-/// Candles of a write, from `JSON payload` or positional `t o h l c v ...`.
-fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>)>, RedisError> {
+/// Candles of a write, from `JSON payload` or positional `t o h l c v ...`, and the
+/// interval each JSON kline names (none for positional candles), in a vector of their own so
+/// the candles are not copied once more to drop it.
+type Parsed = (Vec<Incoming>, Vec<Option<Interval>>);
+
+fn parse_candles(rest: &[RedisString]) -> Result<Parsed, RedisError> {
     match rest.first() {
         None => Err(RedisError::WrongArity),
         Some(a) if is_kw(a, "JSON") => {
@@ -50,18 +54,15 @@ fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>
                 return Err(err("JSON takes exactly one payload argument"));
             };
             let klines = parse_klines(payload.as_slice()).map_err(core_err)?;
-            Ok(klines
+            let intervals = klines.iter().map(|k| k.interval).collect();
+            let incoming = klines
                 .into_iter()
-                .map(|k| {
-                    (
-                        Incoming {
-                            candle: k.candle,
-                            closed: k.closed,
-                        },
-                        k.interval,
-                    )
+                .map(|k| Incoming {
+                    candle: k.candle,
+                    closed: k.closed,
                 })
-                .collect())
+                .collect();
+            Ok((incoming, intervals))
         }
         Some(_) => {
             if !rest.len().is_multiple_of(6) {
@@ -69,20 +70,19 @@ fn parse_candles(rest: &[RedisString]) -> Result<Vec<(Incoming, Option<Interval>
                     "candles are given as 't o h l c v' groups of six arguments (or JSON payload)",
                 ));
             }
-            rest.chunks(6)
+            let incoming = rest
+                .chunks(6)
                 .map(|ch| {
                     let parts: [&[u8]; 6] =
                         std::array::from_fn(|i| ch.get(i).map_or(&b""[..], |s| s.as_slice()));
                     let candle = Candle::from_args(&parts).map_err(core_err)?;
-                    Ok((
-                        Incoming {
-                            candle,
-                            closed: None,
-                        },
-                        None,
-                    ))
+                    Ok(Incoming {
+                        candle,
+                        closed: None,
+                    })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, RedisError>>()?;
+            Ok((incoming, Vec::new()))
         }
     }
 }
@@ -226,11 +226,8 @@ fn notify(ctx: &Context, name: &RedisString, effect: &Effect) {
     }
 }
 
-fn check_json_interval(
-    candles: &[(Incoming, Option<Interval>)],
-    series: Interval,
-) -> Result<(), RedisError> {
-    match candles.iter().find_map(|(_, i)| i.filter(|i| *i != series)) {
+fn check_json_interval(intervals: &[Option<Interval>], series: Interval) -> Result<(), RedisError> {
+    match intervals.iter().find_map(|i| i.filter(|i| *i != series)) {
         Some(i) => Err(err(format!(
             "payload kline interval {i} does not match the series interval {series}"
         ))),
@@ -323,11 +320,10 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let name = &args[1];
     let (interval, rest) = take_interval(&args[2..])?;
-    let candles = parse_candles(rest)?;
+    let (batch, intervals) = parse_candles(rest)?;
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    check_json_interval(&candles, target_interval(&target))?;
-    let batch: Vec<Incoming> = candles.into_iter().map(|(c, _)| c).collect();
+    check_json_interval(&intervals, target_interval(&target))?;
     let now = now_ms();
     let changed = write(ctx, &key, name, target, |s| {
         let out = s.add_official(&batch, now).map_err(core_err)?;
@@ -360,7 +356,7 @@ fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             return live_write(ctx, &key, name, target, |s| s.live_update(candle, now));
         }
     }
-    let mut candles = parse_candles(rest)?;
+    let (mut candles, intervals) = parse_candles(rest)?;
     if candles.len() != 1 {
         return Err(err(format!(
             "CANDLE.LIVE_UPDATE takes exactly one candle, got {}",
@@ -369,8 +365,8 @@ fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    check_json_interval(&candles, target_interval(&target))?;
-    let Some((incoming, _)) = candles.pop() else {
+    check_json_interval(&intervals, target_interval(&target))?;
+    let Some(incoming) = candles.pop() else {
         return Err(RedisError::WrongArity);
     };
     let now = now_ms();

@@ -80,7 +80,7 @@ pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
 mod fast {
     use super::Kline;
     use crate::candle::{parse_i64, Candle};
-    use crate::decimal::Dec;
+    use crate::decimal::{swar, Dec};
 
     struct Cursor<'a> {
         b: &'a [u8],
@@ -129,6 +129,10 @@ mod fast {
         /// A string of printable ASCII without escapes; its contents.
         fn plain_str(&mut self) -> Option<&'a [u8]> {
             self.eat(b'"')?;
+            self.str_body()
+        }
+        /// `plain_str` after the opening quote.
+        fn str_body(&mut self) -> Option<&'a [u8]> {
             let start = self.at;
             loop {
                 match *self.b.get(self.at)? {
@@ -141,10 +145,41 @@ mod fast {
             self.at += 1;
             Some(s)
         }
+        /// A non-negative integer of 1..=16 digits without leading zero, read 8 digits at a
+        /// time; `None` when the text is anything else (then `int_text` decides).
+        fn small_uint(&mut self) -> Option<u64> {
+            self.ws();
+            let rest = self.b.get(self.at..)?;
+            let (mut v, k) = swar::digits(rest, 0);
+            if k == 0 || (k > 1 && rest.first() == Some(&b'0')) {
+                return None;
+            }
+            let mut n = k;
+            if k == 8 {
+                let (more, k2) = swar::digits(rest, 8);
+                if k2 == 8 {
+                    return None;
+                }
+                v = v * swar::POW10_U64.get(k2).copied()? + more;
+                n += k2;
+            }
+            // As `int_text`: no fraction or exponent may follow.
+            if let Some(b'.' | b'e' | b'E') = rest.get(n) {
+                return None;
+            }
+            self.at += n;
+            Some(v)
+        }
         fn i64_field(&mut self) -> Option<i64> {
+            if let Some(v) = self.small_uint() {
+                return i64::try_from(v).ok();
+            }
             parse_i64(self.int_text()?)
         }
         fn u64_field(&mut self) -> Option<u64> {
+            if let Some(v) = self.small_uint() {
+                return Some(v);
+            }
             let t = self.int_text()?;
             if t.first() == Some(&b'-') {
                 return None;
@@ -152,7 +187,13 @@ mod fast {
             std::str::from_utf8(t).ok()?.parse().ok()
         }
         fn dec_field(&mut self) -> Option<Dec> {
-            Dec::parse_bytes(self.plain_str()?).ok()
+            self.eat(b'"')?;
+            if let Some((d, len)) = self.b.get(self.at..).and_then(Dec::parse_quoted) {
+                // The contents are digits, '-' and '.': what `str_body` would have taken.
+                self.at += len + 1;
+                return Some(d);
+            }
+            Dec::parse_bytes(self.str_body()?).ok()
         }
     }
 
@@ -585,6 +626,77 @@ mod tests {
                 same_as_value_path(&d);
             }
         }
+    }
+
+    /// Rows whose numbers have random digit counts and shapes, around the fast readers'
+    /// limits (16-digit integers, 15.8-digit decimals, leading zeros, signs, exponents).
+    #[test]
+    fn fast_path_matches_value_path_on_random_numbers() {
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut digits = |n: u64, r: u64| -> String {
+            (0..n)
+                .map(|i| char::from(b'0' + ((r >> (i % 16 * 4)) % 10) as u8))
+                .collect()
+        };
+        let mut fast = 0;
+        for _ in 0..20_000 {
+            let r = next();
+            let r2 = next();
+            let int = |r: u64, d: &mut dyn FnMut(u64, u64) -> String| -> String {
+                let mut s = String::new();
+                if r.is_multiple_of(17) {
+                    s.push('-');
+                }
+                let n = if r.is_multiple_of(5) {
+                    r % 21
+                } else {
+                    1 + r % 17
+                };
+                s += &d(n, r >> 8);
+                if r.is_multiple_of(23) {
+                    s.push_str(".0");
+                }
+                s
+            };
+            let dec = |r: u64, d: &mut dyn FnMut(u64, u64) -> String| -> String {
+                let mut s = String::from("\"");
+                if r.is_multiple_of(19) {
+                    s.push('-');
+                }
+                s += &d(r % 17, r >> 5);
+                if !r.is_multiple_of(4) {
+                    s.push('.');
+                    s += &d((r >> 3) % 11, r >> 9);
+                }
+                if r.is_multiple_of(29) {
+                    s.push_str("e1");
+                }
+                s.push('"');
+                s
+            };
+            let row = format!(
+                "[{},{},{},{},{},{},{},{},{},{},{},\"0\"]",
+                int(r, &mut digits),
+                dec(r2, &mut digits),
+                dec(r2.rotate_left(7), &mut digits),
+                dec(r2.rotate_left(14), &mut digits),
+                dec(r2.rotate_left(21), &mut digits),
+                dec(r2.rotate_left(28), &mut digits),
+                int(r.rotate_left(9), &mut digits),
+                dec(r2.rotate_left(35), &mut digits),
+                int(r.rotate_left(19), &mut digits),
+                dec(r2.rotate_left(42), &mut digits),
+                dec(r2.rotate_left(49), &mut digits),
+            );
+            fast += usize::from(same_as_value_path(format!("[{row}]").as_bytes()));
+        }
+        assert!(fast > 100, "{fast}");
     }
 
     #[test]

@@ -240,46 +240,65 @@ impl ChunkedStore {
             }
             return;
         }
-        // 1. One by one until a flush has just emptied the tail (at most TAIL_MAX puts).
+        // 1. The candles that fill the tail up to its first flush: the tail's rows and they are
+        //    the first block flushed (an empty tail: the first TAIL_MAX candles are).
         let mut i = 0;
-        while i < cs.len() && (i == 0 || self.tail_len > 0) {
-            self.put(cs[i].clone());
-            i += 1;
+        let mut first: Option<Vec<Candle>> = None;
+        if self.tail_len >= TAIL_MAX {
+            // Not a state `put` leaves; one by one until a flush has emptied the tail.
+            while let Some(c) = cs.get(i).filter(|_| i == 0 || self.tail_len > 0) {
+                self.put(c.clone());
+                i += 1;
+            }
+        } else if self.tail_len > 0 {
+            // cs.len() >= 2 * TAIL_MAX: the batch fills the tail.
+            let need = (TAIL_MAX - self.tail_len).min(cs.len());
+            let mut rows = self.tail_rows();
+            rows.extend_from_slice(cs.get(..need).unwrap_or(&[]));
+            self.tail = Vec::new();
+            self.tail_len = 0;
+            self.len += need;
+            first = Some(rows);
+            i = need;
         }
         // 2. Whole blocks of TAIL_MAX: each would fill the empty tail and flush it at once.
         //    Merge them as `flush_tail` would, keeping the chunk being filled decoded.
-        let blocks = (cs.len() - i) / TAIL_MAX;
-        if self.tail_len == 0 && blocks > 0 {
-            // The chunk being filled: its candles, and whether it is already in `chunks`.
-            let mut open: Option<(Vec<Candle>, bool)> = None;
-            for block in cs[i..i + blocks * TAIL_MAX].chunks(TAIL_MAX) {
-                let last_n = match &open {
-                    Some((v, _)) => Some(v.len()),
+        if self.tail_len == 0 {
+            let blocks = (cs.len() - i) / TAIL_MAX;
+            let body = cs.get(i..i + blocks * TAIL_MAX).unwrap_or(&[]);
+            self.len += body.len();
+            i += body.len();
+            // The chunk being filled (one buffer of CHUNK_MAX, reused), and while there is one,
+            // whether it is already in `chunks`.
+            let mut open: Vec<Candle> = Vec::new();
+            let mut in_chunks: Option<bool> = None;
+            for block in first.iter().map(Vec::as_slice).chain(body.chunks(TAIL_MAX)) {
+                let last_n = match in_chunks {
+                    Some(_) => Some(open.len()),
                     None => self.chunks.last().map(|ch| ch.n as usize),
                 };
                 if last_n.is_some_and(|n| n + block.len() <= CHUNK_MAX) {
-                    let (v, _) = open.get_or_insert_with(|| {
-                        (
-                            self.chunks.last().map(Chunk::candles).unwrap_or_default(),
-                            true,
-                        )
-                    });
-                    v.extend_from_slice(block);
-                } else {
-                    if let Some((v, in_chunks)) = open.take() {
-                        self.place_last(&v, in_chunks);
+                    if in_chunks.is_none() {
+                        open = self.chunks.last().map(Chunk::candles).unwrap_or_default();
+                        open.reserve(CHUNK_MAX.saturating_sub(open.len()));
+                        in_chunks = Some(true);
                     }
-                    open = Some((block.to_vec(), false));
+                } else {
+                    if let Some(placed) = in_chunks {
+                        self.place_last(&open, placed);
+                    }
+                    open.clear();
+                    open.reserve(CHUNK_MAX);
+                    in_chunks = Some(false);
                 }
-                self.len += block.len();
+                open.extend_from_slice(block);
             }
-            if let Some((v, in_chunks)) = open {
-                self.place_last(&v, in_chunks);
+            if let Some(placed) = in_chunks {
+                self.place_last(&open, placed);
             }
-            i += blocks * TAIL_MAX;
         }
         // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
-        for c in &cs[i..] {
+        for c in cs.get(i..).unwrap_or(&[]) {
             self.put(c.clone());
         }
     }

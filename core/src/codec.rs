@@ -35,6 +35,56 @@ pub fn put_dec(out: &mut Vec<u8>, d: Dec) {
     put_i128(out, d.mantissa());
 }
 
+/// Most bytes `put_candle` writes: flags, 3 varints of up to 10 bytes, 8 decimals of up to
+/// 1 + 19 bytes.
+const MAX_CANDLE_BYTES: usize = 1 + 3 * 10 + 8 * 20;
+
+/// A candle's record built on the stack (no capacity check per byte), then appended at once.
+struct CandleBuf {
+    buf: [u8; MAX_CANDLE_BYTES],
+    len: usize,
+}
+
+impl CandleBuf {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        // Always in bounds: MAX_CANDLE_BYTES is the largest record.
+        if let Some(x) = self.buf.get_mut(self.len) {
+            *x = b;
+        }
+        self.len += 1;
+    }
+    #[inline(always)]
+    fn u64(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+    #[inline(always)]
+    fn i64(&mut self, v: i64) {
+        self.u64(((v << 1) ^ (v >> 63)) as u64);
+    }
+    /// As `put_dec`: the zig-zag varint of the mantissa, in 64 bits when it fits (the
+    /// zig-zag of the same value, so the same bytes).
+    #[inline(always)]
+    fn dec(&mut self, d: Dec) {
+        self.byte(d.scale());
+        match i64::try_from(d.mantissa()) {
+            Ok(m) => self.i64(m),
+            Err(_) => {
+                let mut u = ((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128;
+                while u >= 0x80 {
+                    self.byte((u as u8) | 0x80);
+                    u >>= 7;
+                }
+                self.byte(u as u8);
+            }
+        }
+    }
+}
+
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_u64(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -129,6 +179,49 @@ const HAS_TAKER_QUOTE: u8 = 16;
 pub const MIN_CANDLE_BYTES: usize = 12;
 
 pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
+    let mut flags = 0;
+    for (bit, present) in [
+        (HAS_CLOSE_TIME, c.close_time.is_some()),
+        (HAS_QUOTE_VOLUME, c.quote_volume.is_some()),
+        (HAS_TRADES, c.trades.is_some()),
+        (HAS_TAKER_BASE, c.taker_buy_base.is_some()),
+        (HAS_TAKER_QUOTE, c.taker_buy_quote.is_some()),
+    ] {
+        if present {
+            flags |= bit;
+        }
+    }
+    let mut b = CandleBuf {
+        buf: [0; MAX_CANDLE_BYTES],
+        len: 0,
+    };
+    b.byte(flags);
+    b.i64(c.open_time);
+    for d in [c.open, c.high, c.low, c.close, c.volume] {
+        b.dec(d);
+    }
+    if let Some(ct) = c.close_time {
+        b.i64(ct - c.open_time);
+    }
+    if let Some(d) = c.quote_volume {
+        b.dec(d);
+    }
+    if let Some(n) = c.trades {
+        b.u64(n);
+    }
+    if let Some(d) = c.taker_buy_base {
+        b.dec(d);
+    }
+    if let Some(d) = c.taker_buy_quote {
+        b.dec(d);
+    }
+    debug_assert!(b.len <= MAX_CANDLE_BYTES);
+    out.extend_from_slice(b.buf.get(..b.len).unwrap_or(&b.buf));
+}
+
+/// `put_candle` field by field with the `put_*` functions (the reference for tests).
+#[cfg(test)]
+fn put_candle_ref(out: &mut Vec<u8>, c: &Candle) {
     let mut flags = 0;
     for (bit, present) in [
         (HAS_CLOSE_TIME, c.close_time.is_some()),
@@ -236,6 +329,70 @@ mod tests {
         assert!(r.is_empty());
         assert!(Reader::new(&[0xff; 20]).u64().is_err());
         assert!(Reader::new(&[0xff]).u64().is_err());
+    }
+
+    /// The stack-built record is the field-by-field one, for every mantissa size (the
+    /// largest record included).
+    #[test]
+    fn candle_record_is_the_field_by_field_encoding() {
+        let mut x: u64 = 0x1357_9bdf_2468_ace0;
+        let mut mants: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            i64::MAX.into(),
+            i64::MIN.into(),
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MIN) - 1,
+            i128::MAX,
+            i128::MIN,
+        ];
+        for _ in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = ((x as i128) << (x % 70)) >> (x % 13);
+            mants.push(if x & 1 == 0 { v } else { -v });
+        }
+        let times = [0, 1, -1, i64::MAX, i64::MIN, 1_725_416_820_000];
+        for (i, &m) in mants.iter().enumerate() {
+            let d = |k: usize| {
+                Dec::new(mants[(i + k) % mants.len()], (i % 25) as u8).unwrap_or(Dec::ZERO)
+            };
+            let t = times[i % times.len()];
+            let mut c = Candle::ohlcv(t, Dec::new(m, 24).unwrap(), d(1), d(2), d(3), d(4));
+            if i % 3 > 0 {
+                c.close_time = Some(t.wrapping_add(i as i64) / 2);
+                c.quote_volume = Some(d(5));
+                c.trades = Some(x.wrapping_mul(i as u64) >> (i % 64));
+                c.taker_buy_base = Some(d(6));
+                c.taker_buy_quote = Some(d(7));
+            }
+            if c.close_time.is_some_and(|ct| ct.checked_sub(t).is_none()) {
+                c.close_time = Some(t);
+            }
+            let (mut fast, mut slow) = (vec![9u8], vec![9u8]);
+            put_candle(&mut fast, &c);
+            put_candle_ref(&mut slow, &c);
+            assert_eq!(fast, slow, "{c:?}");
+        }
+        let max = Dec::new(i128::MIN, 24).unwrap();
+        let mut c = Candle::ohlcv(i64::MIN, max, max, max, max, max);
+        c.close_time = Some(i64::MAX);
+        c.close_time = Some(i64::MIN + 1);
+        c.quote_volume = Some(max);
+        c.trades = Some(u64::MAX);
+        c.taker_buy_base = Some(max);
+        c.taker_buy_quote = Some(max);
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        put_candle(&mut fast, &c);
+        put_candle_ref(&mut slow, &c);
+        assert_eq!(fast, slow);
+        assert!(fast.len() <= MAX_CANDLE_BYTES);
     }
 
     #[test]

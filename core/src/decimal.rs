@@ -84,6 +84,67 @@ impl Dec {
         }
     }
 
+    /// A decimal string's contents at the start of `b`, up to the closing `"` (not included),
+    /// for the exact shape exchanges send: `[-]I[.F]`, 1..=15 integer digits, 1..=8
+    /// fractional ones. Eight digits at a time (SWAR), no loop per character. `None` for
+    /// anything else (the caller then takes the general path); where it answers, the value
+    /// is [`Self::parse_bytes`]'s of the same contents. Returns the decimal and its length.
+    pub fn parse_quoted(b: &[u8]) -> Option<(Dec, usize)> {
+        let neg = b.first() == Some(&b'-');
+        let mut at = usize::from(neg);
+        let (mut int, k) = swar::digits(b, at);
+        if k == 0 {
+            return None;
+        }
+        at += k;
+        if k == 8 {
+            let (more, k2) = swar::digits(b, at);
+            if k2 == 8 {
+                return None;
+            }
+            int = int * swar::POW10_U64.get(k2).copied()? + more;
+            at += k2;
+        }
+        let (mant, scale) = match b.get(at) {
+            Some(b'"') => (u128::from(int), 0),
+            Some(b'.') => {
+                at += 1;
+                let w = swar::load8(b, at);
+                let kf = swar::digit_run(w);
+                if kf == 0 || b.get(at + kf) != Some(&b'"') {
+                    return None;
+                }
+                let t = w ^ swar::ZEROS;
+                // Keep the fractional digits up to the last non-zero one.
+                let nz = swar::nonzero_bytes(t) & swar::low_bytes(kf);
+                at += kf;
+                if nz == 0 {
+                    (u128::from(int), 0)
+                } else {
+                    let keep = (63 - nz.leading_zeros() as usize) / 8 + 1;
+                    (
+                        u128::from(int) * u128::from(swar::POW10_U64.get(keep).copied()?)
+                            + u128::from(swar::value(t, keep)),
+                        keep as u8,
+                    )
+                }
+            }
+            _ => return None,
+        };
+        if mant == 0 {
+            return Some((Dec::ZERO, at));
+        }
+        // At most 23 digits: far inside i128.
+        let m = mant as i128;
+        Some((
+            Dec {
+                mant: if neg { -m } else { m },
+                scale,
+            },
+            at,
+        ))
+    }
+
     /// The common exchange form `[-]digits[.digits]` with at most 19 digits in all, in one
     /// pass and u64 arithmetic. `None` for anything else (including every invalid input),
     /// which [`Self::parse_general`] then decides; where both accept, they give the same value.
@@ -366,6 +427,88 @@ impl fmt::Display for Dec {
     }
 }
 
+/// Eight ASCII bytes at a time (little-endian words: byte 0 is the first character).
+pub(crate) mod swar {
+    /// `'0'` in every byte.
+    pub const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+
+    pub const POW10_U64: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+
+    /// The 8 bytes of `b` from `at`, zero-padded past its end.
+    #[inline]
+    pub fn load8(b: &[u8], at: usize) -> u64 {
+        if let Some(a) = b
+            .get(at..at.saturating_add(8))
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        {
+            return u64::from_le_bytes(a);
+        }
+        let mut a = [0u8; 8];
+        for (d, s) in a.iter_mut().zip(b.get(at..).unwrap_or(&[])) {
+            *d = *s;
+        }
+        u64::from_le_bytes(a)
+    }
+
+    /// The mask of the `n <= 8` low bytes.
+    #[inline]
+    pub fn low_bytes(n: usize) -> u64 {
+        if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        }
+    }
+
+    /// How many of the leading bytes of `w` are ASCII digits (0..=8).
+    #[inline]
+    pub fn digit_run(w: u64) -> usize {
+        let t = w ^ ZEROS; // digits become 0..=9
+        let non_digit = (((t & LOW7) + 0x7676_7676_7676_7676) | t) & HIGH;
+        (non_digit.trailing_zeros() / 8) as usize
+    }
+
+    /// 0x80 in each non-zero byte of `t` (bytes below 0x80).
+    #[inline]
+    pub fn nonzero_bytes(t: u64) -> u64 {
+        (((t & LOW7) + LOW7) | t) & HIGH
+    }
+
+    /// The number written by the first `k <= 8` bytes of `t`, each a digit value 0..=9.
+    #[inline]
+    pub fn value(t: u64, k: usize) -> u64 {
+        if k == 0 {
+            return 0;
+        }
+        // The k digits to the top of the word: the bytes below become leading zeros.
+        let x = t << (8 * (8 - k.min(8)));
+        let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+        let x = ((x & 0x0000_00ff_0000_00ff).wrapping_mul(100 + (1_000_000 << 32)))
+            .wrapping_add(((x >> 16) & 0x0000_00ff_0000_00ff).wrapping_mul(1 + (10_000 << 32)));
+        x >> 32
+    }
+
+    /// The value of the run of up to 8 ASCII digits of `b` at `at`, and its length.
+    #[inline]
+    pub fn digits(b: &[u8], at: usize) -> (u64, usize) {
+        let w = load8(b, at);
+        let k = digit_run(w);
+        (value(w ^ ZEROS, k), k)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +621,132 @@ mod tests {
             );
         }
         assert!(simple > 1000, "{simple}");
+    }
+
+    #[test]
+    fn swar_value_matches_digit_loop() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits: Vec<u8> = (0..8).map(|i| b'0' + ((x >> (i * 7)) % 10) as u8).collect();
+            for k in 0..=8 {
+                let want = digits[..k]
+                    .iter()
+                    .fold(0u64, |a, &c| a * 10 + u64::from(c - b'0'));
+                let w = swar::load8(&digits, 0);
+                assert_eq!(swar::value(w ^ swar::ZEROS, k), want, "{digits:?} {k}");
+                let (v, n) = swar::digits(&digits[..k], 0);
+                assert_eq!((v, n), (want, k));
+            }
+        }
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b'1', b'2', b, b'3', 0, 0, 0, 0]);
+            let want = if b.is_ascii_digit() { 4 } else { 2 };
+            assert_eq!(swar::digit_run(w), want, "{b}");
+        }
+    }
+
+    /// Wherever the quoted fast path answers, the contents up to the quote parse to the same
+    /// value the general way; it answers for the exchange shape.
+    #[test]
+    fn quoted_fast_path_matches_parse_bytes() {
+        let mut inputs: Vec<String> = [
+            "56714.00000000\"",
+            "56714.01000000\"",
+            "0.00000000\"",
+            "-0.00000000\"",
+            "-0\"",
+            "0\"",
+            "00.10\"",
+            "0.00000001\"",
+            "12345678.12345678\"",
+            "123456789012345.12345678\"",
+            "1234567890123456.1\"",
+            "999999999999999.99999999\"",
+            "-999999999999999.99999999\"",
+            "1.123456789\"",
+            "1.\"",
+            ".5\"",
+            "1e5\"",
+            "1.5e5\"",
+            "12345678\"",
+            "123456789\"",
+            "1\"x",
+            "1",
+            "1.5",
+            "\"",
+            "-\"",
+            "--1\"",
+            "1..2\"",
+            "1.2.3\"",
+            "1.2x\"",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let alphabet = b"0123456789.-e\"000";
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..300_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut y = x;
+            let mut s = String::new();
+            if x.is_multiple_of(3) {
+                // The exchange shape with random digit counts.
+                let digits = |n: u64, y: &mut u64| -> String {
+                    (0..n)
+                        .map(|_| {
+                            *y = y.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            char::from(b'0' + ((*y >> 33) % 10) as u8)
+                        })
+                        .collect()
+                };
+                if x & 8 != 0 {
+                    s.push('-');
+                }
+                s += &digits(x % 18, &mut y);
+                if x & 16 != 0 {
+                    s.push('.');
+                    s += &digits((x >> 8) % 11, &mut y);
+                }
+                s.push('"');
+            } else {
+                for _ in 0..(x % 27) {
+                    y = y
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    s.push(alphabet[((y >> 33) % alphabet.len() as u64) as usize] as char);
+                }
+            }
+            inputs.push(s);
+        }
+        let mut fast = 0;
+        for s in &inputs {
+            let b = s.as_bytes();
+            if let Some((d, len)) = Dec::parse_quoted(b) {
+                fast += 1;
+                assert_eq!(b.get(len), Some(&b'"'), "{s:?}");
+                assert_eq!(Dec::parse_bytes(&b[..len]).ok(), Some(d), "{s:?}");
+                assert_eq!(
+                    Dec::new(d.mant, d.scale).unwrap(),
+                    d,
+                    "{s:?} not normalised"
+                );
+            }
+        }
+        assert!(fast > 50_000, "{fast}");
+        for s in [
+            "56714.00000000\"",
+            "11.02444000\"",
+            "0.00000001\"",
+            "123456789012345.12345678\"",
+            "-7\"",
+        ] {
+            assert!(Dec::parse_quoted(s.as_bytes()).is_some(), "{s}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn unzigzag(u: u128) -> i128 {
 #[derive(Default)]
 pub struct BitWriter {
     buf: Vec<u8>,
+    /// Pending bits, LSB first; `nacc < 64` between calls.
     acc: u64,
     nacc: u32,
 }
@@ -61,16 +62,17 @@ impl BitWriter {
     /// Writes the `n <= 56` low bits of `v`.
     #[inline]
     pub fn bits(&mut self, v: u64, n: u32) {
-        debug_assert!(n <= 56);
-        if n == 0 {
-            return;
-        }
-        self.acc |= (v & mask(n)) << self.nacc;
-        self.nacc += n;
-        while self.nacc >= 8 {
-            self.buf.push(self.acc as u8);
-            self.acc >>= 8;
-            self.nacc -= 8;
+        debug_assert!(n <= 56 && self.nacc < 64);
+        let v = v & mask(n);
+        self.acc |= v << self.nacc;
+        let free = 64 - self.nacc;
+        if n < free {
+            self.nacc += n;
+        } else {
+            // The word is full: out with it, keep the bits that did not fit (free <= n <= 56).
+            self.buf.extend_from_slice(&self.acc.to_le_bytes());
+            self.acc = v >> free;
+            self.nacc = n - free;
         }
     }
 
@@ -88,6 +90,16 @@ impl BitWriter {
             self.bits(v as u64, take);
             v >>= take;
             n -= take;
+        }
+    }
+
+    /// Writes the `n <= 128` low bits of `v` zero-extended (so `n > 64` adds zeros).
+    #[inline]
+    fn bits_wide64(&mut self, v: u64, n: u32) {
+        if n <= 56 {
+            self.bits(v, n);
+        } else {
+            self.bits128(u128::from(v), n);
         }
     }
 
@@ -131,16 +143,65 @@ impl BitWriter {
         self.bits128(v, k);
     }
 
+    /// Writes the `n` bits of `v < 2^n`, `n <= 56` (no masking).
+    #[inline(always)]
+    fn put_exact(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 56 && self.nacc < 64 && v >> n == 0);
+        self.acc |= v << self.nacc;
+        let free = 64 - self.nacc;
+        if n < free {
+            self.nacc += n;
+        } else {
+            self.buf.extend_from_slice(&self.acc.to_le_bytes());
+            self.acc = v >> free;
+            self.nacc = n - free;
+        }
+    }
+
+    /// [`rice`](Self::rice) of a value that fits in 64 bits: the same bits.
+    #[inline(always)]
+    pub fn rice64(&mut self, v: u64, k: u32) {
+        if k <= 48 {
+            let q = v >> k;
+            if q < u64::from(ESC) {
+                // q ones, a zero, then the k low bits: at most 7 + 1 + 48 bits, one write.
+                let low = v & ((1u64 << k) - 1);
+                self.put_exact(((1u64 << q) - 1) | (low << (q + 1)), q as u32 + 1 + k);
+                return;
+            }
+        }
+        self.rice64_slow(v, k);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rice64_slow(&mut self, v: u64, k: u32) {
+        let q = shr64(v, k);
+        if q < u64::from(ESC) {
+            self.bits(mask(q as u32), q as u32 + 1);
+        } else {
+            self.bits(mask(ESC), ESC);
+            self.gamma(u128::from(q - u64::from(ESC) + 1));
+        }
+        self.bits_wide64(v, k);
+    }
+
     pub fn bit_len(&self) -> usize {
         self.buf.len() * 8 + self.nacc as usize
     }
 
     pub fn finish(mut self) -> Vec<u8> {
-        if self.nacc > 0 {
-            self.buf.push(self.acc as u8);
-        }
+        let bytes = self.nacc.div_ceil(8) as usize;
+        self.buf
+            .extend_from_slice(self.acc.to_le_bytes().get(..bytes).unwrap_or(&[]));
         self.buf
     }
+}
+
+/// `v >> k`, 0 when `k >= 64`.
+#[inline]
+fn shr64(v: u64, k: u32) -> u64 {
+    v.checked_shr(k).unwrap_or(0)
 }
 
 pub struct BitReader<'a> {
@@ -325,9 +386,14 @@ impl Adapt {
             n: 1,
         }
     }
+    /// `k` before the offset.
+    #[inline]
+    fn base(&self) -> i32 {
+        bitlen(self.a) as i32 - bitlen(u128::from(self.n)) as i32
+    }
     #[inline]
     fn k(&self, off: i32) -> u32 {
-        (bitlen(self.a) as i32 - bitlen(u128::from(self.n)) as i32 + off).clamp(0, 127) as u32
+        adapt_k(self.base(), off)
     }
     #[inline]
     fn update(&mut self, u: u128) {
@@ -338,6 +404,11 @@ impl Adapt {
             self.n >>= 1;
         }
     }
+}
+
+#[inline]
+fn adapt_k(base: i32, off: i32) -> u32 {
+    (base + off).clamp(0, 127) as u32
 }
 
 #[inline]
@@ -370,9 +441,39 @@ fn mode_cost(us: &[u128], hints: &[u32], mode: KMode) -> u64 {
     c
 }
 
+/// Reusable buffers of [`put_series`].
+#[derive(Default)]
+pub struct SeriesScratch {
+    wide: Vec<u128>,
+    narrow: Vec<i64>,
+    us: Vec<u64>,
+    /// Always take the general 128-bit path (for differential tests).
+    pub wide_only: bool,
+}
+
 /// Writes `vals` (the decoder knows how many). With `hints` (one per value, known to the
 /// decoder) the values are zig-zagged as they are and may use hinted parameters.
-pub fn put_series(
+///
+/// Values within +-2^62 (nearly always) take a 64-bit path that writes the same bits as the
+/// general 128-bit one.
+pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
+    if !sc.wide_only {
+        const LIM: i128 = 1 << 62;
+        sc.narrow.clear();
+        let mut fits = true;
+        for &v in vals {
+            fits &= (-LIM..LIM).contains(&v);
+            sc.narrow.push(v as i64);
+        }
+        if fits {
+            put_series64(w, &sc.narrow, &mut sc.us, hints);
+            return;
+        }
+    }
+    put_series_wide(w, vals, &mut sc.wide, hints);
+}
+
+fn put_series_wide(
     w: &mut BitWriter,
     vals: &[i128],
     scratch: &mut Vec<u128>,
@@ -478,7 +579,264 @@ fn put_unsigned(w: &mut BitWriter, us: &[u128], hints: Option<&[u32]>) {
             consider(KMode::Hinted { off }, &mut best);
         }
     }
-    match best.1 {
+    put_mode(w, best.1);
+    walk(us, hints.unwrap_or(&[]), best.1, |u, k| w.rice(u, k));
+}
+
+#[inline]
+fn bitlen64(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+#[inline]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// [`rice_cost`] of a value that fits in 64 bits.
+#[inline(always)]
+fn rice_cost64(v: u64, k: u32) -> u64 {
+    let q = shr64(v, k);
+    if q < u64::from(ESC) {
+        q + 1 + u64::from(k)
+    } else {
+        escape_cost64(q) + u64::from(k)
+    }
+}
+
+/// The head of a Rice code whose quotient `q >= ESC` escapes: ESC ones then gamma(q-ESC+1).
+#[cold]
+#[inline(never)]
+fn escape_cost64(q: u64) -> u64 {
+    u64::from(ESC) + u64::from(2 * (bitlen64(q - u64::from(ESC) + 1) - 1) + 1)
+}
+
+/// [`put_series_wide`] for values within +-2^62: every transform (zig-zag, differences, minus
+/// the minimum) then fits in 64 bits, and the estimates, the choices and the bits written
+/// are the same.
+fn put_series64(w: &mut BitWriter, vals: &[i64], us: &mut Vec<u64>, hints: Option<&[u32]>) {
+    let Some(&first) = vals.first() else {
+        return;
+    };
+    us.clear();
+    if let Some(h) = hints {
+        us.extend(vals.iter().map(|&v| zigzag64(v)));
+        put_unsigned64(w, us, Some(h));
+        return;
+    }
+    let rest = vals.get(1..).unwrap_or(&[]);
+    // Pass 1: the minima and the zig-zag sums of bit lengths.
+    let (mut min_plain, mut min_delta) = (first, i64::MAX);
+    let mut bits_plain = u64::from(bitlen64(zigzag64(first)));
+    let mut bits_delta = 0u64;
+    let mut prev = first;
+    for &v in rest {
+        min_plain = min_plain.min(v);
+        bits_plain += u64::from(bitlen64(zigzag64(v)));
+        let d = v - prev;
+        min_delta = min_delta.min(d);
+        bits_delta += u64::from(bitlen64(zigzag64(d)));
+        prev = v;
+    }
+    if rest.is_empty() {
+        min_delta = 0;
+    }
+    // Pass 2: the sums of bit lengths above the minima.
+    let mut fore_plain = u64::from(bitlen64((first - min_plain) as u64));
+    let mut fore_delta = 0u64;
+    let mut prev = first;
+    for &v in rest {
+        fore_plain += u64::from(bitlen64((v - min_plain) as u64));
+        fore_delta += u64::from(bitlen64(((v - prev) as u64).wrapping_sub(min_delta as u64)));
+        prev = v;
+    }
+    let n = vals.len() as u64;
+    let hdr = |v: i64| u64::from(bitlen64(zigzag64(v))) + 8;
+    let cands = [
+        (false, false, bits_plain + 2 * n),
+        (false, true, hdr(min_plain) + fore_plain + 2 * n),
+        (true, false, hdr(first) + bits_delta + 2 * (n - 1)),
+        (
+            true,
+            true,
+            hdr(first) + hdr(min_delta) + fore_delta + 2 * (n - 1),
+        ),
+    ];
+    let (delta, fore) = cands
+        .iter()
+        .filter(|c| !c.0 || vals.len() > 1)
+        .min_by_key(|c| c.2)
+        .map(|c| (c.0, c.1))
+        .unwrap_or((false, false));
+    w.bit(delta);
+    if delta {
+        w.num(u128::from(zigzag64(first)));
+        w.bit(fore);
+        let mut prev = first;
+        if fore {
+            w.num(u128::from(zigzag64(min_delta)));
+            us.extend(rest.iter().map(|&v| {
+                let d = ((v - prev) as u64).wrapping_sub(min_delta as u64);
+                prev = v;
+                d
+            }));
+        } else {
+            us.extend(rest.iter().map(|&v| {
+                let d = zigzag64(v - prev);
+                prev = v;
+                d
+            }));
+        }
+    } else {
+        w.bit(fore);
+        if fore {
+            w.num(u128::from(zigzag64(min_plain)));
+            us.extend(vals.iter().map(|&v| (v - min_plain) as u64));
+        } else {
+            us.extend(vals.iter().map(|&v| zigzag64(v)));
+        }
+    }
+    put_unsigned64(w, us, None);
+}
+
+/// [`put_unsigned`] for 64-bit values: each family of parameter modes is costed in one pass.
+fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>) {
+    if us.is_empty() {
+        return;
+    }
+    let total: u64 = us.iter().map(|&u| u64::from(bitlen64(u))).sum();
+    if total == 0 {
+        w.bit(true);
+        return;
+    }
+    w.bit(false);
+    let m = us.len() as u64;
+    let avg = total.div_ceil(m).min(127) as u32;
+    let mut best = (u64::MAX, KMode::Fixed(0));
+    let consider = |c: u64, mode: KMode, best: &mut (u64, KMode)| {
+        if c < best.0 {
+            *best = (c, mode);
+        }
+    };
+    // Fixed k in avg-2..=avg (fewer when avg < 2), in that order.
+    let klo = avg.saturating_sub(2);
+    let fc = fixed_costs(us, klo);
+    for (j, &c) in fc.iter().enumerate().take((avg - klo + 1) as usize) {
+        consider(c, KMode::Fixed(klo + j as u32), &mut best);
+    }
+    let k0 = match best.1 {
+        KMode::Fixed(k) => k,
+        _ => avg,
+    };
+    if us.len() >= 8 {
+        for (j, &c) in adaptive_costs(us, k0).iter().enumerate() {
+            consider(
+                c,
+                KMode::Adaptive {
+                    k0,
+                    off: j as i32 - 1,
+                },
+                &mut best,
+            );
+        }
+    }
+    if let Some(h) = hints {
+        let hsum: i64 = h.iter().take(us.len()).map(|&x| i64::from(x)).sum();
+        let center = ((total as i64 - hsum) / m as i64).clamp(-40, 40) as i32;
+        for (j, &c) in hinted_costs(us, h, center - 2).iter().enumerate() {
+            consider(
+                c,
+                KMode::Hinted {
+                    off: center - 2 + j as i32,
+                },
+                &mut best,
+            );
+        }
+    }
+    let mode = best.1;
+    put_mode(w, mode);
+    match mode {
+        KMode::Fixed(k) => us.iter().for_each(|&u| w.rice64(u, k)),
+        KMode::Adaptive { k0, off } => {
+            let mut ad = Adapt::new(k0);
+            for &u in us {
+                w.rice64(u, ad.k(off));
+                ad.update(u128::from(u));
+            }
+        }
+        KMode::Hinted { off } => {
+            let h = hints.unwrap_or(&[]);
+            for (i, &u) in us.iter().enumerate() {
+                w.rice64(u, hinted_k(h.get(i).copied().unwrap_or(0), off));
+            }
+        }
+    }
+}
+
+/// Rice costs of `us` with `k = kb + j` for j in 0..N, where `kb + j` stays in 0..=127.
+/// While `v >> kb < ESC` every head is `(q >> j) + 1`, so one shift serves all N.
+#[inline(always)]
+fn costs_from<const N: usize>(v: u64, kb: u32, c: &mut [u64; N]) {
+    let q = shr64(v, kb);
+    if q < u64::from(ESC) {
+        for (j, c) in c.iter_mut().enumerate() {
+            *c += (q >> j) + 1 + u64::from(kb) + j as u64;
+        }
+    } else {
+        for (j, c) in c.iter_mut().enumerate() {
+            *c += rice_cost64(v, kb + j as u32);
+        }
+    }
+}
+
+/// Costs of the fixed parameters `klo`, `klo + 1`, `klo + 2` (`klo <= 125`).
+#[inline(never)]
+fn fixed_costs(us: &[u64], klo: u32) -> [u64; 3] {
+    let mut c = [0u64; 3];
+    for &u in us {
+        costs_from(u, klo, &mut c);
+    }
+    c
+}
+
+/// Costs of the adaptive modes `{k0, off: -1}` and `{k0, off: 0}`.
+#[inline(never)]
+fn adaptive_costs(us: &[u64], k0: u32) -> [u64; 2] {
+    let mut c = [0u64; 2];
+    let mut ad = Adapt::new(k0);
+    for &u in us {
+        let base = ad.base();
+        if (1..=127).contains(&base) {
+            costs_from(u, (base - 1) as u32, &mut c);
+        } else {
+            c[0] += rice_cost64(u, adapt_k(base, -1));
+            c[1] += rice_cost64(u, adapt_k(base, 0));
+        }
+        ad.update(u128::from(u));
+    }
+    c
+}
+
+/// Costs of the hinted modes `{off: lo}`, `{off: lo + 1}`, `{off: lo + 2}`.
+#[inline(never)]
+fn hinted_costs(us: &[u64], hints: &[u32], lo: i32) -> [u64; 3] {
+    let mut c = [0u64; 3];
+    for (i, &u) in us.iter().enumerate() {
+        let h = hints.get(i).copied().unwrap_or(0);
+        let kb = h as i32 + lo;
+        if (0..=125).contains(&kb) {
+            costs_from(u, kb as u32, &mut c);
+        } else {
+            for (j, c) in c.iter_mut().enumerate() {
+                *c += rice_cost64(u, hinted_k(h, lo + j as i32));
+            }
+        }
+    }
+    c
+}
+
+fn put_mode(w: &mut BitWriter, mode: KMode) {
+    match mode {
         KMode::Fixed(k) => {
             w.bits(0, 2);
             w.bits(u64::from(k), 7);
@@ -493,7 +851,6 @@ fn put_unsigned(w: &mut BitWriter, us: &[u128], hints: Option<&[u32]>) {
             w.bits((off + 64) as u64, 7);
         }
     }
-    walk(us, hints.unwrap_or(&[]), best.1, |u, k| w.rice(u, k));
 }
 
 /// Reads `n` values written by [`put_series`] into `out` (cleared first); `hints` as given
@@ -630,6 +987,148 @@ mod tests {
         assert!(r.bytes_used() == bytes.len());
     }
 
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Bit by bit, LSB first: the layout every writer must produce.
+    #[derive(Default)]
+    struct RefWriter(Vec<bool>);
+    impl RefWriter {
+        fn bits128(&mut self, v: u128, n: u32) {
+            for i in 0..n {
+                self.0.push(i < 128 && (v >> i) & 1 == 1);
+            }
+        }
+        fn bytes(&self) -> Vec<u8> {
+            self.0
+                .chunks(8)
+                .map(|c| c.iter().rev().fold(0u8, |a, &b| (a << 1) | u8::from(b)))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn bit_writer_matches_bit_by_bit_layout() {
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..200 {
+            let mut w = BitWriter::default();
+            let mut rf = RefWriter::default();
+            for _ in 0..r.below(300) {
+                let v = u128::from(r.next()) << 64 | u128::from(r.next());
+                if r.below(2) == 0 {
+                    let n = r.below(57) as u32;
+                    w.bits(v as u64, n);
+                    rf.bits128(v & ((1u128 << n) - 1), n);
+                } else {
+                    let n = r.below(129) as u32;
+                    w.bits128(v, n);
+                    let m = if n == 128 {
+                        u128::MAX
+                    } else {
+                        (1u128 << n) - 1
+                    };
+                    rf.bits128(v & m, n);
+                }
+                assert_eq!(w.bit_len(), rf.0.len());
+            }
+            assert_eq!(w.finish(), rf.bytes());
+        }
+    }
+
+    #[test]
+    fn rice64_writes_the_bits_of_rice() {
+        let mut r = Rng(0xfeed_beef_0bad_cafe);
+        let mut vals: Vec<u64> = vec![0, 1, 7, 8, 9, 255, 256, u64::MAX, u64::MAX - 1, 1 << 63];
+        vals.extend((0..2000).map(|_| r.next() >> r.below(64)));
+        for &v in &vals {
+            for k in 0..=127u32 {
+                let (mut a, mut b) = (BitWriter::default(), BitWriter::default());
+                // A misaligned start, as inside a chunk.
+                a.bits(5, 3);
+                b.bits(5, 3);
+                a.rice64(v, k);
+                b.rice(u128::from(v), k);
+                assert_eq!(
+                    rice_cost64(v, k),
+                    rice_cost(u128::from(v), k),
+                    "v={v} k={k}"
+                );
+                assert_eq!(a.bit_len() - 3, rice_cost64(v, k) as usize, "v={v} k={k}");
+                assert_eq!(a.finish(), b.finish(), "v={v} k={k}");
+            }
+        }
+    }
+
+    /// Random series of every shape: small noise, steps, times, values at the 64-bit path's
+    /// bounds (+-2^62) and beyond, with and without hints.
+    fn random_series(r: &mut Rng) -> (Vec<i128>, Option<Vec<u32>>) {
+        const LIM: i128 = 1 << 62;
+        let n = match r.below(4) {
+            0 => r.below(9) as usize,
+            _ => r.below(300) as usize,
+        };
+        let shape = r.below(9);
+        let mut x: i128 = 0;
+        let vals = (0..n)
+            .map(|i| match shape {
+                0 => r.below(16) as i128 - 8,
+                1 => 1_600_000_000_000 + i as i128 * 60_000,
+                2 => {
+                    x += r.below(2001) as i128 - 1000;
+                    5_000_000 + x
+                }
+                3 => (r.next() >> r.below(64)) as i128 * if r.below(2) == 0 { 1 } else { -1 },
+                4 => LIM - 1 - r.below(3) as i128,
+                5 => -LIM + r.below(3) as i128,
+                6 => [LIM - 1, -LIM, 0, LIM / 2, -LIM / 2][r.below(5) as usize],
+                7 => [LIM, -LIM - 1, i128::MAX, i128::MIN, 0][r.below(5) as usize],
+                _ => (r.next() >> r.below(64)) as i128 - (1 << 40),
+            })
+            .collect();
+        let hints = (r.below(3) == 0).then(|| (0..n).map(|_| r.below(130) as u32).collect());
+        (vals, hints)
+    }
+
+    #[test]
+    fn narrow_path_writes_the_bits_of_the_wide_path() {
+        let mut r = Rng(0x0ddb_a11c_0ffe_e123);
+        let mut narrow_taken = 0;
+        for _ in 0..20_000 {
+            let (vals, hints) = random_series(&mut r);
+            let (mut a, mut b) = (BitWriter::default(), BitWriter::default());
+            let mut fast = SeriesScratch::default();
+            let mut wide = SeriesScratch {
+                wide_only: true,
+                ..SeriesScratch::default()
+            };
+            put_series(&mut a, &vals, &mut fast, hints.as_deref());
+            put_series(&mut b, &vals, &mut wide, hints.as_deref());
+            narrow_taken += usize::from(vals.iter().all(|v| (-(1i128 << 62)..1 << 62).contains(v)));
+            let bytes = a.finish();
+            assert_eq!(bytes, b.finish(), "{vals:?} {hints:?}");
+            let mut out = Vec::new();
+            get_series(
+                &mut BitReader::new(&bytes),
+                vals.len(),
+                &mut out,
+                hints.as_deref(),
+            )
+            .unwrap();
+            assert_eq!(out, vals);
+        }
+        assert!(narrow_taken > 10_000, "{narrow_taken}");
+    }
+
     #[test]
     fn series_round_trip() {
         let cases: Vec<Vec<i128>> = vec![
@@ -643,7 +1142,7 @@ mod tests {
         ];
         for c in cases {
             let mut w = BitWriter::default();
-            let mut s = Vec::new();
+            let mut s = SeriesScratch::default();
             put_series(&mut w, &c, &mut s, None);
             w.bits(0b101, 3);
             let b = w.finish();

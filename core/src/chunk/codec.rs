@@ -20,7 +20,9 @@
 //! Predictions are deterministic integer functions of already-decoded fields (any overflow
 //! makes them 0), and all differences wrap, so every `Dec` (up to i128 mantissas) round-trips.
 
-use super::bits::{corrupt, get_series, put_series, unzigzag, zigzag, BitReader, BitWriter};
+use super::bits::{
+    corrupt, get_series, put_series, unzigzag, zigzag, BitReader, BitWriter, SeriesScratch,
+};
 use crate::candle::Candle;
 use crate::decimal::Dec;
 use crate::error::CoreResult;
@@ -41,6 +43,16 @@ const POW10: [i128; 39] = {
 #[inline]
 fn pow10(n: u32) -> Option<i128> {
     POW10.get(n as usize).copied()
+}
+
+/// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
+/// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
+#[inline]
+fn mul(a: i128, b: i128) -> Option<i128> {
+    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
+        return Some(i128::from(x) * i128::from(y));
+    }
+    a.checked_mul(b)
 }
 
 /// Truncating `a / b`, in 64 bits when both fit (i128 division is a slow library call).
@@ -64,21 +76,15 @@ fn at_scale(d: Dec, s: u8) -> Option<i128> {
     if diff == 0 {
         return Some(d.mantissa());
     }
-    d.mantissa().checked_mul(pow10(u32::from(diff))?)
+    mul(d.mantissa(), pow10(u32::from(diff))?)
 }
 
 /// `num / den`, a value at scale `ns`, expressed at scale `target` (truncated).
 fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
     if target >= ns {
-        div(
-            num.checked_mul(pow10(u32::try_from(target - ns).ok()?)?)?,
-            den,
-        )
+        div(mul(num, pow10(u32::try_from(target - ns).ok()?)?)?, den)
     } else {
-        div(
-            num,
-            den.checked_mul(pow10(u32::try_from(ns - target).ok()?)?)?,
-        )
+        div(num, mul(den, pow10(u32::try_from(ns - target).ok()?)?)?)
     }
 }
 
@@ -86,7 +92,7 @@ fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
 fn mid_price_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
     let sp = c.high.scale().max(c.low.scale());
     let hl = at_scale(c.high, sp)?.checked_add(at_scale(c.low, sp)?)?;
-    let n = base.mantissa().checked_mul(hl)?;
+    let n = mul(base.mantissa(), hl)?;
     div_at(n, 2, i32::from(base.scale()) + i32::from(sp), i32::from(s))
 }
 
@@ -98,7 +104,7 @@ fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
     let tb = c.taker_buy_base?;
     match c.quote_volume {
         Some(q) if c.volume.mantissa() != 0 => {
-            let n = tb.mantissa().checked_mul(q.mantissa())?;
+            let n = mul(tb.mantissa(), q.mantissa())?;
             let ns = i32::from(tb.scale()) + i32::from(q.scale()) - i32::from(c.volume.scale());
             div_at(n, c.volume.mantissa(), ns, i32::from(s))
         }
@@ -110,7 +116,7 @@ fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
 fn range_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
     let sp = c.high.scale().max(c.low.scale());
     let hl = at_scale(c.high, sp)?.checked_sub(at_scale(c.low, sp)?)?;
-    let n = base.mantissa().checked_mul(hl)?;
+    let n = mul(base.mantissa(), hl)?;
     div_at(n, 1, i32::from(base.scale()) + i32::from(sp), i32::from(s))
 }
 
@@ -146,7 +152,7 @@ fn hint_bits(h: Option<i128>) -> u32 {
 
 struct Scratch {
     vals: Vec<i128>,
-    us: Vec<u128>,
+    us: SeriesScratch,
     aux: Vec<i128>,
     hints: Vec<u32>,
 }
@@ -155,7 +161,7 @@ impl Scratch {
     fn new(n: usize) -> Self {
         Scratch {
             vals: Vec::with_capacity(n),
-            us: Vec::with_capacity(n),
+            us: SeriesScratch::default(),
             aux: Vec::with_capacity(n),
             hints: Vec::with_capacity(n),
         }
@@ -473,8 +479,15 @@ pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
 }
 
 fn encode_chunk_with(cs: &[Candle], mark: &mut dyn FnMut(&'static str, usize)) -> Vec<u8> {
+    encode_chunk_sc(cs, mark, &mut Scratch::new(cs.len()))
+}
+
+fn encode_chunk_sc(
+    cs: &[Candle],
+    mark: &mut dyn FnMut(&'static str, usize),
+    sc: &mut Scratch,
+) -> Vec<u8> {
     debug_assert!(!cs.is_empty() && cs.len() <= CHUNK_MAX);
-    let mut sc = Scratch::new(cs.len());
     let mut w = BitWriter::with_capacity(cs.len() * 24 + 64);
     w.num(cs.len() as u128);
     let t0 = cs.first().map_or(0, |c| c.open_time);
@@ -495,9 +508,9 @@ fn encode_chunk_with(cs: &[Candle], mark: &mut dyn FnMut(&'static str, usize)) -
     put_presence(&mut w, cs, |c| c.taker_buy_quote.is_some());
 
     mark("presence", w.bit_len());
-    put_prices(&mut w, cs, &mut sc);
+    put_prices(&mut w, cs, sc);
     mark("prices", w.bit_len());
-    put_dec_col(&mut w, cs, |c| Some(c.volume), PLAIN, &mut sc);
+    put_dec_col(&mut w, cs, |c| Some(c.volume), PLAIN, sc);
     mark("volume", w.bit_len());
     sc.vals.clear();
     sc.vals.extend(cs.iter().filter_map(|c| {
@@ -506,16 +519,16 @@ fn encode_chunk_with(cs: &[Candle], mark: &mut dyn FnMut(&'static str, usize)) -
     }));
     put_series(&mut w, &sc.vals, &mut sc.us, None);
     mark("close_time", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.quote_volume, QV, &mut sc);
+    put_dec_col(&mut w, cs, |c| c.quote_volume, QV, sc);
     mark("quote_volume", w.bit_len());
     sc.vals.clear();
     sc.vals
         .extend(cs.iter().filter_map(|c| c.trades.map(i128::from)));
     put_series(&mut w, &sc.vals, &mut sc.us, None);
     mark("trades", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.taker_buy_base, TBB, &mut sc);
+    put_dec_col(&mut w, cs, |c| c.taker_buy_base, TBB, sc);
     mark("taker_buy_base", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.taker_buy_quote, TBQ, &mut sc);
+    put_dec_col(&mut w, cs, |c| c.taker_buy_quote, TBQ, sc);
     mark("taker_buy_quote", w.bit_len());
     w.finish()
 }
@@ -773,5 +786,160 @@ pub fn encode_rows(cs: &[Candle], out: &mut Vec<u8>) {
     for c in cs {
         put_row(out, c, prev);
         prev = c.open_time;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mul_is_checked_mul() {
+        let mut x: u64 = 0x0f1e_2d3c_4b5a_6978;
+        let mut vals: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            i64::MAX.into(),
+            i64::MIN.into(),
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MIN) - 1,
+            i128::MAX,
+            i128::MIN,
+            1 << 64,
+            -(1 << 64),
+        ];
+        for _ in 0..3_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = ((x as i128) << (x % 66)) >> (x % 7);
+            vals.push(if x & 1 == 0 { v } else { -v });
+        }
+        for &a in &vals {
+            for &b in vals.iter().step_by(7) {
+                assert_eq!(mul(a, b), a.checked_mul(b), "{a} * {b}");
+            }
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// The chunk as the general 128-bit series path alone writes it.
+    fn encode_chunk_wide(cs: &[Candle]) -> Vec<u8> {
+        let mut sc = Scratch::new(cs.len());
+        sc.us.wide_only = true;
+        encode_chunk_sc(cs, &mut |_, _| {}, &mut sc)
+    }
+
+    fn fixture(name: &str) -> Vec<Candle> {
+        let path = format!(
+            "{}/../../shared/fixtures/binance/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        crate::binance::parse_klines(&std::fs::read(path).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.candle)
+            .collect()
+    }
+
+    fn dec(r: &mut Rng, base: i128) -> Dec {
+        let scale = match r.below(8) {
+            0 => r.below(25) as u8,
+            1..=3 => 8,
+            _ => 2,
+        };
+        let mant = match r.below(30) {
+            0 => 0,
+            1 => i128::MAX - r.below(3) as i128,
+            2 => i128::MIN + r.below(3) as i128,
+            3 => 10i128.pow(36) - 1 - r.below(1000) as i128,
+            4 => (1i128 << 62) - r.below(3) as i128,
+            5 => (r.next() >> r.below(64)) as i128,
+            _ => base + r.below(10_000) as i128 - 5_000,
+        };
+        Dec::new(mant, scale).unwrap()
+    }
+
+    fn candles(r: &mut Rng, n: usize, wild: bool) -> Vec<Candle> {
+        let mut t = 1_600_000_000_000i64;
+        let mut price = 5_000_000i128;
+        (0..n)
+            .map(|_| {
+                t += 60_000 * (1 + i64::from(r.below(10) == 0));
+                let mut c = if wild {
+                    let mut c = Candle::ohlcv(
+                        t,
+                        dec(r, price),
+                        dec(r, price),
+                        dec(r, price),
+                        dec(r, price),
+                        dec(r, price * 100),
+                    );
+                    if r.below(4) > 0 {
+                        c.quote_volume = Some(dec(r, price * 1000));
+                        c.taker_buy_base = Some(dec(r, price * 50));
+                    }
+                    if r.below(4) > 0 {
+                        c.taker_buy_quote = Some(dec(r, price * 500));
+                        c.trades = Some(r.next() >> r.below(64));
+                    }
+                    c
+                } else {
+                    let d = |m: i128, s: u8| Dec::new(m, s).unwrap();
+                    let o = price;
+                    let cl = o + r.below(2001) as i128 - 1000;
+                    price = cl;
+                    let (h, l) = (o.max(cl) + r.below(500) as i128, o.min(cl) - 7);
+                    let v = r.below(50_000_000) as i128;
+                    let mut c = Candle::ohlcv(t, d(o, 2), d(h, 2), d(l, 2), d(cl, 2), d(v, 5));
+                    c.quote_volume = Some(d(v * (h + l) / 2 + r.below(1000) as i128, 7));
+                    c.trades = Some(r.below(5000));
+                    c.taker_buy_base = Some(d(v / 2, 5));
+                    c.taker_buy_quote = Some(d(v / 2 * o, 7));
+                    c
+                };
+                if r.below(3) > 0 {
+                    c.close_time = Some(t + 59_999);
+                }
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_paths_encode_the_bytes_of_the_general_path() {
+        let mut sets: Vec<Vec<Candle>> = Vec::new();
+        for f in [
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+            "rest_klines_BTCUSDT_5m_limit1000.json",
+            "rest_klines_BTCUSDT_15m_limit1000.json",
+        ] {
+            let cs = fixture(f);
+            sets.extend(cs.chunks(CHUNK_MAX).map(<[Candle]>::to_vec));
+            sets.extend(cs.chunks(7).take(20).map(<[Candle]>::to_vec));
+        }
+        let mut r = Rng(0x5eed_0fc0_ffee);
+        for i in 0..300 {
+            let n = 1 + r.below(CHUNK_MAX as u64) as usize;
+            sets.push(candles(&mut r, n, i % 2 == 0));
+        }
+        for cs in &sets {
+            let bytes = encode_chunk(cs);
+            assert_eq!(bytes, encode_chunk_wide(cs));
+            assert_eq!(&decode_chunk(&bytes).unwrap(), cs);
+        }
     }
 }

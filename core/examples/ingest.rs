@@ -1,0 +1,145 @@
+//! The server-side work of `CANDLE.OFFICIAL_ADD key JSON <1000-row REST body>`, without Redis:
+//! 100 batches of the real 1m rows (times shifted by 1000 min per batch, as the module bench
+//! does) are parsed, added to one series (`Series::add_official`, which seals the chunks) and
+//! their replication effects encoded. Prints a digest of the effects and of the series
+//! snapshot (unchanged digests = unchanged byte formats) and the time per candle.
+//!
+//! For deterministic figures count instructions in `ingest_all` only:
+//! `valgrind --tool=callgrind --toggle-collect='*ingest_all*' target/release/examples/ingest`
+//!
+//! `cargo run --release -p candles-core --example ingest [-- REPS [ROUNDS]]`
+
+use candles_core::binance::parse_klines;
+use candles_core::series::{DuplicatePolicy, Incoming, Series, Settings};
+use candles_core::Interval;
+use serde_json::Value;
+use std::time::Instant;
+
+const MIN: i64 = 60_000;
+
+fn bodies(reps: usize) -> Vec<Vec<u8>> {
+    let path = format!(
+        "{}/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let rows: Vec<Value> = serde_json::from_slice(&bytes).expect("fixture is JSON");
+    (0..reps)
+        .map(|rep| {
+            let shift = rep as i64 * 1000 * MIN;
+            let shifted: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    for i in [0, 6] {
+                        let t = r[i].as_i64().expect("time");
+                        r[i] = Value::from(t + shift);
+                    }
+                    r
+                })
+                .collect();
+            Value::Array(shifted).to_string().into_bytes()
+        })
+        .collect()
+}
+
+/// FNV-1a, for a digest of the produced bytes.
+fn fnv(h: &mut u64, b: &[u8]) {
+    for &x in b {
+        *h ^= u64::from(x);
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+/// What one OFFICIAL_ADD does on the server: parse, add (validate, seal), encode the effect.
+#[inline(never)]
+fn ingest_all(s: &mut Series, bodies: &[Vec<u8>], blob: &mut Vec<u8>) -> usize {
+    let mut n = 0;
+    for body in bodies {
+        let batch: Vec<Incoming> = parse_klines(body)
+            .expect("parses")
+            .into_iter()
+            .map(|k| Incoming {
+                candle: k.candle,
+                closed: k.closed,
+            })
+            .collect();
+        let out = s.add_official(&batch, i64::MAX / 2).expect("adds");
+        blob.clear();
+        out.effect.encode(blob);
+        n += out.changed;
+    }
+    n
+}
+
+fn new_series() -> Series {
+    Series::new(Settings {
+        interval: Interval::parse("1m").expect("1m"),
+        retention: 0,
+        live_ttl_s: 86_400,
+        live_max: 64,
+        policy: DuplicatePolicy::Replace,
+    })
+}
+
+/// One more round, outside the measured function: the digests of the effects and snapshot.
+#[inline(never)]
+fn verify(bodies: &[Vec<u8>]) -> (Series, u64, u64, usize) {
+    let mut s = new_series();
+    let mut effects = 0xcbf2_9ce4_8422_2325u64;
+    verified_round(&mut s, bodies, &mut effects);
+    let mut snap = Vec::new();
+    s.encode(&mut snap);
+    let mut snapshot = 0xcbf2_9ce4_8422_2325u64;
+    fnv(&mut snapshot, &snap);
+    (s, effects, snapshot, snap.len())
+}
+
+/// `ingest_all` with hashing, under a name `--toggle-collect='*ingest_all*'` does not match.
+#[inline(never)]
+fn verified_round(s: &mut Series, bodies: &[Vec<u8>], effects: &mut u64) {
+    let mut blob = Vec::new();
+    for body in bodies {
+        let batch: Vec<Incoming> = parse_klines(body)
+            .expect("parses")
+            .into_iter()
+            .map(|k| Incoming {
+                candle: k.candle,
+                closed: k.closed,
+            })
+            .collect();
+        let out = s.add_official(&batch, i64::MAX / 2).expect("adds");
+        blob.clear();
+        out.effect.encode(&mut blob);
+        fnv(effects, &blob);
+    }
+}
+
+fn main() {
+    let arg = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (reps, rounds) = (arg(1, 100), arg(2, 1).max(1));
+    let bodies = bodies(reps);
+    // Each round ingests into a fresh series; the fastest round is reported (the machine
+    // may be busy).
+    let mut best = f64::INFINITY;
+    let mut n = 0;
+    for _ in 0..rounds {
+        let mut s = new_series();
+        let mut blob = Vec::new();
+        let t0 = Instant::now();
+        n = ingest_all(&mut s, &bodies, &mut blob);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    let (s, effects, snapshot, snap_len) = verify(&bodies);
+    println!(
+        "{n} candles in {:.1} ms = {:.3} us/candle (best of {rounds}); mem_usage {:.2} B/candle; effects digest {effects:016x}, snapshot {snap_len} B digest {snapshot:016x}",
+        best * 1e3,
+        best * 1e6 / n as f64,
+        s.mem_usage() as f64 / n as f64,
+    );
+}
