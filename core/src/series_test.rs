@@ -495,9 +495,13 @@ fn json_cache_matches_uncached_render() {
                 ),
                 (T0, last - MIN * rnd(50) as i64, Some(10)),
             ];
+            // Mostly one shape, so the cache is extended across steps; now and then FULL
+            // (a cache of the other shape starts over).
+            let full = rnd(5) == 0;
             for (from, to, count) in queries {
-                for full in [false, true] {
-                    let want = s.range_merged_json(from, to, count, full, now, 0);
+                {
+                    // On a copy: a read with the cache off drops the cache it is checking.
+                    let want = s.clone().range_merged_json(from, to, count, full, now, 0);
                     let got = s.range_merged_json(from, to, count, full, now, cap);
                     assert_eq!(
                         String::from_utf8(got).unwrap(),
@@ -507,7 +511,10 @@ fn json_cache_matches_uncached_render() {
                 }
             }
         }
+        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, cap);
         assert!(s.cache_bytes() > 0 || fed == 0);
+        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, 0);
+        assert_eq!(s.cache_bytes(), 0, "json_cache 0 frees the cache");
     }
 }
 
