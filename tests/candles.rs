@@ -1488,21 +1488,25 @@ fn json_cache_follows_every_write() {
     );
     let digest: Vec<String> = q(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]).unwrap();
     let mem0: i64 = q(&mut c, &["MEMORY", "USAGE", KEY]).unwrap();
+    // The reference: the same read on a copy with the cache off (a read with
+    // json_cache 0 frees the cache of the series it reads, so not on KEY itself).
     let uncached = |c: &mut redis::Connection, extra: &[&str]| {
+        q::<()>(c, &["COPY", KEY, "ref", "REPLACE"]).unwrap();
         q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "0"]).unwrap();
-        let v = merged(c, KEY, extra);
+        let v = merged(c, "ref", extra);
         q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "1024"]).unwrap();
+        q::<()>(c, &["DEL", "ref"]).unwrap();
         v
     };
     let chart = merged(&mut c, KEY, &["COUNT", "720"]);
-    assert_eq!(chart.len(), 720);
-    assert_eq!(chart[719], expected(&rows[899], "official"));
-    assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
     let mem1: i64 = q(&mut c, &["MEMORY", "USAGE", KEY]).unwrap();
     assert!(
         mem1 > mem0 + 720 * 100,
         "MEMORY USAGE shows the cache: {mem0} -> {mem1}"
     );
+    assert_eq!(chart.len(), 720);
+    assert_eq!(chart[719], expected(&rows[899], "official"));
+    assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
     let digest_after: Vec<String> = q(&mut c, &["DEBUG", "DIGEST-VALUE", KEY]).unwrap();
     assert_eq!(digest, digest_after);
 
@@ -1566,6 +1570,12 @@ fn json_cache_follows_every_write() {
             "status": "official"
         })
     );
+    // With json_cache 0 a read frees the cache.
+    q::<()>(&mut c, &["CONFIG", "SET", "candles.json_cache", "0"]).unwrap();
+    merged(&mut c, KEY, &["COUNT", "720"]);
+    let mem2: i64 = q(&mut c, &["MEMORY", "USAGE", KEY]).unwrap();
+    assert!(mem2 < mem0 + 720 * 50, "cache freed: {mem0} -> {mem2}");
+    q::<()>(&mut c, &["CONFIG", "SET", "candles.json_cache", "1024"]).unwrap();
     // A copy starts without the cache and answers the same.
     q::<()>(&mut c, &["COPY", KEY, "copy"]).unwrap();
     assert_eq!(
