@@ -155,6 +155,10 @@ struct Scratch {
     us: SeriesScratch,
     aux: Vec<i128>,
     hints: Vec<u32>,
+    /// Decoding only: price rows, presence flags, decoded raw decimals.
+    rows: Vec<[i128; 4]>,
+    has: [Vec<bool>; 5],
+    all: Vec<bool>,
 }
 
 impl Scratch {
@@ -164,6 +168,9 @@ impl Scratch {
             us: SeriesScratch::default(),
             aux: Vec::with_capacity(n),
             hints: Vec::with_capacity(n),
+            rows: Vec::new(),
+            has: Default::default(),
+            all: Vec::new(),
         }
     }
 }
@@ -426,7 +433,23 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
     }
     let s = u8::try_from(r.bits(8)?).map_err(|_| corrupt("bad scale"))?;
     let o0 = unzigzag(r.num()?);
-    let mut rows: Vec<[i128; 4]> = vec![[0; 4]; n];
+    let mut rows = std::mem::take(&mut sc.rows);
+    rows.clear();
+    rows.resize(n, [0; 4]);
+    let res = get_price_rows(r, cs, o0, s, &mut rows, sc);
+    sc.rows = rows;
+    res
+}
+
+fn get_price_rows(
+    r: &mut BitReader,
+    cs: &mut [Candle],
+    o0: i128,
+    s: u8,
+    rows: &mut [[i128; 4]],
+    sc: &mut Scratch,
+) -> CoreResult<()> {
+    let n = cs.len();
     // open vs previous close needs close, so read the four series first.
     get_series(r, n - 1, &mut sc.aux, None)?;
     get_series(r, n, &mut sc.vals, None)?;
@@ -564,26 +587,41 @@ pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
 }
 
 /// Decodes a whole chunk; every bit must be accounted for.
+///
+/// The column buffers are reused from one call to the next on the same thread.
 pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
-    decode_chunk_with(BitReader::new(data), data)
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> =
+            std::cell::RefCell::new(Scratch::new(CHUNK_MAX));
+    }
+    let fresh = || decode_chunk_with(BitReader::new(data), data, &mut Scratch::new(CHUNK_MAX));
+    SCRATCH
+        .try_with(|sc| match sc.try_borrow_mut() {
+            Ok(mut sc) => decode_chunk_with(BitReader::new(data), data, &mut sc),
+            Err(_) => fresh(),
+        })
+        .unwrap_or_else(|_| fresh())
 }
 
-fn decode_chunk_with(mut r: BitReader, data: &[u8]) -> CoreResult<Vec<Candle>> {
-    let mut sc = Scratch::new(CHUNK_MAX);
-    let ts = read_times(&mut r, &mut sc)?;
+/// Decodes with the buffers of `sc` (the presence flags are taken out while decoding: an
+/// error drops them, and the next call allocates new ones).
+fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreResult<Vec<Candle>> {
+    let mut has = std::mem::take(&mut sc.has);
+    let mut all = std::mem::take(&mut sc.all);
+    let ts = read_times(&mut r, sc)?;
     let n = ts.len();
     let mut cs: Vec<Candle> = ts
         .iter()
         .map(|&t| Candle::ohlcv(t, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO))
         .collect();
-    let mut has: [Vec<bool>; 5] = Default::default();
     for h in has.iter_mut() {
         get_presence(&mut r, n, h)?;
     }
-    let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = has;
-    get_prices(&mut r, &mut cs, &mut sc)?;
-    let all = vec![true; n];
-    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, PLAIN, &mut sc)?;
+    let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = &has;
+    get_prices(&mut r, &mut cs, sc)?;
+    all.clear();
+    all.resize(n, true);
+    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, PLAIN, sc)?;
 
     get_series(
         &mut r,
@@ -592,7 +630,7 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8]) -> CoreResult<Vec<Candle>> {
         None,
     )?;
     let mut it = sc.vals.iter();
-    for (c, _) in cs.iter_mut().zip(&has_ct).filter(|(_, &h)| h) {
+    for (c, _) in cs.iter_mut().zip(has_ct).filter(|(_, &h)| h) {
         let d = *it.next().ok_or_else(|| corrupt("column too short"))?;
         let ct =
             i64::try_from(i128::from(c.open_time) + d).map_err(|_| corrupt("bad close time"))?;
@@ -601,10 +639,10 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8]) -> CoreResult<Vec<Candle>> {
     get_dec_col(
         &mut r,
         &mut cs,
-        &has_qv,
+        has_qv,
         |c, d| c.quote_volume = Some(d),
         QV,
-        &mut sc,
+        sc,
     )?;
     get_series(
         &mut r,
@@ -613,29 +651,31 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8]) -> CoreResult<Vec<Candle>> {
         None,
     )?;
     let mut it = sc.vals.iter();
-    for (c, _) in cs.iter_mut().zip(&has_tr).filter(|(_, &h)| h) {
+    for (c, _) in cs.iter_mut().zip(has_tr).filter(|(_, &h)| h) {
         let v = *it.next().ok_or_else(|| corrupt("column too short"))?;
         c.trades = Some(u64::try_from(v).map_err(|_| corrupt("bad trade count"))?);
     }
     get_dec_col(
         &mut r,
         &mut cs,
-        &has_tbb,
+        has_tbb,
         |c, d| c.taker_buy_base = Some(d),
         TBB,
-        &mut sc,
+        sc,
     )?;
     get_dec_col(
         &mut r,
         &mut cs,
-        &has_tbq,
+        has_tbq,
         |c, d| c.taker_buy_quote = Some(d),
         TBQ,
-        &mut sc,
+        sc,
     )?;
     if r.bytes_used() != data.len() {
         return Err(corrupt("trailing bytes"));
     }
+    sc.has = has;
+    sc.all = all;
     Ok(cs)
 }
 
@@ -926,7 +966,7 @@ mod tests {
     fn decode_chunk_ref(data: &[u8]) -> CoreResult<Vec<Candle>> {
         let mut r = BitReader::new(data);
         r.reference = true;
-        decode_chunk_with(r, data)
+        decode_chunk_with(r, data, &mut Scratch::new(CHUNK_MAX))
     }
 
     /// Fixture chunks, random and extreme candles (mantissas up to i128, so the 128-bit
