@@ -476,11 +476,35 @@ fn get_price_rows(
     for (row, &dl) in rows.iter_mut().zip(sc.vals.iter()) {
         row[2] = row[0].min(row[3]).wrapping_sub(dl);
     }
+    // `make_dec` depends on the mantissa alone (one scale): a price equal to one already
+    // made (open = previous close, high or low at the body, a flat candle) reuses it.
+    let mut prev: Option<(i128, Dec)> = None;
     for (c, &[o, h, l, cl]) in cs.iter_mut().zip(rows.iter()) {
-        c.open = make_dec(o, s)?;
-        c.high = make_dec(h, s)?;
-        c.low = make_dec(l, s)?;
-        c.close = make_dec(cl, s)?;
+        let od = match prev {
+            Some((m, d)) if m == o => d,
+            _ => make_dec(o, s)?,
+        };
+        let cd = if cl == o { od } else { make_dec(cl, s)? };
+        let same = |m: i128| {
+            if m == o {
+                Some(od)
+            } else if m == cl {
+                Some(cd)
+            } else {
+                None
+            }
+        };
+        c.high = match same(h) {
+            Some(d) => d,
+            None => make_dec(h, s)?,
+        };
+        c.low = match same(l) {
+            Some(d) => d,
+            None => make_dec(l, s)?,
+        };
+        c.open = od;
+        c.close = cd;
+        prev = Some((cl, cd));
     }
     Ok(())
 }
@@ -590,38 +614,63 @@ pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
 ///
 /// The column buffers are reused from one call to the next on the same thread.
 pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
+    let mut out = Vec::new();
+    decode_chunk_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_chunk`] appending to `out` (left as it was on error).
+pub fn decode_chunk_into(data: &[u8], out: &mut Vec<Candle>) -> CoreResult<()> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Scratch> =
             std::cell::RefCell::new(Scratch::new(CHUNK_MAX));
     }
-    let fresh = || decode_chunk_with(BitReader::new(data), data, &mut Scratch::new(CHUNK_MAX));
-    SCRATCH
-        .try_with(|sc| match sc.try_borrow_mut() {
-            Ok(mut sc) => decode_chunk_with(BitReader::new(data), data, &mut sc),
-            Err(_) => fresh(),
-        })
-        .unwrap_or_else(|_| fresh())
+    let start = out.len();
+    let res = match SCRATCH.try_with(|sc| match sc.try_borrow_mut() {
+        Ok(mut sc) => Some(decode_chunk_with(BitReader::new(data), data, &mut sc, out)),
+        Err(_) => None,
+    }) {
+        Ok(Some(res)) => res,
+        _ => decode_chunk_with(
+            BitReader::new(data),
+            data,
+            &mut Scratch::new(CHUNK_MAX),
+            out,
+        ),
+    };
+    if res.is_err() {
+        out.truncate(start);
+    }
+    res
 }
 
 /// Decodes with the buffers of `sc` (the presence flags are taken out while decoding: an
 /// error drops them, and the next call allocates new ones).
-fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreResult<Vec<Candle>> {
+fn decode_chunk_with(
+    mut r: BitReader,
+    data: &[u8],
+    sc: &mut Scratch,
+    out: &mut Vec<Candle>,
+) -> CoreResult<()> {
     let mut has = std::mem::take(&mut sc.has);
     let mut all = std::mem::take(&mut sc.all);
     let ts = read_times(&mut r, sc)?;
     let n = ts.len();
-    let mut cs: Vec<Candle> = ts
-        .iter()
-        .map(|&t| Candle::ohlcv(t, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO))
-        .collect();
+    let start = out.len();
+    out.reserve(n);
+    out.extend(
+        ts.iter()
+            .map(|&t| Candle::ohlcv(t, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO)),
+    );
+    let cs = out.get_mut(start..).unwrap_or(&mut []);
     for h in has.iter_mut() {
         get_presence(&mut r, n, h)?;
     }
     let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = &has;
-    get_prices(&mut r, &mut cs, sc)?;
+    get_prices(&mut r, cs, sc)?;
     all.clear();
     all.resize(n, true);
-    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, PLAIN, sc)?;
+    get_dec_col(&mut r, cs, &all, |c, d| c.volume = d, PLAIN, sc)?;
 
     get_series(
         &mut r,
@@ -636,14 +685,7 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreRes
             i64::try_from(i128::from(c.open_time) + d).map_err(|_| corrupt("bad close time"))?;
         c.close_time = Some(ct);
     }
-    get_dec_col(
-        &mut r,
-        &mut cs,
-        has_qv,
-        |c, d| c.quote_volume = Some(d),
-        QV,
-        sc,
-    )?;
+    get_dec_col(&mut r, cs, has_qv, |c, d| c.quote_volume = Some(d), QV, sc)?;
     get_series(
         &mut r,
         has_tr.iter().filter(|&&h| h).count(),
@@ -657,7 +699,7 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreRes
     }
     get_dec_col(
         &mut r,
-        &mut cs,
+        cs,
         has_tbb,
         |c, d| c.taker_buy_base = Some(d),
         TBB,
@@ -665,7 +707,7 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreRes
     )?;
     get_dec_col(
         &mut r,
-        &mut cs,
+        cs,
         has_tbq,
         |c, d| c.taker_buy_quote = Some(d),
         TBQ,
@@ -676,7 +718,7 @@ fn decode_chunk_with(mut r: BitReader, data: &[u8], sc: &mut Scratch) -> CoreRes
     }
     sc.has = has;
     sc.all = all;
-    Ok(cs)
+    Ok(())
 }
 
 // ---- tail rows: byte-aligned LEB128, cheap to append ----
@@ -966,7 +1008,9 @@ mod tests {
     fn decode_chunk_ref(data: &[u8]) -> CoreResult<Vec<Candle>> {
         let mut r = BitReader::new(data);
         r.reference = true;
-        decode_chunk_with(r, data, &mut Scratch::new(CHUNK_MAX))
+        let mut out = Vec::new();
+        decode_chunk_with(r, data, &mut Scratch::new(CHUNK_MAX), &mut out)?;
+        Ok(out)
     }
 
     /// Fixture chunks, random and extreme candles (mantissas up to i128, so the 128-bit
@@ -1010,6 +1054,15 @@ mod tests {
                 }
                 let (x, y) = (decode_chunk(&b), decode_chunk_ref(&b));
                 assert_eq!(x.is_ok(), y.is_ok());
+                // Appending: after what is there, which an error leaves alone.
+                let mut into = cs[..1].to_vec();
+                let z = decode_chunk_into(&b, &mut into);
+                assert_eq!(z.is_ok(), x.is_ok());
+                assert_eq!(into[..1], cs[..1]);
+                assert_eq!(
+                    into.get(1..).map(<[Candle]>::to_vec),
+                    x.as_ref().ok().cloned().or(Some(vec![]))
+                );
                 assert_eq!(x.ok(), y.ok());
             }
         }
