@@ -62,6 +62,27 @@ impl Chunk {
         r.unwrap_or_default()
     }
 
+    /// [`candles`](Self::candles) appended to `out`.
+    fn candles_into(&self, out: &mut Vec<Candle>) {
+        let r = codec::decode_chunk_into(&self.data, out);
+        debug_assert!(r.is_ok(), "internal chunk does not decode");
+    }
+
+    /// How many of its candles have `from <= open_time <= to` (times decoded only when the
+    /// chunk straddles a bound).
+    fn count_in(&self, from: i64, to: i64) -> usize {
+        if self.last < from || self.first > to {
+            0
+        } else if self.first >= from && self.last <= to {
+            self.n as usize
+        } else {
+            self.times()
+                .iter()
+                .filter(|&&t| t >= from && t <= to)
+                .count()
+        }
+    }
+
     fn times(&self) -> Vec<i64> {
         let r = codec::decode_times(&self.data);
         debug_assert!(r.is_ok(), "internal chunk does not decode");
@@ -461,34 +482,46 @@ impl ChunkedStore {
         let tail_hit = self.tail_len > 0 && self.tail_first <= to && self.tail_last >= from;
         let lo = self.chunk_at(from);
         let hi = self.chunks.partition_point(|ch| ch.first <= to); // chunks[lo..hi] overlap
-        match limit {
-            None => {
-                let mut out = Vec::new();
-                for ch in self.chunks.get(lo..hi).unwrap_or(&[]) {
-                    out.extend(ch.candles().into_iter().filter(in_range));
-                }
-                if tail_hit {
-                    out.extend(self.tail_rows().into_iter().filter(in_range));
-                }
-                out
-            }
-            Some(n) => {
-                // Newest first, stop as soon as `n` are found.
-                let mut rev: Vec<Candle> = Vec::new();
-                if tail_hit {
-                    rev.extend(self.tail_rows().into_iter().rev().filter(in_range).take(n));
-                }
-                for ch in self.chunks.get(lo..hi).unwrap_or(&[]).iter().rev() {
-                    if rev.len() >= n {
-                        break;
-                    }
-                    let want = n - rev.len();
-                    rev.extend(ch.candles().into_iter().rev().filter(in_range).take(want));
-                }
-                rev.reverse();
-                rev
+        let chunks = self.chunks.get(lo..hi).unwrap_or(&[]);
+        let tail: Vec<Candle> = if tail_hit {
+            self.tail_rows().into_iter().filter(in_range).collect()
+        } else {
+            Vec::new()
+        };
+        // The chunks to decode, `chunks[first..]`, and how many of the oldest one's candles
+        // in range are not wanted (with a limit: only the newest `n`). Chunks straddling a
+        // bound have their times decoded to count them.
+        let (mut first, mut skip) = (0, 0);
+        if let Some(n) = limit {
+            let mut need = n.saturating_sub(tail.len());
+            first = chunks.len();
+            while need > 0 && first > 0 {
+                first -= 1;
+                let cnt = chunks.get(first).map_or(0, |ch| ch.count_in(from, to));
+                skip = cnt.saturating_sub(need);
+                need -= cnt.min(need);
             }
         }
+        let picked = chunks.get(first..).unwrap_or(&[]);
+        let total: usize = picked.iter().map(|ch| ch.n as usize).sum::<usize>() + tail.len();
+        let mut out: Vec<Candle> = Vec::with_capacity(total.min(limit.unwrap_or(usize::MAX)));
+        for (i, ch) in picked.iter().enumerate() {
+            if ch.first >= from && ch.last <= to && (i > 0 || skip == 0) {
+                // Wholly wanted: decoded in place.
+                ch.candles_into(&mut out);
+            } else {
+                let wanted = ch.candles().into_iter().filter(in_range);
+                out.extend(wanted.skip(if i == 0 { skip } else { 0 }));
+            }
+        }
+        out.extend(tail);
+        if let Some(n) = limit {
+            // Already exact unless an internal chunk failed to decode.
+            if out.len() > n {
+                out.drain(..out.len() - n);
+            }
+        }
+        out
     }
 
     /// Open times with `from <= t <= to`, ascending.

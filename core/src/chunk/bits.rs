@@ -208,6 +208,9 @@ pub struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,
     end: usize,
+    /// Decode every Rice code with [`BitReader::rice_ref`] (differential tests).
+    #[cfg(test)]
+    pub reference: bool,
 }
 
 impl<'a> BitReader<'a> {
@@ -216,6 +219,8 @@ impl<'a> BitReader<'a> {
             data,
             pos: 0,
             end: data.len().saturating_mul(8),
+            #[cfg(test)]
+            reference: false,
         }
     }
 
@@ -313,8 +318,38 @@ impl<'a> BitReader<'a> {
         Ok((1u128 << z) | self.bits128(z)?)
     }
 
-    #[inline]
+    /// Reads a [`BitWriter::rice`] code. The common case (quotient below [`ESC`], `k <= 48`:
+    /// at most 56 bits) is one peek, two bit counts and one bounds check.
+    #[inline(always)]
     pub fn rice(&mut self, k: u32) -> CoreResult<u128> {
+        #[cfg(test)]
+        if self.reference {
+            return self.rice_ref(k);
+        }
+        let w = self.peek();
+        let q = w.trailing_ones();
+        if q < ESC && k <= 48 {
+            let p = self.pos + (q + 1 + k) as usize;
+            if p > self.end {
+                return Err(corrupt("truncated bit stream"));
+            }
+            self.pos = p;
+            let low = (w >> (q + 1)) & ((1u64 << k) - 1);
+            return Ok(u128::from((u64::from(q) << k) | low));
+        }
+        self.rice_slow(k)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rice_slow(&mut self, k: u32) -> CoreResult<u128> {
+        self.rice_ref(k)
+    }
+
+    /// The general Rice decoder, bit field by bit field (the reference for [`rice`]).
+    ///
+    /// [`rice`]: Self::rice
+    pub fn rice_ref(&mut self, k: u32) -> CoreResult<u128> {
         let ones = self.peek().trailing_ones().min(ESC);
         let q = if ones < ESC {
             self.consume(ones + 1)?;
@@ -1127,6 +1162,49 @@ mod tests {
             assert_eq!(out, vals);
         }
         assert!(narrow_taken > 10_000, "{narrow_taken}");
+    }
+
+    /// The one-peek Rice decoder against the field-by-field reference: same values, same
+    /// positions, same errors, on valid codes of every size and on random and truncated bits.
+    #[test]
+    fn rice_matches_reference() {
+        let mut r = Rng(0xdec0_de12_3456_789a);
+        for round in 0..3000 {
+            let mut w = BitWriter::default();
+            let ks: Vec<u32> = (0..r.below(40))
+                .map(|_| match r.below(4) {
+                    0 => r.below(128) as u32,
+                    1 => 45 + r.below(8) as u32,
+                    _ => r.below(20) as u32,
+                })
+                .collect();
+            for &k in &ks {
+                let v = match r.below(4) {
+                    0 => u128::from(r.next()) << 64 | u128::from(r.next()),
+                    _ => u128::from(r.next() >> r.below(64)),
+                } >> r.below(128);
+                w.rice(v, k);
+            }
+            let mut bytes = w.finish();
+            match round % 3 {
+                0 => {}
+                1 => bytes.truncate(r.below(bytes.len() as u64 + 1) as usize),
+                _ => bytes.iter_mut().for_each(|b| *b = r.next() as u8),
+            }
+            let mut a = BitReader::new(&bytes);
+            let mut b = BitReader::new(&bytes);
+            b.reference = true;
+            for &k in ks.iter().chain([0, 3, 47, 48, 49, 127].iter()) {
+                let (x, y) = (a.rice(k), b.rice(k));
+                assert_eq!(x.is_ok(), y.is_ok(), "k={k}");
+                if let (Ok(x), Ok(y)) = (x, y) {
+                    assert_eq!(x, y, "k={k}");
+                    assert_eq!(a.pos, b.pos);
+                } else {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

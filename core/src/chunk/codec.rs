@@ -155,6 +155,10 @@ struct Scratch {
     us: SeriesScratch,
     aux: Vec<i128>,
     hints: Vec<u32>,
+    /// Decoding only: price rows, presence flags, decoded raw decimals.
+    rows: Vec<[i128; 4]>,
+    has: [Vec<bool>; 5],
+    all: Vec<bool>,
 }
 
 impl Scratch {
@@ -164,6 +168,9 @@ impl Scratch {
             us: SeriesScratch::default(),
             aux: Vec::with_capacity(n),
             hints: Vec::with_capacity(n),
+            rows: Vec::new(),
+            has: Default::default(),
+            all: Vec::new(),
         }
     }
 }
@@ -426,7 +433,23 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
     }
     let s = u8::try_from(r.bits(8)?).map_err(|_| corrupt("bad scale"))?;
     let o0 = unzigzag(r.num()?);
-    let mut rows: Vec<[i128; 4]> = vec![[0; 4]; n];
+    let mut rows = std::mem::take(&mut sc.rows);
+    rows.clear();
+    rows.resize(n, [0; 4]);
+    let res = get_price_rows(r, cs, o0, s, &mut rows, sc);
+    sc.rows = rows;
+    res
+}
+
+fn get_price_rows(
+    r: &mut BitReader,
+    cs: &mut [Candle],
+    o0: i128,
+    s: u8,
+    rows: &mut [[i128; 4]],
+    sc: &mut Scratch,
+) -> CoreResult<()> {
+    let n = cs.len();
     // open vs previous close needs close, so read the four series first.
     get_series(r, n - 1, &mut sc.aux, None)?;
     get_series(r, n, &mut sc.vals, None)?;
@@ -453,11 +476,35 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
     for (row, &dl) in rows.iter_mut().zip(sc.vals.iter()) {
         row[2] = row[0].min(row[3]).wrapping_sub(dl);
     }
+    // `make_dec` depends on the mantissa alone (one scale): a price equal to one already
+    // made (open = previous close, high or low at the body, a flat candle) reuses it.
+    let mut prev: Option<(i128, Dec)> = None;
     for (c, &[o, h, l, cl]) in cs.iter_mut().zip(rows.iter()) {
-        c.open = make_dec(o, s)?;
-        c.high = make_dec(h, s)?;
-        c.low = make_dec(l, s)?;
-        c.close = make_dec(cl, s)?;
+        let od = match prev {
+            Some((m, d)) if m == o => d,
+            _ => make_dec(o, s)?,
+        };
+        let cd = if cl == o { od } else { make_dec(cl, s)? };
+        let same = |m: i128| {
+            if m == o {
+                Some(od)
+            } else if m == cl {
+                Some(cd)
+            } else {
+                None
+            }
+        };
+        c.high = match same(h) {
+            Some(d) => d,
+            None => make_dec(h, s)?,
+        };
+        c.low = match same(l) {
+            Some(d) => d,
+            None => make_dec(l, s)?,
+        };
+        c.open = od;
+        c.close = cd;
+        prev = Some((cl, cd));
     }
     Ok(())
 }
@@ -564,23 +611,66 @@ pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
 }
 
 /// Decodes a whole chunk; every bit must be accounted for.
+///
+/// The column buffers are reused from one call to the next on the same thread.
 pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
-    let mut r = BitReader::new(data);
-    let mut sc = Scratch::new(CHUNK_MAX);
-    let ts = read_times(&mut r, &mut sc)?;
+    let mut out = Vec::new();
+    decode_chunk_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_chunk`] appending to `out` (left as it was on error).
+pub fn decode_chunk_into(data: &[u8], out: &mut Vec<Candle>) -> CoreResult<()> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> =
+            std::cell::RefCell::new(Scratch::new(CHUNK_MAX));
+    }
+    let start = out.len();
+    let res = match SCRATCH.try_with(|sc| match sc.try_borrow_mut() {
+        Ok(mut sc) => Some(decode_chunk_with(BitReader::new(data), data, &mut sc, out)),
+        Err(_) => None,
+    }) {
+        Ok(Some(res)) => res,
+        _ => decode_chunk_with(
+            BitReader::new(data),
+            data,
+            &mut Scratch::new(CHUNK_MAX),
+            out,
+        ),
+    };
+    if res.is_err() {
+        out.truncate(start);
+    }
+    res
+}
+
+/// Decodes with the buffers of `sc` (the presence flags are taken out while decoding: an
+/// error drops them, and the next call allocates new ones).
+fn decode_chunk_with(
+    mut r: BitReader,
+    data: &[u8],
+    sc: &mut Scratch,
+    out: &mut Vec<Candle>,
+) -> CoreResult<()> {
+    let mut has = std::mem::take(&mut sc.has);
+    let mut all = std::mem::take(&mut sc.all);
+    let ts = read_times(&mut r, sc)?;
     let n = ts.len();
-    let mut cs: Vec<Candle> = ts
-        .iter()
-        .map(|&t| Candle::ohlcv(t, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO))
-        .collect();
-    let mut has: [Vec<bool>; 5] = Default::default();
+    let start = out.len();
+    out.reserve(n);
+    out.extend(
+        ts.iter()
+            .map(|&t| Candle::ohlcv(t, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO)),
+    );
+    let cs = out.get_mut(start..).unwrap_or(&mut []);
     for h in has.iter_mut() {
         get_presence(&mut r, n, h)?;
     }
-    let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = has;
-    get_prices(&mut r, &mut cs, &mut sc)?;
-    let all = vec![true; n];
-    get_dec_col(&mut r, &mut cs, &all, |c, d| c.volume = d, PLAIN, &mut sc)?;
+    let [has_ct, has_qv, has_tr, has_tbb, has_tbq] = &has;
+    get_prices(&mut r, cs, sc)?;
+    all.clear();
+    all.resize(n, true);
+    get_dec_col(&mut r, cs, &all, |c, d| c.volume = d, PLAIN, sc)?;
 
     get_series(
         &mut r,
@@ -589,20 +679,13 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
         None,
     )?;
     let mut it = sc.vals.iter();
-    for (c, _) in cs.iter_mut().zip(&has_ct).filter(|(_, &h)| h) {
+    for (c, _) in cs.iter_mut().zip(has_ct).filter(|(_, &h)| h) {
         let d = *it.next().ok_or_else(|| corrupt("column too short"))?;
         let ct =
             i64::try_from(i128::from(c.open_time) + d).map_err(|_| corrupt("bad close time"))?;
         c.close_time = Some(ct);
     }
-    get_dec_col(
-        &mut r,
-        &mut cs,
-        &has_qv,
-        |c, d| c.quote_volume = Some(d),
-        QV,
-        &mut sc,
-    )?;
+    get_dec_col(&mut r, cs, has_qv, |c, d| c.quote_volume = Some(d), QV, sc)?;
     get_series(
         &mut r,
         has_tr.iter().filter(|&&h| h).count(),
@@ -610,30 +693,32 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
         None,
     )?;
     let mut it = sc.vals.iter();
-    for (c, _) in cs.iter_mut().zip(&has_tr).filter(|(_, &h)| h) {
+    for (c, _) in cs.iter_mut().zip(has_tr).filter(|(_, &h)| h) {
         let v = *it.next().ok_or_else(|| corrupt("column too short"))?;
         c.trades = Some(u64::try_from(v).map_err(|_| corrupt("bad trade count"))?);
     }
     get_dec_col(
         &mut r,
-        &mut cs,
-        &has_tbb,
+        cs,
+        has_tbb,
         |c, d| c.taker_buy_base = Some(d),
         TBB,
-        &mut sc,
+        sc,
     )?;
     get_dec_col(
         &mut r,
-        &mut cs,
-        &has_tbq,
+        cs,
+        has_tbq,
         |c, d| c.taker_buy_quote = Some(d),
         TBQ,
-        &mut sc,
+        sc,
     )?;
     if r.bytes_used() != data.len() {
         return Err(corrupt("trailing bytes"));
     }
-    Ok(cs)
+    sc.has = has;
+    sc.all = all;
+    Ok(())
 }
 
 // ---- tail rows: byte-aligned LEB128, cheap to append ----
@@ -917,6 +1002,70 @@ mod tests {
                 c
             })
             .collect()
+    }
+
+    /// The chunk decoded with the reference Rice decoder.
+    fn decode_chunk_ref(data: &[u8]) -> CoreResult<Vec<Candle>> {
+        let mut r = BitReader::new(data);
+        r.reference = true;
+        let mut out = Vec::new();
+        decode_chunk_with(r, data, &mut Scratch::new(CHUNK_MAX), &mut out)?;
+        Ok(out)
+    }
+
+    /// Fixture chunks, random and extreme candles (mantissas up to i128, so the 128-bit
+    /// paths), then the same bytes truncated and corrupted: the decoder gives what the
+    /// reference decoder gives (the same candles, or an error for both), and never panics.
+    #[test]
+    fn decoder_matches_reference() {
+        let mut sets: Vec<Vec<Candle>> = Vec::new();
+        for f in [
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+            "rest_klines_BTCUSDT_5m_limit1000.json",
+            "rest_klines_BTCUSDT_15m_limit1000.json",
+        ] {
+            let cs = fixture(f);
+            sets.extend(cs.chunks(CHUNK_MAX).map(<[Candle]>::to_vec));
+            sets.extend(cs.chunks(5).take(10).map(<[Candle]>::to_vec));
+        }
+        let mut r = Rng(0xdec0_de00_0c0f_fee5);
+        for i in 0..200 {
+            let n = 1 + r.below(CHUNK_MAX as u64) as usize;
+            sets.push(candles(&mut r, n, i % 2 == 0));
+        }
+        for cs in &sets {
+            let bytes = encode_chunk(cs);
+            assert_eq!(decode_chunk(&bytes).as_ref().ok(), Some(cs));
+            assert_eq!(decode_chunk_ref(&bytes).as_ref().ok(), Some(cs));
+            for _ in 0..20 {
+                let mut b = bytes.clone();
+                match r.below(4) {
+                    0 => b.truncate(r.below(b.len() as u64) as usize),
+                    1 => {
+                        let i = r.below(b.len() as u64) as usize;
+                        b[i] ^= 1 << r.below(8);
+                    }
+                    2 => {
+                        let i = r.below(b.len() as u64) as usize;
+                        b[i] = r.next() as u8;
+                        b.truncate(i + 1 + r.below(8) as usize);
+                    }
+                    _ => b.push(r.next() as u8),
+                }
+                let (x, y) = (decode_chunk(&b), decode_chunk_ref(&b));
+                assert_eq!(x.is_ok(), y.is_ok());
+                // Appending: after what is there, which an error leaves alone.
+                let mut into = cs[..1].to_vec();
+                let z = decode_chunk_into(&b, &mut into);
+                assert_eq!(z.is_ok(), x.is_ok());
+                assert_eq!(into[..1], cs[..1]);
+                assert_eq!(
+                    into.get(1..).map(<[Candle]>::to_vec),
+                    x.as_ref().ok().cloned().or(Some(vec![]))
+                );
+                assert_eq!(x.ok(), y.ok());
+            }
+        }
     }
 
     #[test]
