@@ -222,6 +222,15 @@ impl Window {
         }
     }
 
+    /// Returns the buffers' spare capacity when it exceeds an eighth of their length.
+    pub fn shrink(&mut self) {
+        if self.text.capacity() > self.text.len() + self.text.len() / 8 {
+            self.text.shrink_to_fit();
+            self.times.shrink_to_fit();
+            self.ends.shrink_to_fit();
+        }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.text.capacity() + self.times.capacity() * 8 + self.ends.capacity() * 4
     }

@@ -578,6 +578,9 @@ impl Series {
         if w.times.len() > cap + cap / 4 {
             w.keep_newest(cap);
         }
+        // Growth by doubling would leave up to half the text buffer unused for as long as
+        // the cache lives; appends come a few per minute, so give the slack back each time.
+        w.shrink();
     }
 
     /// The reply from the window, or None when the officials asked for are not all in it.
