@@ -178,7 +178,8 @@ const HAS_TAKER_QUOTE: u8 = 16;
 /// Smallest encoded candle: flags + time + five 2-byte decimals.
 pub const MIN_CANDLE_BYTES: usize = 12;
 
-pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
+/// Which optional kline fields a candle carries.
+fn presence_flags(c: &Candle) -> u8 {
     let mut flags = 0;
     for (bit, present) in [
         (HAS_CLOSE_TIME, c.close_time.is_some()),
@@ -191,6 +192,11 @@ pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
             flags |= bit;
         }
     }
+    flags
+}
+
+pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
+    let flags = presence_flags(c);
     let mut b = CandleBuf {
         buf: [0; MAX_CANDLE_BYTES],
         len: 0,
@@ -222,18 +228,7 @@ pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
 /// `put_candle` field by field with the `put_*` functions (the reference for tests).
 #[cfg(test)]
 fn put_candle_ref(out: &mut Vec<u8>, c: &Candle) {
-    let mut flags = 0;
-    for (bit, present) in [
-        (HAS_CLOSE_TIME, c.close_time.is_some()),
-        (HAS_QUOTE_VOLUME, c.quote_volume.is_some()),
-        (HAS_TRADES, c.trades.is_some()),
-        (HAS_TAKER_BASE, c.taker_buy_base.is_some()),
-        (HAS_TAKER_QUOTE, c.taker_buy_quote.is_some()),
-    ] {
-        if present {
-            flags |= bit;
-        }
-    }
+    let flags = presence_flags(c);
     out.push(flags);
     put_i64(out, c.open_time);
     for d in [c.open, c.high, c.low, c.close, c.volume] {
