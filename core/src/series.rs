@@ -612,7 +612,7 @@ impl Series {
         let hi = w.times.partition_point(|&t| t <= to);
         let covers_lo = w.times.first().is_some_and(|&t0| t0 <= lo_t);
         let start = match officials_wanted {
-            Some(k) if hi - lo >= k => hi - k,
+            Some(k) if hi.saturating_sub(lo) >= k => hi - k,
             _ if covers_lo => lo,
             _ => return None,
         };
