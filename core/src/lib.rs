@@ -15,6 +15,9 @@ pub mod series;
 pub mod store;
 pub mod ticks;
 
+#[cfg(test)]
+mod test_rng;
+
 pub use candle::Candle;
 pub use decimal::Dec;
 pub use error::{CoreError, CoreResult};

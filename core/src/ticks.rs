@@ -2091,19 +2091,7 @@ mod tests {
         doc.chars().filter(|c| !c.is_whitespace()).collect()
     }
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Lcg;
 
     fn pairs(time: i64, kv: &[(&str, &str)]) -> Tick {
         Tick::from_pairs(

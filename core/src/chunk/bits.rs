@@ -1022,18 +1022,7 @@ mod tests {
         assert!(r.bytes_used() == bytes.len());
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
+    use crate::test_rng::XorShift as Rng;
 
     /// Bit by bit, LSB first: the layout every writer must produce.
     #[derive(Default)]

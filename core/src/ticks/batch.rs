@@ -470,19 +470,7 @@ mod tests {
     use super::super::{TickBook, Value, MAX_NAME_BYTES};
     use super::*;
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Lcg;
 
     /// The fast path never disagrees with serde: when it accepts, serde yields the same tick;
     /// `push_json` (fast path + fallback) is exactly `Tick::from_json`. Returns whether the
@@ -732,25 +720,25 @@ mod tests {
         ];
         let mut fast = 0;
         for round in 0..20_000 {
-            let n = rng.below(5);
+            let n = rng.pick(5);
             let mut doc = String::from("{");
             for i in 0..n {
                 if i > 0 {
-                    doc.push_str([",", " , ", ",\n"][rng.below(3)]);
+                    doc.push_str([",", " , ", ",\n"][rng.pick(3)]);
                 }
                 doc.push('"');
-                doc.push_str(names[rng.below(names.len())]);
+                doc.push_str(names[rng.pick(names.len())]);
                 doc.push_str("\":");
-                doc.push_str(values[rng.below(values.len())]);
+                doc.push_str(values[rng.pick(values.len())]);
             }
             doc.push('}');
             let mut bytes = doc.into_bytes();
             if round % 2 == 1 {
-                for _ in 0..1 + rng.below(3) {
-                    let at = rng.below(bytes.len() + 1);
-                    match rng.below(3) {
+                for _ in 0..1 + rng.pick(3) {
+                    let at = rng.pick(bytes.len() + 1);
+                    match rng.pick(3) {
                         0 => {
-                            let a = atoms[rng.below(atoms.len())];
+                            let a = atoms[rng.pick(atoms.len())];
                             bytes.splice(at..at, a.iter().copied());
                         }
                         1 if at < bytes.len() => {
@@ -800,10 +788,10 @@ mod tests {
         .map(|s| s.as_bytes().to_vec())
         .collect();
         for _ in 0..50_000 {
-            let len = rng.below(22);
+            let len = rng.pick(22);
             cases.push(
                 (0..len)
-                    .map(|_| alphabet[rng.below(alphabet.len())])
+                    .map(|_| alphabet[rng.pick(alphabet.len())])
                     .collect(),
             );
             cases.push(
@@ -872,15 +860,15 @@ mod tests {
         for i in 0..3000 {
             batch.clear();
             let mut ticks = Vec::new();
-            for _ in 0..1 + rng.below(3) {
-                let shape = shapes[rng.below(shapes.len())];
-                let time = 1_000 + i as i64 - rng.below(5) as i64;
+            for _ in 0..1 + rng.pick(3) {
+                let shape = shapes[rng.pick(shapes.len())];
+                let time = 1_000 + i as i64 - rng.pick(5) as i64;
                 let mut doc = format!(r#"{{"ft":{time}"#);
                 for f in shape {
-                    let v = match rng.below(4) {
-                        0 => format!("{}.{:02}", 58000 + rng.below(50), rng.below(100)),
-                        1 => format!("\"S{}\"", rng.below(3)),
-                        2 => format!("{}", rng.below(1000)),
+                    let v = match rng.pick(4) {
+                        0 => format!("{}.{:02}", 58000 + rng.pick(50), rng.pick(100)),
+                        1 => format!("\"S{}\"", rng.pick(3)),
+                        2 => format!("{}", rng.pick(1000)),
                         _ => "true".into(),
                     };
                     doc.push_str(&format!(r#","{f}":{v}"#));
@@ -889,7 +877,7 @@ mod tests {
                 batch.push_json(doc.as_bytes(), b"ft").unwrap();
                 ticks.push(Tick::from_json(doc.as_bytes(), b"ft").unwrap());
             }
-            if rng.below(4) == 0 {
+            if rng.pick(4) == 0 {
                 let kv = [(&b"a"[..], &b"1"[..]), (b"b", b"two")];
                 batch.push_pairs(i as i64, kv.into_iter()).unwrap();
                 ticks.push(
@@ -900,8 +888,8 @@ mod tests {
                     .unwrap(),
                 );
             }
-            let stream: &[u8] = if rng.below(3) == 0 { b"s2" } else { b"s1" };
-            let maxlen = (rng.below(50) == 0).then_some(100 + rng.below(200));
+            let stream: &[u8] = if rng.pick(3) == 0 { b"s2" } else { b"s1" };
+            let maxlen = (rng.pick(50) == 0).then_some(100 + rng.pick(200));
             let o = by_batch.push_batch(stream, maxlen, 500, &batch).unwrap();
             let len = by_ticks.push(stream, maxlen, 500, &ticks).unwrap();
             assert_eq!(o.len, len);
