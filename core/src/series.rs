@@ -480,36 +480,31 @@ impl Series {
         if from > to || count == Some(0) {
             return Vec::new();
         }
-        let official = self.official.range(from, to, count);
-        let mut live = self
-            .live
-            .range(from..=to)
-            // Live candles are all newer than the newest official (see `apply`).
-            .filter(|(_, l)| self.is_live_fresh(l, now_ms))
-            .map(|(_, l)| l.candle.clone())
-            .peekable();
-        let mut out = Vec::with_capacity(official.len() + self.live.len().min(64));
-        let mut off = official.into_iter().peekable();
-        loop {
-            let take_live = match (off.peek(), live.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some(o), Some(l)) => l.open_time < o.open_time,
-            };
-            let next = if take_live {
-                live.next().map(|c| (c, Kind::Live))
-            } else {
-                off.next().map(|c| (c, Kind::Official))
-            };
-            out.extend(next);
-        }
+        let mut out: Vec<(Candle, Kind)> = self
+            .official
+            .range(from, to, count)
+            .into_iter()
+            .map(|c| (c, Kind::Official))
+            .collect();
+        out.extend(
+            self.fresh_live(from, to, now_ms)
+                .map(|c| (c.clone(), Kind::Live)),
+        );
         if let Some(n) = count {
             if out.len() > n {
                 out.drain(..out.len() - n);
             }
         }
         out
+    }
+
+    /// The unexpired live candles in `[from, to]`, oldest first. They are all newer than the
+    /// newest official (`apply` keeps it so), so a merged read is officials, then these.
+    fn fresh_live(&self, from: i64, to: i64, now_ms: i64) -> impl Iterator<Item = &Candle> {
+        self.live
+            .range(from..=to)
+            .filter(move |(_, l)| self.is_live_fresh(l, now_ms))
+            .map(|(_, l)| &l.candle)
     }
 
     /// `range_merged` as the JSON text of `FORMAT JSON`. A read that reaches the newest
@@ -593,13 +588,7 @@ impl Series {
         full: bool,
         now_ms: i64,
     ) -> Option<Vec<u8>> {
-        // Live candles are all newer than the newest official (see `apply`).
-        let live: Vec<&Candle> = self
-            .live
-            .range(from..=to)
-            .filter(|(_, l)| self.is_live_fresh(l, now_ms))
-            .map(|(_, l)| &l.candle)
-            .collect();
+        let live: Vec<&Candle> = self.fresh_live(from, to, now_ms).collect();
         let (live, officials_wanted) = match count {
             Some(n) if live.len() >= n => (&live[live.len() - n..], Some(0)),
             Some(n) => (&live[..], Some(n - live.len())),
@@ -638,10 +627,8 @@ impl Series {
 
     /// The fresh live candles, oldest first.
     pub fn live_candles(&self, now_ms: i64) -> Vec<Candle> {
-        self.live
-            .values()
-            .filter(|l| self.is_live_fresh(l, now_ms))
-            .map(|l| l.candle.clone())
+        self.fresh_live(i64::MIN, i64::MAX, now_ms)
+            .cloned()
             .collect()
     }
 
@@ -713,6 +700,15 @@ impl Series {
         }
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after series"));
+        }
+        // Reads rely on it (officials, then live): `apply` never leaves a live candle at or
+        // before the newest official.
+        if let (Some(&first_live), Some(last)) = (s.live.keys().next(), s.official.last_time()) {
+            if first_live <= last {
+                return Err(CoreError::corrupt(
+                    "live candle at or before the newest official",
+                ));
+            }
         }
         if s.live.len() as u64 > settings.live_max
             || (settings.retention > 0 && s.official.len() as u64 > settings.retention)

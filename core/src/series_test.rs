@@ -444,13 +444,8 @@ const MIN: i64 = 60_000;
 #[test]
 fn json_cache_matches_uncached_render() {
     let rows = rest_1m();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut rnd = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n.max(1)
-    };
+    let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rnd = |n: u64| rng.below(n);
     for (cap, retention) in [(1usize, 0u64), (7, 0), (64, 0), (300, 0), (64, 150)] {
         let mut st = settings(Interval::M1);
         st.retention = retention;
@@ -536,4 +531,30 @@ fn json_render_is_valid_json_with_exact_decimals() {
     );
     assert_eq!(rows[2]["status"], "official");
     assert_eq!(rows[2]["trades"], want[8]);
+}
+
+/// Merged reads put live candles after the officials: a snapshot with a live candle at or
+/// before the newest official (which `apply` never leaves) is refused on load.
+#[test]
+fn decode_refuses_live_at_or_before_newest_official() {
+    let mut s = Series::new(settings(Interval::M1));
+    s.add_official(&rest_1m()[..10], FAR).unwrap();
+    let last = s.official().last_time().unwrap();
+    let mut ok = Vec::new();
+    s.encode(&mut ok);
+    assert!(Series::decode(&ok).is_ok());
+    s.live.insert(
+        last,
+        LiveCandle {
+            candle: c(last, "1", "2", "0.5", "1.5", "3"),
+            updated_ms: T0,
+        },
+    );
+    let mut bad = Vec::new();
+    s.encode(&mut bad);
+    let e = Series::decode(&bad).unwrap_err();
+    assert!(
+        e.to_string().contains("at or before the newest official"),
+        "{e}"
+    );
 }
