@@ -636,7 +636,15 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "live_count",
             RedisValue::Integer(s.live_candles(now_ms()).len() as i64),
         ),
-        ("memory_usage", RedisValue::Integer(s.mem_usage() as i64)),
+        // What MEMORY USAGE reports (the chart cache included), and the cache on its own.
+        (
+            "memory_usage",
+            RedisValue::Integer(ModuleValue::mem_usage(s) as i64),
+        ),
+        (
+            "json_cache_bytes",
+            RedisValue::Integer(s.cache_bytes() as i64),
+        ),
     ];
     Ok(field_list(fields))
 }

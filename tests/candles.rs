@@ -1504,6 +1504,21 @@ fn json_cache_follows_every_write() {
         mem1 > mem0 + 720 * 100,
         "MEMORY USAGE shows the cache: {mem0} -> {mem1}"
     );
+    let info: std::collections::HashMap<String, redis::Value> =
+        q(&mut c, &["CANDLE.INFO", KEY]).unwrap();
+    let cache: i64 = redis::from_redis_value(&info["json_cache_bytes"]).unwrap();
+    let info_mem: i64 = redis::from_redis_value(&info["memory_usage"]).unwrap();
+    assert!(cache > 720 * 100, "CANDLE.INFO json_cache_bytes {cache}");
+    // MEMORY USAGE adds the key's own overhead to the value's figure.
+    assert!(
+        info_mem <= mem1 && mem1 - info_mem < 200,
+        "{info_mem} {mem1}"
+    );
+    let data = info_mem - cache;
+    assert!(
+        data <= mem0 && mem0 - data < 200,
+        "data {data}, before the read {mem0}"
+    );
     assert_eq!(chart.len(), 720);
     assert_eq!(chart[719], expected(&rows[899], "official"));
     assert_eq!(chart, uncached(&mut c, &["COUNT", "720"]));
