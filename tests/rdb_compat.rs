@@ -84,12 +84,18 @@ fn to_json(v: &Value) -> Json {
 }
 
 /// A flat field/value reply without the fields that measure memory (they may change with the
-/// in-memory layout while the data stays the same).
+/// in-memory layout, or with the reads that filled the chart cache, while the data stays the
+/// same).
 fn without_memory(v: Json) -> Json {
     let Json::Array(a) = v else { return v };
     Json::Array(
         a.chunks(2)
-            .filter(|p| !matches!(p[0].as_str(), Some("memory_usage" | "memory")))
+            .filter(|p| {
+                !matches!(
+                    p[0].as_str(),
+                    Some("memory_usage" | "memory" | "json_cache_bytes")
+                )
+            })
             .flat_map(|p| p.to_vec())
             .collect(),
     )
