@@ -119,6 +119,9 @@ pub struct Effect {
     pub live_drop: Vec<i64>,
     /// Live candles to store (insert or overwrite).
     pub live_put: Vec<LiveCandle>,
+    /// The server time the write decided with; applying the effect makes it the series'
+    /// write stamp (see [`Series::write_clock`]). Not a change by itself.
+    pub clock: Option<i64>,
 }
 
 impl Effect {
@@ -164,7 +167,31 @@ pub struct Series {
     official_gen: u64,
     /// JSON text of the newest official candles (see `range_merged_json`).
     json: JsonCache,
+    /// The server time of the last write replicated as an effect (see `write_clock`).
+    stamp: Option<i64>,
 }
+
+/// The clock a write decides with (`Series::write_clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteClock {
+    /// The series' stamp, reused: the write then depends only on the stored state and its
+    /// arguments, so it replicates verbatim and a replica (or the AOF) replays it exactly
+    /// with the same stamp ([`Series::replay_clock`]).
+    Stamp(i64),
+    /// Fresh server time: the write restamps the series and replicates as its effect.
+    Fresh(i64),
+}
+
+impl WriteClock {
+    pub fn ms(self) -> i64 {
+        match self {
+            WriteClock::Stamp(t) | WriteClock::Fresh(t) => t,
+        }
+    }
+}
+
+/// Longest reuse of a write stamp (ms): `LIVE_TTL` is counted in seconds.
+pub const STAMP_REUSE_MAX_MS: i64 = 1000;
 
 impl Series {
     pub fn new(settings: Settings) -> Series {
@@ -174,6 +201,34 @@ impl Series {
             live: BTreeMap::new(),
             official_gen: 0,
             json: JsonCache::default(),
+            stamp: None,
+        }
+    }
+
+    /// The clock of a live write at server time `now_ms`. Live writes need a time only to
+    /// stamp candles for `LIVE_TTL` and to expire old ones; reusing the stamp of the last
+    /// effect-replicated write for a short while (at most 1 s, and at most 1% of `LIVE_TTL`)
+    /// lets bursts of writes replicate verbatim, like `SET`, instead of as effects. The price:
+    /// a live candle may expire that much before `LIVE_TTL` has passed since its update.
+    pub fn write_clock(&self, now_ms: i64) -> WriteClock {
+        match self.stamp {
+            Some(s) if now_ms >= s && now_ms - s < self.stamp_reuse_ms() => WriteClock::Stamp(s),
+            _ => WriteClock::Fresh(now_ms),
+        }
+    }
+
+    /// The clock of a write replayed verbatim (from the master or the AOF): the stamp the
+    /// master used. `fallback` (the local clock) only for a series that never had one, which
+    /// the master never replicates verbatim.
+    pub fn replay_clock(&self, fallback: i64) -> i64 {
+        self.stamp.unwrap_or(fallback)
+    }
+
+    fn stamp_reuse_ms(&self) -> i64 {
+        match self.settings.live_ttl_s {
+            0 => STAMP_REUSE_MAX_MS,
+            // 1% of the TTL (ms = s * 1000 / 100).
+            ttl => (ttl as i64).saturating_mul(10).min(STAMP_REUSE_MAX_MS),
         }
     }
 
@@ -320,6 +375,7 @@ impl Series {
             });
         }
         effect.live_drop = self.expired_live(now_ms);
+        effect.clock = Some(now_ms);
         self.apply(&effect);
         // Each candle of `effect.official` (one per open time) was just put, so it is stored
         // as given unless RETENTION dropped it as one of the oldest: count the survivors
@@ -414,6 +470,7 @@ impl Series {
     fn write_live(&mut self, live: LiveCandle, now_ms: i64) -> CoreResult<LiveOutcome> {
         let mut effect = Effect {
             live_drop: self.expired_live(now_ms),
+            clock: Some(now_ms),
             ..Effect::default()
         };
         effect.live_drop.retain(|t| *t != live.candle.open_time);
@@ -449,6 +506,9 @@ impl Series {
         }
         for l in &e.live_put {
             self.live.insert(l.candle.open_time, l.clone());
+        }
+        if e.clock.is_some() {
+            self.stamp = e.clock;
         }
         if let Some(newest) = self.official.last_time() {
             // Drop live candles at or before the newest official (no allocation when none).
@@ -668,20 +728,30 @@ impl Series {
     }
 
     /// Encodes the whole series (versioned) for RDB, DUMP and AOF rewrite.
+    ///
+    /// Version 2 is version 1 followed by the write stamp; a series without a stamp is
+    /// written as version 1, so data that never had one keeps its bytes (and its digest).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(SNAPSHOT_VERSION);
+        out.push(if self.stamp.is_some() {
+            SNAPSHOT_V2
+        } else {
+            SNAPSHOT_V1
+        });
         put_settings(out, &self.settings);
         // The chunked store's own encoding: sealed chunks are written as they are in memory.
         let mut official = Vec::new();
         self.official.encode(&mut official);
         codec::put_bytes(out, &official);
         put_live(out, self.live.values());
+        if let Some(t) = self.stamp {
+            codec::put_i64(out, t);
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> CoreResult<Series> {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
-        if v != SNAPSHOT_VERSION {
+        if v != SNAPSHOT_V1 && v != SNAPSHOT_V2 {
             return Err(CoreError::corrupt(format!(
                 "unknown series encoding version {v}"
             )));
@@ -697,6 +767,9 @@ impl Series {
         for l in get_live(&mut r)? {
             check_decoded(&l.candle, settings.interval, &mut last_live)?;
             s.live.insert(l.candle.open_time, l);
+        }
+        if v == SNAPSHOT_V2 {
+            s.stamp = Some(r.i64()?);
         }
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after series"));
@@ -719,8 +792,12 @@ impl Series {
     }
 }
 
-const SNAPSHOT_VERSION: u8 = 1;
-const EFFECT_VERSION: u8 = 1;
+const SNAPSHOT_V1: u8 = 1;
+/// Adds the write stamp.
+const SNAPSHOT_V2: u8 = 2;
+const EFFECT_V1: u8 = 1;
+/// Adds the write clock (effects in AOF files written before it are version 1).
+const EFFECT_V2: u8 = 2;
 
 fn check_decoded(c: &Candle, i: Interval, last: &mut Option<i64>) -> CoreResult<()> {
     c.validate(i)
@@ -780,8 +857,13 @@ fn get_live(r: &mut Reader<'_>) -> CoreResult<Vec<LiveCandle>> {
 
 impl Effect {
     /// Versioned binary form, replicated as `CANDLE.APPLY key <blob>`.
+    /// Version 2 is version 1 followed by the clock; an effect without one is version 1.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(EFFECT_VERSION);
+        out.push(if self.clock.is_some() {
+            EFFECT_V2
+        } else {
+            EFFECT_V1
+        });
         match &self.create {
             Some(s) => {
                 out.push(1);
@@ -798,13 +880,16 @@ impl Effect {
             codec::put_i64(out, *t);
         }
         put_live(out, self.live_put.iter());
+        if let Some(t) = self.clock {
+            codec::put_i64(out, t);
+        }
     }
 
     /// Decodes and validates an effect against the interval it will be applied to.
     pub fn decode(bytes: &[u8]) -> CoreResult<Effect> {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
-        if v != EFFECT_VERSION {
+        if v != EFFECT_V1 && v != EFFECT_V2 {
             return Err(CoreError::corrupt(format!(
                 "unknown effect encoding version {v}"
             )));
@@ -825,6 +910,7 @@ impl Effect {
             live_drop.push(r.i64()?);
         }
         let live_put = get_live(&mut r)?;
+        let clock = if v == EFFECT_V2 { Some(r.i64()?) } else { None };
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after effect"));
         }
@@ -833,6 +919,7 @@ impl Effect {
             official,
             live_drop,
             live_put,
+            clock,
         })
     }
 

@@ -558,3 +558,183 @@ fn decode_refuses_live_at_or_before_newest_official() {
         "{e}"
     );
 }
+
+#[test]
+fn write_clock_reuses_the_stamp_briefly() {
+    let mut s = Series::new(settings(Interval::M1));
+    assert_eq!(s.write_clock(T0), WriteClock::Fresh(T0));
+    let now = T0 + 60_000;
+    s.live_update(c(T0, "1", "2", "1", "2", "3"), now).unwrap();
+    assert_eq!(s.write_clock(now), WriteClock::Stamp(now));
+    assert_eq!(s.write_clock(now + 999), WriteClock::Stamp(now));
+    assert_eq!(s.write_clock(now + 1000), WriteClock::Fresh(now + 1000));
+    // A clock that went back never reuses a stamp from its future.
+    assert_eq!(s.write_clock(now - 1), WriteClock::Fresh(now - 1));
+    assert_eq!(s.replay_clock(0), now);
+    assert_eq!(Series::new(settings(Interval::M1)).replay_clock(7), 7);
+
+    // At most 1% of LIVE_TTL: 10 s -> 100 ms; LIVE_TTL 0 (never expires) -> 1 s.
+    for (ttl, reuse) in [(10, 100), (1, 10), (0, 1000), (86_400, 1000)] {
+        let mut s = Series::new(Settings {
+            live_ttl_s: ttl,
+            ..settings(Interval::M1)
+        });
+        s.live_update(c(T0, "1", "2", "1", "2", "3"), now).unwrap();
+        assert_eq!(
+            s.write_clock(now + reuse - 1),
+            WriteClock::Stamp(now),
+            "ttl {ttl}"
+        );
+        assert_eq!(s.write_clock(now + reuse), WriteClock::Fresh(now + reuse));
+    }
+    // Official writes restamp too (they replicate as effects).
+    let mut s = Series::new(settings(Interval::M1));
+    s.add_official(&rest_1m(), FAR).unwrap();
+    assert_eq!(s.write_clock(FAR + 5), WriteClock::Stamp(FAR));
+}
+
+/// A master that replicates a write as its effect when the clock is fresh and verbatim (the
+/// replica re-runs it with `replay_clock`) when the stamp is reused ends in the same state as
+/// its replica, bytes included, through expiry, LIVE_MAX eviction, ticks and officials.
+#[test]
+fn stamped_writes_replay_verbatim_to_the_same_state() {
+    use crate::test_rng::XorShift;
+    let rows = rest_1m();
+    let mut master = Series::new(Settings {
+        live_ttl_s: 3,
+        live_max: 8,
+        ..settings(Interval::M1)
+    });
+    let mut replica = master.clone();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut now = rows[0].candle.open_time;
+    let (mut verbatim, mut effects) = (0, 0);
+    let mut next_official = 0;
+    for step in 0..4000 {
+        now += rng.below(40) as i64; // often within the 30 ms reuse window, sometimes not
+        if step % 500 == 499 {
+            now += 4000; // let live candles expire
+        }
+        let op = rng.below(10);
+        // A master-side decision, then the same write on the replica.
+        let clock = master.write_clock(now);
+        let newest = master
+            .official()
+            .last_time()
+            .unwrap_or(rows[0].candle.open_time - 60_000);
+        let t = newest + 60_000 * (1 + rng.below(12) as i64);
+        let price = format!("{}.{}", 100 + rng.below(50), rng.below(100));
+        let run = |s: &mut Series, at: i64| -> Effect {
+            match op {
+                0..=5 => {
+                    s.live_tick(t + rng_free(step), d(&price), d("0.5"), at)
+                        .unwrap()
+                        .effect
+                }
+                _ => {
+                    s.live_update(c(t, &price, &price, &price, &price, "1"), at)
+                        .unwrap()
+                        .effect
+                }
+            }
+        };
+        if op == 9 && next_official < rows.len() {
+            // Officials always replicate as effects.
+            let n = (1 + rng.below(30) as usize).min(rows.len() - next_official);
+            let e = master
+                .add_official(&rows[next_official..next_official + n], FAR)
+                .unwrap()
+                .effect;
+            next_official += n;
+            replay_effect(&mut replica, &e);
+            effects += 1;
+            continue;
+        }
+        match clock {
+            WriteClock::Stamp(at) => {
+                let a = run(&mut master, at);
+                let at_replica = replica.replay_clock(-1);
+                let b = run(&mut replica, at_replica);
+                assert_eq!(a, b, "step {step}");
+                verbatim += 1;
+            }
+            WriteClock::Fresh(at) => {
+                let e = run(&mut master, at);
+                replay_effect(&mut replica, &e);
+                effects += 1;
+            }
+        }
+        if step % 50 == 0 {
+            assert_eq!(replica, master, "step {step}");
+        }
+    }
+    assert_eq!(replica, master);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    master.encode(&mut a);
+    replica.encode(&mut b);
+    assert_eq!(a, b);
+    assert!(
+        verbatim > 1000 && effects > 500,
+        "{verbatim} verbatim, {effects} effects"
+    );
+}
+
+/// A tick time inside its bucket that does not depend on the series (same on both sides).
+fn rng_free(step: u64) -> i64 {
+    (step as i64 * 7_919) % 60_000
+}
+
+fn replay_effect(replica: &mut Series, e: &Effect) {
+    let mut blob = Vec::new();
+    e.encode(&mut blob);
+    let e2 = Effect::decode(&blob).unwrap();
+    assert_eq!(&e2, e);
+    replica.apply(&e2);
+}
+
+#[test]
+fn stamp_encoding_is_versioned() {
+    let mut s = Series::new(settings(Interval::M1));
+    s.add_official(&rest_1m()[..10], FAR).unwrap();
+    // Settings, store and live of a stamped series are the v1 bytes, then the stamp.
+    let mut v2 = Vec::new();
+    s.encode(&mut v2);
+    assert_eq!(v2[0], 2);
+    let back = Series::decode(&v2).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(back.write_clock(FAR), WriteClock::Stamp(FAR));
+    let mut unstamped = s.clone();
+    unstamped.stamp = None;
+    let mut v1 = Vec::new();
+    unstamped.encode(&mut v1);
+    assert_eq!(v1[0], 1);
+    assert_eq!(&v2[1..v1.len()], &v1[1..]);
+    assert_eq!(Series::decode(&v1).unwrap(), unstamped);
+    assert!(Series::decode(&v2[..v2.len() - 1]).is_err());
+
+    // Effects: version 1 (no clock, as in AOF files written before the stamp) still applies.
+    let e = Effect {
+        live_put: vec![LiveCandle {
+            candle: c(T0, "1", "1", "1", "1", "1"),
+            updated_ms: T0,
+        }],
+        ..Effect::default()
+    };
+    let mut blob = Vec::new();
+    e.encode(&mut blob);
+    assert_eq!(blob[0], 1);
+    assert_eq!(Effect::decode(&blob).unwrap(), e);
+    let stamped = Effect {
+        clock: Some(T0),
+        ..e.clone()
+    };
+    let mut blob2 = Vec::new();
+    stamped.encode(&mut blob2);
+    assert_eq!(blob2[0], 2);
+    assert_eq!(Effect::decode(&blob2).unwrap(), stamped);
+    let mut fresh = Series::new(settings(Interval::M1));
+    fresh.apply(&e);
+    assert_eq!(fresh.replay_clock(-1), -1);
+    fresh.apply(&stamped);
+    assert_eq!(fresh.replay_clock(-1), T0);
+}
