@@ -4,16 +4,21 @@
 use candles_core::binance::parse_klines;
 use candles_core::candle::parse_time;
 use candles_core::series::{
-    DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
+    DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, WriteClock, LIVE_MAX_LIMIT,
+    LIVE_TTL_LIMIT,
 };
 use candles_core::{render, Candle, Dec, Interval};
+use redis_module::commands::KeySpecFlags;
 use redis_module::key::RedisKeyWritable;
-use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{
+    raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
 use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use crate::config;
 use crate::datatype::ModuleValue;
+use crate::hot::hot_command;
 use crate::stats;
 use crate::util::{
     as_str, bulk, core_err, err, field_list, is_kw, json_reply, now_ms, option_value, parse_bound,
@@ -332,18 +337,24 @@ fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::Integer(changed as i64))
 }
 
-#[command({
+hot_command!(
+    candle_live_update,
+    entry: candle_live_update_entry,
+    info: candle_live_update_info,
     name: "CANDLE.LIVE_UPDATE",
-    flags: [Write, DenyOOM, Fast],
+    flags: "write deny-oom fast",
     arity: -4,
     summary: "Replace the live (forming) candle at its open time",
     complexity: "O(log N)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let name = &args[1];
-    let (interval, rest) = take_interval(&args[2..])?;
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let (Some(name), Some(rest)) = (args.get(1), args.get(2..)) else {
+        return Err(RedisError::WrongArity);
+    };
+    let (interval, rest) = take_interval(rest)?;
     // The hot form, one positional candle: parsed straight into a Candle (no vector), same
     // checks and errors as `parse_candles`, and no JSON interval to check.
     if let [t, o, h, l, c, v] = rest {
@@ -352,8 +363,7 @@ fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             let candle = Candle::from_args(&parts).map_err(core_err)?;
             let key = ctx.open_key_writable(name);
             let target = open_target(&key, name, interval)?;
-            let now = now_ms();
-            return live_write(ctx, &key, name, target, |s| s.live_update(candle, now));
+            return live_write(ctx, &key, name, target, |s, now| s.live_update(candle, now));
         }
     }
     let (mut candles, intervals) = parse_candles(rest)?;
@@ -369,38 +379,74 @@ fn candle_live_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(incoming) = candles.pop() else {
         return Err(RedisError::WrongArity);
     };
-    let now = now_ms();
-    live_write(ctx, &key, name, target, |s| {
+    live_write(ctx, &key, name, target, |s, now| {
         s.live_update(incoming.candle, now)
     })
 }
 
+/// The clock of a live write and whether the write may replicate verbatim
+/// (`Series::write_clock`). A write replayed from the master or the AOF uses the stamp the
+/// master used, never the local clock.
+fn live_clock(ctx: &Context, target: &Target<'_>) -> (i64, bool) {
+    let Target::Existing(s) = target else {
+        // Creating the series: the effect carries its settings.
+        return (now_ms(), false);
+    };
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return (s.replay_clock(now_ms()), true);
+    }
+    match s.write_clock(now_ms()) {
+        WriteClock::Stamp(t) => (t, true),
+        WriteClock::Fresh(t) => (t, false),
+    }
+}
+
+/// A live write (`LIVE_UPDATE`, `LIVE_TICK`): replicated verbatim when its clock is the
+/// series' stamp, else as its effect.
 fn live_write(
     ctx: &Context,
     key: &RedisKeyWritable,
     name: &RedisString,
     target: Target<'_>,
-    op: impl FnOnce(&mut Series) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
+    op: impl FnOnce(&mut Series, i64) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
 ) -> RedisResult {
-    let changed = write(ctx, key, name, target, |s| {
-        let out = op(s).map_err(core_err)?;
+    let (now, verbatim) = live_clock(ctx, &target);
+    let (changed, effect) = apply_op(key, target, |s| {
+        let out = op(s, now).map_err(core_err)?;
         Ok((out.changed, out.effect))
     })?;
+    if verbatim {
+        if !effect.is_empty() {
+            ctx.replicate_verbatim();
+            notify(ctx, name, &effect);
+        }
+    } else {
+        publish(ctx, name, &effect);
+    }
     Ok(RedisValue::Integer(i64::from(changed)))
 }
 
-#[command({
+hot_command!(
+    candle_live_tick,
+    entry: candle_live_tick_entry,
+    info: candle_live_tick_info,
     name: "CANDLE.LIVE_TICK",
-    flags: [Write, DenyOOM, Fast],
+    flags: "write deny-oom fast",
     arity: -4,
     summary: "Fold a trade price (and quantity) into the live candle of its bucket (R7)",
     complexity: "O(log N)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_live_tick(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let name = &args[1];
-    let (interval, rest) = take_interval(&args[2..])?;
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn candle_live_tick(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let (Some(name), Some(rest)) = (args.get(1), args.get(2..)) else {
+        return Err(RedisError::WrongArity);
+    };
+    let (interval, rest) = take_interval(rest)?;
     let (time, price, qty) = match rest {
         [t, p] => (t, p, None),
         [t, p, q] => (t, p, Some(q)),
@@ -414,8 +460,7 @@ fn candle_live_tick(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    let now = now_ms();
-    live_write(ctx, &key, name, target, |s| {
+    live_write(ctx, &key, name, target, |s, now| {
         s.live_tick(time, price, qty, now)
     })
 }

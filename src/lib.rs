@@ -7,6 +7,7 @@ pub mod candle_cmds;
 pub mod candle_type;
 pub mod config;
 pub mod datatype;
+mod hot;
 pub mod stats;
 pub mod ticks_cmds;
 pub mod ticks_type;

@@ -9,11 +9,13 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use candles_core::ticks::{ticks_to_json, Tick, TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
+use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use redis_module_macros::command;
 
 use crate::config::TICK_CAP;
 use crate::datatype::ModuleValue;
+use crate::hot::hot_command;
 use crate::stats;
 use crate::ticks_type::{SNAPSHOT_TAG, TICKS_TYPE};
 use crate::util::{
@@ -142,26 +144,30 @@ fn fill_batch(p: &Push<'_>, batch: &mut TickBatch) -> Result<(), RedisError> {
     }
 }
 
-#[command({
+hot_command!(
+    ticks_push,
+    entry: ticks_push_entry,
+    info: ticks_push_info,
     name: "TICKS.PUSH",
-    flags: [Write, DenyOOM],
+    flags: "write deny-oom",
     arity: -4,
     summary: "Append ticks to a named stream of a tick book (field/value pairs or JSON documents)",
     complexity: "O(F) per tick of F fields (amortized; O(log L) more for a late tick among L)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Insert], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_push(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let p = parse_push(&args)?;
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::INSERT,
+);
+
+fn ticks_push(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let p = parse_push(args)?;
     BATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut batch) => {
             batch.clear();
-            let r = push_batch(ctx, &args, &p, &mut batch);
+            let r = push_batch(ctx, args, &p, &mut batch);
             batch.clear();
             r
         }
         // Not reachable (commands do not nest), but never a panic: a fresh batch.
-        Err(_) => push_batch(ctx, &args, &p, &mut TickBatch::new()),
+        Err(_) => push_batch(ctx, args, &p, &mut TickBatch::new()),
     })
 }
 

@@ -1598,3 +1598,144 @@ fn json_cache_follows_every_write() {
         merged(&mut c, KEY, &["COUNT", "720"])
     );
 }
+
+/// Every `.aof` file of a server's AOF directory (Redis 7 multi-part AOF), as text.
+fn aof_text(s: &Server) -> String {
+    let mut out = String::new();
+    if let Ok(dir) = std::fs::read_dir(s.dir.path().join("appendonlydir")) {
+        for e in dir.flatten() {
+            out.push_str(&String::from_utf8_lossy(
+                &std::fs::read(e.path()).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+/// Bursts of live writes (real trades folded with LIVE_TICK, kline updates with LIVE_UPDATE)
+/// reuse their series' write stamp and replicate verbatim, like `SET`; the first write of
+/// each burst replicates as its effect and restamps. The replica, the AOF, an AOF rewrite and
+/// restarts all end in exactly the master's state, live expiry included.
+#[test]
+fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
+    let mut master = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"], &[]);
+    let replica = start_replica(&master);
+    let mut m = master.conn();
+    let trades: Vec<(String, String, String)> = fixture_lines("ws_aggTrade_combined.jsonl")
+        .iter()
+        .filter(|l| l.contains("btcusdt@aggTrade"))
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap();
+            let d = &v["data"];
+            (
+                d["T"].to_string(),
+                d["p"].as_str().unwrap().to_owned(),
+                d["q"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let klines: Vec<String> = fixture_lines("ws_kline_1m_combined.jsonl")
+        .into_iter()
+        .filter(|l| l.contains("ethusdt@kline_1m") && l.contains("\"x\":false"))
+        .collect();
+    let ticks_key = "candle:{BTCUSDT}:1m:ticks";
+    let kline_key = "candle:{ETHUSDT}:1m";
+    let burst = |c: &mut redis::Connection, trades: &[(String, String, String)]| {
+        let mut p = redis::pipe();
+        for (t, price, qty) in trades {
+            p.cmd("CANDLE.LIVE_TICK")
+                .arg(ticks_key)
+                .arg("INTERVAL")
+                .arg("1m")
+                .arg(t)
+                .arg(price)
+                .arg(qty)
+                .ignore();
+        }
+        p.query::<()>(c).unwrap();
+    };
+    let (first, rest) = trades.split_at(trades.len() / 2);
+    burst(&mut m, first);
+    for line in &klines {
+        add_json(
+            &mut m,
+            "CANDLE.LIVE_UPDATE",
+            kline_key,
+            Some("1m"),
+            line.as_bytes(),
+        )
+        .unwrap();
+    }
+    // A short LIVE_TTL: its live candle expires between two bursts (the drop is decided
+    // with the master's clock and must reach the replica and the AOF as decided).
+    val(
+        &mut m,
+        &["CANDLE.CREATE", "short", "INTERVAL", "1m", "LIVE_TTL", "1"],
+    );
+    let lu = |c: &mut redis::Connection, t: &str| {
+        int(
+            c,
+            &[
+                "CANDLE.LIVE_UPDATE",
+                "short",
+                t,
+                "1.5",
+                "2",
+                "1",
+                "1.75",
+                "10",
+            ],
+        )
+    };
+    lu(&mut m, "1725476820000");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    burst(&mut m, rest);
+    lu(&mut m, "1725476880000");
+    assert_eq!(
+        merged(&mut m, "short", &[]).len(),
+        1,
+        "the first live candle expired"
+    );
+
+    let aof = aof_text(&master);
+    let verbatim = aof.matches("CANDLE.LIVE_TICK").count();
+    let effects = aof.matches("CANDLE.APPLY").count();
+    assert!(
+        verbatim > trades.len() / 2 && effects >= 3,
+        "{verbatim} verbatim LIVE_TICKs and {effects} effects for {} ticks",
+        trades.len()
+    );
+
+    sync_replica(&mut m);
+    let mut r = replica.conn();
+    for key in [ticks_key, kline_key, "short"] {
+        assert_eq!(state(&mut r, key), state(&mut m, key), "{key}");
+    }
+    let digest = val(&mut m, &["DEBUG", "DIGEST"]);
+    assert_eq!(val(&mut r, &["DEBUG", "DIGEST"]), digest);
+
+    master.restart("NOSAVE");
+    let mut m = master.conn();
+    assert_eq!(val(&mut m, &["DEBUG", "DIGEST"]), digest, "AOF replay");
+
+    // Rewrite, then a burst whose writes reuse the stamp the rewrite stored, then restart.
+    let _: String = q(&mut m, &["BGREWRITEAOF"]).unwrap();
+    eventually("rewrite done", || {
+        info_field(&mut m, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(&mut m, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+    });
+    burst(&mut m, &trades[..200]);
+    lu(&mut m, "1725476880000");
+    let digest = val(&mut m, &["DEBUG", "DIGEST"]);
+    master.restart("NOSAVE");
+    let mut m = master.conn();
+    assert_eq!(
+        val(&mut m, &["DEBUG", "DIGEST"]),
+        digest,
+        "AOF rewrite + restart"
+    );
+    let mut r = replica.conn();
+    eventually("replica caught up", || {
+        val(&mut r, &["DEBUG", "DIGEST"]) == digest
+    });
+}
