@@ -392,14 +392,16 @@ fn live_clock(ctx: &Context, target: &Target<'_>) -> (i64, bool) {
         // Creating the series: the effect carries its settings.
         return (now_ms(), false);
     };
-    if ctx
-        .get_flags()
-        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
-    {
-        return (s.replay_clock(now_ms()), true);
-    }
-    match s.write_clock(now_ms()) {
+    let now = now_ms();
+    match s.write_clock(now) {
+        // What a replay would use too: no need to ask whether this is one.
         WriteClock::Stamp(t) => (t, true),
+        _ if ctx
+            .get_flags()
+            .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) =>
+        {
+            (s.replay_clock(now), true)
+        }
         WriteClock::Fresh(t) => (t, false),
     }
 }

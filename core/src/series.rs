@@ -485,22 +485,24 @@ impl Series {
     /// Applies an effect, then the invariants every state keeps: no live candle at or before
     /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
     pub fn apply(&mut self, e: &Effect) {
-        let appends = e
-            .official
-            .windows(2)
-            .all(|w| w[0].open_time < w[1].open_time)
-            && e.official.first().is_none_or(|c| {
-                self.official
-                    .last_time()
-                    .is_none_or(|last| c.open_time > last)
-            });
-        if !appends {
-            // Cached text may show candles this write changes. (Retention only drops the
-            // oldest, which reads skip by time.)
-            self.official_gen = self.official_gen.wrapping_add(1);
-            self.json.clear();
+        if !e.official.is_empty() {
+            let appends = e
+                .official
+                .windows(2)
+                .all(|w| w[0].open_time < w[1].open_time)
+                && e.official.first().is_none_or(|c| {
+                    self.official
+                        .last_time()
+                        .is_none_or(|last| c.open_time > last)
+                });
+            if !appends {
+                // Cached text may show candles this write changes. (Retention only drops the
+                // oldest, which reads skip by time.)
+                self.official_gen = self.official_gen.wrapping_add(1);
+                self.json.clear();
+            }
+            self.official.put_all(&e.official);
         }
-        self.official.put_all(&e.official);
         for t in &e.live_drop {
             self.live.remove(t);
         }
