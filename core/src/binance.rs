@@ -197,6 +197,84 @@ mod fast {
         }
     }
 
+    /// A row as Binance writes it, read with fixed separators: no whitespace, all 12 fields,
+    /// `"0"` as the ignored one: `[t,"o","h","l","c","v",T,"q",n,"V","Q","0"]`. `None`
+    /// when the row is not exactly that (then [`row`] reads it from the same place); where
+    /// it answers, the candle is [`row`]'s. On success `at` is just past the row.
+    fn compact_row(b: &[u8], at: &mut usize, c: &mut Candle) -> Option<()> {
+        // Each field is stored as soon as it is read (few values live at once, little
+        // spilling); on `None` the caller discards `c`.
+        let mut p = *at;
+        if b.get(p) != Some(&b'[') {
+            return None;
+        }
+        p += 1;
+        c.open_time = i64::try_from(compact_uint(b, &mut p)?).ok()?;
+        c.open = compact_dec(b, &mut p)?;
+        c.high = compact_dec(b, &mut p)?;
+        c.low = compact_dec(b, &mut p)?;
+        c.close = compact_dec(b, &mut p)?;
+        c.volume = compact_dec(b, &mut p)?;
+        c.close_time = Some(i64::try_from(compact_sep_uint(b, &mut p)?).ok()?);
+        c.quote_volume = Some(compact_dec(b, &mut p)?);
+        c.trades = Some(compact_sep_uint(b, &mut p)?);
+        c.taker_buy_base = Some(compact_dec(b, &mut p)?);
+        c.taker_buy_quote = Some(compact_dec(b, &mut p)?);
+        if b.get(p..p + 5) != Some(b",\"0\"]") {
+            return None;
+        }
+        *at = p + 5;
+        Some(())
+    }
+
+    /// `,"<decimal>"` at `p` (the SWAR shape only).
+    #[inline(always)]
+    fn compact_dec(b: &[u8], p: &mut usize) -> Option<Dec> {
+        if b.get(*p..*p + 2) != Some(b",\"") {
+            return None;
+        }
+        let (d, n) = Dec::parse_quoted(b.get(*p + 2..)?)?;
+        *p += n + 3;
+        Some(d)
+    }
+
+    /// `,<integer>` at `p`.
+    #[inline(always)]
+    fn compact_sep_uint(b: &[u8], p: &mut usize) -> Option<u64> {
+        if b.get(*p) != Some(&b',') {
+            return None;
+        }
+        *p += 1;
+        compact_uint(b, p)
+    }
+
+    /// A non-negative integer of 1..=15 digits without leading zero at `p`, as
+    /// `Cursor::small_uint` reads it (what follows is checked by the caller: a separator,
+    /// so never a fraction or an exponent).
+    #[inline(always)]
+    fn compact_uint(b: &[u8], p: &mut usize) -> Option<u64> {
+        let rest = b.get(*p..)?;
+        let w = swar::load8(rest, 0) ^ swar::ZEROS;
+        let k = swar::digit_run_t(w);
+        // A leading zero: the first digit's value is 0.
+        if k == 0 || (k > 1 && w & 0xff == 0) {
+            return None;
+        }
+        let (v, n) = if k < 8 {
+            (swar::value(w, k), k)
+        } else {
+            let w2 = swar::load8(rest, 8) ^ swar::ZEROS;
+            let k2 = swar::digit_run_t(w2);
+            if k2 == 8 {
+                return None;
+            }
+            let v = swar::value(w, 8) * swar::POW10_U64.get(k2).copied()? + swar::value(w2, k2);
+            (v, 8 + k2)
+        };
+        *p += n;
+        Some(v)
+    }
+
     /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`.
     fn row(c: &mut Cursor<'_>) -> Option<Kline> {
         c.eat(b'[')?;
@@ -238,6 +316,18 @@ mod fast {
         })
     }
 
+    /// The compact reader and the general one on the row at the start of `b`: each one's
+    /// candle and end.
+    #[cfg(test)]
+    pub(super) fn both_rows(b: &[u8]) -> [Option<(Candle, usize)>; 2] {
+        let mut at = 0;
+        let mut c = Candle::ohlcv(0, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO);
+        let compact = compact_row(b, &mut at, &mut c).map(|()| (c, at));
+        let mut cur = Cursor { b, at: 0 };
+        let general = row(&mut cur).map(|k| (k.candle, cur.at));
+        [compact, general]
+    }
+
     /// The klines of a REST body, or `None` when it is not exactly that shape.
     pub(super) fn rest_klines(payload: &[u8]) -> Option<Vec<Kline>> {
         let mut c = Cursor { b: payload, at: 0 };
@@ -247,8 +337,19 @@ mod fast {
         }
         // A REST row is about 170 bytes of text.
         let mut out = Vec::with_capacity(payload.len() / 160 + 1);
+        let blank = Kline {
+            candle: Candle::ohlcv(0, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO),
+            closed: None,
+            interval: None,
+            symbol: None,
+        };
         loop {
-            out.push(row(&mut c)?);
+            // Read in place: the compact reader fills a pushed blank (no copy of the kline).
+            out.push(blank.clone());
+            let slot = out.last_mut()?;
+            if compact_row(payload, &mut c.at, &mut slot.candle).is_none() {
+                *slot = row(&mut c)?;
+            }
             match c.peek()? {
                 b',' => c.at += 1,
                 b']' => break,
@@ -697,6 +798,110 @@ mod tests {
             fast += usize::from(same_as_value_path(format!("[{row}]").as_bytes()));
         }
         assert!(fast > 100, "{fast}");
+    }
+
+    /// Wherever the compact row reader answers, the general one reads the same candle and
+    /// stops at the same place: fixture rows, then rows with random numbers and random edits.
+    #[test]
+    fn compact_row_matches_general_row() {
+        use crate::test_rng::XorShift;
+        let mut rows: Vec<Vec<u8>> = Vec::new();
+        for name in [
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+            "rest_klines_BTCUSDT_5m_limit1000.json",
+            "rest_klines_BTCUSDT_15m_limit1000.json",
+            "rest_klines_BTCUSDT_1m_10rows_nautilus.json",
+        ] {
+            let Value::Array(all) = serde_json::from_slice::<Value>(&fixture(name)).unwrap() else {
+                panic!("{name}");
+            };
+            rows.extend(all.iter().map(|r| serde_json::to_vec(r).unwrap()));
+        }
+        let mut r = XorShift(0xc0ff_ee00_1234_5678);
+        // Mostly the compact shape, now and then a number it must refuse (a sign, a leading
+        // zero, too many digits, an exponent, a fraction in an integer field).
+        let num = |r: &mut XorShift, int: bool| -> String {
+            let mut s = String::new();
+            if r.below(40) == 0 {
+                s.push('-');
+            }
+            let n = if r.below(10) == 0 {
+                r.below(20)
+            } else {
+                1 + r.below(9)
+            };
+            for i in 0..n {
+                let d = if i == 0 && r.below(20) > 0 {
+                    1 + r.below(9)
+                } else {
+                    r.below(10)
+                };
+                s.push(char::from(b'0' + d as u8));
+            }
+            if (!int && r.below(4) > 0) || r.below(40) == 0 {
+                s.push('.');
+                for _ in 0..r.below(11) {
+                    s.push(char::from(b'0' + r.below(10) as u8));
+                }
+            }
+            if r.below(60) == 0 {
+                s.push_str("e2");
+            }
+            s
+        };
+        for _ in 0..30_000 {
+            let f: Vec<String> = (0..12)
+                .map(|i| num(&mut r, [0, 6, 8].contains(&i)))
+                .collect();
+            let q = |i: usize| format!("\"{}\"", f[i]);
+            let row = format!(
+                "[{},{},{},{},{},{},{},{},{},{},{},{}]",
+                f[0],
+                q(1),
+                q(2),
+                q(3),
+                q(4),
+                q(5),
+                f[6],
+                q(7),
+                f[8],
+                q(9),
+                q(10),
+                if r.below(10) == 0 {
+                    q(11)
+                } else {
+                    "\"0\"".into()
+                }
+            );
+            rows.push(row.into_bytes());
+        }
+        let edits: Vec<Vec<u8>> = rows
+            .iter()
+            .take(3000)
+            .map(|row| {
+                let mut e = row.clone();
+                let i = r.below(e.len() as u64) as usize;
+                match r.below(3) {
+                    0 => {
+                        e.remove(i);
+                    }
+                    1 => e[i] = b"0-\",[]. e\\x9"[r.below(12) as usize],
+                    _ => e.insert(i, b' '),
+                }
+                e.extend_from_slice(b",[");
+                e
+            })
+            .collect();
+        rows.extend(edits);
+        let mut compact = 0;
+        for row in &rows {
+            let [c, g] = fast::both_rows(row);
+            if let Some(c) = c {
+                compact += 1;
+                assert_eq!(Some(c), g, "{}", String::from_utf8_lossy(row));
+            }
+        }
+        assert!(compact > 5_000, "{compact}");
     }
 
     #[test]

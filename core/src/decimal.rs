@@ -79,22 +79,23 @@ impl Dec {
 
     pub fn parse_bytes(b: &[u8]) -> CoreResult<Dec> {
         // Exchange-shaped text (`56714.01000000`, what LIVE_UPDATE and positional OFFICIAL_ADD
-        // arguments carry) takes the 8-digits-at-a-time path of REST bodies, which wants a
-        // closing quote after the number.
-        let mut quoted = [b'"'; 25];
-        if let Some(dst) = quoted.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
-            if let Some((d, n)) = quoted.get(..=b.len()).and_then(Self::parse_quoted) {
-                if n == b.len() {
-                    return Ok(d);
-                }
-            }
+        // arguments carry) takes the 8-digits-at-a-time path, which must use up all of `b`.
+        match Self::parse_swar::<false>(b) {
+            Some((d, _)) => Ok(d),
+            None => Self::parse_other(b),
         }
+    }
+
+    /// What the SWAR path leaves (exponents, long mantissas, errors), out of line so the
+    /// common path stays small.
+    #[cold]
+    #[inline(never)]
+    fn parse_other(b: &[u8]) -> CoreResult<Dec> {
         Self::parse_reference(b)
     }
 
-    /// `parse_bytes` without the SWAR path: a per-byte loop for short plain decimals, else
-    /// the general parser (exponents, long mantissas, every error).
+    /// The reference for `parse_bytes` (no SWAR): a per-byte loop for short plain decimals,
+    /// else the general parser (exponents, long mantissas, every error).
     pub(crate) fn parse_reference(b: &[u8]) -> CoreResult<Dec> {
         match Self::parse_simple(b) {
             Some(d) => Ok(d),
@@ -104,63 +105,128 @@ impl Dec {
 
     /// A decimal string's contents at the start of `b`, up to the closing `"` (not included),
     /// for the exact shape exchanges send: `[-]I[.F]`, 1..=15 integer digits, 1..=8
-    /// fractional ones. Eight digits at a time (SWAR), no loop per character. `None` for
-    /// anything else (the caller then takes the general path); where it answers, the value
-    /// is [`Self::parse_bytes`]'s of the same contents. Returns the decimal and its length.
+    /// fractional ones. `None` for anything else (the caller then takes the general path);
+    /// where it answers, the value is [`Self::parse_reference`]'s of the same contents.
+    /// Returns the decimal and its length.
+    #[inline]
     pub fn parse_quoted(b: &[u8]) -> Option<(Dec, usize)> {
-        let neg = b.first() == Some(&b'-');
-        let mut at = usize::from(neg);
-        let (mut int, k) = swar::digits(b, at);
+        Self::parse_swar::<true>(b)
+    }
+
+    /// `[-]I[.F]` (1..=15 integer digits, 1..=8 fractional ones) at the start of `b`, eight
+    /// digits at a time (SWAR), no loop per character: the decimal and the length of its
+    /// text. `QUOTED`: the text must be followed by `"`; else it must be all of `b`. `None`
+    /// for anything else ("1.", ".5", "-", 16 integer digits, an exponent, a second '.'),
+    /// which the general parser decides.
+    #[inline(always)]
+    fn parse_swar<const QUOTED: bool>(b: &[u8]) -> Option<(Dec, usize)> {
+        let (neg, s) = match b.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, b),
+        };
+        let at = usize::from(neg);
+        // Where the number ends (`end` bytes of `s`), the byte that follows must be the
+        // terminator.
+        let ends_at = |end: usize| {
+            if QUOTED {
+                s.get(end) == Some(&b'"')
+            } else {
+                end == s.len()
+            }
+        };
+        let w = swar::load8(s, 0) ^ swar::ZEROS; // digits become 0..=9
+        let (k, run) = swar::digit_run_mask(w);
         if k == 0 {
             return None;
         }
-        at += k;
         if k == 8 {
-            let (more, k2) = swar::digits(b, at);
-            if k2 == 8 {
-                return None;
-            }
-            int = int * swar::POW10_U64.get(k2).copied()? + more;
-            at += k2;
+            let (d, end) = Self::parse_swar_long(s, w, neg)?;
+            return ends_at(end).then_some((d, at + end));
         }
-        let (mant, scale) = match b.get(at) {
-            Some(b'"') => (u128::from(int), 0),
-            Some(b'.') => {
-                at += 1;
-                let w = swar::load8(b, at);
-                let kf = swar::digit_run(w);
-                if kf == 0 || b.get(at + kf) != Some(&b'"') {
-                    return None;
-                }
-                let t = w ^ swar::ZEROS;
-                // Keep the fractional digits up to the last non-zero one.
-                let nz = swar::nonzero_bytes(t) & swar::low_bytes(kf);
-                at += kf;
-                if nz == 0 {
-                    (u128::from(int), 0)
-                } else {
-                    let keep = (63 - nz.leading_zeros() as usize) / 8 + 1;
-                    (
-                        u128::from(int) * u128::from(swar::POW10_U64.get(keep).copied()?)
-                            + u128::from(swar::value(t, keep)),
-                        keep as u8,
-                    )
-                }
-            }
-            _ => return None,
-        };
+        // The byte after the integer digits (0 past the end of `s`).
+        if ((w >> (8 * k)) as u8) ^ b'0' != b'.' {
+            return ends_at(k).then(|| (Self::from_parts(swar::value(w, k), 0, neg), at + k));
+        }
+        let f = swar::load8(s, k + 1) ^ swar::ZEROS;
+        let (kf, frun) = swar::digit_run_mask(f);
+        let end = k + 1 + kf;
+        if kf == 0 || !ends_at(end) {
+            return None;
+        }
+        // Keep the fractional digits up to the last non-zero one (digit values are below
+        // 0x80, so the highest set bit is in the last non-zero digit's byte).
+        let nz = f & frun;
+        if nz == 0 {
+            return Some((Self::from_parts(swar::value(w, k), 0, neg), at + end));
+        }
+        let keep = (63 - nz.leading_zeros() as usize) / 8 + 1;
+        if k + keep <= 8 {
+            // All kept digits fit one word: the integer digits, then the fractional ones.
+            let m = swar::value((w & run) | (f << (8 * k)), k + keep);
+            return Some((Self::from_parts(m, keep as u8, neg), at + end));
+        }
+        Some((Self::join_wide(swar::value(w, k), f, keep, neg), at + end))
+    }
+
+    /// `int` followed by the first `keep` (1..=8) fractional digits of `f` (digit values).
+    #[inline(always)]
+    fn join_wide(int: u64, f: u64, keep: usize, neg: bool) -> Dec {
+        let p = swar::POW10_U64.get(keep).copied().unwrap_or(1);
+        let m = u128::from(int) * u128::from(p) + u128::from(swar::value(f, keep));
+        Self::from_parts_wide(m, keep as u8, neg)
+    }
+
+    /// `parse_swar` of a sign-less `s` whose first 8 bytes (`w`, as digit values) are all
+    /// digits: 9..=15 integer digits. The decimal and its length, the terminator unchecked.
+    #[inline(never)]
+    fn parse_swar_long(s: &[u8], w: u64, neg: bool) -> Option<(Dec, usize)> {
+        let w2 = swar::load8(s, 8) ^ swar::ZEROS;
+        let k2 = swar::digit_run_t(w2);
+        if k2 == 8 {
+            return None;
+        }
+        let int = swar::value(w, 8) * swar::POW10_U64.get(k2).copied()? + swar::value(w2, k2);
+        let end = 8 + k2;
+        if ((w2 >> (8 * k2)) as u8) ^ b'0' != b'.' {
+            return Some((Self::from_parts(int, 0, neg), end));
+        }
+        let f = swar::load8(s, end + 1) ^ swar::ZEROS;
+        let (kf, frun) = swar::digit_run_mask(f);
+        if kf == 0 {
+            return None;
+        }
+        let nz = f & frun;
+        let end = end + 1 + kf;
+        if nz == 0 {
+            return Some((Self::from_parts(int, 0, neg), end));
+        }
+        let keep = (63 - nz.leading_zeros() as usize) / 8 + 1;
+        Some((Self::join_wide(int, f, keep, neg), end))
+    }
+
+    /// The decimal of a parsed magnitude and its sign.
+    #[inline(always)]
+    fn from_parts(mant: u64, scale: u8, neg: bool) -> Dec {
+        // At most 15 digits: far inside i64. A zero comes with scale 0 (a non-zero scale
+        // means a kept non-zero digit), so -0 is `Dec::ZERO`.
+        let m = mant as i64;
+        Dec {
+            mant: i128::from(if neg { -m } else { m }),
+            scale,
+        }
+    }
+
+    /// The decimal of a parsed magnitude below 10^23 (far inside i128) and its sign.
+    #[inline(always)]
+    fn from_parts_wide(mant: u128, scale: u8, neg: bool) -> Dec {
         if mant == 0 {
-            return Some((Dec::ZERO, at));
+            return Dec::ZERO;
         }
-        // At most 23 digits: far inside i128.
         let m = mant as i128;
-        Some((
-            Dec {
-                mant: if neg { -m } else { m },
-                scale,
-            },
-            at,
-        ))
+        Dec {
+            mant: if neg { -m } else { m },
+            scale,
+        }
     }
 
     /// The common exchange form `[-]digits[.digits]` with at most 19 digits in all, in one
@@ -465,43 +531,53 @@ pub(crate) mod swar {
     ];
 
     /// The 8 bytes of `b` from `at`, zero-padded past its end.
-    #[inline]
+    #[inline(always)]
     pub fn load8(b: &[u8], at: usize) -> u64 {
-        if let Some(a) = b
-            .get(at..at.saturating_add(8))
-            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        {
-            return u64::from_le_bytes(a);
+        let s = b.get(at..).unwrap_or(&[]);
+        match s.first_chunk::<8>() {
+            Some(a) => u64::from_le_bytes(*a),
+            None => load_short(s),
         }
-        let mut a = [0u8; 8];
-        for (d, s) in a.iter_mut().zip(b.get(at..).unwrap_or(&[])) {
-            *d = *s;
-        }
-        u64::from_le_bytes(a)
     }
 
-    /// The mask of the `n <= 8` low bytes.
+    /// The fewer than 8 bytes of `s`, zero-padded: two overlapping loads (the bytes they
+    /// share are the same, so or-ing them is exact) instead of a loop per byte.
     #[inline]
-    pub fn low_bytes(n: usize) -> u64 {
-        if n >= 8 {
-            u64::MAX
+    fn load_short(s: &[u8]) -> u64 {
+        let n = s.len();
+        if let (Some(lo), Some(hi)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+        } else if let (Some(lo), Some(hi)) = (s.first_chunk::<2>(), s.last_chunk::<2>()) {
+            u64::from(u16::from_le_bytes(*lo)) | u64::from(u16::from_le_bytes(*hi)) << (8 * (n - 2))
         } else {
-            (1u64 << (8 * n)) - 1
+            s.first().map_or(0, |&x| u64::from(x))
         }
+    }
+
+    /// [`digit_run_t`] and the mask of those leading digit bytes.
+    #[inline]
+    pub fn digit_run_mask(t: u64) -> (usize, u64) {
+        let non_digit = (((t & LOW7) + 0x7676_7676_7676_7676) | t) & HIGH;
+        // The lowest flag is bit 7 of the first non-digit byte: the bytes below it are digits
+        // (no flag at all: 1 << 64 wraps to 0, and the mask is all ones).
+        let first = non_digit & non_digit.wrapping_neg();
+        (
+            (non_digit.trailing_zeros() / 8) as usize,
+            (first >> 7).wrapping_sub(1),
+        )
     }
 
     /// How many of the leading bytes of `w` are ASCII digits (0..=8).
     #[inline]
     pub fn digit_run(w: u64) -> usize {
-        let t = w ^ ZEROS; // digits become 0..=9
-        let non_digit = (((t & LOW7) + 0x7676_7676_7676_7676) | t) & HIGH;
-        (non_digit.trailing_zeros() / 8) as usize
+        digit_run_t(w ^ ZEROS)
     }
 
-    /// 0x80 in each non-zero byte of `t` (bytes below 0x80).
+    /// [`digit_run`] of `t = w ^ ZEROS` (digits as 0..=9): the leading bytes below 10.
     #[inline]
-    pub fn nonzero_bytes(t: u64) -> u64 {
-        (((t & LOW7) + LOW7) | t) & HIGH
+    pub fn digit_run_t(t: u64) -> usize {
+        let non_digit = (((t & LOW7) + 0x7676_7676_7676_7676) | t) & HIGH;
+        (non_digit.trailing_zeros() / 8) as usize
     }
 
     /// The number written by the first `k <= 8` bytes of `t`, each a digit value 0..=9.
@@ -779,6 +855,119 @@ mod tests {
             "-7\"",
         ] {
             assert!(Dec::parse_quoted(s.as_bytes()).is_some(), "{s}");
+        }
+    }
+
+    /// `parse_bytes` (SWAR path first) against `parse_reference` on every kind of input:
+    /// the same value or the same error text. Exchange shapes with every digit count around
+    /// the SWAR limits (8 and 16 integer digits, 8 fractional ones), and random bytes over
+    /// the characters that matter (NUL included: the SWAR loads pad short input with NULs).
+    #[test]
+    fn parse_bytes_matches_reference() {
+        use crate::test_rng::XorShift;
+        let mut inputs: Vec<Vec<u8>> = [
+            "",
+            "-",
+            "0",
+            "-0",
+            "00",
+            "0.0",
+            "-0.0",
+            "1.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "1e5",
+            "1.5e5",
+            "42000.01",
+            "41950",
+            "12.345",
+            "56714.01000000",
+            "0.00123000",
+            "11.02444000",
+            "1725416820000",
+            "624782.95032640",
+            "-3.5",
+            "123456789012345",
+            "1234567890123456",
+            "123456789012345.12345678",
+            "123456789012345.123456789",
+            "1.123456789",
+            "12345678",
+            "123456789",
+            "12345678.",
+            "12345678.9",
+            "0.00000000",
+            "1\0",
+            "1.5\0",
+        ]
+        .iter()
+        .map(|s| s.replace("\\0", "\0").into_bytes())
+        .collect();
+        let mut r = XorShift(0x5eed_dec1_0a55_0001);
+        let digits = |n: u64, r: &mut XorShift| -> Vec<u8> {
+            (0..n).map(|_| b'0' + r.below(10) as u8).collect()
+        };
+        for _ in 0..200_000 {
+            let mut s = Vec::new();
+            match r.below(3) {
+                0 => {
+                    if r.below(5) == 0 {
+                        s.push(b'-');
+                    }
+                    s.extend(digits(r.below(19), &mut r));
+                    if r.below(4) > 0 {
+                        s.push(b'.');
+                        // Trailing zeros often, as exchanges pad to 8 places.
+                        let f = r.below(11);
+                        s.extend(digits(f, &mut r));
+                        if r.below(2) == 0 {
+                            s.extend(std::iter::repeat_n(b'0', r.below(4) as usize));
+                        }
+                    }
+                    if r.below(10) == 0 {
+                        s.push(b"e\"\0x.-"[r.below(6) as usize]);
+                    }
+                }
+                _ => {
+                    let alphabet = b"0123456789.-e+ \"\0\xff0000";
+                    for _ in 0..r.below(27) {
+                        s.push(alphabet[r.below(alphabet.len() as u64) as usize]);
+                    }
+                }
+            }
+            inputs.push(s);
+        }
+        let mut fast = 0;
+        for b in &inputs {
+            let want = Dec::parse_reference(b).map_err(|e| e.to_string());
+            assert_eq!(
+                Dec::parse_bytes(b).map_err(|e| e.to_string()),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+            if let Some((d, n)) = Dec::parse_swar::<false>(b) {
+                assert_eq!(n, b.len());
+                fast += 1;
+                assert_eq!(Dec::new(d.mant, d.scale).ok(), Some(d), "not normalised");
+            }
+        }
+        assert!(fast > 30_000, "{fast}");
+    }
+
+    #[test]
+    fn load8_pads_with_zeros() {
+        let b: Vec<u8> = (1..=20).collect();
+        for at in 0..=22 {
+            for len in 0..=b.len() {
+                let s = &b[..len];
+                let mut want = [0u8; 8];
+                for (i, w) in want.iter_mut().enumerate() {
+                    *w = s.get(at + i).copied().unwrap_or(0);
+                }
+                assert_eq!(swar::load8(s, at), u64::from_le_bytes(want), "{at} {len}");
+            }
         }
     }
 
