@@ -19,6 +19,15 @@ pub(super) trait TickSrc {
     fn n_fields(&self) -> usize;
     /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
     fn field(&self, i: usize) -> (&[u8], Kind, &[u8]);
+    /// The name of field `i` (as `field`).
+    fn name(&self, i: usize) -> &[u8] {
+        self.field(i).0
+    }
+    /// The kind and text of field `i` (as `field`).
+    fn value(&self, i: usize) -> (Kind, &[u8]) {
+        let (_, kind, text) = self.field(i);
+        (kind, text)
+    }
 }
 
 impl TickSrc for Tick {
@@ -109,6 +118,18 @@ impl TickSrc for BatchTick<'_> {
             _ => (&[], Kind::Str, &[]),
         }
     }
+    fn name(&self, i: usize) -> &[u8] {
+        match self.b.fields.get(self.rec.first + i) {
+            Some(f) if self.rec.first + i < self.rec.end => self.text(f.name),
+            _ => &[],
+        }
+    }
+    fn value(&self, i: usize) -> (Kind, &[u8]) {
+        match self.b.fields.get(self.rec.first + i) {
+            Some(f) if self.rec.first + i < self.rec.end => (f.kind, self.text(f.value)),
+            _ => (Kind::Str, &[]),
+        }
+    }
 }
 
 /// Above this many bytes of buffers, [`TickBatch::clear`] gives the memory back.
@@ -166,6 +187,10 @@ impl TickBatch {
     }
 
     pub(super) fn with_views<R>(&self, f: impl FnOnce(&[BatchTick<'_>]) -> R) -> R {
+        // The usual push: one tick.
+        if let [rec] = self.ticks[..] {
+            return f(std::slice::from_ref(&BatchTick { b: self, rec }));
+        }
         // Up to 8 ticks on the stack; a larger batch collects its views once.
         let mut stack = [BatchTick {
             b: self,
