@@ -822,6 +822,7 @@ fn eq_short(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+#[inline(always)]
 fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, text: &[u8]) {
     // One lookup: the slot is read for the deltas and then overwritten.
     let slot = st.prev.get_mut(&fid);

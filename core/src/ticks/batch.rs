@@ -86,6 +86,8 @@ pub struct TickBatch {
     /// checks depend on the names alone, so a tick with the same key passes them too: pushes
     /// of one shape check their names once. Kept by [`TickBatch::clear`].
     valid_names: Vec<u8>,
+    /// Kept by [`TickBatch::clear`] too.
+    template: Template,
 }
 
 /// A view paired with its batch: the [`TickSrc`] the book appends.
@@ -356,6 +358,13 @@ impl TickBatch {
     /// values are spans of the copy (plain strings need no unescaping).
     fn stage_flat(&mut self, doc: &[u8], tf: &[u8], base: usize, first: usize) -> Option<()> {
         self.text.extend_from_slice(doc);
+        if let Some(rec) = self.stage_like_template(doc, tf, base, first) {
+            // The template's names, which passed the checks.
+            return self.commit(rec, base, false, true).ok();
+        }
+        self.fields.truncate(first);
+        // Rebuilt below if this document is accepted.
+        self.template.clear();
         let span = |(start, end): (usize, usize)| Span {
             start: base + start,
             end: base + end,
@@ -377,17 +386,8 @@ impl TickBatch {
             p.ws();
             p.eat(b':')?;
             p.ws();
-            let (kind, value) = match p.peek()? {
-                b'"' => {
-                    p.i += 1;
-                    (Kind::Str, p.plain_string()?)
-                }
-                b'-' | b'0'..=b'9' => (Kind::Num, p.number()?),
-                b't' => (Kind::Bool, p.word(b"true")?),
-                b'f' => (Kind::Bool, p.word(b"false")?),
-                b'n' => (Kind::Null, p.word(b"null")?),
-                _ => return None, // nested values, garbage: serde
-            };
+            let value_at = p.i;
+            let (kind, value) = p.value()?;
             let name_text = doc.get(name.0..name.1)?;
             // Longer names fail the checks: serde words the error.
             if name_text.len() > MAX_NAME_BYTES {
@@ -413,6 +413,11 @@ impl TickBatch {
                     kind,
                 });
             }
+            self.template.members.push(Member {
+                name,
+                token: (value_at, p.i),
+                is_time,
+            });
             p.ws();
             match p.peek()? {
                 b',' => {
@@ -439,8 +444,115 @@ impl TickBatch {
         };
         let known = memo.hit(&self.valid_names);
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, base, false, known).ok()
+        self.commit(rec, base, false, known).ok()?;
+        if doc.len() <= TEMPLATE_MAX_BYTES {
+            self.template.doc.extend_from_slice(doc);
+            self.template.tf.extend_from_slice(tf);
+        }
+        Some(())
     }
+
+    /// Stages `doc` (already copied to `base`) when it is the template document with other
+    /// values: the same bytes around each value (names, quotes, spacing), so the parser
+    /// would read the same names, and those passed the checks. `None` (fields possibly
+    /// staged) when it is not, or when the parser would decline it.
+    fn stage_like_template(
+        &mut self,
+        doc: &[u8],
+        tf: &[u8],
+        base: usize,
+        first: usize,
+    ) -> Option<TickRec> {
+        let TickBatch {
+            template, fields, ..
+        } = self;
+        if template.doc.is_empty() || template.tf != tf {
+            return None;
+        }
+        let span = |(start, end): (usize, usize)| Span {
+            start: base + start,
+            end: base + end,
+        };
+        let mut p = Parser { b: doc, i: 0 };
+        let mut time = None;
+        let mut time_pos = 0;
+        let mut time_field = Span::default();
+        // End of the previous value in the template.
+        let mut prev = 0;
+        for m in &template.members {
+            let between = template.doc.get(prev..m.token.0)?;
+            let at = p.i;
+            let end = at.checked_add(between.len())?;
+            if !doc.get(at..end).is_some_and(|d| eq_short(d, between)) {
+                return None;
+            }
+            p.i = end;
+            let name = (
+                at + m.name.0.checked_sub(prev)?,
+                at + m.name.1.checked_sub(prev)?,
+            );
+            let (kind, value) = p.value()?;
+            if m.is_time {
+                if kind != Kind::Num {
+                    return None;
+                }
+                time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
+                time_pos = fields.len() - first;
+                time_field = span(name);
+            } else {
+                fields.push(FieldRec {
+                    name: span(name),
+                    value: span(value),
+                    kind,
+                });
+            }
+            prev = m.token.1;
+        }
+        if doc.get(p.i..)? != template.doc.get(prev..)? {
+            return None;
+        }
+        Some(TickRec {
+            time: time?,
+            time_field,
+            time_pos,
+            first,
+            end: fields.len(),
+        })
+    }
+}
+
+/// Documents up to this size leave their layout as the batch's [`Template`].
+const TEMPLATE_MAX_BYTES: usize = 4096;
+
+/// The layout of the last document the fast path accepted (empty `doc`: none). Feeds send
+/// documents of one layout, differing in their values only; such a document is read by
+/// comparing the bytes between values, and its names need no checks.
+#[derive(Clone, Debug, Default)]
+struct Template {
+    doc: Vec<u8>,
+    /// The time field the document was read with.
+    tf: Vec<u8>,
+    members: Vec<Member>,
+}
+
+impl Template {
+    fn clear(&mut self) {
+        if self.doc.capacity() > TEMPLATE_MAX_BYTES * 2 {
+            *self = Template::default();
+        }
+        self.doc.clear();
+        self.tf.clear();
+        self.members.clear();
+    }
+}
+
+/// A member of the template document: its name (the string's body) and its value's JSON
+/// token, as offsets in the document.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    name: (usize, usize),
+    token: (usize, usize),
+    is_time: bool,
 }
 
 /// The names of a tick (the time field's included, at its place) as one byte string: per
@@ -605,6 +717,22 @@ impl Parser<'_> {
         } else {
             None
         }
+    }
+
+    /// A value of a flat document: its kind and text (a string's body).
+    #[inline(always)]
+    fn value(&mut self) -> Option<(Kind, (usize, usize))> {
+        Some(match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                (Kind::Str, self.plain_string()?)
+            }
+            b'-' | b'0'..=b'9' => (Kind::Num, self.number()?),
+            b't' => (Kind::Bool, self.word(b"true")?),
+            b'f' => (Kind::Bool, self.word(b"false")?),
+            b'n' => (Kind::Null, self.word(b"null")?),
+            _ => return None, // nested values, garbage: serde
+        })
     }
 
     /// The body of a string after its opening quote, up to the closing quote (consumed):
@@ -958,6 +1086,7 @@ mod tests {
             "{\"k\":[{}]}",
         ];
         let mut fast = 0;
+        let mut shared = TickBatch::new();
         for round in 0..20_000 {
             let n = rng.pick(5);
             let mut doc = String::from("{");
@@ -972,6 +1101,7 @@ mod tests {
             }
             doc.push('}');
             let mut bytes = doc.into_bytes();
+            let unmutated = bytes.clone();
             if round % 2 == 1 {
                 for _ in 0..1 + rng.pick(3) {
                     let at = rng.pick(bytes.len() + 1);
@@ -990,8 +1120,78 @@ mod tests {
             for tf in [&b"time"[..], b"ft"] {
                 fast += usize::from(check(&bytes, tf));
             }
+            // The mutated document right after its original, which (if accepted) left its
+            // layout as the batch's template.
+            let tf: &[u8] = if round % 4 < 2 { b"time" } else { b"ft" };
+            for d in [&unmutated, &bytes] {
+                let n = shared.len();
+                match (shared.push_json(d, tf), Tick::from_json(d, tf)) {
+                    (Ok(()), Ok(t)) => assert_eq!(shared.tick(n), Some(t)),
+                    (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+                    (g, _) => panic!("{:?}: {:?}", String::from_utf8_lossy(d), g.is_ok()),
+                }
+            }
+            if shared.len() > 100 {
+                shared.clear();
+            }
         }
         assert!(fast > 100, "{fast}");
+    }
+
+    /// Documents next to the template's layout: only other values read like the template.
+    #[test]
+    fn template_neighbours_match_serde() {
+        let template = br#"{"ft": 1, "a": "x", "b": 2, "c": true}"#;
+        let mut warm = TickBatch::new();
+        warm.push_json(template, b"ft").unwrap();
+        assert!(!warm.template.doc.is_empty());
+        let like: [&[u8]; 5] = [
+            br#"{"ft": -12, "a": "", "b": 2.5e-3, "c": null}"#,
+            b"{\"ft\": 1, \"a\": \"\xc3\xa9\", \"b\": -0, \"c\": false}",
+            br#"{"ft": 1, "a": "x", "b": 2, "c": 1}"#,
+            br#"{"ft": 1, "a": 5, "b": "s", "c": true}"#,
+            br#"{"ft": 9223372036854775807, "a": "x y", "b": 0, "c": true}"#,
+        ];
+        let unlike: [&[u8]; 16] = [
+            br#"{"ft": 1, "a": "x\"", "b": 2, "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2 , "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true} "#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true}x"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true, "d": 1}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "d": true}"#,
+            br#"{"ft": 1, "a": {"k": 1}, "b": 2, "c": true}"#,
+            br#"{"ft": 1.5, "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": "1", "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": 01, "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2., "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": tru}"#,
+            b"{\"ft\": 1, \"a\": \"\xff\", \"b\": 2, \"c\": true}",
+            br#"{"ft":  1, "a": "x", "b": 2, "c": true}"#,
+            b"",
+        ];
+        for (doc, hit) in like
+            .iter()
+            .map(|d| (d, true))
+            .chain(unlike.iter().map(|d| (d, false)))
+        {
+            for tf in [&b"ft"[..], b"a", b"c"] {
+                let mut b = warm.clone();
+                let staged = b.stage_like_template(doc, tf, 0, 0).is_some();
+                assert_eq!(
+                    staged,
+                    hit && tf == b"ft",
+                    "{}",
+                    String::from_utf8_lossy(doc)
+                );
+                let mut b = warm.clone();
+                match (b.push_json(doc, tf), Tick::from_json(doc, tf)) {
+                    (Ok(()), Ok(t)) => assert_eq!(b.tick(1), Some(t)),
+                    (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+                    (g, _) => panic!("{}: {:?}", String::from_utf8_lossy(doc), g.is_ok()),
+                }
+            }
+        }
     }
 
     /// One batch reused for a long mix of documents and pairs (as the module reuses its
