@@ -384,6 +384,16 @@ fn validate_tick_with<T: TickSrc + ?Sized>(t: &T, values: bool) -> CoreResult<()
     Ok(())
 }
 
+/// The value checks of [`validate_tick_with`] alone, in the same order: for a tick whose names
+/// are known to pass.
+fn validate_values<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
+    for i in 0..t.n_fields() {
+        let (kind, text) = t.value(i);
+        validate_value(kind, text)?;
+    }
+    Ok(())
+}
+
 /// A JSON object's members in document order, each value as its raw JSON text.
 struct OrderedDoc(Vec<(String, Box<serde_json::value::RawValue>)>);
 
@@ -430,12 +440,14 @@ fn canonical_i64(b: &[u8]) -> Option<i64> {
         _ if digits.len() > 19 => return None,
         _ => {}
     }
+    // At most 19 digits: below 10^19 < 2^64, no overflow.
     let mut v: u64 = 0;
     for &c in digits {
-        if !c.is_ascii_digit() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
             return None;
         }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
     }
     if neg {
         if v <= 1u64 << 63 {
@@ -599,56 +611,72 @@ enum Num {
 
 const MAX_DEC_SCALE: u8 = 18;
 
+/// One pass over the text (it runs for every string and number pushed): the same answers as
+/// `canonical_i64`, then a plain decimal of at most [`MAX_DEC_SCALE`] fraction digits whose
+/// digits read as an i64 mantissa (the tests keep the two-pass reference).
 fn num_repr(t: &[u8]) -> Num {
     if t.is_empty() || t.len() > 40 {
         return Num::None;
-    }
-    if let Some(v) = canonical_i64(t) {
-        return Num::Int(v);
     }
     let (neg, rest) = match t.split_first() {
         Some((b'-', r)) => (true, r),
         _ => (false, t),
     };
-    let dot = match rest.iter().position(|&c| c == b'.') {
-        Some(d) => d,
-        None => return Num::None,
-    };
-    let (int, frac) = (
-        rest.get(..dot).unwrap_or(&[]),
-        rest.get(dot + 1..).unwrap_or(&[]),
-    );
-    if int.is_empty() || frac.is_empty() || frac.len() > MAX_DEC_SCALE as usize {
-        return Num::None;
-    }
-    if !int.iter().chain(frac.iter()).all(u8::is_ascii_digit)
-        || (int.len() > 1 && int.first() == Some(&b'0'))
-    {
-        return Num::None;
-    }
-    let mut m: i128 = 0;
-    for &c in int.iter().chain(frac.iter()) {
-        m = match m
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(i128::from(c - b'0')))
-        {
+    // Digits accumulate as u64: an overflow is out of range for both forms.
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
             Some(v) => v,
             None => return Num::None,
         };
-        if m > i128::from(i64::MAX) {
+        i += 1;
+    }
+    // No digit, or a leading zero of a longer integer part.
+    if i == 0 || (i > 1 && rest.first() == Some(&b'0')) {
+        return Num::None;
+    }
+    let int_len = i;
+    match rest.get(i) {
+        None => {
+            // `canonical_i64`: no `-0`, in range.
+            return match (neg, m) {
+                (true, 0) => Num::None,
+                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+                _ => Num::None,
+            };
+        }
+        Some(b'.') => i += 1,
+        Some(_) => return Num::None,
+    }
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
             return Num::None;
         }
+        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+            Some(v) => v,
+            None => return Num::None,
+        };
+        i += 1;
+    }
+    let scale = i - int_len - 1;
+    // The mantissa only grows digit by digit, so a final value in range was in range all along.
+    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+        return Num::None;
     }
     if neg {
         if m == 0 {
             return Num::None; // "-0.0" would print back as "0.0"
         }
-        m = -m;
+        return Num::Dec(-(m as i64), scale as u8);
     }
-    match i64::try_from(m) {
-        Ok(m) => Num::Dec(m, frac.len() as u8),
-        Err(_) => Num::None,
-    }
+    Num::Dec(m as i64, scale as u8)
 }
 
 fn format_dec(out: &mut Vec<u8>, m: i64, scale: u8) {
@@ -714,12 +742,40 @@ struct Prev {
 }
 
 /// Delta-coding state of one chunk (the encoder's for the open chunk; a decoder's).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct CodecState {
     n: usize,
     prev_time: i64,
     prev_seq: u64,
     prev: IdMap<Prev>,
+    /// Sum of the capacities of the `prev` texts, kept so that `mem` is O(1) (it runs twice
+    /// per push).
+    text_cap: usize,
+}
+
+impl Clone for CodecState {
+    fn clone(&self) -> Self {
+        // Cloned texts may have other capacities: sum them again.
+        let prev = self.prev.clone();
+        let text_cap = prev.values().map(|p| p.text.capacity()).sum();
+        CodecState {
+            n: self.n,
+            prev_time: self.prev_time,
+            prev_seq: self.prev_seq,
+            prev,
+            text_cap,
+        }
+    }
+}
+
+/// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
+fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: Kind, text: &[u8], num: Num) {
+    let before = p.text.capacity();
+    p.kind = kind;
+    p.num = num;
+    p.text.clear();
+    p.text.extend_from_slice(text);
+    *text_cap = *text_cap + p.text.capacity() - before;
 }
 
 impl CodecState {
@@ -728,6 +784,7 @@ impl CodecState {
         self.prev_time = 0;
         self.prev_seq = 0;
         self.prev.clear();
+        self.text_cap = 0;
     }
     fn remember(&mut self, fid: u32, kind: Kind, text: &[u8], num: Num) {
         let p = self.prev.entry(fid).or_insert_with(|| Prev {
@@ -735,25 +792,47 @@ impl CodecState {
             text: Vec::new(),
             num,
         });
-        p.kind = kind;
-        p.num = num;
-        p.text.clear();
-        p.text.extend_from_slice(text);
+        set_prev(p, &mut self.text_cap, kind, text, num);
     }
     fn mem(&self) -> usize {
         self.prev.capacity() * (std::mem::size_of::<u32>() + std::mem::size_of::<Prev>() + 1)
-            + self.prev.values().map(|p| p.text.capacity()).sum::<usize>()
+            + self.text_cap
     }
 }
 
+/// Byte-slice equality for the short names and values of ticks without a `memcmp` call:
+/// two overlapping word loads per side up to 16 bytes.
+#[inline]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        s.get(at..at + N)
+            .and_then(|w| w.try_into().ok())
+            .unwrap_or([0; N])
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        4..=8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        9..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
 fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, text: &[u8]) {
-    let prev = st.prev.get(&fid);
-    if let Some(p) = prev {
-        if p.kind == kind && p.text == text {
+    // One lookup: the slot is read for the deltas and then overwritten.
+    let slot = st.prev.get_mut(&fid);
+    if let Some(p) = slot.as_deref() {
+        if p.kind == kind && eq_short(&p.text, text) {
             out.push(OP_REPEAT);
             return;
         }
     }
+    let prev = slot.as_deref();
     let num = match kind {
         Kind::Str | Kind::Num => num_repr(text),
         _ => Num::None,
@@ -829,7 +908,10 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, te
             }
         },
     }
-    st.remember(fid, kind, text, num);
+    match slot {
+        Some(p) => set_prev(p, &mut st.text_cap, kind, text, num),
+        None => st.remember(fid, kind, text, num),
+    }
 }
 
 fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Value> {
@@ -982,10 +1064,14 @@ struct Stream {
     cap: u32,
     names: Vec<Box<[u8]>>,
     name_ids: HashMap<Box<[u8]>, u32>,
-    names_bytes: usize,
+    /// Bytes of the names: at most [`MAX_NAMES_PER_STREAM`] x [`MAX_NAME_BYTES`] (64 MiB), so
+    /// `u32`, sharing a word with `shapes_bytes` (room for the encoder's `text_cap`).
+    names_bytes: u32,
     shapes: Vec<Shape>,
     shape_ids: HashMap<Shape, u32>,
-    shapes_bytes: usize,
+    /// Bytes of the dictionary's shapes: at most [`MAX_SHAPES_PER_STREAM`] shapes of at most
+    /// [`MAX_FIELDS`] fields (17 MiB).
+    shapes_bytes: u32,
     chunks: VecDeque<Chunk>,
     chunk_bytes: usize,
     /// Arrival index of the first record of `chunks[0]`.
@@ -1045,10 +1131,10 @@ impl Stream {
     fn mem(&self) -> usize {
         std::mem::size_of::<Stream>()
             + self.names.capacity() * std::mem::size_of::<Box<[u8]>>()
-            + self.names_bytes * 2
+            + self.names_bytes as usize * 2
             + self.name_ids.capacity() * (std::mem::size_of::<(Box<[u8]>, u32)>() + 1)
             + self.shapes.capacity() * std::mem::size_of::<Shape>()
-            + self.shapes_bytes * 2
+            + self.shapes_bytes as usize * 2
             + self.shape_ids.capacity() * (std::mem::size_of::<(Shape, u32)>() + 1)
             + self.chunks.capacity() * std::mem::size_of::<Chunk>()
             + self.chunk_bytes
@@ -1084,15 +1170,16 @@ impl Stream {
         let Some(sh) = self.shapes.get(id as usize) else {
             return false;
         };
-        let name = |fid: u32| self.names.get(fid as usize).map(|b| &b[..]);
+        let name_is =
+            |fid: u32, n: &[u8]| self.names.get(fid as usize).is_some_and(|b| eq_short(b, n));
         sh.time_pos as usize == t.time_pos()
             && sh.fields.len() == t.n_fields()
-            && name(sh.time_name) == Some(t.time_field())
+            && name_is(sh.time_name, t.time_field())
             && sh
                 .fields
                 .iter()
                 .enumerate()
-                .all(|(i, &fid)| name(fid) == Some(t.field(i).0))
+                .all(|(i, &fid)| name_is(fid, t.name(i)))
     }
 
     fn name_id(&mut self, n: &[u8]) -> u32 {
@@ -1101,7 +1188,9 @@ impl Stream {
         }
         let id = self.names.len() as u32;
         let b: Box<[u8]> = n.into();
-        self.names_bytes += b.len();
+        self.names_bytes = self
+            .names_bytes
+            .saturating_add(u32::try_from(b.len()).unwrap_or(u32::MAX));
         self.names.push(b.clone());
         self.name_ids.insert(b, id);
         id
@@ -1135,7 +1224,9 @@ impl Stream {
                     Some(&id) => (Some(id), None),
                     None if self.shapes.len() < MAX_SHAPES_PER_STREAM => {
                         let id = self.shapes.len() as u32;
-                        self.shapes_bytes += shape.mem();
+                        self.shapes_bytes = self
+                            .shapes_bytes
+                            .saturating_add(u32::try_from(shape.mem()).unwrap_or(u32::MAX));
                         self.shapes.push(shape.clone());
                         self.shape_ids.insert(shape, id);
                         (Some(id), None)
@@ -1204,7 +1295,7 @@ impl Stream {
             }
         }
         for (i, &fid) in shape.fields.iter().enumerate() {
-            let (_, kind, text) = t.field(i);
+            let (kind, text) = t.value(i);
             encode_value(out, enc, fid, kind, text);
         }
         enc.n += 1;
@@ -1583,6 +1674,20 @@ fn check_push_args(stream: &[u8], maxlen: Option<usize>, default_cap: usize) -> 
     check_cap(default_cap, "tick cap")
 }
 
+/// The checks of a push against its stream's dictionary (`known` names, `fresh` new ones)
+/// and the book's sequence.
+fn check_room(known: usize, fresh: usize, next_seq: u64, n: usize) -> CoreResult<()> {
+    if known + fresh > MAX_NAMES_PER_STREAM {
+        return Err(CoreError::invalid(format!(
+            "stream would have more than {MAX_NAMES_PER_STREAM} distinct field names"
+        )));
+    }
+    if next_seq.checked_add(n as u64).is_none() {
+        return Err(CoreError::invalid("tick book sequence exhausted"));
+    }
+    Ok(())
+}
+
 /// A tick book: named streams of ticks.
 #[derive(Clone, Debug, Default)]
 pub struct TickBook {
@@ -1657,32 +1762,36 @@ impl TickBook {
         default_cap: usize,
         ticks: &[T],
     ) -> CoreResult<PushOutcome> {
-        let existing = self.streams.get(stream);
-        let created = existing.is_none();
-        let known = existing.map(|s| s.names.len()).unwrap_or(0);
-        let all_last_shape = existing.is_some_and(|s| {
-            s.last_shape != NO_SHAPE && ticks.iter().all(|t| s.shape_matches(s.last_shape, t))
-        });
-        let fresh = match existing {
-            _ if all_last_shape => 0,
-            Some(s) => s.new_names(ticks),
-            None => Stream::new(1).new_names(ticks),
-        };
-        if known + fresh > MAX_NAMES_PER_STREAM {
-            return Err(CoreError::invalid(format!(
-                "stream would have more than {MAX_NAMES_PER_STREAM} distinct field names"
-            )));
-        }
-        if self.next_seq.checked_add(ticks.len() as u64).is_none() {
-            return Err(CoreError::invalid("tick book sequence exhausted"));
-        }
-        if created {
-            let s = Stream::new(maxlen.unwrap_or(default_cap));
-            self.mem += s.mem() + stream.len() + 32;
-            self.streams.insert(stream.into(), s);
-        }
-        let Some(s) = self.streams.get_mut(stream) else {
-            return Err(CoreError::invalid("stream vanished"));
+        let TickBook {
+            streams,
+            next_seq,
+            ticks: book_ticks,
+            mem,
+        } = self;
+        // One lookup for an existing stream (the usual push).
+        let (s, created, all_last_shape) = match streams.get_mut(stream) {
+            Some(s) => {
+                let all_last_shape = s.last_shape != NO_SHAPE
+                    && ticks.iter().all(|t| s.shape_matches(s.last_shape, t));
+                let fresh = if all_last_shape {
+                    0
+                } else {
+                    s.new_names(ticks)
+                };
+                check_room(s.names.len(), fresh, *next_seq, ticks.len())?;
+                (s, false, all_last_shape)
+            }
+            None => {
+                check_room(0, Stream::new(1).new_names(ticks), *next_seq, ticks.len())?;
+                let s = Stream::new(maxlen.unwrap_or(default_cap));
+                *mem += s.mem() + stream.len() + 32;
+                match streams.entry(stream.into()) {
+                    std::collections::btree_map::Entry::Vacant(e) => (e.insert(s), true, false),
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        return Err(CoreError::invalid("stream vanished"));
+                    }
+                }
+            }
         };
         let before_mem = s.mem();
         let before_len = s.len();
@@ -1690,15 +1799,15 @@ impl TickBook {
             s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
         }
         for t in ticks {
-            s.append(t, self.next_seq, all_last_shape);
-            self.next_seq += 1;
+            s.append(t, *next_seq, all_last_shape);
+            *next_seq += 1;
             s.trim();
         }
         s.trim();
         let len = s.len();
         let cap = s.cap as usize;
-        self.mem = (self.mem + s.mem()).saturating_sub(before_mem);
-        self.ticks = (self.ticks + len).saturating_sub(before_len);
+        *mem = (*mem + s.mem()).saturating_sub(before_mem);
+        *book_ticks = (*book_ticks + len).saturating_sub(before_len);
         Ok(PushOutcome { len, cap, created })
     }
 
@@ -2206,6 +2315,143 @@ mod tests {
         }
     }
 
+    /// The two-pass `num_repr` the one-pass one replaced.
+    fn num_repr_reference(t: &[u8]) -> Num {
+        if t.is_empty() || t.len() > 40 {
+            return Num::None;
+        }
+        if let Some(v) = canonical_i64(t) {
+            return Num::Int(v);
+        }
+        let (neg, rest) = match t.split_first() {
+            Some((b'-', r)) => (true, r),
+            _ => (false, t),
+        };
+        let dot = match rest.iter().position(|&c| c == b'.') {
+            Some(d) => d,
+            None => return Num::None,
+        };
+        let (int, frac) = (
+            rest.get(..dot).unwrap_or(&[]),
+            rest.get(dot + 1..).unwrap_or(&[]),
+        );
+        if int.is_empty() || frac.is_empty() || frac.len() > MAX_DEC_SCALE as usize {
+            return Num::None;
+        }
+        if !int.iter().chain(frac.iter()).all(u8::is_ascii_digit)
+            || (int.len() > 1 && int.first() == Some(&b'0'))
+        {
+            return Num::None;
+        }
+        let mut m: i128 = 0;
+        for &c in int.iter().chain(frac.iter()) {
+            m = match m
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(c - b'0')))
+            {
+                Some(v) => v,
+                None => return Num::None,
+            };
+            if m > i128::from(i64::MAX) {
+                return Num::None;
+            }
+        }
+        if neg {
+            if m == 0 {
+                return Num::None; // "-0.0" would print back as "0.0"
+            }
+            m = -m;
+        }
+        match i64::try_from(m) {
+            Ok(m) => Num::Dec(m, frac.len() as u8),
+            Err(_) => Num::None,
+        }
+    }
+
+    #[test]
+    fn num_repr_matches_the_reference() {
+        let mut rng = Lcg(77);
+        let mut cases: Vec<Vec<u8>> = [
+            "",
+            "0",
+            "-0",
+            "00",
+            "01",
+            "-01",
+            "1",
+            "-1",
+            "+1",
+            "0.0",
+            "-0.0",
+            "-0.00",
+            "0.",
+            ".0",
+            "-.5",
+            "1.",
+            "1.2.3",
+            "1e5",
+            "1.5e3",
+            "00.5",
+            "0.5",
+            "-0.5",
+            "10.50",
+            "58001.03",
+            "58001.03000000",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "18446744073709551616",
+            "922337203685477580.7",
+            "922337203685477580.8",
+            "-922337203685477580.8",
+            "-922337203685477580.9",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "1.000000000000000000",
+            "12:05:05",
+            "optiontick",
+            "26001",
+            "1617566591314",
+            " 1",
+            "1 ",
+            "-",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        cases.push(vec![b'1'; 41]);
+        cases.push(vec![b'1'; 40]);
+        let mut forty = vec![b'0', b'.'];
+        forty.extend(std::iter::repeat_n(b'1', 38));
+        cases.push(forty);
+        let alphabet = b"0123456789-.+e :x";
+        for _ in 0..200_000 {
+            let len = rng.pick(26);
+            let digits = rng.pick(2) == 0;
+            cases.push(
+                (0..len)
+                    .map(|_| {
+                        if digits && rng.pick(4) != 0 {
+                            b'0' + rng.pick(10) as u8
+                        } else {
+                            alphabet[rng.pick(alphabet.len())]
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        for c in cases {
+            assert_eq!(
+                num_repr(&c),
+                num_repr_reference(&c),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+        }
+    }
+
     #[test]
     fn decimal_repr_prints_back() {
         let mut r = Lcg(7);
@@ -2693,6 +2939,46 @@ mod tests {
         let mut bad = vec![0xffu8; 11];
         bad.push(0);
         assert!(Reader::new(&bad).varint().is_err());
+    }
+
+    #[test]
+    fn eq_short_is_slice_equality() {
+        let mut rng = Lcg(3);
+        for _ in 0..100_000 {
+            let len = rng.pick(40);
+            let a: Vec<u8> = (0..len).map(|_| b"ab\x00\xff"[rng.pick(4)]).collect();
+            let mut b = a.clone();
+            match rng.pick(3) {
+                0 if len > 0 => {
+                    let i = rng.pick(len);
+                    b[i] = b"ab\x00\xff"[rng.pick(4)];
+                }
+                1 => b.truncate(rng.pick(len + 1)),
+                _ => {}
+            }
+            assert_eq!(eq_short(&a, &b), a == b, "{a:?} {b:?}");
+        }
+    }
+
+    /// The encoder's running `text_cap` is the sum it replaces, also in clones.
+    #[test]
+    fn codec_text_cap_is_the_sum_of_capacities() {
+        let mut rng = Lcg(11);
+        let mut b = TickBook::new();
+        let check = |b: &TickBook| {
+            for s in b.streams.values() {
+                let sum: usize = s.enc.prev.values().map(|p| p.text.capacity()).sum();
+                assert_eq!(s.enc.text_cap, sum);
+            }
+        };
+        for i in 0..3000 {
+            let v = "x".repeat(rng.pick(40));
+            let t = pairs(i, &[("a", &v), ("b", &format!("{}", rng.pick(5)))]);
+            let stream: &[u8] = if rng.pick(2) == 0 { b"s1" } else { b"s2" };
+            b.push(stream, Some(100), 100, &[t]).unwrap();
+            check(&b);
+        }
+        check(&b.clone());
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
 use super::{
-    canonical_i64, validate_tick_with, CoreResult, Kind, Tick, DEFAULT_TIME_FIELD, MAX_DOC_BYTES,
-    MAX_FIELDS,
+    canonical_i64, eq_short, validate_tick_with, validate_values, CoreResult, Kind, Tick,
+    DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES,
 };
 
 /// A tick as the book's encoder reads it: time, time field and position, fields by index.
@@ -19,6 +19,15 @@ pub(super) trait TickSrc {
     fn n_fields(&self) -> usize;
     /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
     fn field(&self, i: usize) -> (&[u8], Kind, &[u8]);
+    /// The name of field `i` (as `field`).
+    fn name(&self, i: usize) -> &[u8] {
+        self.field(i).0
+    }
+    /// The kind and text of field `i` (as `field`).
+    fn value(&self, i: usize) -> (Kind, &[u8]) {
+        let (_, kind, text) = self.field(i);
+        (kind, text)
+    }
 }
 
 impl TickSrc for Tick {
@@ -73,6 +82,12 @@ pub struct TickBatch {
     text: Vec<u8>,
     fields: Vec<FieldRec>,
     ticks: Vec<TickRec>,
+    /// The names of the last tick that passed the name checks, as a [`ShapeKey`]. Those
+    /// checks depend on the names alone, so a tick with the same key passes them too: pushes
+    /// of one shape check their names once. Kept by [`TickBatch::clear`].
+    valid_names: Vec<u8>,
+    /// Kept by [`TickBatch::clear`] too.
+    template: Template,
 }
 
 /// A view paired with its batch: the [`TickSrc`] the book appends.
@@ -109,6 +124,18 @@ impl TickSrc for BatchTick<'_> {
             _ => (&[], Kind::Str, &[]),
         }
     }
+    fn name(&self, i: usize) -> &[u8] {
+        match self.b.fields.get(self.rec.first + i) {
+            Some(f) if self.rec.first + i < self.rec.end => self.text(f.name),
+            _ => &[],
+        }
+    }
+    fn value(&self, i: usize) -> (Kind, &[u8]) {
+        match self.b.fields.get(self.rec.first + i) {
+            Some(f) if self.rec.first + i < self.rec.end => (f.kind, self.text(f.value)),
+            _ => (Kind::Str, &[]),
+        }
+    }
 }
 
 /// Above this many bytes of buffers, [`TickBatch::clear`] gives the memory back.
@@ -124,6 +151,7 @@ impl TickBatch {
         if self.text.capacity() > KEEP_BYTES
             || self.fields.capacity() * std::mem::size_of::<FieldRec>() > KEEP_BYTES
             || self.ticks.capacity() * std::mem::size_of::<TickRec>() > KEEP_BYTES
+            || self.valid_names.capacity() > KEEP_BYTES
         {
             *self = TickBatch::default();
         } else {
@@ -166,6 +194,10 @@ impl TickBatch {
     }
 
     pub(super) fn with_views<R>(&self, f: impl FnOnce(&[BatchTick<'_>]) -> R) -> R {
+        // The usual push: one tick.
+        if let [rec] = self.ticks[..] {
+            return f(std::slice::from_ref(&BatchTick { b: self, rec }));
+        }
         // Up to 8 ticks on the stack; a larger batch collects its views once.
         let mut stack = [BatchTick {
             b: self,
@@ -202,11 +234,33 @@ impl TickBatch {
     }
 
     /// Validates the tick just staged (fields from `first`, text from `text_at`) and keeps it,
-    /// or drops it and reports why.
-    fn commit(&mut self, rec: TickRec, text_at: usize, values: bool) -> CoreResult<()> {
-        let r = validate_tick_with(&BatchTick { b: self, rec }, values);
+    /// or drops it and reports why. `known`: its names are those of `valid_names` (checked).
+    fn commit(
+        &mut self,
+        rec: TickRec,
+        text_at: usize,
+        values: bool,
+        known: bool,
+    ) -> CoreResult<()> {
+        let t = BatchTick { b: self, rec };
+        let r = if known {
+            // The name checks passed for these very names: only the values are left, and
+            // `validate_tick_with` reports the first bad value in field order, as here.
+            if values {
+                validate_values(&t)
+            } else {
+                Ok(())
+            }
+        } else {
+            validate_tick_with(&t, values)
+        };
         match r {
             Ok(()) => {
+                if !known {
+                    let mut key = ShapeKey::new(std::mem::take(&mut self.valid_names));
+                    key.write(&BatchTick { b: self, rec });
+                    self.valid_names = key.into_bytes();
+                }
                 self.ticks.push(rec);
                 Ok(())
             }
@@ -231,7 +285,10 @@ impl TickBatch {
         let text_at = self.text.len();
         let first = self.fields.len();
         let time_field = self.span(DEFAULT_TIME_FIELD);
+        let mut memo = KeyCursor::default();
+        memo.step(&self.valid_names, DEFAULT_TIME_FIELD, true);
         for (n, v) in pairs {
+            memo.step(&self.valid_names, n, false);
             let name = self.span(n);
             let value = self.span(v);
             self.fields.push(FieldRec {
@@ -247,7 +304,8 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at, true)
+        let known = memo.hit(&self.valid_names);
+        self.commit(rec, text_at, true, known)
     }
 
     /// Adds an owned tick (validated here).
@@ -271,7 +329,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at, true)
+        self.commit(rec, text_at, true, false)
     }
 
     /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
@@ -289,21 +347,36 @@ impl TickBatch {
     pub(super) fn push_flat_json(&mut self, doc: &[u8], tf: &[u8]) -> bool {
         let text_at = self.text.len();
         let first = self.fields.len();
-        let ok = doc.len() <= MAX_DOC_BYTES && self.stage_flat(doc, tf, first).is_some();
+        let ok = doc.len() <= MAX_DOC_BYTES && self.stage_flat(doc, tf, text_at, first).is_some();
         if !ok {
             self.rollback(first, text_at);
         }
         ok
     }
 
-    fn stage_flat(&mut self, doc: &[u8], tf: &[u8], first: usize) -> Option<()> {
-        let text_at = self.text.len();
+    /// Reads a flat document into the batch: the document is copied once and its names and
+    /// values are spans of the copy (plain strings need no unescaping).
+    fn stage_flat(&mut self, doc: &[u8], tf: &[u8], base: usize, first: usize) -> Option<()> {
+        self.text.extend_from_slice(doc);
+        if let Some(rec) = self.stage_like_template(doc, tf, base, first) {
+            // The template's names, which passed the checks.
+            return self.commit(rec, base, false, true).ok();
+        }
+        self.fields.truncate(first);
+        // Rebuilt below if this document is accepted.
+        self.template.clear();
+        let span = |(start, end): (usize, usize)| Span {
+            start: base + start,
+            end: base + end,
+        };
         let mut p = Parser { b: doc, i: 0 };
+        let mut memo = KeyCursor::default();
         p.ws();
         p.eat(b'{')?;
         p.ws();
         let mut time = None;
         let mut time_pos = 0;
+        let mut time_field = Span::default();
         if p.peek() == Some(b'}') {
             return None; // no time field: the serde path words the error
         }
@@ -313,33 +386,38 @@ impl TickBatch {
             p.ws();
             p.eat(b':')?;
             p.ws();
-            let (kind, value) = match p.peek()? {
-                b'"' => {
-                    p.i += 1;
-                    (Kind::Str, p.plain_string()?)
-                }
-                b'-' | b'0'..=b'9' => (Kind::Num, p.number()?),
-                b't' => (Kind::Bool, p.word(b"true")?),
-                b'f' => (Kind::Bool, p.word(b"false")?),
-                b'n' => (Kind::Null, p.word(b"null")?),
-                _ => return None, // nested values, garbage: serde
-            };
-            let name = doc.get(name.0..name.1)?;
-            let value = doc.get(value.0..value.1)?;
-            if name == tf {
+            let value_at = p.i;
+            let (kind, value) = p.value()?;
+            let name_text = doc.get(name.0..name.1)?;
+            // Longer names fail the checks: serde words the error.
+            if name_text.len() > MAX_NAME_BYTES {
+                return None;
+            }
+            let is_time = eq_short(name_text, tf);
+            memo.step(&self.valid_names, name_text, is_time);
+            let n = self.fields.len() - first;
+            if is_time {
                 if time.is_some() || kind != Kind::Num {
                     return None;
                 }
-                time = Some(canonical_i64(value)?);
-                time_pos = self.fields.len() - first;
+                time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
+                time_pos = n;
+                time_field = span(name);
             } else {
-                if self.fields.len() - first >= MAX_FIELDS {
+                if n >= MAX_FIELDS {
                     return None;
                 }
-                let name = self.span(name);
-                let value = self.span(value);
-                self.fields.push(FieldRec { name, value, kind });
+                self.fields.push(FieldRec {
+                    name: span(name),
+                    value: span(value),
+                    kind,
+                });
             }
+            self.template.members.push(Member {
+                name,
+                token: (value_at, p.i),
+                is_time,
+            });
             p.ws();
             match p.peek()? {
                 b',' => {
@@ -357,7 +435,6 @@ impl TickBatch {
         if p.i != doc.len() {
             return None;
         }
-        let time_field = self.span(tf);
         let rec = TickRec {
             time: time?,
             time_field,
@@ -365,8 +442,193 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
+        let known = memo.hit(&self.valid_names);
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, text_at, false).ok()
+        self.commit(rec, base, false, known).ok()?;
+        if doc.len() <= TEMPLATE_MAX_BYTES {
+            self.template.doc.extend_from_slice(doc);
+            self.template.tf.extend_from_slice(tf);
+        }
+        Some(())
+    }
+
+    /// Stages `doc` (already copied to `base`) when it is the template document with other
+    /// values: the same bytes around each value (names, quotes, spacing), so the parser
+    /// would read the same names, and those passed the checks. `None` (fields possibly
+    /// staged) when it is not, or when the parser would decline it.
+    fn stage_like_template(
+        &mut self,
+        doc: &[u8],
+        tf: &[u8],
+        base: usize,
+        first: usize,
+    ) -> Option<TickRec> {
+        let TickBatch {
+            template, fields, ..
+        } = self;
+        if template.doc.is_empty() || template.tf != tf {
+            return None;
+        }
+        let span = |(start, end): (usize, usize)| Span {
+            start: base + start,
+            end: base + end,
+        };
+        let mut p = Parser { b: doc, i: 0 };
+        let mut time = None;
+        let mut time_pos = 0;
+        let mut time_field = Span::default();
+        // End of the previous value in the template.
+        let mut prev = 0;
+        for m in &template.members {
+            let between = template.doc.get(prev..m.token.0)?;
+            let at = p.i;
+            let end = at.checked_add(between.len())?;
+            if !doc.get(at..end).is_some_and(|d| eq_short(d, between)) {
+                return None;
+            }
+            p.i = end;
+            let name = (
+                at + m.name.0.checked_sub(prev)?,
+                at + m.name.1.checked_sub(prev)?,
+            );
+            let (kind, value) = p.value()?;
+            if m.is_time {
+                if kind != Kind::Num {
+                    return None;
+                }
+                time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
+                time_pos = fields.len() - first;
+                time_field = span(name);
+            } else {
+                fields.push(FieldRec {
+                    name: span(name),
+                    value: span(value),
+                    kind,
+                });
+            }
+            prev = m.token.1;
+        }
+        if doc.get(p.i..)? != template.doc.get(prev..)? {
+            return None;
+        }
+        Some(TickRec {
+            time: time?,
+            time_field,
+            time_pos,
+            first,
+            end: fields.len(),
+        })
+    }
+}
+
+/// Documents up to this size leave their layout as the batch's [`Template`].
+const TEMPLATE_MAX_BYTES: usize = 4096;
+
+/// The layout of the last document the fast path accepted (empty `doc`: none). Feeds send
+/// documents of one layout, differing in their values only; such a document is read by
+/// comparing the bytes between values, and its names need no checks.
+#[derive(Clone, Debug, Default)]
+struct Template {
+    doc: Vec<u8>,
+    /// The time field the document was read with.
+    tf: Vec<u8>,
+    members: Vec<Member>,
+}
+
+impl Template {
+    fn clear(&mut self) {
+        if self.doc.capacity() > TEMPLATE_MAX_BYTES * 2 {
+            *self = Template::default();
+        }
+        self.doc.clear();
+        self.tf.clear();
+        self.members.clear();
+    }
+}
+
+/// A member of the template document: its name (the string's body) and its value's JSON
+/// token, as offsets in the document.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    name: (usize, usize),
+    token: (usize, usize),
+    is_time: bool,
+}
+
+/// The names of a tick (the time field's included, at its place) as one byte string: per
+/// name a little-endian `u16` of its length (`TIME_FLAG` set for the time field), then its
+/// bytes. Only for names of at most [`MAX_NAME_BYTES`], so the length never reaches the flag
+/// and equal keys mean equal names, equal time field, equal time position.
+struct ShapeKey(Vec<u8>);
+
+const TIME_FLAG: u16 = 0x8000;
+
+impl ShapeKey {
+    fn new(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        ShapeKey(buf)
+    }
+
+    /// The key of `t` (whose names passed the checks, so are short enough).
+    fn write<T: TickSrc + ?Sized>(&mut self, t: &T) {
+        for i in 0..=t.n_fields() {
+            if i == t.time_pos() {
+                self.item(t.time_field(), true);
+            }
+            if i < t.n_fields() {
+                self.item(t.name(i), false);
+            }
+        }
+    }
+
+    fn item(&mut self, name: &[u8], time: bool) {
+        let len = u16::try_from(name.len()).unwrap_or(u16::MAX) & !TIME_FLAG;
+        let head = if time { len | TIME_FLAG } else { len };
+        self.0.extend_from_slice(&head.to_le_bytes());
+        self.0.extend_from_slice(name);
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Compares a tick's names, as they are read, with a [`ShapeKey`] without building the key.
+#[derive(Default)]
+struct KeyCursor {
+    at: usize,
+    differs: bool,
+}
+
+impl KeyCursor {
+    #[inline]
+    fn step(&mut self, key: &[u8], name: &[u8], time: bool) {
+        if self.differs {
+            return;
+        }
+        // A name too long for a key never matches one.
+        let Some(len) = u16::try_from(name.len())
+            .ok()
+            .filter(|&l| usize::from(l) <= MAX_NAME_BYTES)
+        else {
+            self.differs = true;
+            return;
+        };
+        let head = if time { len | TIME_FLAG } else { len };
+        let end = self.at + 2 + name.len();
+        let same = key.get(self.at..self.at + 2) == Some(&head.to_le_bytes()[..])
+            && key.get(self.at + 2..end).is_some_and(|k| eq_short(k, name));
+        if same {
+            self.at = end;
+        } else {
+            self.differs = true;
+        }
+    }
+
+    /// True when every name matched and the key has no more.
+    #[inline]
+    fn hit(&self, key: &[u8]) -> bool {
+        !self.differs && self.at == key.len() && !key.is_empty()
     }
 }
 
@@ -377,18 +639,77 @@ struct Parser<'a> {
     i: usize,
 }
 
+/// Bytes of a JSON string body by what the fast path does with them.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+/// Escapes and control characters: the serde path's.
+const OTHER: u8 = 2;
+/// Not ASCII: the body must be valid UTF-8.
+const HIGH: u8 = 3;
+
+static STRING_CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = if c == b'"' as usize {
+            QUOTE
+        } else if c == b'\\' as usize || c < 0x20 {
+            OTHER
+        } else if c >= 0x80 {
+            HIGH
+        } else {
+            PLAIN
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The eight bytes at `i` as a little-endian word (byte `i` lowest).
+#[inline]
+fn load8(b: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(i..i.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// A word with the high bit set in its lowest byte that is `"`, `\`, a control character or
+/// not ASCII (zero if none). Bytes above the lowest may be flagged falsely (borrows), which
+/// only the lowest set bit is read for.
+#[inline]
+fn string_stops(w: u64) -> u64 {
+    let q = w ^ (LO * u64::from(b'"'));
+    let bs = w ^ (LO * u64::from(b'\\'));
+    let zero = |x: u64| x.wrapping_sub(LO) & !x;
+    (zero(q) | zero(bs) | (w.wrapping_sub(LO * 0x20) & !w) | w) & HI
+}
+
+/// As [`string_stops`], for the lowest byte that is not an ASCII digit.
+#[inline]
+fn non_digits(w: u64) -> u64 {
+    let below = w.wrapping_sub(LO * u64::from(b'0')) & !w;
+    // 7-bit byte + 0x46 reaches 0x80 from ':' (0x3a) up, without carrying into the next byte.
+    let above = (w & !HI).wrapping_add(LO * (0x80 - u64::from(b':')));
+    (below | above | w) & HI
+}
+
 impl Parser<'_> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
     /// JSON whitespace: space, tab, newline, carriage return.
+    #[inline]
     fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> Option<()> {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -398,26 +719,56 @@ impl Parser<'_> {
         }
     }
 
+    /// A value of a flat document: its kind and text (a string's body).
+    #[inline(always)]
+    fn value(&mut self) -> Option<(Kind, (usize, usize))> {
+        Some(match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                (Kind::Str, self.plain_string()?)
+            }
+            b'-' | b'0'..=b'9' => (Kind::Num, self.number()?),
+            b't' => (Kind::Bool, self.word(b"true")?),
+            b'f' => (Kind::Bool, self.word(b"false")?),
+            b'n' => (Kind::Null, self.word(b"null")?),
+            _ => return None, // nested values, garbage: serde
+        })
+    }
+
     /// The body of a string after its opening quote, up to the closing quote (consumed):
     /// only strings without escapes or control characters, valid UTF-8.
+    #[inline]
     fn plain_string(&mut self) -> Option<(usize, usize)> {
         let start = self.i;
-        let rest = self.b.get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest.get(len) != Some(&b'"') {
+        let mut i = start;
+        let mut high = false;
+        loop {
+            // Eight bytes at a time up to the first byte that is not plain ASCII.
+            if let Some(w) = load8(self.b, i) {
+                let stops = string_stops(w);
+                if stops == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += (stops.trailing_zeros() / 8) as usize;
+            }
+            match STRING_CLASS.get(usize::from(*self.b.get(i)?)).copied() {
+                Some(PLAIN) => {}
+                Some(QUOTE) => break,
+                Some(HIGH) => high = true,
+                _ => return None,
+            }
+            i += 1;
+        }
+        if high && std::str::from_utf8(self.b.get(start..i)?).is_err() {
             return None;
         }
-        let body = rest.get(..len)?;
-        if !body.is_ascii() && std::str::from_utf8(body).is_err() {
-            return None;
-        }
-        self.i = start + len + 1;
-        Some((start, start + len))
+        self.i = i + 1;
+        Some((start, i))
     }
 
     /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    #[inline]
     fn number(&mut self) -> Option<(usize, usize)> {
         let start = self.i;
         if self.peek() == Some(b'-') {
@@ -448,7 +799,16 @@ impl Parser<'_> {
         Some((start, self.i))
     }
 
+    #[inline]
     fn digits(&mut self) {
+        while let Some(w) = load8(self.b, self.i) {
+            let stops = non_digits(w);
+            if stops != 0 {
+                self.i += (stops.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
+        }
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
             self.i += 1;
         }
@@ -510,6 +870,13 @@ mod tests {
             Some(Tick::from_pairs(7, vec![(b"x".to_vec(), b"y".to_vec())]).unwrap())
         );
         assert_eq!(b.len(), 1 + usize::from(reference.is_ok()));
+        // Once more: the batch now remembers this document's names if they passed.
+        let n = b.len();
+        match (b.push_json(doc, tf), &reference) {
+            (Ok(()), Ok(t)) => assert_eq!(b.tick(n).as_ref(), Some(t)),
+            (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+            (got, _) => panic!("second push {:?}", got.is_ok()),
+        }
         fast
     }
 
@@ -719,6 +1086,7 @@ mod tests {
             "{\"k\":[{}]}",
         ];
         let mut fast = 0;
+        let mut shared = TickBatch::new();
         for round in 0..20_000 {
             let n = rng.pick(5);
             let mut doc = String::from("{");
@@ -733,6 +1101,7 @@ mod tests {
             }
             doc.push('}');
             let mut bytes = doc.into_bytes();
+            let unmutated = bytes.clone();
             if round % 2 == 1 {
                 for _ in 0..1 + rng.pick(3) {
                     let at = rng.pick(bytes.len() + 1);
@@ -751,8 +1120,222 @@ mod tests {
             for tf in [&b"time"[..], b"ft"] {
                 fast += usize::from(check(&bytes, tf));
             }
+            // The mutated document right after its original, which (if accepted) left its
+            // layout as the batch's template.
+            let tf: &[u8] = if round % 4 < 2 { b"time" } else { b"ft" };
+            for d in [&unmutated, &bytes] {
+                let n = shared.len();
+                match (shared.push_json(d, tf), Tick::from_json(d, tf)) {
+                    (Ok(()), Ok(t)) => assert_eq!(shared.tick(n), Some(t)),
+                    (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+                    (g, _) => panic!("{:?}: {:?}", String::from_utf8_lossy(d), g.is_ok()),
+                }
+            }
+            if shared.len() > 100 {
+                shared.clear();
+            }
         }
         assert!(fast > 100, "{fast}");
+    }
+
+    /// Documents next to the template's layout: only other values read like the template.
+    #[test]
+    fn template_neighbours_match_serde() {
+        let template = br#"{"ft": 1, "a": "x", "b": 2, "c": true}"#;
+        let mut warm = TickBatch::new();
+        warm.push_json(template, b"ft").unwrap();
+        assert!(!warm.template.doc.is_empty());
+        let like: [&[u8]; 5] = [
+            br#"{"ft": -12, "a": "", "b": 2.5e-3, "c": null}"#,
+            b"{\"ft\": 1, \"a\": \"\xc3\xa9\", \"b\": -0, \"c\": false}",
+            br#"{"ft": 1, "a": "x", "b": 2, "c": 1}"#,
+            br#"{"ft": 1, "a": 5, "b": "s", "c": true}"#,
+            br#"{"ft": 9223372036854775807, "a": "x y", "b": 0, "c": true}"#,
+        ];
+        let unlike: [&[u8]; 16] = [
+            br#"{"ft": 1, "a": "x\"", "b": 2, "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2 , "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true} "#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true}x"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true, "d": 1}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": true"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "d": true}"#,
+            br#"{"ft": 1, "a": {"k": 1}, "b": 2, "c": true}"#,
+            br#"{"ft": 1.5, "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": "1", "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": 01, "a": "x", "b": 2, "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2., "c": true}"#,
+            br#"{"ft": 1, "a": "x", "b": 2, "c": tru}"#,
+            b"{\"ft\": 1, \"a\": \"\xff\", \"b\": 2, \"c\": true}",
+            br#"{"ft":  1, "a": "x", "b": 2, "c": true}"#,
+            b"",
+        ];
+        for (doc, hit) in like
+            .iter()
+            .map(|d| (d, true))
+            .chain(unlike.iter().map(|d| (d, false)))
+        {
+            for tf in [&b"ft"[..], b"a", b"c"] {
+                let mut b = warm.clone();
+                let staged = b.stage_like_template(doc, tf, 0, 0).is_some();
+                assert_eq!(
+                    staged,
+                    hit && tf == b"ft",
+                    "{}",
+                    String::from_utf8_lossy(doc)
+                );
+                let mut b = warm.clone();
+                match (b.push_json(doc, tf), Tick::from_json(doc, tf)) {
+                    (Ok(()), Ok(t)) => assert_eq!(b.tick(1), Some(t)),
+                    (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+                    (g, _) => panic!("{}: {:?}", String::from_utf8_lossy(doc), g.is_ok()),
+                }
+            }
+        }
+    }
+
+    /// One batch reused for a long mix of documents and pairs (as the module reuses its
+    /// batch): the remembered names (`valid_names`) never change an outcome. Shapes repeat
+    /// often, with duplicate, empty, reserved, too long and non-UTF-8 names among them, and
+    /// the time field changes between pushes.
+    #[test]
+    fn reused_batch_matches_the_references() {
+        let mut rng = Lcg(0xba7c);
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let longest = "m".repeat(MAX_NAME_BYTES);
+        let names: Vec<&[u8]> = vec![
+            b"token",
+            b"lp",
+            b"pc",
+            b"ft",
+            b"time",
+            b"a",
+            b"",
+            b"\xc3\xa9",
+            long.as_bytes(),
+            longest.as_bytes(),
+            b"x\"y",
+            b"\xff",
+            b"\\",
+        ];
+        let shapes: Vec<Vec<usize>> = (0..12)
+            .map(|_| (0..rng.pick(6)).map(|_| rng.pick(names.len())).collect())
+            .chain([vec![0, 1, 2], vec![0, 1, 2], vec![1, 0, 2], vec![0, 1]])
+            .collect();
+        let tfs: [&[u8]; 4] = [b"ft", b"ft", b"time", b"a"];
+        let mut b = TickBatch::new();
+        let (mut hits, mut json_hits, mut fast) = (0, 0, 0);
+        // Pushes mostly repeat the previous one's form and shape, as real feeds do.
+        let (mut pairs_form, mut shape, mut tf, mut at) = (false, &shapes[0], tfs[0], 0);
+        for round in 0..20_000 {
+            if rng.pick(8) == 0 {
+                b.clear();
+            }
+            let before = b.len();
+            if rng.pick(4) == 0 {
+                pairs_form = rng.pick(3) == 0;
+                shape = &shapes[rng.pick(shapes.len())];
+                tf = tfs[rng.pick(tfs.len())];
+                at = rng.pick(shape.len() + 1);
+            }
+            let time = rng.pick(2000) as i64 - 1000;
+            if pairs_form {
+                let kv: Vec<(Vec<u8>, Vec<u8>)> = shape
+                    .iter()
+                    .map(|&n| (names[n].to_vec(), format!("v{}", rng.pick(9)).into_bytes()))
+                    .collect();
+                let known = memo_covers(&b, DEFAULT_TIME_FIELD, 0, shape.iter().map(|&n| names[n]));
+                let got = b.push_pairs(time, kv.iter().map(|(f, v)| (&f[..], &v[..])));
+                match (got, Tick::from_pairs(time, kv)) {
+                    (Ok(()), Ok(t)) => {
+                        hits += usize::from(known);
+                        assert_eq!(b.tick(before), Some(t));
+                    }
+                    (Err(e), Err(r)) => {
+                        assert!(!known, "round {round}");
+                        assert_eq!(e.message(), r.message());
+                    }
+                    (g, r) => panic!("round {round}: {:?} vs {:?}", g.is_ok(), r.is_ok()),
+                }
+            } else {
+                let mut doc = String::from("{");
+                for (i, &n) in shape.iter().enumerate() {
+                    if i == at {
+                        doc.push_str(&format!("\"{}\": {time}, ", String::from_utf8_lossy(tf)));
+                    }
+                    let v = match rng.pick(3) {
+                        0 => format!("{}.{:02}", rng.pick(100), rng.pick(100)),
+                        1 => format!("\"s{}\"", rng.pick(3)),
+                        _ => "true".into(),
+                    };
+                    let name = String::from_utf8_lossy(names[n]).replace('\\', "\\\\");
+                    doc.push_str(&format!("\"{}\": {v}, ", name.replace('"', "\\\"")));
+                }
+                if at == shape.len() {
+                    doc.push_str(&format!("\"{}\": {time}", String::from_utf8_lossy(tf)));
+                } else {
+                    doc.truncate(doc.len() - 2);
+                }
+                doc.push('}');
+                let accepted = b.clone().push_flat_json(doc.as_bytes(), tf);
+                fast += usize::from(accepted);
+                let names = shape.iter().map(|&n| names[n]);
+                json_hits += usize::from(accepted && memo_covers(&b, tf, at, names));
+                match (
+                    b.push_json(doc.as_bytes(), tf),
+                    Tick::from_json(doc.as_bytes(), tf),
+                ) {
+                    (Ok(()), Ok(t)) => assert_eq!(b.tick(before), Some(t)),
+                    (Err(e), Err(r)) => assert_eq!(e.message(), r.message()),
+                    (g, r) => panic!("{doc}: {:?} vs {:?}", g.is_ok(), r.is_ok()),
+                }
+            }
+            assert_eq!(b.ticks.len(), b.len());
+        }
+        assert!(
+            hits > 100 && json_hits > 1000 && fast > 3000,
+            "{hits} {json_hits} {fast}"
+        );
+    }
+
+    /// Whether `b` remembers exactly these names (time field `tf` at `pos`) as checked.
+    fn memo_covers<'a>(
+        b: &TickBatch,
+        tf: &[u8],
+        pos: usize,
+        names: impl Iterator<Item = &'a [u8]>,
+    ) -> bool {
+        let mut c = KeyCursor::default();
+        for (i, n) in names.enumerate() {
+            if i == pos {
+                c.step(&b.valid_names, tf, true);
+            }
+            c.step(&b.valid_names, n, false);
+        }
+        c.hit(&b.valid_names)
+    }
+
+    #[test]
+    fn word_scans_find_the_first_stop() {
+        let mut rng = Lcg(0x5ca9);
+        let interesting = [
+            b'"', b'\\', 0, 0x1f, 0x20, b'0', b'9', b'/', b':', 0x7f, 0x80, 0xff,
+        ];
+        for _ in 0..200_000 {
+            let bytes: [u8; 8] = std::array::from_fn(|_| match rng.pick(3) {
+                0 => interesting[rng.pick(interesting.len())],
+                1 => b'a' + rng.pick(26) as u8,
+                _ => rng.next() as u8,
+            });
+            let w = u64::from_le_bytes(bytes);
+            let first = |m: u64| (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+            let string_stop = bytes
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c));
+            assert_eq!(first(string_stops(w)), string_stop, "{bytes:?}");
+            let non_digit = bytes.iter().position(|c| !c.is_ascii_digit());
+            assert_eq!(first(non_digits(w)), non_digit, "{bytes:?}");
+        }
     }
 
     #[test]
