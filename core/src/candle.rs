@@ -151,6 +151,10 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if digits.is_empty() {
         return None;
     }
+    if digits.len() <= 16 {
+        // Timestamps (13 digits): eight digits at a time; 16 digits cannot overflow.
+        return short_i64(digits).map(|v| if neg { -v } else { v });
+    }
     let mut v: i64 = 0;
     for &c in digits {
         let d = c.wrapping_sub(b'0');
@@ -166,6 +170,28 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
         };
     }
     Some(v)
+}
+
+/// 1..=16 ASCII digits as a number, `None` if any byte is not a digit.
+fn short_i64(digits: &[u8]) -> Option<i64> {
+    use crate::decimal::swar;
+    let n1 = digits.len().min(8);
+    let w1 = swar::load8(digits, 0) ^ swar::ZEROS;
+    // Bytes past the end load as 0, which is no digit: the run stops there.
+    if swar::digit_run_t(w1) != n1 {
+        return None;
+    }
+    let hi = swar::value(w1, n1);
+    let n2 = digits.len() - n1;
+    if n2 == 0 {
+        return i64::try_from(hi).ok();
+    }
+    let w2 = swar::load8(digits, 8) ^ swar::ZEROS;
+    if swar::digit_run_t(w2) != n2 {
+        return None;
+    }
+    let v = hi * swar::POW10_U64.get(n2)? + swar::value(w2, n2);
+    i64::try_from(v).ok()
 }
 
 #[cfg(test)]
@@ -241,7 +267,10 @@ mod tests {
         .map(|s| s.as_bytes().to_vec())
         .collect();
         inputs.push(vec![0xff, b'1']);
-        let alphabet = b"0123456789-+ 9";
+        inputs.push(b"17254768200\x0000".to_vec());
+        inputs.push(b"172547682\xb000".to_vec());
+        // Neighbours of the digits ('/' and ':') and NUL probe the 8-at-a-time digit check.
+        let alphabet = b"0123456789-+ 9/:\x0099";
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for _ in 0..100_000 {
             x ^= x << 13;
@@ -253,6 +282,21 @@ mod tests {
                     .map(|i| alphabet[((x >> (i * 3 % 60)) % alphabet.len() as u64) as usize])
                     .collect(),
             );
+        }
+        // All-digit strings of every length, with and without a sign.
+        for len in 1..=20 {
+            for k in 0..200u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let digits: Vec<u8> = (0..len)
+                    .map(|i| b'0' + ((x >> (i % 60)) % 10) as u8)
+                    .collect();
+                if k % 2 == 1 {
+                    inputs.push([b"-".as_slice(), &digits].concat());
+                }
+                inputs.push(digits);
+            }
         }
         for b in &inputs {
             assert_eq!(
