@@ -66,6 +66,9 @@ pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
         if let Some(klines) = fast::rest_klines(payload) {
             return Ok(klines);
         }
+        if let Some(kline) = fast::ws_kline(payload) {
+            return Ok(vec![kline]);
+        }
     }
     let v = parse_json(payload)?;
     klines_of(&v)
@@ -359,6 +362,164 @@ mod fast {
         c.at += 1;
         c.ws();
         (c.at == payload.len()).then_some(out)
+    }
+
+    /// A WebSocket kline as Binance sends it, for the feeder's hot path (`LIVE_UPDATE` and
+    /// `OFFICIAL_ADD ... JSON <frame>` per kline event): the combined-stream frame
+    /// `{"stream":…,"data":{…}}`, the event `{"e":"kline",…,"k":{…}}` or its `k` object, read
+    /// the way `klines_of` reads the Value. Members other than those it reads may be plain
+    /// strings, integers, `true`, `false` or `null`. `None` for anything else, and wherever
+    /// the Value path could answer differently or refuse (escapes, a repeated member name, a
+    /// decimal given as a JSON number, a bad field): the caller then takes that path.
+    pub(super) fn ws_kline(payload: &[u8]) -> Option<Kline> {
+        let mut c = Cursor { b: payload, at: 0 };
+        let k = event(&mut c, 0)?;
+        c.ws();
+        (c.at == payload.len()).then_some(k)
+    }
+
+    /// Member names `klines_of` / `kline_of_k` read, as bits (a repeated one: `None`).
+    const NAMES: [&[u8]; 17] = [
+        b"t", b"o", b"h", b"l", b"c", b"v", b"T", b"q", b"n", b"V", b"Q", b"x", b"i", b"s", b"e",
+        b"k", b"data",
+    ];
+
+    /// The kline fields of one object, as read so far.
+    #[derive(Default)]
+    struct Fields<'a> {
+        seen: u32,
+        t: Option<i64>,
+        ohlcv: [Option<Dec>; 5],
+        close_time: Option<i64>,
+        q: Option<Dec>,
+        n: Option<u64>,
+        v_base: Option<Dec>,
+        q_quote: Option<Dec>,
+        x: Option<bool>,
+        i: Option<&'a [u8]>,
+        s: Option<&'a [u8]>,
+        e: Option<&'a [u8]>,
+        /// `k` (an object, read as kline fields) or `data` (read as an event).
+        k: Option<Kline>,
+        data: Option<Kline>,
+    }
+
+    /// An object at `c` read as `klines_of` reads a `Value::Object`: `data` if present, else
+    /// `k` (with `e`, if a string, naming a kline), else its own fields.
+    fn event(c: &mut Cursor<'_>, depth: u8) -> Option<Kline> {
+        let f = object(c, depth)?;
+        if f.data.is_some() {
+            return f.data;
+        }
+        if f.seen & bit(b"k") != 0 {
+            if f.e.is_some_and(|e| e != b"kline") {
+                return None;
+            }
+            return f.k;
+        }
+        kline_of_fields(f)
+    }
+
+    fn bit(name: &[u8]) -> u32 {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map_or(0, |i| 1u32 << i)
+    }
+
+    /// `kline_of_k` on the fields read: `None` where it would fail.
+    fn kline_of_fields(f: Fields<'_>) -> Option<Kline> {
+        let [o, h, l, cl, v] = f.ohlcv;
+        let mut candle = Candle::ohlcv(f.t?, o?, h?, l?, cl?, v?);
+        candle.close_time = f.close_time;
+        candle.quote_volume = f.q;
+        candle.trades = f.n;
+        candle.taker_buy_base = f.v_base;
+        candle.taker_buy_quote = f.q_quote;
+        let interval = match f.i {
+            None => None,
+            Some(i) => Some(crate::interval::Interval::parse(std::str::from_utf8(i).ok()?).ok()?),
+        };
+        Some(Kline {
+            candle,
+            closed: f.x,
+            interval,
+            // Plain strings are printable ASCII.
+            symbol: f.s.map(|s| String::from_utf8_lossy(s).into_owned()),
+        })
+    }
+
+    /// One object's members. `data` is read as an event and `k` as kline fields (each one
+    /// level deeper, at most two); other members must be flat.
+    fn object<'a>(c: &mut Cursor<'a>, depth: u8) -> Option<Fields<'a>> {
+        c.eat(b'{')?;
+        let mut f = Fields::default();
+        if c.peek()? == b'}' {
+            c.at += 1;
+            return Some(f);
+        }
+        loop {
+            let name = c.plain_str()?;
+            c.eat(b':')?;
+            let b = bit(name);
+            if f.seen & b != 0 {
+                return None; // repeated: the Value keeps the last one
+            }
+            f.seen |= b;
+            match name {
+                b"t" => f.t = Some(c.i64_field()?),
+                b"T" => f.close_time = Some(c.i64_field()?),
+                b"n" => f.n = Some(c.u64_field()?),
+                b"o" => f.ohlcv[0] = Some(c.dec_field()?),
+                b"h" => f.ohlcv[1] = Some(c.dec_field()?),
+                b"l" => f.ohlcv[2] = Some(c.dec_field()?),
+                b"c" => f.ohlcv[3] = Some(c.dec_field()?),
+                b"v" => f.ohlcv[4] = Some(c.dec_field()?),
+                b"q" => f.q = Some(c.dec_field()?),
+                b"V" => f.v_base = Some(c.dec_field()?),
+                b"Q" => f.q_quote = Some(c.dec_field()?),
+                b"x" => f.x = Some(bool_lit(c)?),
+                b"i" => f.i = Some(c.plain_str()?),
+                b"s" => f.s = Some(c.plain_str()?),
+                b"e" => f.e = Some(c.plain_str()?),
+                b"k" if depth < 2 => f.k = Some(kline_of_fields(object(c, depth + 1)?)?),
+                b"data" if depth < 2 => f.data = Some(event(c, depth + 1)?),
+                _ => skip_flat(c)?,
+            }
+            match c.peek()? {
+                b',' => c.at += 1,
+                b'}' => {
+                    c.at += 1;
+                    return Some(f);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn bool_lit(c: &mut Cursor<'_>) -> Option<bool> {
+        c.ws();
+        let rest = c.b.get(c.at..)?;
+        let (v, n) = if rest.starts_with(b"true") {
+            (true, 4)
+        } else if rest.starts_with(b"false") {
+            (false, 5)
+        } else {
+            return None;
+        };
+        c.at += n;
+        Some(v)
+    }
+
+    /// A member the kline does not read: a plain string, an integer, `true`, `false` or
+    /// `null`.
+    fn skip_flat(c: &mut Cursor<'_>) -> Option<()> {
+        match c.peek()? {
+            b'"' => c.plain_str().map(|_| ()),
+            b't' | b'f' => bool_lit(c).map(|_| ()),
+            b'n' => c.b.get(c.at..)?.starts_with(b"null").then(|| c.at += 4),
+            _ => c.int_text().map(|_| ()),
+        }
     }
 }
 
@@ -921,5 +1082,112 @@ mod tests {
             parse_stream_frame(book.as_bytes()).unwrap(),
             StreamEvent::Other
         );
+    }
+
+    /// `fast::ws_kline` answers only as the Value path does: every kline frame of the
+    /// captures in its three shapes (frame, event, `k` object), then edited ones (bytes
+    /// changed, members repeated, reordered, retyped, nested, spaced).
+    #[test]
+    fn ws_kline_fast_path_matches_value_path() {
+        use crate::test_rng::XorShift;
+        let check = |p: &[u8]| -> bool {
+            let fast = fast::ws_kline(p);
+            if let Some(k) = &fast {
+                assert_eq!(
+                    Ok(vec![k.clone()]),
+                    value_path(p),
+                    "{}",
+                    String::from_utf8_lossy(p)
+                );
+            }
+            assert_eq!(
+                parse_klines(p).map_err(|e| e.to_string()),
+                value_path(p),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+            fast.is_some()
+        };
+        let mut docs: Vec<Vec<u8>> = Vec::new();
+        for name in [
+            "ws_kline_1m_combined.jsonl",
+            "ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl",
+            "ws_capture_spot_2021-10-12_4symbols.jsonl",
+        ] {
+            for line in fixture(name).split(|b| *b == b'\n') {
+                let kline = b"\"e\":\"kline\"";
+                if !line.windows(kline.len()).any(|w| w == kline) {
+                    continue;
+                }
+                let mut v: Value = serde_json::from_slice(line).unwrap();
+                if let Some(frame) = v.get("frame") {
+                    // The capture files wrap each frame with its receive time.
+                    v = frame.clone();
+                    docs.push(serde_json::to_vec(&v).unwrap());
+                } else {
+                    docs.push(line.to_vec());
+                }
+                docs.push(serde_json::to_vec(&v["data"]).unwrap());
+                docs.push(serde_json::to_vec(&v["data"]["k"]).unwrap());
+                docs.push(serde_json::to_vec_pretty(&v).unwrap());
+            }
+        }
+        let mut fast_hits = 0;
+        for d in &docs {
+            fast_hits += usize::from(check(d));
+        }
+        assert!(docs.len() > 1000, "{} kline documents", docs.len());
+        assert_eq!(
+            fast_hits,
+            docs.len(),
+            "every real kline shape takes the fast path"
+        );
+
+        let edits: [(&[u8], &[u8]); 18] = [
+            (b"\"x\":false", b"\"x\":null"),
+            (b"\"x\":false", b"\"x\":0"),
+            (b"\"x\":false", b"\"x\" : true"),
+            (b"\"t\":", b"\"t\":\"1\",\"t\":"),
+            (b"\"o\":", b"\"z\":{},\"o\":"),
+            (b"\"o\":", b"\"z\":1.5,\"o\":"),
+            (b"\"o\":", b"\"z\":\"\\u0041\",\"o\":"),
+            (b"\"o\":\"", b"\"o\":1"),
+            (b"\"i\":\"1m\"", b"\"i\":\"7m\""),
+            (b"\"i\":\"1m\"", b"\"i\":1"),
+            (b"\"s\":", b"\"s\":7,\"y\":"),
+            (b"\"e\":\"kline\"", b"\"e\":\"trade\""),
+            (b"\"e\":\"kline\"", b"\"e\":5"),
+            (b"\"n\":", b"\"n\":-"),
+            (b"\"data\":", b"\"data\":[],\"x\":"),
+            (b"\"k\":", b"\"k\":\"no\",\"j\":"),
+            (b"\"T\":", b"\"T\":1e3,\"U\":"),
+            (b"}", b",}"),
+        ];
+        let base: Vec<Vec<u8>> = docs.iter().step_by(7).cloned().collect();
+        for d in &base {
+            for (from, to) in edits {
+                if let Some(at) = d.windows(from.len()).position(|w| w == from) {
+                    check(&[&d[..at], to, &d[at + from.len()..]].concat());
+                }
+            }
+        }
+        let mut rng = XorShift(0x005e_ed0f_ca7e);
+        let alphabet = b"{}[]\",:0123456789.-etrufalsnxkdi \\";
+        for _ in 0..20_000 {
+            let d = &base[rng.below(base.len() as u64) as usize];
+            let mut e = d.clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(e.len() as u64) as usize;
+                match rng.below(3) {
+                    _ if at >= e.len() => e.push(b'}'),
+                    0 => e[at] = alphabet[rng.below(alphabet.len() as u64) as usize],
+                    1 => {
+                        e.remove(at);
+                    }
+                    _ => e.insert(at, alphabet[rng.below(alphabet.len() as u64) as usize]),
+                }
+            }
+            check(&e);
+        }
     }
 }
