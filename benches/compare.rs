@@ -919,6 +919,41 @@ fn chart_phase(
         r[0].spread(),
         r[1].spread()
     ));
+
+    // 4 (info): what the feeder sends per WebSocket kline update, a real `x=false` frame,
+    // against storing that frame's text with SET ... EX.
+    let frame = fixture("ws_kline_1m_combined.jsonl")?
+        .lines()
+        .find(|l| l.contains("\"x\":false"))
+        .ok_or("no x=false kline frame in ws_kline_1m_combined.jsonl")?
+        .to_string();
+    let ws_key = "candles:ETHUSDT:1m:ws";
+    let lu_json = strs(&[
+        "CANDLE.LIVE_UPDATE",
+        ws_key,
+        "INTERVAL",
+        "1m",
+        "JSON",
+        &frame,
+    ]);
+    let mut cmd = redis::cmd("CANDLE.LIVE_UPDATE");
+    for a in lu_json.iter().skip(1) {
+        cmd.arg(a);
+    }
+    let changed: i64 = cmd.query(&mut c)?;
+    if changed != 1 {
+        return Err("CANDLE.LIVE_UPDATE of the WebSocket frame did not change its series".into());
+    }
+    let set_frame = strs(&["SET", "live_candle:ETHUSDT:1m", &frame, "EX", "86400"]);
+    let r = bench.medians(&[&lu_json, &set_frame], 32)?;
+    t.add(
+        "   LIVE_UPDATE JSON <WS kline frame> vs SET EX",
+        k(r[0].median),
+        k(r[1].median),
+        r[0].median / r[1].median,
+        "(info)",
+        None,
+    );
     Ok(())
 }
 
