@@ -378,16 +378,9 @@ mod fast {
         (c.at == payload.len()).then_some(k)
     }
 
-    /// Member names `klines_of` / `kline_of_k` read, as bits (a repeated one: `None`).
-    const NAMES: [&[u8]; 17] = [
-        b"t", b"o", b"h", b"l", b"c", b"v", b"T", b"q", b"n", b"V", b"Q", b"x", b"i", b"s", b"e",
-        b"k", b"data",
-    ];
-
     /// The kline fields of one object, as read so far.
     #[derive(Default)]
     struct Fields<'a> {
-        seen: u32,
         t: Option<i64>,
         ohlcv: [Option<Dec>; 5],
         close_time: Option<i64>,
@@ -411,7 +404,7 @@ mod fast {
         if f.data.is_some() {
             return f.data;
         }
-        if f.seen & bit(b"k") != 0 {
+        if f.k.is_some() {
             if f.e.is_some_and(|e| e != b"kline") {
                 return None;
             }
@@ -420,11 +413,13 @@ mod fast {
         kline_of_fields(f)
     }
 
-    fn bit(name: &[u8]) -> u32 {
-        NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map_or(0, |i| 1u32 << i)
+    /// Stores a member's value; a repeated member gives `None` (the Value keeps the last).
+    fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(v);
+        Some(())
     }
 
     /// `kline_of_k` on the fields read: `None` where it would fail.
@@ -461,29 +456,24 @@ mod fast {
         loop {
             let name = c.plain_str()?;
             c.eat(b':')?;
-            let b = bit(name);
-            if f.seen & b != 0 {
-                return None; // repeated: the Value keeps the last one
-            }
-            f.seen |= b;
             match name {
-                b"t" => f.t = Some(c.i64_field()?),
-                b"T" => f.close_time = Some(c.i64_field()?),
-                b"n" => f.n = Some(c.u64_field()?),
-                b"o" => f.ohlcv[0] = Some(c.dec_field()?),
-                b"h" => f.ohlcv[1] = Some(c.dec_field()?),
-                b"l" => f.ohlcv[2] = Some(c.dec_field()?),
-                b"c" => f.ohlcv[3] = Some(c.dec_field()?),
-                b"v" => f.ohlcv[4] = Some(c.dec_field()?),
-                b"q" => f.q = Some(c.dec_field()?),
-                b"V" => f.v_base = Some(c.dec_field()?),
-                b"Q" => f.q_quote = Some(c.dec_field()?),
-                b"x" => f.x = Some(bool_lit(c)?),
-                b"i" => f.i = Some(c.plain_str()?),
-                b"s" => f.s = Some(c.plain_str()?),
-                b"e" => f.e = Some(c.plain_str()?),
-                b"k" if depth < 2 => f.k = Some(kline_of_fields(object(c, depth + 1)?)?),
-                b"data" if depth < 2 => f.data = Some(event(c, depth + 1)?),
+                b"t" => set(&mut f.t, c.i64_field()?)?,
+                b"T" => set(&mut f.close_time, c.i64_field()?)?,
+                b"n" => set(&mut f.n, c.u64_field()?)?,
+                b"o" => set(&mut f.ohlcv[0], c.dec_field()?)?,
+                b"h" => set(&mut f.ohlcv[1], c.dec_field()?)?,
+                b"l" => set(&mut f.ohlcv[2], c.dec_field()?)?,
+                b"c" => set(&mut f.ohlcv[3], c.dec_field()?)?,
+                b"v" => set(&mut f.ohlcv[4], c.dec_field()?)?,
+                b"q" => set(&mut f.q, c.dec_field()?)?,
+                b"V" => set(&mut f.v_base, c.dec_field()?)?,
+                b"Q" => set(&mut f.q_quote, c.dec_field()?)?,
+                b"x" => set(&mut f.x, bool_lit(c)?)?,
+                b"i" => set(&mut f.i, c.plain_str()?)?,
+                b"s" => set(&mut f.s, c.plain_str()?)?,
+                b"e" => set(&mut f.e, c.plain_str()?)?,
+                b"k" if depth < 2 => set(&mut f.k, kline_of_fields(object(c, depth + 1)?)?)?,
+                b"data" if depth < 2 => set(&mut f.data, event(c, depth + 1)?)?,
                 _ => skip_flat(c)?,
             }
             match c.peek()? {
