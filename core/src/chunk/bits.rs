@@ -62,18 +62,8 @@ impl BitWriter {
     /// Writes the `n <= 56` low bits of `v`.
     #[inline]
     pub fn bits(&mut self, v: u64, n: u32) {
-        debug_assert!(n <= 56 && self.nacc < 64);
-        let v = v & mask(n);
-        self.acc |= v << self.nacc;
-        let free = 64 - self.nacc;
-        if n < free {
-            self.nacc += n;
-        } else {
-            // The word is full: out with it, keep the bits that did not fit (free <= n <= 56).
-            self.buf.extend_from_slice(&self.acc.to_le_bytes());
-            self.acc = v >> free;
-            self.nacc = n - free;
-        }
+        debug_assert!(n <= 56);
+        self.put_exact(v & mask(n), n);
     }
 
     /// Writes the `n <= 128` low bits of `v`.
@@ -152,6 +142,7 @@ impl BitWriter {
         if n < free {
             self.nacc += n;
         } else {
+            // The word is full: out with it, keep the bits that did not fit (free <= n <= 56).
             self.buf.extend_from_slice(&self.acc.to_le_bytes());
             self.acc = v >> free;
             self.nacc = n - free;
