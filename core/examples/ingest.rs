@@ -54,22 +54,23 @@ fn fnv(h: &mut u64, b: &[u8]) {
 /// What one OFFICIAL_ADD does on the server: parse, add (validate, seal), encode the effect.
 #[inline(never)]
 fn ingest_all(s: &mut Series, bodies: &[Vec<u8>], blob: &mut Vec<u8>) -> usize {
-    let mut n = 0;
-    for body in bodies {
-        let batch: Vec<Incoming> = parse_klines(body)
-            .expect("parses")
-            .into_iter()
-            .map(|k| Incoming {
-                candle: k.candle,
-                closed: k.closed,
-            })
-            .collect();
-        let out = s.add_official(&batch, i64::MAX / 2).expect("adds");
-        blob.clear();
-        out.effect.encode(blob);
-        n += out.changed;
-    }
-    n
+    bodies.iter().map(|body| add_body(s, body, blob)).sum()
+}
+
+/// One body: parsed, added, its effect encoded into `blob`; the candles changed.
+fn add_body(s: &mut Series, body: &[u8], blob: &mut Vec<u8>) -> usize {
+    let batch: Vec<Incoming> = parse_klines(body)
+        .expect("parses")
+        .into_iter()
+        .map(|k| Incoming {
+            candle: k.candle,
+            closed: k.closed,
+        })
+        .collect();
+    let out = s.add_official(&batch, i64::MAX / 2).expect("adds");
+    blob.clear();
+    out.effect.encode(blob);
+    out.changed
 }
 
 fn new_series() -> Series {
@@ -100,17 +101,7 @@ fn verify(bodies: &[Vec<u8>]) -> (Series, u64, u64, usize) {
 fn verified_round(s: &mut Series, bodies: &[Vec<u8>], effects: &mut u64) {
     let mut blob = Vec::new();
     for body in bodies {
-        let batch: Vec<Incoming> = parse_klines(body)
-            .expect("parses")
-            .into_iter()
-            .map(|k| Incoming {
-                candle: k.candle,
-                closed: k.closed,
-            })
-            .collect();
-        let out = s.add_official(&batch, i64::MAX / 2).expect("adds");
-        blob.clear();
-        out.effect.encode(&mut blob);
+        add_body(s, body, &mut blob);
         fnv(effects, &blob);
     }
 }
