@@ -384,7 +384,8 @@ fn r3_duplicate_policies() {
                 policy,
             ],
         );
-        assert_eq!(
+        // The first row of the fixture, with this close.
+        let mut add = |close: &str| {
             int(
                 &mut c,
                 &[
@@ -394,44 +395,14 @@ fn r3_duplicate_policies() {
                     "56714",
                     "56714.01",
                     "56634",
-                    "56642",
-                    "11.02444"
-                ]
-            ),
-            1
-        );
-        assert_eq!(
-            int(
-                &mut c,
-                &[
-                    "CANDLE.OFFICIAL_ADD",
-                    &key,
-                    &t,
-                    "56714",
-                    "56714.01",
-                    "56634",
-                    "56642",
-                    "11.02444"
-                ]
-            ),
-            0
-        );
-        assert_eq!(
-            int(
-                &mut c,
-                &[
-                    "CANDLE.OFFICIAL_ADD",
-                    &key,
-                    &t,
-                    "56714",
-                    "56714.01",
-                    "56634",
-                    "56650",
-                    "11.02444"
-                ]
-            ),
-            reply
-        );
+                    close,
+                    "11.02444",
+                ],
+            )
+        };
+        assert_eq!(add("56642"), 1);
+        assert_eq!(add("56642"), 0, "identical re-add");
+        assert_eq!(add("56650"), reply);
         assert_eq!(merged(&mut c, &key, &[])[0]["close"], close);
     }
     val(

@@ -889,13 +889,8 @@ mod tests {
     /// limits (16-digit integers, 15.8-digit decimals, leading zeros, signs, exponents).
     #[test]
     fn fast_path_matches_value_path_on_random_numbers() {
-        let mut x: u64 = 0x0123_4567_89ab_cdef;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::test_rng::XorShift(0x0123_4567_89ab_cdef);
+        let mut next = move || rng.next();
         let mut digits = |n: u64, r: u64| -> String {
             (0..n)
                 .map(|i| char::from(b'0' + ((r >> (i % 16 * 4)) % 10) as u8))

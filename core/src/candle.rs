@@ -271,11 +271,9 @@ mod tests {
         inputs.push(b"172547682\xb000".to_vec());
         // Neighbours of the digits ('/' and ':') and NUL probe the 8-at-a-time digit check.
         let alphabet = b"0123456789-+ 9/:\x0099";
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rng = crate::test_rng::XorShift(0x2545_F491_4F6C_DD1D);
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let len = (x % 22) as usize;
             inputs.push(
                 (0..len)
@@ -286,9 +284,7 @@ mod tests {
         // All-digit strings of every length, with and without a sign.
         for len in 1..=20 {
             for k in 0..200u64 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let x = rng.next();
                 let digits: Vec<u8> = (0..len)
                     .map(|i| b'0' + ((x >> (i % 60)) % 10) as u8)
                     .collect();

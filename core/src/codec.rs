@@ -330,7 +330,7 @@ mod tests {
     /// largest record included).
     #[test]
     fn candle_record_is_the_field_by_field_encoding() {
-        let mut x: u64 = 0x1357_9bdf_2468_ace0;
+        let mut rng = crate::test_rng::XorShift(0x1357_9bdf_2468_ace0);
         let mut mants: Vec<i128> = vec![
             0,
             1,
@@ -347,9 +347,7 @@ mod tests {
             i128::MIN,
         ];
         for _ in 0..5_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let v = ((x as i128) << (x % 70)) >> (x % 13);
             mants.push(if x & 1 == 0 { v } else { -v });
         }
@@ -363,7 +361,7 @@ mod tests {
             if i % 3 > 0 {
                 c.close_time = Some(t.wrapping_add(i as i64) / 2);
                 c.quote_volume = Some(d(5));
-                c.trades = Some(x.wrapping_mul(i as u64) >> (i % 64));
+                c.trades = Some(rng.0.wrapping_mul(i as u64) >> (i % 64));
                 c.taker_buy_base = Some(d(6));
                 c.taker_buy_quote = Some(d(7));
             }

@@ -685,11 +685,9 @@ mod tests {
         .collect();
         // Deterministic pseudo-random strings over the characters that matter.
         let alphabet = b"0123456789.-e0";
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let len = (x % 23) as usize;
             let mut s = String::new();
             let mut y = x;
@@ -719,11 +717,9 @@ mod tests {
 
     #[test]
     fn swar_value_matches_digit_loop() {
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rng = crate::test_rng::XorShift(0x2545_F491_4F6C_DD1D);
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let digits: Vec<u8> = (0..8).map(|i| b'0' + ((x >> (i * 7)) % 10) as u8).collect();
             for k in 0..=8 {
                 let want = digits[..k]
@@ -781,11 +777,9 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let alphabet = b"0123456789.-e\"000";
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..300_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let mut y = x;
             let mut s = String::new();
             if x.is_multiple_of(3) {

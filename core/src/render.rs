@@ -303,11 +303,9 @@ mod tests {
         .iter()
         .map(|s| Dec::parse(s).unwrap())
         .collect();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
         for i in 0..5000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let m = (x >> (i % 60)) as i128 * if i % 3 == 0 { -1 } else { 1 };
             let m = if i % 7 == 0 {
                 m * 1_000_000_000_000_000

@@ -880,7 +880,7 @@ mod tests {
 
     #[test]
     fn mul_is_checked_mul() {
-        let mut x: u64 = 0x0f1e_2d3c_4b5a_6978;
+        let mut rng = crate::test_rng::XorShift(0x0f1e_2d3c_4b5a_6978);
         let mut vals: Vec<i128> = vec![
             0,
             1,
@@ -895,9 +895,7 @@ mod tests {
             -(1 << 64),
         ];
         for _ in 0..3_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let v = ((x as i128) << (x % 66)) >> (x % 7);
             vals.push(if x & 1 == 0 { v } else { -v });
         }
@@ -1002,11 +1000,10 @@ mod tests {
         Ok(out)
     }
 
-    /// Fixture chunks, random and extreme candles (mantissas up to i128, so the 128-bit
-    /// paths), then the same bytes truncated and corrupted: the decoder gives what the
-    /// reference decoder gives (the same candles, or an error for both), and never panics.
-    #[test]
-    fn decoder_matches_reference() {
+    /// Chunks to test codecs on: each real fixture in full chunks and in `small.1` chunks of
+    /// `small.0` candles, then `random` chunks of random and extreme candles (every other
+    /// one with mantissas up to i128).
+    fn chunk_sets(r: &mut Rng, small: (usize, usize), random: usize) -> Vec<Vec<Candle>> {
         let mut sets: Vec<Vec<Candle>> = Vec::new();
         for f in [
             "rest_klines_BTCUSDT_1m_limit1000.json",
@@ -1015,13 +1012,22 @@ mod tests {
         ] {
             let cs = fixture(f);
             sets.extend(cs.chunks(CHUNK_MAX).map(<[Candle]>::to_vec));
-            sets.extend(cs.chunks(5).take(10).map(<[Candle]>::to_vec));
+            sets.extend(cs.chunks(small.0).take(small.1).map(<[Candle]>::to_vec));
         }
-        let mut r = Rng(0xdec0_de00_0c0f_fee5);
-        for i in 0..200 {
+        for i in 0..random {
             let n = 1 + r.below(CHUNK_MAX as u64) as usize;
-            sets.push(candles(&mut r, n, i % 2 == 0));
+            sets.push(candles(r, n, i % 2 == 0));
         }
+        sets
+    }
+
+    /// Fixture chunks, random and extreme candles (mantissas up to i128, so the 128-bit
+    /// paths), then the same bytes truncated and corrupted: the decoder gives what the
+    /// reference decoder gives (the same candles, or an error for both), and never panics.
+    #[test]
+    fn decoder_matches_reference() {
+        let mut r = Rng(0xdec0_de00_0c0f_fee5);
+        let sets = chunk_sets(&mut r, (5, 10), 200);
         for cs in &sets {
             let bytes = encode_chunk(cs);
             assert_eq!(decode_chunk(&bytes).as_ref().ok(), Some(cs));
@@ -1059,21 +1065,8 @@ mod tests {
 
     #[test]
     fn fast_paths_encode_the_bytes_of_the_general_path() {
-        let mut sets: Vec<Vec<Candle>> = Vec::new();
-        for f in [
-            "rest_klines_BTCUSDT_1m_limit1000.json",
-            "rest_klines_BTCUSDT_5m_limit1000.json",
-            "rest_klines_BTCUSDT_15m_limit1000.json",
-        ] {
-            let cs = fixture(f);
-            sets.extend(cs.chunks(CHUNK_MAX).map(<[Candle]>::to_vec));
-            sets.extend(cs.chunks(7).take(20).map(<[Candle]>::to_vec));
-        }
         let mut r = Rng(0x5eed_0fc0_ffee);
-        for i in 0..300 {
-            let n = 1 + r.below(CHUNK_MAX as u64) as usize;
-            sets.push(candles(&mut r, n, i % 2 == 0));
-        }
+        let sets = chunk_sets(&mut r, (7, 20), 300);
         for cs in &sets {
             let bytes = encode_chunk(cs);
             assert_eq!(bytes, encode_chunk_wide(cs));
