@@ -13,12 +13,11 @@ use redis_module::key::RedisKeyWritable;
 use redis_module::{
     raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
 };
-use redis_module_macros::command;
 
 use crate::candle_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
+use crate::command::module_command;
 use crate::config;
 use crate::datatype::ModuleValue;
-use crate::hot::hot_command;
 use crate::stats;
 use crate::util::{
     as_str, bulk, core_err, err, field_list, is_kw, json_reply, now_ms, option_value, parse_bound,
@@ -247,16 +246,20 @@ fn target_interval(t: &Target<'_>) -> Interval {
     }
 }
 
-#[command({
+module_command!(
+    candle_create,
+    entry: candle_create_entry,
+    info: candle_create_info,
     name: "CANDLE.CREATE",
-    flags: [Write, DenyOOM],
+    flags: "write deny-oom",
     arity: -4,
     summary: "Create an empty candle series",
     complexity: "O(1)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Insert], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::INSERT,
+);
+
+fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let name = &args[1];
     let mut interval = None;
     let mut retention = None;
@@ -266,7 +269,7 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
-        let v = option_value(&args, i, as_str(a).unwrap_or("option"))?;
+        let v = option_value(args, i, as_str(a).unwrap_or("option"))?;
         if is_kw(a, "INTERVAL") {
             interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
         } else if is_kw(a, "RETENTION") {
@@ -313,16 +316,20 @@ fn candle_create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
-#[command({
+module_command!(
+    candle_official_add,
+    entry: candle_official_add_entry,
+    info: candle_official_add_info,
     name: "CANDLE.OFFICIAL_ADD",
-    flags: [Write, DenyOOM],
+    flags: "write deny-oom",
     arity: -4,
     summary: "Add official (exchange-final) candles; forming ones are kept live (R4)",
     complexity: "O(N log M) for N candles added to a series of M",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let name = &args[1];
     let (interval, rest) = take_interval(&args[2..])?;
     let (batch, intervals) = parse_candles(rest)?;
@@ -337,7 +344,7 @@ fn candle_official_add(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::Integer(changed as i64))
 }
 
-hot_command!(
+module_command!(
     candle_live_update,
     entry: candle_live_update_entry,
     info: candle_live_update_info,
@@ -431,7 +438,7 @@ fn live_write(
     Ok(RedisValue::Integer(i64::from(changed)))
 }
 
-hot_command!(
+module_command!(
     candle_live_tick,
     entry: candle_live_tick_entry,
     info: candle_live_tick_info,
@@ -573,16 +580,20 @@ fn empty_reply(ctx: &Context, o: &ReadOpts) -> RedisValue {
     reply_candles(ctx, &[], o)
 }
 
-#[command({
+module_command!(
+    candle_range_merged,
+    entry: candle_range_merged_entry,
+    info: candle_range_merged_info,
     name: "CANDLE.RANGE_MERGED",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: -4,
     summary: "Official candles, else live ones, for every open time in a range (R6)",
     complexity: "O(log N + M) for M candles returned",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let name = &args[1];
     let from = parse_bound(&args[2], "from")?;
     let to = parse_bound(&args[3], "to")?;
@@ -602,16 +613,20 @@ fn candle_range_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_candles(ctx, &rows, &o))
 }
 
-#[command({
+module_command!(
+    candle_live,
+    entry: candle_live_entry,
+    info: candle_live_info,
     name: "CANDLE.LIVE",
-    flags: [ReadOnly, Fast],
+    flags: "readonly fast",
     arity: -2,
     summary: "The live (forming or not yet official) candles, newest last",
     complexity: "O(L) for L live candles (at most LIVE_MAX)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn candle_live(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let o = parse_read_opts(&args[2..], false)?;
     let key = ctx.open_key(&args[1]);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
@@ -625,16 +640,20 @@ fn candle_live(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_candles(ctx, &rows, &o))
 }
 
-#[command({
+module_command!(
+    candle_gaps,
+    entry: candle_gaps_entry,
+    info: candle_gaps_info,
     name: "CANDLE.GAPS",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: 4,
     summary: "Missing official ranges [start, end] between two aligned open times",
     complexity: "O(log N + M) for M official candles in the range",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let name = &args[1];
     let from = parse_int(&args[2], "from")?;
     let to = parse_int(&args[3], "to")?;
@@ -650,16 +669,20 @@ fn candle_gaps(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ))
 }
 
-#[command({
+module_command!(
+    candle_info,
+    entry: candle_info_entry,
+    info: candle_info_info,
     name: "CANDLE.INFO",
-    flags: [ReadOnly, Fast],
+    flags: "readonly fast",
     arity: 2,
     summary: "Settings and counts of a candle series",
     complexity: "O(1)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let name = &args[1];
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
@@ -696,18 +719,22 @@ fn candle_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(field_list(fields))
 }
 
-/// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,
-/// so R1/R4 cannot be bypassed.
-#[command({
+// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,
+// so R1/R4 cannot be bypassed.
+module_command!(
+    candle_apply,
+    entry: candle_apply_entry,
+    info: candle_apply_info,
     name: "CANDLE.APPLY",
-    flags: [Write],
+    flags: "write",
     arity: 3,
     summary: "Internal: replication/AOF form of candle writes (refused from clients)",
     complexity: "O(N log M)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn candle_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "CANDLE.APPLY")?;
     let name = &args[1];
     let blob = args[2].as_slice();

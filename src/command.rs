@@ -1,18 +1,18 @@
-//! Registration of the hot write commands (`CANDLE.LIVE_UPDATE`, `CANDLE.LIVE_TICK`,
-//! `TICKS.PUSH`) with borrowed arguments.
+//! Registration of every command, with borrowed arguments.
 //!
 //! `#[command]` hands its handler a `Vec<RedisString>` built with one `RetainString` per
 //! argument and released with one `FreeString` each: about 1,000 instructions on an
 //! 8-argument `LIVE_UPDATE`, an eighth of the command. The arguments belong to the client for
-//! the whole call, so the handler can borrow them as they are. Same registration otherwise:
-//! the `CommandInfo` (flags, arity, docs, key spec) goes into the list `#[command]` fills.
+//! the whole call, so handlers borrow them as they are. Registration is otherwise what
+//! `#[command]` does: the `CommandInfo` (flags, arity, docs, key spec) goes into the list the
+//! crate registers at load.
 
 use std::mem::ManuallyDrop;
 use std::os::raw::c_int;
 
 use redis_module::{raw, RedisString};
 
-/// Most arguments borrowed without allocating (the hot forms take at most 10).
+/// Most arguments borrowed without allocating (the hot write forms take at most 10).
 const STACK_ARGS: usize = 16;
 
 /// Calls `f` with the command's arguments, borrowed from the client.
@@ -50,7 +50,7 @@ fn as_strings(args: &[ManuallyDrop<RedisString>]) -> &[RedisString] {
 
 /// Defines the Redis entry point of `$handler` (`fn(&Context, &[RedisString]) -> RedisResult`)
 /// and registers it like `#[command]` does, with a single first-key key spec.
-macro_rules! hot_command {
+macro_rules! module_command {
     (
         $handler:ident, entry: $entry:ident, info: $info:ident,
         name: $name:literal, flags: $flags:literal, arity: $arity:literal,
@@ -63,8 +63,9 @@ macro_rules! hot_command {
             argc: std::os::raw::c_int,
         ) -> std::os::raw::c_int {
             let context = redis_module::Context::new(ctx);
-            let response =
-                $crate::hot::with_borrowed_args(ctx, argv, argc, |args| $handler(&context, args));
+            let response = $crate::command::with_borrowed_args(ctx, argv, argc, |args| {
+                $handler(&context, args)
+            });
             context.reply(response.map(|v| v.into())) as std::os::raw::c_int
         }
 
@@ -89,4 +90,4 @@ macro_rules! hot_command {
         }
     };
 }
-pub(crate) use hot_command;
+pub(crate) use module_command;

@@ -5,9 +5,9 @@
 
 pub mod candle_cmds;
 pub mod candle_type;
+mod command;
 pub mod config;
 pub mod datatype;
-mod hot;
 pub mod stats;
 pub mod ticks_cmds;
 pub mod ticks_type;

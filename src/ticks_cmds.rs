@@ -11,11 +11,10 @@ use std::sync::atomic::Ordering;
 use candles_core::ticks::{ticks_to_json, Tick, TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
 use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
-use redis_module_macros::command;
 
+use crate::command::module_command;
 use crate::config::TICK_CAP;
 use crate::datatype::ModuleValue;
-use crate::hot::hot_command;
 use crate::stats;
 use crate::ticks_type::{SNAPSHOT_TAG, TICKS_TYPE};
 use crate::util::{
@@ -144,7 +143,7 @@ fn fill_batch(p: &Push<'_>, batch: &mut TickBatch) -> Result<(), RedisError> {
     }
 }
 
-hot_command!(
+module_command!(
     ticks_push,
     entry: ticks_push_entry,
     info: ticks_push_info,
@@ -325,16 +324,20 @@ fn empty(format: Format) -> RedisValue {
     reply_ticks(&[], format)
 }
 
-#[command({
+module_command!(
+    ticks_latest,
+    entry: ticks_latest_entry,
+    info: ticks_latest_info,
     name: "TICKS.LATEST",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: -3,
     summary: "The newest ticks of a stream by time (ties: latest arrival first)",
     complexity: "O(C + N) for N ticks returned (C: one chunk of 32 records)",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_latest(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn ticks_latest(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let o = parse_read_opts(&args[3..], false, true)?;
     let key = ctx.open_key(&args[1]);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
@@ -346,16 +349,20 @@ fn ticks_latest(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_ticks(&ticks, o.format))
 }
 
-#[command({
+module_command!(
+    ticks_range,
+    entry: ticks_range_entry,
+    info: ticks_range_info,
     name: "TICKS.RANGE",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: -5,
     summary: "Ticks of a stream with from <= time <= to, ascending (ties: arrival order); - and + are open ends",
     complexity: "O(log N + C + M) for M ticks returned",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn ticks_range(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let from = parse_bound(&args[3], "from")?;
     let to = parse_bound(&args[4], "to")?;
     let o = parse_read_opts(&args[5..], false, true)?;
@@ -369,16 +376,20 @@ fn ticks_range(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_ticks(&ticks, o.format))
 }
 
-#[command({
+module_command!(
+    ticks_merged,
+    entry: ticks_merged_entry,
+    info: ticks_merged_info,
     name: "TICKS.MERGED",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: -2,
     summary: "The newest ticks across all streams (or those whose name starts with PREFIX), each naming its stream",
     complexity: "O(S (C + log S) + N log S) for S streams and N ticks returned",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn ticks_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, true)?;
     let key = ctx.open_key(&args[1]);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
@@ -390,16 +401,20 @@ fn ticks_merged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_merged(&ticks, o.format))
 }
 
-#[command({
+module_command!(
+    ticks_streams,
+    entry: ticks_streams_entry,
+    info: ticks_streams_info,
     name: "TICKS.STREAMS",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: -2,
     summary: "The streams of a tick book (or those whose name starts with PREFIX): name, length, newest time",
     complexity: "O(S * C) for S streams",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn ticks_streams(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let o = parse_read_opts(&args[2..], true, false)?;
     let key = ctx.open_key(&args[1]);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
@@ -419,16 +434,20 @@ fn ticks_streams(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ))
 }
 
-#[command({
+module_command!(
+    ticks_info,
+    entry: ticks_info_entry,
+    info: ticks_info_info,
     name: "TICKS.INFO",
-    flags: [ReadOnly],
+    flags: "readonly",
     arity: 2,
     summary: "Counts, caps and memory of a tick book",
     complexity: "O(S) for S streams",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn ticks_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let key = ctx.open_key(&args[1]);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Array(vec![]));
@@ -447,17 +466,21 @@ fn ticks_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(field_list(fields))
 }
 
-/// Internal: the AOF-rewrite form of a tick book (a canonical snapshot). Refused from clients.
-#[command({
+// Internal: the AOF-rewrite form of a tick book (a canonical snapshot). Refused from clients.
+module_command!(
+    ticks_apply,
+    entry: ticks_apply_entry,
+    info: ticks_apply_info,
     name: "TICKS.APPLY",
-    flags: [Write],
+    flags: "write",
     arity: 3,
     summary: "Internal: AOF-rewrite form of a tick book (refused from clients)",
     complexity: "O(N) for N ticks",
     since: "0.1.0",
-    key_spec: [{ flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
-})]
-fn ticks_apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn ticks_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "TICKS.APPLY")?;
     let name = &args[1];
     let book = match args[2].as_slice().split_first() {
