@@ -1,7 +1,7 @@
 //! CANDLE.* commands: parse → core → replicate the effect and notify only if something
 //! changed → reply.
 
-use candles_core::binance::parse_klines;
+use candles_core::binance::{self, parse_klines};
 use candles_core::candle::parse_time;
 use candles_core::series::{
     DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, WriteClock, LIVE_MAX_LIMIT,
@@ -371,6 +371,20 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
             let key = ctx.open_key_writable(name);
             let target = open_target(&key, name, interval)?;
             return live_write(ctx, &key, name, target, |s, now| s.live_update(candle, now));
+        }
+    }
+    // One kline as JSON (a REST row, as a client would `SET` it, or a WebSocket kline, as
+    // the feeder sends it): read without a tree or vectors where the shape is plain.
+    if let [kw, payload] = rest {
+        if is_kw(kw, "JSON") {
+            if let Some(k) = binance::parse_one_kline(payload.as_slice()) {
+                let key = ctx.open_key_writable(name);
+                let target = open_target(&key, name, interval)?;
+                check_json_interval(&[k.interval], target_interval(&target))?;
+                return live_write(ctx, &key, name, target, |s, now| {
+                    s.live_update(k.candle, now)
+                });
+            }
         }
     }
     let (mut candles, intervals) = parse_candles(rest)?;

@@ -74,6 +74,17 @@ pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
     klines_of(&v)
 }
 
+/// The one kline of a payload that is a single REST row or a WebSocket kline (frame, event
+/// or `k` object), read without a JSON tree: `LIVE_UPDATE ... JSON` takes exactly one. `None`
+/// when the payload is not plainly one of those shapes; [`parse_klines`] then decides (and
+/// gives the same kline wherever this one answers).
+pub fn parse_one_kline(payload: &[u8]) -> Option<Kline> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return None;
+    }
+    fast::rest_row(payload).or_else(|| fast::ws_kline(payload))
+}
+
 /// A one-pass reader for the exact shape of a REST klines body: a non-empty array of rows,
 /// each an array of 6 to 12 fields, integers where the row has integers (open time, close
 /// time, trades) and plain strings (no escapes) for the decimals. No tree, no allocation
@@ -362,6 +373,24 @@ mod fast {
         c.at += 1;
         c.ws();
         (c.at == payload.len()).then_some(out)
+    }
+
+    /// One REST row on its own (`[t,"o",…]`, what a client stores with `SET`), or `None`
+    /// when it is not exactly that shape.
+    pub(super) fn rest_row(payload: &[u8]) -> Option<Kline> {
+        let mut c = Cursor { b: payload, at: 0 };
+        c.ws();
+        let mut k = Kline {
+            candle: Candle::ohlcv(0, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO),
+            closed: None,
+            interval: None,
+            symbol: None,
+        };
+        if compact_row(payload, &mut c.at, &mut k.candle).is_none() {
+            k = row(&mut c)?;
+        }
+        c.ws();
+        (c.at == payload.len()).then_some(k)
     }
 
     /// A WebSocket kline as Binance sends it, for the feeder's hot path (`LIVE_UPDATE` and
@@ -824,6 +853,85 @@ mod tests {
         let ws = fixture("ws_kline_1m_combined.jsonl");
         for line in ws.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             assert!(!same_as_value_path(line));
+        }
+    }
+
+    /// The single-row reader (and `parse_one_kline`) agree with the Value path.
+    fn one_row_agrees(p: &[u8]) -> bool {
+        let fast = fast::rest_row(p);
+        assert_eq!(
+            parse_one_kline(p).is_some(),
+            fast.is_some() || fast::ws_kline(p).is_some()
+        );
+        agrees_with_value_path(p, fast.map(|k| vec![k]))
+    }
+
+    #[test]
+    fn single_row_fast_path_matches_value_path() {
+        for name in [
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+            "rest_klines_BTCUSDT_5m_limit1000.json",
+            "rest_klines_BTCUSDT_1m_10rows_nautilus.json",
+        ] {
+            let Value::Array(rows) = serde_json::from_slice::<Value>(&fixture(name)).unwrap()
+            else {
+                panic!("{name}");
+            };
+            for r in &rows {
+                let one = serde_json::to_vec(r).unwrap();
+                assert!(one_row_agrees(&one), "{name}: fast path not taken");
+                assert_eq!(
+                    parse_one_kline(&one).map(|k| vec![k]),
+                    Some(value_path(&one).unwrap())
+                );
+                let pretty = serde_json::to_vec_pretty(r).unwrap();
+                assert!(one_row_agrees(&pretty), "{name}: pretty");
+                let mut spaced = b" \n".to_vec();
+                spaced.extend_from_slice(&one);
+                spaced.extend_from_slice(b"\r\t ");
+                assert!(one_row_agrees(&spaced), "{name}: spaced");
+            }
+        }
+        // Short rows, and every malformed shape of the body test without its outer brackets.
+        for c in [
+            r#"[60000,"1","1","1","1","1"]"#,
+            r#"[60000,"1","1","1","1","1",119999]"#,
+            r#"[60000,"1","1","1","1","1",119999,"1",5,"1","1"]"#,
+            r#"[60000,"1","1","1","1","1",119999,"1",5,"1","1","0",1]"#,
+            r#"[60000,"1","1","1","1","1",119999,"1",5,"1","1",null]"#,
+            r#"[60000,"1","1","1","1","1",119999,"1",5,"1","1",7]"#,
+            r#"[60000,"1","1","1","1","1",119999,"1",-1]"#,
+            r#"[60000,"1","1","1","1","1"]]"#,
+            r#"[60000,"1","1","1","1","1"],"#,
+            r#"[60000,"1","1","1","1"]"#,
+            r#"[60000,1,"1","1","1","1"]"#,
+            r#"[060000,"1","1","1","1","1"]"#,
+            r#"[-0,"1","1","1","1","1"]"#,
+            r#"[6e4,"1","1","1","1","1"]"#,
+            r#"[9223372036854775808,"1","1","1","1","1"]"#,
+            r#"[60000,"1\u0030","1","1","1","1"]"#,
+            r#"[60000,"x","1","1","1","1"]"#,
+            "[60000,\"1\t\",\"1\",\"1\",\"1\",\"1\"]",
+            "[]",
+            "[",
+            "",
+        ] {
+            one_row_agrees(c.as_bytes());
+        }
+        // Every single-byte deletion and a set of substitutions of a full row.
+        let b = ROW.as_bytes();
+        assert!(one_row_agrees(b));
+        for i in 0..b.len() {
+            let mut d = b.to_vec();
+            d.remove(i);
+            one_row_agrees(&d);
+            for sub in [
+                b'0', b'9', b'-', b'"', b',', b'[', b']', b' ', b'.', b'e', b'\\', b'x',
+            ] {
+                let mut d = b.to_vec();
+                d[i] = sub;
+                one_row_agrees(&d);
+            }
         }
     }
 
