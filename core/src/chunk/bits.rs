@@ -518,13 +518,13 @@ pub struct SeriesScratch {
 pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
     if !sc.wide_only {
         const LIM: i128 = 1 << 62;
-        sc.narrow.clear();
-        let mut fits = true;
-        for &v in vals {
-            fits &= (-LIM..LIM).contains(&v);
-            sc.narrow.push(v as i64);
-        }
-        if fits {
+        // Branch-free check then a plain copy: both vectorise.
+        if vals
+            .iter()
+            .fold(true, |ok, &v| ok & (-LIM..LIM).contains(&v))
+        {
+            sc.narrow.clear();
+            sc.narrow.extend(vals.iter().map(|&v| v as i64));
             put_series64(w, &sc.narrow, &mut sc.us, hints);
             return;
         }
