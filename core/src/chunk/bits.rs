@@ -436,31 +436,36 @@ impl Adapt {
 /// 15 values are added between two halvings, so the running sum stays below
 /// `max(2^k0, 15 * 2^58) + 15 * 2^58 < 2^63`: `Adapt`'s saturating u128 sum never saturates
 /// there, and both give the same parameters.
-struct Adapt64 {
-    a: u64,
-    n: u32,
-}
+struct Adapt64;
 
 impl Adapt64 {
     #[inline]
     fn fits(k0: u32, max: u64) -> bool {
         k0 <= 62 && max < 1 << 58
     }
-    #[inline]
-    fn new(k0: u32) -> Adapt64 {
-        Adapt64 { a: 1 << k0, n: 1 }
-    }
+
+    /// Calls `f(u, base)` for every value, `base` being [`Adapt::base`] before `u` is added.
+    /// The count runs 1..=15, then 8..=15 over and over (halved at 16), so the loop goes
+    /// by those blocks: within one no halving is due, and after the first the count's bit
+    /// length is 4.
     #[inline(always)]
-    fn base(&self) -> i32 {
-        bitlen64(self.a) as i32 - (u32::BITS - self.n.leading_zeros()) as i32
-    }
-    #[inline(always)]
-    fn update(&mut self, u: u64) {
-        self.a += u;
-        self.n += 1;
-        if self.n >= ADAPT_N {
-            self.a >>= 1;
-            self.n >>= 1;
+    fn walk(us: &[u64], k0: u32, mut f: impl FnMut(u64, i32)) {
+        let mut a: u64 = 1 << k0;
+        let (head, rest) = us.split_at(us.len().min(ADAPT_N as usize - 1));
+        for (n, &u) in (1u32..).zip(head) {
+            f(
+                u,
+                bitlen64(a) as i32 - (u32::BITS - n.leading_zeros()) as i32,
+            );
+            a += u;
+        }
+        a >>= 1;
+        for block in rest.chunks(ADAPT_N as usize / 2) {
+            for &u in block {
+                f(u, bitlen64(a) as i32 - 4);
+                a += u;
+            }
+            a >>= 1;
         }
     }
 }
@@ -859,11 +864,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>, stats: S
         KMode::Fixed(k) => us.iter().for_each(|&u| w.rice64(u, k)),
         KMode::Adaptive { k0, off } => {
             if Adapt64::fits(k0, stats.max) {
-                let mut ad = Adapt64::new(k0);
-                for &u in us {
-                    w.rice64(u, adapt_k(ad.base(), off));
-                    ad.update(u);
-                }
+                Adapt64::walk(us, k0, |u, base| w.rice64(u, adapt_k(base, off)));
             } else {
                 let mut ad = Adapt::new(k0);
                 for &u in us {
@@ -942,17 +943,19 @@ fn fixed_costs(us: &[u64], klo: u32, max: u64) -> [u64; 3] {
 #[inline(never)]
 fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
     if Adapt64::fits(k0, max) {
+        // The unescaped costs are (q >> j) + 1 + kb + j: summed by parts.
+        let (mut q0, mut q1, mut kbs, mut fast) = (0u64, 0u64, 0u64, 0u64);
         let (mut c0, mut c1) = (0u64, 0u64);
-        let mut ad = Adapt64::new(k0);
-        for &u in us {
-            let base = ad.base();
+        Adapt64::walk(us, k0, |u, base| {
             // The mean is below 2^63, so base <= 63 and the shift below is in range.
             if base >= 1 {
                 let kb = (base - 1) as u32;
                 let q = u >> kb;
                 if q < u64::from(ESC) {
-                    c0 += q + 1 + u64::from(kb);
-                    c1 += (q >> 1) + 2 + u64::from(kb);
+                    q0 += q;
+                    q1 += q >> 1;
+                    kbs += u64::from(kb);
+                    fast += 1;
                 } else {
                     c0 += rice_cost64(u, kb);
                     c1 += rice_cost64(u, kb + 1);
@@ -961,9 +964,8 @@ fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
                 c0 += rice_cost64(u, adapt_k(base, -1));
                 c1 += rice_cost64(u, adapt_k(base, 0));
             }
-            ad.update(u);
-        }
-        return [c0, c1];
+        });
+        return [c0 + q0 + kbs + fast, c1 + q1 + kbs + 2 * fast];
     }
     let mut c = [0u64; 2];
     let mut ad = Adapt::new(k0);
