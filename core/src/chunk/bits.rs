@@ -921,12 +921,17 @@ fn fixed_costs(us: &[u64], klo: u32, max: u64) -> [u64; 3] {
             s2.wrapping_add(m * (k + 3)),
         ];
         if max >> klo >= u64::from(ESC) {
-            for &u in us.iter().filter(|&&u| u >> klo >= u64::from(ESC)) {
+            // The values whose quotient escapes are those >= ESC << klo (every value when
+            // that does not fit; the check below sorts them out).
+            let lim = if klo < 61 { u64::from(ESC) << klo } else { 0 };
+            for &u in us.iter().filter(|&&u| u >= lim) {
                 for (j, c) in c.iter_mut().enumerate() {
-                    let kj = klo + j as u32;
-                    *c = c
-                        .wrapping_sub((u >> kj) + 1 + u64::from(kj))
-                        .wrapping_add(rice_cost64(u, kj));
+                    // An escaped head costs ESC + gamma(q - ESC + 1) instead of q + 1.
+                    let q = u >> (klo + j as u32);
+                    if q >= u64::from(ESC) {
+                        let head = u64::from(ESC + 2 * bitlen64(q - u64::from(ESC) + 1) - 1);
+                        *c = c.wrapping_sub(q + 1).wrapping_add(head);
+                    }
                 }
             }
         }
@@ -985,19 +990,36 @@ fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
 /// Costs of the hinted modes `{off: lo}`, `{off: lo + 1}`, `{off: lo + 2}`.
 #[inline(never)]
 fn hinted_costs(us: &[u64], hints: &[u32], lo: i32) -> [u64; 3] {
+    // The unescaped costs are (q >> j) + 1 + kb + j: summed by parts.
+    let (mut q0, mut q1, mut q2, mut kbs, mut fast) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut c = [0u64; 3];
     for (i, &u) in us.iter().enumerate() {
         let h = hints.get(i).copied().unwrap_or(0);
         let kb = h as i32 + lo;
         if (0..=125).contains(&kb) {
-            costs_from(u, kb as u32, &mut c);
+            let q = shr64(u, kb as u32);
+            if q < u64::from(ESC) {
+                q0 += q;
+                q1 += q >> 1;
+                q2 += q >> 2;
+                kbs += kb as u64;
+                fast += 1;
+            } else {
+                for (j, c) in c.iter_mut().enumerate() {
+                    *c += rice_cost64(u, kb as u32 + j as u32);
+                }
+            }
         } else {
             for (j, c) in c.iter_mut().enumerate() {
                 *c += rice_cost64(u, hinted_k(h, lo + j as i32));
             }
         }
     }
-    c
+    [
+        c[0] + q0 + kbs + fast,
+        c[1] + q1 + kbs + 2 * fast,
+        c[2] + q2 + kbs + 3 * fast,
+    ]
 }
 
 fn put_mode(w: &mut BitWriter, mode: KMode) {
