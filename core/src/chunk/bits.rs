@@ -523,13 +523,15 @@ pub struct SeriesScratch {
 pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
     if !sc.wide_only {
         const LIM: i128 = 1 << 62;
-        // Branch-free check then a plain copy: both vectorise.
-        if vals
-            .iter()
-            .fold(true, |ok, &v| ok & (-LIM..LIM).contains(&v))
-        {
-            sc.narrow.clear();
-            sc.narrow.extend(vals.iter().map(|&v| v as i64));
+        // Copy and check in one branch-free pass: `v + 2^62` is below 2^63 (as unsigned)
+        // exactly when `v` is within +-2^62.
+        let mut out = 0u128;
+        sc.narrow.clear();
+        sc.narrow.extend(vals.iter().map(|&v| {
+            out |= v.wrapping_add(LIM) as u128 >> 63;
+            v as i64
+        }));
+        if out == 0 {
             put_series64(w, &sc.narrow, &mut sc.us, hints);
             return;
         }
@@ -689,36 +691,46 @@ fn put_series64(w: &mut BitWriter, vals: &[i64], us: &mut Vec<u64>, hints: Optio
         return;
     }
     let rest = vals.get(1..).unwrap_or(&[]);
-    // Pass 1: the extremes and the zig-zag sums of bit lengths.
+    // Pass 1: the extremes and the zig-zag sums of bit lengths. A sum of bit lengths is
+    // 64 per value minus the sum of leading zeros (one operation less per value).
+    let lz = |v: u64| u64::from(v.leading_zeros());
     let (mut min_plain, mut min_delta) = (first, i64::MAX);
     let (mut max_plain, mut max_delta) = (first, i64::MIN);
-    let mut bits_plain = u64::from(bitlen64(zigzag64(first)));
-    let mut bits_delta = 0u64;
+    let mut lz_plain = lz(zigzag64(first));
+    let mut lz_delta = 0u64;
     let mut prev = first;
     for &v in rest {
         min_plain = min_plain.min(v);
         max_plain = max_plain.max(v);
-        bits_plain += u64::from(bitlen64(zigzag64(v)));
+        lz_plain += lz(zigzag64(v));
         let d = v - prev;
         min_delta = min_delta.min(d);
         max_delta = max_delta.max(d);
-        bits_delta += u64::from(bitlen64(zigzag64(d)));
+        lz_delta += lz(zigzag64(d));
         prev = v;
     }
     if rest.is_empty() {
         min_delta = 0;
         max_delta = 0;
     }
-    // Pass 2: the sums of bit lengths above the minima.
-    let mut fore_plain = u64::from(bitlen64((first - min_plain) as u64));
-    let mut fore_delta = 0u64;
-    let mut prev = first;
-    for &v in rest {
-        fore_plain += u64::from(bitlen64((v - min_plain) as u64));
-        fore_delta += u64::from(bitlen64(((v - prev) as u64).wrapping_sub(min_delta as u64)));
-        prev = v;
-    }
     let n = vals.len() as u64;
+    let bits_plain = 64 * n - lz_plain;
+    let bits_delta = 64 * (n - 1) - lz_delta;
+    // Pass 2: the sums of bit lengths above the minima (none for a constant series: every
+    // value and difference is at its minimum).
+    let (mut fore_plain, mut fore_delta) = (0, 0);
+    if min_plain != max_plain {
+        let mut lz_plain = lz((first - min_plain) as u64);
+        let mut lz_delta = 0u64;
+        let mut prev = first;
+        for &v in rest {
+            lz_plain += lz((v - min_plain) as u64);
+            lz_delta += lz(((v - prev) as u64).wrapping_sub(min_delta as u64));
+            prev = v;
+        }
+        fore_plain = 64 * n - lz_plain;
+        fore_delta = 64 * (n - 1) - lz_delta;
+    }
     let hdr = |v: i64| u64::from(bitlen64(zigzag64(v))) + 8;
     let cands = [
         (false, false, bits_plain + 2 * n),
