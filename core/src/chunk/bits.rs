@@ -1398,6 +1398,42 @@ mod tests {
         }
     }
 
+    /// The hinted cost pass (shared shifts, sums by parts) against costing each value with
+    /// the u128 reference, hints and offsets reaching both ends of the parameter range.
+    #[test]
+    fn hinted_costs_match_reference() {
+        let mut r = Rng(0x4174_ed00_c057_0002);
+        for _ in 0..3000 {
+            let n = 1 + r.below(300) as usize;
+            let top = 1 + r.below(64) as u32;
+            let us: Vec<u64> = (0..n)
+                .map(|_| match r.below(10) {
+                    0 => r.next() >> (64 - top),
+                    _ => r.next() >> (64 - top.min(1 + r.below(30) as u32)),
+                })
+                .collect();
+            // Sometimes fewer hints than values (the rest count as 0).
+            let hn = if r.below(4) == 0 {
+                r.below(n as u64 + 1) as usize
+            } else {
+                n
+            };
+            let hints: Vec<u32> = (0..hn)
+                .map(|_| match r.below(3) {
+                    0 => r.below(130) as u32,
+                    _ => 64 - (us[0] >> r.below(64)).leading_zeros(),
+                })
+                .collect();
+            let wide: Vec<u128> = us.iter().map(|&u| u128::from(u)).collect();
+            for lo in [-42, -3, 0, r.below(80) as i32 - 40, 38, 40] {
+                let want: Vec<u64> = (0..3)
+                    .map(|j| mode_cost(&wide, &hints, KMode::Hinted { off: lo + j }))
+                    .collect();
+                assert_eq!(hinted_costs(&us, &hints, lo).to_vec(), want, "lo={lo}");
+            }
+        }
+    }
+
     #[test]
     fn series_round_trip() {
         let cases: Vec<Vec<i128>> = vec![
