@@ -368,6 +368,8 @@ fn put_prices(w: &mut BitWriter, cs: &[Candle], sc: &mut Scratch) {
         })
         .max()
         .unwrap_or(0);
+    // The reused row buffer is taken out while `sc` lends its other buffers, and given back
+    // whichever way `put_price_rows` returns.
     let mut rows = std::mem::take(&mut sc.rows);
     rows.clear();
     put_price_rows(w, cs, s, &mut rows, sc);
