@@ -436,31 +436,36 @@ impl Adapt {
 /// 15 values are added between two halvings, so the running sum stays below
 /// `max(2^k0, 15 * 2^58) + 15 * 2^58 < 2^63`: `Adapt`'s saturating u128 sum never saturates
 /// there, and both give the same parameters.
-struct Adapt64 {
-    a: u64,
-    n: u32,
-}
+struct Adapt64;
 
 impl Adapt64 {
     #[inline]
     fn fits(k0: u32, max: u64) -> bool {
         k0 <= 62 && max < 1 << 58
     }
-    #[inline]
-    fn new(k0: u32) -> Adapt64 {
-        Adapt64 { a: 1 << k0, n: 1 }
-    }
+
+    /// Calls `f(u, base)` for every value, `base` being [`Adapt::base`] before `u` is added.
+    /// The count runs 1..=15, then 8..=15 over and over (halved at 16), so the loop goes
+    /// by those blocks: within one no halving is due, and after the first the count's bit
+    /// length is 4.
     #[inline(always)]
-    fn base(&self) -> i32 {
-        bitlen64(self.a) as i32 - (u32::BITS - self.n.leading_zeros()) as i32
-    }
-    #[inline(always)]
-    fn update(&mut self, u: u64) {
-        self.a += u;
-        self.n += 1;
-        if self.n >= ADAPT_N {
-            self.a >>= 1;
-            self.n >>= 1;
+    fn walk(us: &[u64], k0: u32, mut f: impl FnMut(u64, i32)) {
+        let mut a: u64 = 1 << k0;
+        let (head, rest) = us.split_at(us.len().min(ADAPT_N as usize - 1));
+        for (n, &u) in (1u32..).zip(head) {
+            f(
+                u,
+                bitlen64(a) as i32 - (u32::BITS - n.leading_zeros()) as i32,
+            );
+            a += u;
+        }
+        a >>= 1;
+        for block in rest.chunks(ADAPT_N as usize / 2) {
+            for &u in block {
+                f(u, bitlen64(a) as i32 - 4);
+                a += u;
+            }
+            a >>= 1;
         }
     }
 }
@@ -518,13 +523,15 @@ pub struct SeriesScratch {
 pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
     if !sc.wide_only {
         const LIM: i128 = 1 << 62;
+        // Copy and check in one branch-free pass: `v + 2^62` is below 2^63 (as unsigned)
+        // exactly when `v` is within +-2^62.
+        let mut out = 0u128;
         sc.narrow.clear();
-        let mut fits = true;
-        for &v in vals {
-            fits &= (-LIM..LIM).contains(&v);
-            sc.narrow.push(v as i64);
-        }
-        if fits {
+        sc.narrow.extend(vals.iter().map(|&v| {
+            out |= v.wrapping_add(LIM) as u128 >> 63;
+            v as i64
+        }));
+        if out == 0 {
             put_series64(w, &sc.narrow, &mut sc.us, hints);
             return;
         }
@@ -684,36 +691,46 @@ fn put_series64(w: &mut BitWriter, vals: &[i64], us: &mut Vec<u64>, hints: Optio
         return;
     }
     let rest = vals.get(1..).unwrap_or(&[]);
-    // Pass 1: the extremes and the zig-zag sums of bit lengths.
+    // Pass 1: the extremes and the zig-zag sums of bit lengths. A sum of bit lengths is
+    // 64 per value minus the sum of leading zeros (one operation less per value).
+    let lz = |v: u64| u64::from(v.leading_zeros());
     let (mut min_plain, mut min_delta) = (first, i64::MAX);
     let (mut max_plain, mut max_delta) = (first, i64::MIN);
-    let mut bits_plain = u64::from(bitlen64(zigzag64(first)));
-    let mut bits_delta = 0u64;
+    let mut lz_plain = lz(zigzag64(first));
+    let mut lz_delta = 0u64;
     let mut prev = first;
     for &v in rest {
         min_plain = min_plain.min(v);
         max_plain = max_plain.max(v);
-        bits_plain += u64::from(bitlen64(zigzag64(v)));
+        lz_plain += lz(zigzag64(v));
         let d = v - prev;
         min_delta = min_delta.min(d);
         max_delta = max_delta.max(d);
-        bits_delta += u64::from(bitlen64(zigzag64(d)));
+        lz_delta += lz(zigzag64(d));
         prev = v;
     }
     if rest.is_empty() {
         min_delta = 0;
         max_delta = 0;
     }
-    // Pass 2: the sums of bit lengths above the minima.
-    let mut fore_plain = u64::from(bitlen64((first - min_plain) as u64));
-    let mut fore_delta = 0u64;
-    let mut prev = first;
-    for &v in rest {
-        fore_plain += u64::from(bitlen64((v - min_plain) as u64));
-        fore_delta += u64::from(bitlen64(((v - prev) as u64).wrapping_sub(min_delta as u64)));
-        prev = v;
-    }
     let n = vals.len() as u64;
+    let bits_plain = 64 * n - lz_plain;
+    let bits_delta = 64 * (n - 1) - lz_delta;
+    // Pass 2: the sums of bit lengths above the minima (none for a constant series: every
+    // value and difference is at its minimum).
+    let (mut fore_plain, mut fore_delta) = (0, 0);
+    if min_plain != max_plain {
+        let mut lz_plain = lz((first - min_plain) as u64);
+        let mut lz_delta = 0u64;
+        let mut prev = first;
+        for &v in rest {
+            lz_plain += lz((v - min_plain) as u64);
+            lz_delta += lz(((v - prev) as u64).wrapping_sub(min_delta as u64));
+            prev = v;
+        }
+        fore_plain = 64 * n - lz_plain;
+        fore_delta = 64 * (n - 1) - lz_delta;
+    }
     let hdr = |v: i64| u64::from(bitlen64(zigzag64(v))) + 8;
     let cands = [
         (false, false, bits_plain + 2 * n),
@@ -859,11 +876,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>, stats: S
         KMode::Fixed(k) => us.iter().for_each(|&u| w.rice64(u, k)),
         KMode::Adaptive { k0, off } => {
             if Adapt64::fits(k0, stats.max) {
-                let mut ad = Adapt64::new(k0);
-                for &u in us {
-                    w.rice64(u, adapt_k(ad.base(), off));
-                    ad.update(u);
-                }
+                Adapt64::walk(us, k0, |u, base| w.rice64(u, adapt_k(base, off)));
             } else {
                 let mut ad = Adapt::new(k0);
                 for &u in us {
@@ -920,12 +933,17 @@ fn fixed_costs(us: &[u64], klo: u32, max: u64) -> [u64; 3] {
             s2.wrapping_add(m * (k + 3)),
         ];
         if max >> klo >= u64::from(ESC) {
-            for &u in us.iter().filter(|&&u| u >> klo >= u64::from(ESC)) {
+            // The values whose quotient escapes are those >= ESC << klo (every value when
+            // that does not fit; the check below sorts them out).
+            let lim = if klo < 61 { u64::from(ESC) << klo } else { 0 };
+            for &u in us.iter().filter(|&&u| u >= lim) {
                 for (j, c) in c.iter_mut().enumerate() {
-                    let kj = klo + j as u32;
-                    *c = c
-                        .wrapping_sub((u >> kj) + 1 + u64::from(kj))
-                        .wrapping_add(rice_cost64(u, kj));
+                    // An escaped head costs ESC + gamma(q - ESC + 1) instead of q + 1.
+                    let q = u >> (klo + j as u32);
+                    if q >= u64::from(ESC) {
+                        let head = u64::from(ESC + 2 * bitlen64(q - u64::from(ESC) + 1) - 1);
+                        *c = c.wrapping_sub(q + 1).wrapping_add(head);
+                    }
                 }
             }
         }
@@ -942,17 +960,19 @@ fn fixed_costs(us: &[u64], klo: u32, max: u64) -> [u64; 3] {
 #[inline(never)]
 fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
     if Adapt64::fits(k0, max) {
+        // The unescaped costs are (q >> j) + 1 + kb + j: summed by parts.
+        let (mut q0, mut q1, mut kbs, mut fast) = (0u64, 0u64, 0u64, 0u64);
         let (mut c0, mut c1) = (0u64, 0u64);
-        let mut ad = Adapt64::new(k0);
-        for &u in us {
-            let base = ad.base();
+        Adapt64::walk(us, k0, |u, base| {
             // The mean is below 2^63, so base <= 63 and the shift below is in range.
             if base >= 1 {
                 let kb = (base - 1) as u32;
                 let q = u >> kb;
                 if q < u64::from(ESC) {
-                    c0 += q + 1 + u64::from(kb);
-                    c1 += (q >> 1) + 2 + u64::from(kb);
+                    q0 += q;
+                    q1 += q >> 1;
+                    kbs += u64::from(kb);
+                    fast += 1;
                 } else {
                     c0 += rice_cost64(u, kb);
                     c1 += rice_cost64(u, kb + 1);
@@ -961,9 +981,8 @@ fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
                 c0 += rice_cost64(u, adapt_k(base, -1));
                 c1 += rice_cost64(u, adapt_k(base, 0));
             }
-            ad.update(u);
-        }
-        return [c0, c1];
+        });
+        return [c0 + q0 + kbs + fast, c1 + q1 + kbs + 2 * fast];
     }
     let mut c = [0u64; 2];
     let mut ad = Adapt::new(k0);
@@ -983,19 +1002,36 @@ fn adaptive_costs(us: &[u64], k0: u32, max: u64) -> [u64; 2] {
 /// Costs of the hinted modes `{off: lo}`, `{off: lo + 1}`, `{off: lo + 2}`.
 #[inline(never)]
 fn hinted_costs(us: &[u64], hints: &[u32], lo: i32) -> [u64; 3] {
+    // The unescaped costs are (q >> j) + 1 + kb + j: summed by parts.
+    let (mut q0, mut q1, mut q2, mut kbs, mut fast) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut c = [0u64; 3];
     for (i, &u) in us.iter().enumerate() {
         let h = hints.get(i).copied().unwrap_or(0);
         let kb = h as i32 + lo;
         if (0..=125).contains(&kb) {
-            costs_from(u, kb as u32, &mut c);
+            let q = shr64(u, kb as u32);
+            if q < u64::from(ESC) {
+                q0 += q;
+                q1 += q >> 1;
+                q2 += q >> 2;
+                kbs += kb as u64;
+                fast += 1;
+            } else {
+                for (j, c) in c.iter_mut().enumerate() {
+                    *c += rice_cost64(u, kb as u32 + j as u32);
+                }
+            }
         } else {
             for (j, c) in c.iter_mut().enumerate() {
                 *c += rice_cost64(u, hinted_k(h, lo + j as i32));
             }
         }
     }
-    c
+    [
+        c[0] + q0 + kbs + fast,
+        c[1] + q1 + kbs + 2 * fast,
+        c[2] + q2 + kbs + 3 * fast,
+    ]
 }
 
 fn put_mode(w: &mut BitWriter, mode: KMode) {
@@ -1358,6 +1394,42 @@ mod tests {
                     .map(|&off| mode_cost(&wide, &[], KMode::Adaptive { k0, off }))
                     .collect();
                 assert_eq!(adaptive_costs(&us, k0, max).to_vec(), want, "k0={k0}");
+            }
+        }
+    }
+
+    /// The hinted cost pass (shared shifts, sums by parts) against costing each value with
+    /// the u128 reference, hints and offsets reaching both ends of the parameter range.
+    #[test]
+    fn hinted_costs_match_reference() {
+        let mut r = Rng(0x4174_ed00_c057_0002);
+        for _ in 0..3000 {
+            let n = 1 + r.below(300) as usize;
+            let top = 1 + r.below(64) as u32;
+            let us: Vec<u64> = (0..n)
+                .map(|_| match r.below(10) {
+                    0 => r.next() >> (64 - top),
+                    _ => r.next() >> (64 - top.min(1 + r.below(30) as u32)),
+                })
+                .collect();
+            // Sometimes fewer hints than values (the rest count as 0).
+            let hn = if r.below(4) == 0 {
+                r.below(n as u64 + 1) as usize
+            } else {
+                n
+            };
+            let hints: Vec<u32> = (0..hn)
+                .map(|_| match r.below(3) {
+                    0 => r.below(130) as u32,
+                    _ => 64 - (us[0] >> r.below(64)).leading_zeros(),
+                })
+                .collect();
+            let wide: Vec<u128> = us.iter().map(|&u| u128::from(u)).collect();
+            for lo in [-42, -3, 0, r.below(80) as i32 - 40, 38, 40] {
+                let want: Vec<u64> = (0..3)
+                    .map(|j| mode_cost(&wide, &hints, KMode::Hinted { off: lo + j }))
+                    .collect();
+                assert_eq!(hinted_costs(&us, &hints, lo).to_vec(), want, "lo={lo}");
             }
         }
     }

@@ -155,8 +155,9 @@ struct Scratch {
     us: SeriesScratch,
     aux: Vec<i128>,
     hints: Vec<u32>,
-    /// Decoding only: price rows, presence flags, decoded raw decimals.
+    /// Price rows.
     rows: Vec<[i128; 4]>,
+    /// Decoding only: presence flags.
     has: [Vec<bool>; 5],
     all: Vec<bool>,
 }
@@ -367,7 +368,21 @@ fn put_prices(w: &mut BitWriter, cs: &[Candle], sc: &mut Scratch) {
         })
         .max()
         .unwrap_or(0);
-    let mut rows: Vec<[i128; 4]> = Vec::with_capacity(cs.len());
+    // The reused row buffer is taken out while `sc` lends its other buffers, and given back
+    // whichever way `put_price_rows` returns.
+    let mut rows = std::mem::take(&mut sc.rows);
+    rows.clear();
+    put_price_rows(w, cs, s, &mut rows, sc);
+    sc.rows = rows;
+}
+
+fn put_price_rows(
+    w: &mut BitWriter,
+    cs: &[Candle],
+    s: u8,
+    rows: &mut Vec<[i128; 4]>,
+    sc: &mut Scratch,
+) {
     for c in cs {
         match (
             at_scale(c.open, s),
@@ -525,8 +540,30 @@ pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
     v
 }
 
+/// Encodes with the column buffers reused from one call to the next on the same thread.
 fn encode_chunk_with(cs: &[Candle], mark: &mut dyn FnMut(&'static str, usize)) -> Vec<u8> {
-    encode_chunk_sc(cs, mark, &mut Scratch::new(cs.len()))
+    with_scratch(|sc| encode_chunk_sc(cs, mark, sc))
+}
+
+thread_local! {
+    /// Column buffers of the encoder and decoder, reused by the calls on one thread.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new(CHUNK_MAX));
+}
+
+/// `f` with this thread's [`Scratch`], or a fresh one when it is in use (re-entered) or
+/// gone (thread teardown).
+fn with_scratch<T: Default>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    let mut f = Some(f);
+    let mut run = |sc: &mut Scratch| f.take().map(|f| f(sc));
+    let res = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sc) => run(&mut sc),
+        Err(_) => run(&mut Scratch::new(CHUNK_MAX)),
+    });
+    // `run` yields `None` only once `f` has run, so the default is never used.
+    res.ok()
+        .flatten()
+        .or_else(|| run(&mut Scratch::new(CHUNK_MAX)))
+        .unwrap_or_default()
 }
 
 fn encode_chunk_sc(
@@ -621,10 +658,6 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
 
 /// [`decode_chunk`] appending to `out` (left as it was on error).
 pub fn decode_chunk_into(data: &[u8], out: &mut Vec<Candle>) -> CoreResult<()> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Scratch> =
-            std::cell::RefCell::new(Scratch::new(CHUNK_MAX));
-    }
     let start = out.len();
     let res = match SCRATCH.try_with(|sc| match sc.try_borrow_mut() {
         Ok(mut sc) => Some(decode_chunk_with(BitReader::new(data), data, &mut sc, out)),
