@@ -233,10 +233,36 @@ mod fast {
     /// `,"<decimal>"` at `p` (the SWAR shape only).
     #[inline(always)]
     fn compact_dec(b: &[u8], p: &mut usize) -> Option<Dec> {
-        if b.get(*p..*p + 2) != Some(b",\"") {
+        match fixed8_dec(b, *p) {
+            Some((d, n)) => {
+                *p += n + 3;
+                Some(d)
+            }
+            None => compact_dec_other(b, p),
+        }
+    }
+
+    /// `,"<decimal>"` at `p` in Binance's own shape (8 fractional digits), where the text
+    /// is long enough for the fixed-size reader: the decimal and the length of its text.
+    #[inline(always)]
+    fn fixed8_dec(b: &[u8], p: usize) -> Option<(Dec, usize)> {
+        let (sep, text) = b.get(p..)?.first_chunk::<20>()?.split_first_chunk::<2>()?;
+        if sep != b",\"" {
             return None;
         }
-        let (d, n) = Dec::parse_quoted(b.get(*p + 2..)?)?;
+        Dec::parse_fixed8(text.first_chunk::<18>()?)
+    }
+
+    /// `compact_dec` for what its fixed-size reader leaves, out of line so the common path
+    /// stays small.
+    #[cold]
+    #[inline(never)]
+    fn compact_dec_other(b: &[u8], p: &mut usize) -> Option<Dec> {
+        let rest = b.get(*p..)?;
+        if rest.get(..2) != Some(b",\"") {
+            return None;
+        }
+        let (d, n) = Dec::parse_quoted(rest.get(2..)?)?;
         *p += n + 3;
         Some(d)
     }
