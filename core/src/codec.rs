@@ -80,7 +80,14 @@ mod word {
             .get((v | 1).leading_zeros() as usize)
             .copied()
             .unwrap_or((1, 0));
-        (spread(v) | cont, n as usize)
+        let x = if v < 1 << 28 {
+            // Four groups at most: two steps, on 32-bit constants.
+            let x = (v & 0x3fff) | ((v << 2) & 0x3fff_0000);
+            (x & 0x007f_007f) | ((x << 1) & 0x7f00_7f00)
+        } else {
+            spread(v)
+        };
+        (x | cont, n as usize)
     }
 }
 
@@ -130,6 +137,31 @@ impl CandleBuf {
             let (w, n) = word::varint(v >> 56);
             self.word(w, n);
         }
+    }
+
+    /// A candle's record (see `put_candle`).
+    #[inline(always)]
+    fn candle(&mut self, c: &Candle) {
+        self.byte_u64(presence_flags(c), zigzag(c.open_time));
+        for d in [&c.open, &c.high, &c.low, &c.close, &c.volume] {
+            self.dec(*d);
+        }
+        if let Some(ct) = c.close_time {
+            self.u64(zigzag(ct - c.open_time));
+        }
+        if let Some(d) = c.quote_volume {
+            self.dec(d);
+        }
+        if let Some(n) = c.trades {
+            self.u64(n);
+        }
+        if let Some(d) = c.taker_buy_base {
+            self.dec(d);
+        }
+        if let Some(d) = c.taker_buy_quote {
+            self.dec(d);
+        }
+        debug_assert!(self.at <= MAX_CANDLE_BYTES);
     }
 
     /// `put_dec`: the scale, then the zig-zag varint of the mantissa (computed in 64 bits
@@ -269,31 +301,21 @@ fn presence_flags(c: &Candle) -> u8 {
 }
 
 pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
+    put_candles(out, [c]);
+}
+
+/// `put_candle` of each candle in turn, through one record buffer (each record overwrites
+/// the bytes it reads, so the buffer is zeroed once).
+pub fn put_candles<'a>(out: &mut Vec<u8>, candles: impl IntoIterator<Item = &'a Candle>) {
     let mut b = CandleBuf {
         buf: [0; MAX_CANDLE_BYTES + 8],
         at: 0,
     };
-    b.byte_u64(presence_flags(c), zigzag(c.open_time));
-    for d in [&c.open, &c.high, &c.low, &c.close, &c.volume] {
-        b.dec(*d);
+    for c in candles {
+        b.at = 0;
+        b.candle(c);
+        out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
     }
-    if let Some(ct) = c.close_time {
-        b.u64(zigzag(ct - c.open_time));
-    }
-    if let Some(d) = c.quote_volume {
-        b.dec(d);
-    }
-    if let Some(n) = c.trades {
-        b.u64(n);
-    }
-    if let Some(d) = c.taker_buy_base {
-        b.dec(d);
-    }
-    if let Some(d) = c.taker_buy_quote {
-        b.dec(d);
-    }
-    debug_assert!(b.at <= MAX_CANDLE_BYTES);
-    out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
 }
 
 /// `put_candle` field by field with the `put_*` functions (the reference for tests).
