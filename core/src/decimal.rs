@@ -131,7 +131,11 @@ impl Dec {
             return None;
         }
         if f == 0 {
-            return Some((Self::from_parts(swar::value(t, k), 0, false), k + 9));
+            let d = Dec {
+                mant: i128::from(swar::value(t, k)),
+                scale: 0,
+            };
+            return Some((d, k + 9));
         }
         // The fractional digits up to the last non-zero one (the highest non-zero byte).
         let keep = 8 - f.leading_zeros() as usize / 8;
@@ -143,7 +147,12 @@ impl Dec {
             let p = swar::POW10_U64.get(keep).copied().unwrap_or(1);
             swar::value(t, k) * p + swar::value(f, keep)
         };
-        Some((Self::from_parts(m, keep as u8, false), k + 9))
+        // Non-negative and below 10^16.
+        let d = Dec {
+            mant: i128::from(m),
+            scale: keep as u8,
+        };
+        Some((d, k + 9))
     }
 
     /// `[-]I[.F]` (1..=15 integer digits, 1..=8 fractional ones) at the start of `b`, eight
