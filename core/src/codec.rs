@@ -54,8 +54,9 @@ mod word {
         (x & 0x007f_007f_007f_007f) | ((x << 1) & 0x7f00_7f00_7f00_7f00)
     }
 
-    /// By leading zero count of a value (`0..=63`): its varint length and the continuation
-    /// bits of that length (0x80 in every byte but the last).
+    /// By leading zero count of a value below 2^56 (`8..=63`; the table covers every count):
+    /// its varint length and the continuation bits of that length (0x80 in every byte but
+    /// the last).
     const LEN: [(u8, u64); 65] = {
         let mut t = [(0u8, 0u64); 65];
         let mut lz = 0usize;
@@ -131,12 +132,22 @@ impl CandleBuf {
             let (w, n) = word::varint(v);
             self.word(w, n);
         } else {
-            // 8 full groups, then the rest (at most 8 bits: 1 or 2 bytes).
-            let (w, _) = word::varint(v & ((1 << 56) - 1));
-            self.word(w | 0x8080_8080_8080_8080, 8);
-            let (w, n) = word::varint(v >> 56);
-            self.word(w, n);
+            self.u128(u128::from(v));
         }
+    }
+
+    /// `put_u128` (for values of 57 bits and more: rare).
+    #[cold]
+    #[inline(never)]
+    fn u128(&mut self, mut v: u128) {
+        // Eight groups at a time (all continued: more follow), then the last word.
+        while v >= 1 << 56 {
+            let (w, _) = word::varint(v as u64 & ((1 << 56) - 1));
+            self.word(w | 0x8080_8080_8080_8080, 8);
+            v >>= 56;
+        }
+        let (w, n) = word::varint(v as u64);
+        self.word(w, n);
     }
 
     /// A candle's record (see `put_candle`).
@@ -171,15 +182,8 @@ impl CandleBuf {
         match i64::try_from(d.mantissa()) {
             Ok(m) => self.byte_u64(d.scale(), zigzag(m)),
             Err(_) => {
-                let mut v = ((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128;
                 self.word(u64::from(d.scale()), 1);
-                while v >= 1 << 56 {
-                    let (w, _) = word::varint(v as u64 & ((1 << 56) - 1));
-                    self.word(w | 0x8080_8080_8080_8080, 8);
-                    v >>= 56;
-                }
-                let (w, n) = word::varint(v as u64);
-                self.word(w, n);
+                self.u128(((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128);
             }
         }
     }
@@ -304,8 +308,8 @@ pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
     put_candles(out, [c]);
 }
 
-/// `put_candle` of each candle in turn, through one record buffer (each record overwrites
-/// the bytes it reads, so the buffer is zeroed once).
+/// `put_candle` of each candle in turn, through one record buffer, zeroed once (a record is
+/// read back only as far as it was written).
 pub fn put_candles<'a>(out: &mut Vec<u8>, candles: impl IntoIterator<Item = &'a Candle>) {
     let mut b = CandleBuf {
         buf: [0; MAX_CANDLE_BYTES + 8],
