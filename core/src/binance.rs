@@ -304,7 +304,10 @@ mod fast {
         Some(v)
     }
 
-    /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`.
+    /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`. Out of line:
+    /// in a REST body it reads only what the compact reader leaves.
+    #[cold]
+    #[inline(never)]
     fn row(c: &mut Cursor<'_>) -> Option<Kline> {
         c.eat(b'[')?;
         let open_time = c.i64_field()?;
