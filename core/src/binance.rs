@@ -244,10 +244,36 @@ mod fast {
     /// `,"<decimal>"` at `p` (the SWAR shape only).
     #[inline(always)]
     fn compact_dec(b: &[u8], p: &mut usize) -> Option<Dec> {
-        if b.get(*p..*p + 2) != Some(b",\"") {
+        match fixed8_dec(b, *p) {
+            Some((d, n)) => {
+                *p += n + 3;
+                Some(d)
+            }
+            None => compact_dec_other(b, p),
+        }
+    }
+
+    /// `,"<decimal>"` at `p` in Binance's own shape (8 fractional digits), where the text
+    /// is long enough for the fixed-size reader: the decimal and the length of its text.
+    #[inline(always)]
+    fn fixed8_dec(b: &[u8], p: usize) -> Option<(Dec, usize)> {
+        let (sep, text) = b.get(p..)?.first_chunk::<20>()?.split_first_chunk::<2>()?;
+        if sep != b",\"" {
             return None;
         }
-        let (d, n) = Dec::parse_quoted(b.get(*p + 2..)?)?;
+        Dec::parse_fixed8(text.first_chunk::<18>()?)
+    }
+
+    /// `compact_dec` for what its fixed-size reader leaves, out of line so the common path
+    /// stays small.
+    #[cold]
+    #[inline(never)]
+    fn compact_dec_other(b: &[u8], p: &mut usize) -> Option<Dec> {
+        let rest = b.get(*p..)?;
+        if rest.get(..2) != Some(b",\"") {
+            return None;
+        }
+        let (d, n) = Dec::parse_quoted(rest.get(2..)?)?;
         *p += n + 3;
         Some(d)
     }
@@ -289,7 +315,10 @@ mod fast {
         Some(v)
     }
 
-    /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`.
+    /// One row: `[t, "o", "h", "l", "c", "v"(, T, "q", n, "V", "Q", ignore)]`. Out of line:
+    /// in a REST body it reads only what the compact reader leaves.
+    #[cold]
+    #[inline(never)]
     fn row(c: &mut Cursor<'_>) -> Option<Kline> {
         c.eat(b'[')?;
         let open_time = c.i64_field()?;
@@ -1161,6 +1190,71 @@ mod tests {
             }
         }
         assert!(compact > 5_000, "{compact}");
+    }
+
+    /// Rows in Binance's decimal shape (8 fractional digits, what the compact reader's
+    /// fixed-size decimal reader takes) around its limits: 1..=9 integer digits, 7 to 9
+    /// fractional ones, zero fractions, bodies ending right after a short decimal, and random
+    /// byte edits. The fast path answers as the Value path does, and the compact row reader
+    /// as the general one.
+    #[test]
+    fn fixed8_rows_match_value_path() {
+        use crate::test_rng::XorShift;
+        let mut r = XorShift(0x8a5c_3e1f_d240_9b77);
+        let dec = |r: &mut XorShift| -> String {
+            let mut s = String::new();
+            for i in 0..1 + r.below(9) {
+                let d = if i == 0 { 1 + r.below(9) } else { r.below(10) };
+                s.push(char::from(b'0' + d as u8));
+            }
+            s.push('.');
+            let n = match r.below(20) {
+                0 => 7,
+                1 => 9,
+                _ => 8,
+            };
+            let zeros = r.below(10);
+            for i in 0..n {
+                let d = if i >= zeros { 0 } else { r.below(10) };
+                s.push(char::from(b'0' + d as u8));
+            }
+            format!("\"{s}\"")
+        };
+        let mut fast = 0;
+        for i in 0..20_000 {
+            let rows: Vec<String> = (0..1 + r.below(3))
+                .map(|_| {
+                    let t = 1_725_416_820_000 + 60_000 * r.below(1000);
+                    let d: Vec<String> = (0..8).map(|_| dec(&mut r)).collect();
+                    format!(
+                        "[{t},{},{},{},{},{},{},{},{},{},{},\"0\"]",
+                        d[0],
+                        d[1],
+                        d[2],
+                        d[3],
+                        d[4],
+                        t + 59_999,
+                        d[5],
+                        r.below(100_000),
+                        d[6],
+                        d[7],
+                    )
+                })
+                .collect();
+            let mut body = format!("[{}]", rows.join(",")).into_bytes();
+            if i % 2 == 1 {
+                let at = r.below(body.len() as u64) as usize;
+                body[at] = b"0123456789.-\",[] e"[r.below(17) as usize];
+            }
+            fast += usize::from(same_as_value_path(&body));
+            if let Some(row) = body.get(1..) {
+                let [c, g] = fast::both_rows(row);
+                if c.is_some() {
+                    assert_eq!(c, g, "{}", String::from_utf8_lossy(row));
+                }
+            }
+        }
+        assert!(fast > 5_000, "{fast}");
     }
 
     #[test]

@@ -39,50 +39,159 @@ pub fn put_dec(out: &mut Vec<u8>, d: Dec) {
 /// 1 + 19 bytes.
 const MAX_CANDLE_BYTES: usize = 1 + 3 * 10 + 8 * 20;
 
-/// A candle's record built on the stack (no capacity check per byte), then appended at once.
+/// Varints written whole: a value below 2^56 is at most 8 bytes, built in a register (its
+/// 7-bit groups spread to bytes, continuation bits set) and appended as one 8-byte store,
+/// then cut to its length. No loop or branch per byte.
+mod word {
+    /// The bytes of the varint of `v` (`v < 2^56`) as a little-endian word: its 7-bit groups
+    /// one per byte, continuation bits not yet set.
+    #[inline(always)]
+    fn spread(v: u64) -> u64 {
+        // 28-bit halves to 32-bit lanes, then 14-bit quarters to 16-bit lanes, then 7-bit
+        // groups to bytes.
+        let x = (v & 0x0fff_ffff) | ((v << 4) & 0x0fff_ffff_0000_0000);
+        let x = (x & 0x0000_3fff_0000_3fff) | ((x << 2) & 0x3fff_0000_3fff_0000);
+        (x & 0x007f_007f_007f_007f) | ((x << 1) & 0x7f00_7f00_7f00_7f00)
+    }
+
+    /// By leading zero count of a value below 2^56 (`8..=63`; the table covers every count):
+    /// its varint length and the continuation bits of that length (0x80 in every byte but
+    /// the last).
+    const LEN: [(u8, u64); 65] = {
+        let mut t = [(0u8, 0u64); 65];
+        let mut lz = 0usize;
+        while lz < 65 {
+            let n = (64 - lz).div_ceil(7);
+            let cont = if n == 0 || n > 8 {
+                0
+            } else {
+                0x8080_8080_8080_8080 & ((1u64 << (8 * (n - 1))) - 1)
+            };
+            t[lz] = (n as u8, cont);
+            lz += 1;
+        }
+        t
+    };
+
+    /// The varint of `v < 2^56` as a word and its length (1..=8).
+    #[inline(always)]
+    pub(super) fn varint(v: u64) -> (u64, usize) {
+        // `v | 1` has at most 63 leading zeros: always an entry.
+        let (n, cont) = LEN
+            .get((v | 1).leading_zeros() as usize)
+            .copied()
+            .unwrap_or((1, 0));
+        let x = if v < 1 << 28 {
+            // Four groups at most: two steps, on 32-bit constants.
+            let x = (v & 0x3fff) | ((v << 2) & 0x3fff_0000);
+            (x & 0x007f_007f) | ((x << 1) & 0x7f00_7f00)
+        } else {
+            spread(v)
+        };
+        (x | cont, n as usize)
+    }
+}
+
+/// A candle's record built on the stack, a word at a time, then appended at once.
 struct CandleBuf {
-    buf: [u8; MAX_CANDLE_BYTES],
-    len: usize,
+    /// The largest record, plus room for a word stored at its end.
+    buf: [u8; MAX_CANDLE_BYTES + 8],
+    at: usize,
 }
 
 impl CandleBuf {
+    /// Appends the first `n <= 8` bytes of `w` (little-endian).
     #[inline(always)]
-    fn byte(&mut self, b: u8) {
-        // Always in bounds: MAX_CANDLE_BYTES is the largest record.
-        if let Some(x) = self.buf.get_mut(self.len) {
-            *x = b;
+    fn word(&mut self, w: u64, n: usize) {
+        // `at` never exceeds MAX_CANDLE_BYTES: the `min` changes nothing but proves the
+        // store in bounds.
+        let at = self.at.min(MAX_CANDLE_BYTES);
+        if let Some(d) = self.buf.get_mut(at..at + 8) {
+            d.copy_from_slice(&w.to_le_bytes());
         }
-        self.len += 1;
+        self.at = at + n;
     }
+
+    /// `put_u64` of `v` after the byte `first`.
     #[inline(always)]
-    fn u64(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.byte((v as u8) | 0x80);
-            v >>= 7;
+    fn byte_u64(&mut self, first: u8, v: u64) {
+        if v < 1 << 49 {
+            // The byte and a varint of at most 7 bytes: one word.
+            let (w, n) = word::varint(v);
+            self.word(u64::from(first) | w << 8, n + 1);
+        } else {
+            self.word(u64::from(first), 1);
+            self.u64(v);
         }
-        self.byte(v as u8);
     }
+
+    /// `put_u64`.
     #[inline(always)]
-    fn i64(&mut self, v: i64) {
-        self.u64(((v << 1) ^ (v >> 63)) as u64);
+    fn u64(&mut self, v: u64) {
+        if v < 1 << 56 {
+            let (w, n) = word::varint(v);
+            self.word(w, n);
+        } else {
+            self.u128(u128::from(v));
+        }
     }
-    /// As `put_dec`: the zig-zag varint of the mantissa, in 64 bits when it fits (the
-    /// zig-zag of the same value, so the same bytes).
+
+    /// `put_u128` (for values of 57 bits and more: rare).
+    #[cold]
+    #[inline(never)]
+    fn u128(&mut self, mut v: u128) {
+        // Eight groups at a time (all continued: more follow), then the last word.
+        while v >= 1 << 56 {
+            let (w, _) = word::varint(v as u64 & ((1 << 56) - 1));
+            self.word(w | 0x8080_8080_8080_8080, 8);
+            v >>= 56;
+        }
+        let (w, n) = word::varint(v as u64);
+        self.word(w, n);
+    }
+
+    /// A candle's record (see `put_candle`).
+    #[inline(always)]
+    fn candle(&mut self, c: &Candle) {
+        self.byte_u64(presence_flags(c), zigzag(c.open_time));
+        for d in [&c.open, &c.high, &c.low, &c.close, &c.volume] {
+            self.dec(*d);
+        }
+        if let Some(ct) = c.close_time {
+            self.u64(zigzag(ct - c.open_time));
+        }
+        if let Some(d) = c.quote_volume {
+            self.dec(d);
+        }
+        if let Some(n) = c.trades {
+            self.u64(n);
+        }
+        if let Some(d) = c.taker_buy_base {
+            self.dec(d);
+        }
+        if let Some(d) = c.taker_buy_quote {
+            self.dec(d);
+        }
+        debug_assert!(self.at <= MAX_CANDLE_BYTES);
+    }
+
+    /// `put_dec`: the scale, then the zig-zag varint of the mantissa (computed in 64 bits
+    /// when the mantissa fits: the same value, so the same bytes).
     #[inline(always)]
     fn dec(&mut self, d: Dec) {
-        self.byte(d.scale());
         match i64::try_from(d.mantissa()) {
-            Ok(m) => self.i64(m),
+            Ok(m) => self.byte_u64(d.scale(), zigzag(m)),
             Err(_) => {
-                let mut u = ((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128;
-                while u >= 0x80 {
-                    self.byte((u as u8) | 0x80);
-                    u >>= 7;
-                }
-                self.byte(u as u8);
+                self.word(u64::from(d.scale()), 1);
+                self.u128(((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128);
             }
         }
     }
+}
+
+#[inline(always)]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
 }
 
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -196,33 +305,21 @@ fn presence_flags(c: &Candle) -> u8 {
 }
 
 pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
-    let flags = presence_flags(c);
+    put_candles(out, [c]);
+}
+
+/// `put_candle` of each candle in turn, through one record buffer, zeroed once (a record is
+/// read back only as far as it was written).
+pub fn put_candles<'a>(out: &mut Vec<u8>, candles: impl IntoIterator<Item = &'a Candle>) {
     let mut b = CandleBuf {
-        buf: [0; MAX_CANDLE_BYTES],
-        len: 0,
+        buf: [0; MAX_CANDLE_BYTES + 8],
+        at: 0,
     };
-    b.byte(flags);
-    b.i64(c.open_time);
-    for d in [c.open, c.high, c.low, c.close, c.volume] {
-        b.dec(d);
+    for c in candles {
+        b.at = 0;
+        b.candle(c);
+        out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
     }
-    if let Some(ct) = c.close_time {
-        b.i64(ct - c.open_time);
-    }
-    if let Some(d) = c.quote_volume {
-        b.dec(d);
-    }
-    if let Some(n) = c.trades {
-        b.u64(n);
-    }
-    if let Some(d) = c.taker_buy_base {
-        b.dec(d);
-    }
-    if let Some(d) = c.taker_buy_quote {
-        b.dec(d);
-    }
-    debug_assert!(b.len <= MAX_CANDLE_BYTES);
-    out.extend_from_slice(b.buf.get(..b.len).unwrap_or(&b.buf));
 }
 
 /// `put_candle` field by field with the `put_*` functions (the reference for tests).
@@ -386,6 +483,29 @@ mod tests {
         put_candle_ref(&mut slow, &c);
         assert_eq!(fast, slow);
         assert!(fast.len() <= MAX_CANDLE_BYTES);
+    }
+
+    /// The word-at-a-time varints are `put_u64`'s, at every length.
+    #[test]
+    fn word_varints_are_put_u64() {
+        let mut rng = crate::test_rng::XorShift(0x2468_ace0_1357_9bdf);
+        for bits in 0..=64u32 {
+            for _ in 0..200 {
+                let v = rng.next().checked_shr(64 - bits).unwrap_or(0);
+                let first = rng.next() as u8;
+                let mut b = CandleBuf {
+                    buf: [0; MAX_CANDLE_BYTES + 8],
+                    at: 0,
+                };
+                b.u64(v);
+                b.byte_u64(first, v);
+                let mut r = Vec::new();
+                put_u64(&mut r, v);
+                r.push(first);
+                put_u64(&mut r, v);
+                assert_eq!(&b.buf[..b.at], &r[..], "{v}");
+            }
+        }
     }
 
     #[test]

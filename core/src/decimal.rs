@@ -113,6 +113,48 @@ impl Dec {
         Self::parse_swar::<true>(b)
     }
 
+    /// Binance's decimal text, `I.FFFFFFFF"` (1..=8 integer digits, exactly 8 fractional
+    /// ones, then the closing quote) at the start of `s`: the decimal and the length of its
+    /// text. Knowing the fraction's length saves the general path's scan for its end. `None`
+    /// for anything else (a sign, another fraction length), which [`Self::parse_quoted`]
+    /// decides; where it answers, the value is [`Self::parse_reference`]'s of the same text.
+    #[inline(always)]
+    pub(crate) fn parse_fixed8(s: &[u8; 18]) -> Option<(Dec, usize)> {
+        let t = s.first_chunk::<8>().map_or(0, |a| u64::from_le_bytes(*a)) ^ swar::ZEROS;
+        let k = swar::digit_run_t(t);
+        if k == 0 || s.get(k) != Some(&b'.') {
+            return None;
+        }
+        let f = s.get(k + 1..)?.first_chunk::<8>()?;
+        let f = u64::from_le_bytes(*f) ^ swar::ZEROS;
+        if !swar::all_digits_t(f) || s.get(k + 9) != Some(&b'"') {
+            return None;
+        }
+        if f == 0 {
+            let d = Dec {
+                mant: i128::from(swar::value(t, k)),
+                scale: 0,
+            };
+            return Some((d, k + 9));
+        }
+        // The fractional digits up to the last non-zero one (the highest non-zero byte).
+        let keep = 8 - f.leading_zeros() as usize / 8;
+        let m = if k + keep <= 8 {
+            // All kept digits fit one word: the integer digits, then the fractional ones.
+            swar::value((t & ((1 << (8 * k)) - 1)) | (f << (8 * k)), k + keep)
+        } else {
+            // At most 8 + 8 digits: inside u64.
+            let p = swar::POW10_U64.get(keep).copied().unwrap_or(1);
+            swar::value(t, k) * p + swar::value(f, keep)
+        };
+        // Non-negative and below 10^16.
+        let d = Dec {
+            mant: i128::from(m),
+            scale: keep as u8,
+        };
+        Some((d, k + 9))
+    }
+
     /// `[-]I[.F]` (1..=15 integer digits, 1..=8 fractional ones) at the start of `b`, eight
     /// digits at a time (SWAR), no loop per character: the decimal and the length of its
     /// text. `QUOTED`: the text must be followed by `"`; else it must be all of `b`. `None`
@@ -207,7 +249,7 @@ impl Dec {
     /// The decimal of a parsed magnitude and its sign.
     #[inline(always)]
     fn from_parts(mant: u64, scale: u8, neg: bool) -> Dec {
-        // At most 15 digits: far inside i64. A zero comes with scale 0 (a non-zero scale
+        // At most 16 digits: far inside i64. A zero comes with scale 0 (a non-zero scale
         // means a kept non-zero digit), so -0 is `Dec::ZERO`.
         let m = mant as i64;
         Dec {
@@ -573,6 +615,12 @@ pub(crate) mod swar {
         digit_run_t(w ^ ZEROS)
     }
 
+    /// Whether all 8 bytes of `t = w ^ ZEROS` are digits (below 10).
+    #[inline]
+    pub fn all_digits_t(t: u64) -> bool {
+        (((t & LOW7) + 0x7676_7676_7676_7676) | t) & HIGH == 0
+    }
+
     /// [`digit_run`] of `t = w ^ ZEROS` (digits as 0..=9): the leading bytes below 10.
     #[inline]
     pub fn digit_run_t(t: u64) -> usize {
@@ -850,6 +898,66 @@ mod tests {
         ] {
             assert!(Dec::parse_quoted(s.as_bytes()).is_some(), "{s}");
         }
+    }
+
+    /// `parse_fixed8` answers only for Binance's shape, and then as `parse_reference` does:
+    /// that shape with every integer length, then random edits of it (signs, digits,
+    /// separators, exponents, fraction lengths) padded to the reader's window.
+    #[test]
+    fn fixed8_path_matches_reference() {
+        use crate::test_rng::XorShift;
+        let mut rng = XorShift(0x0f1e_2d3c_4b5a_6978);
+        let alphabet = b"0123456789.-e\"x ";
+        let mut fast = 0;
+        for i in 0..200_000 {
+            let mut s = Vec::new();
+            for _ in 0..1 + rng.below(8) {
+                s.push(b'0' + rng.below(10) as u8);
+            }
+            s.push(b'.');
+            for _ in 0..8 {
+                // Mostly zeros at the end, as prices and volumes have.
+                s.push(if rng.below(3) == 0 {
+                    b'0'
+                } else {
+                    b'0' + rng.below(10) as u8
+                });
+            }
+            s.push(b'"');
+            if i % 2 == 1 {
+                for _ in 0..1 + rng.below(2) {
+                    let at = rng.below(s.len() as u64) as usize;
+                    let c = alphabet[rng.below(alphabet.len() as u64) as usize];
+                    match rng.below(3) {
+                        0 => s[at] = c,
+                        1 => s.insert(at, c),
+                        _ => {
+                            s.remove(at);
+                        }
+                    }
+                }
+            }
+            s.resize(18, b',');
+            let w: &[u8; 18] = s.first_chunk().unwrap();
+            if let Some((d, len)) = Dec::parse_fixed8(w) {
+                fast += 1;
+                assert_eq!(w[len], b'"', "{:?}", String::from_utf8_lossy(w));
+                assert_eq!(len, w.iter().position(|&c| c == b'.').unwrap() + 9);
+                assert_eq!(Dec::parse_reference(&w[..len]).ok(), Some(d));
+                assert_eq!(Dec::new(d.mant, d.scale).unwrap(), d, "not normalised");
+                assert_eq!(Dec::parse_quoted(w), Some((d, len)));
+            }
+        }
+        assert!(fast > 100_000, "{fast}");
+        let w = b"0.00000000\".......";
+        assert_eq!(Dec::parse_fixed8(w), Some((Dec::ZERO, 10)));
+        let w = b"99999999.99999999\"";
+        assert_eq!(
+            Dec::parse_fixed8(w).map(|(d, _)| d.to_string()).as_deref(),
+            Some("99999999.99999999")
+        );
+        let w = b"999999999.9999999\"";
+        assert_eq!(Dec::parse_fixed8(w), None);
     }
 
     /// `parse_bytes` (SWAR path first) against `parse_reference` on every kind of input:

@@ -874,9 +874,7 @@ impl Effect {
             None => out.push(0),
         }
         codec::put_u64(out, self.official.len() as u64);
-        for c in &self.official {
-            codec::put_candle(out, c);
-        }
+        codec::put_candles(out, &self.official);
         codec::put_u64(out, self.live_drop.len() as u64);
         for t in &self.live_drop {
             codec::put_i64(out, *t);
