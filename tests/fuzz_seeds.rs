@@ -33,7 +33,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     let agg: Vec<String> = fixture_lines("ws_aggTrade_combined.jsonl");
     let book: Vec<String> = fixture_lines("ws_bookTicker_combined.jsonl");
     let klines = parse_klines(&rest).unwrap();
-    let candles: Vec<Candle> = klines.iter().map(|k| k.candle.clone()).collect();
+    let candles: Vec<Candle> = klines.iter().map(|k| k.candle).collect();
 
     let mut out = Vec::new();
 
@@ -149,7 +149,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     let incoming = |cs: &[Candle]| {
         cs.iter()
             .map(|c| Incoming {
-                candle: c.clone(),
+                candle: *c,
                 closed: None,
             })
             .collect::<Vec<_>>()
@@ -170,7 +170,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
         c300.close,
         c300.volume,
     );
-    let lu = s.live_update(live.clone(), NOW).unwrap();
+    let lu = s.live_update(live, NOW).unwrap();
     sd.push(("effect_live_update".into(), enc_effect(&lu.effect)));
     let lt = s
         .live_tick(
@@ -186,7 +186,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     sd.push(("effect_official_5".into(), enc_effect(&more.effect)));
     let mut small = Series::new(settings(Interval::M1, 5, 60, DuplicatePolicy::Block));
     small.add_official(&incoming(&candles[..8]), NOW).unwrap();
-    small.live_update(candles[9].clone(), NOW).unwrap();
+    small.live_update(candles[9], NOW).unwrap();
     sd.push(("series_retention5_block".into(), enc_series(&small)));
     let mut month = Series::new(settings(Interval::Mo1, 0, 86_400, DuplicatePolicy::Keep));
     let d = |x: &str| Dec::parse(x).unwrap();
@@ -216,7 +216,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     ] {
         let mut st = ChunkedStore::new();
         for c in &candles[..n] {
-            st.put(c.clone());
+            st.put(*c);
         }
         let mut b = Vec::new();
         st.encode(&mut b);

@@ -58,7 +58,7 @@ fn main() {
         println!("{f}");
         let mut a = ChunkedStore::new();
         for c in &cs {
-            a.put(c.clone());
+            a.put(*c);
         }
         report("in order", &a);
         sections(&cs);
@@ -78,7 +78,7 @@ fn main() {
     let base = load(FIXTURES[0]);
     // n synthetic minute candles cycling through the real 1m rows (values real, times continued).
     let mk = |i: usize| {
-        let mut c = base[i % base.len()].clone();
+        let mut c = base[i % base.len()];
         let t = 1_600_000_000_000 / 60_000 * 60_000 + i as i64 * 60_000;
         c.open_time = t;
         c.close_time = Some(t + 59_999);

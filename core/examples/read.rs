@@ -33,7 +33,7 @@ fn store() -> ChunkedStore {
     for rep in 0..100i64 {
         let shift = rep * 1000 * MIN;
         all.extend(rows.iter().map(|c| {
-            let mut c = c.clone();
+            let mut c = *c;
             c.open_time += shift;
             c.close_time = c.close_time.map(|t| t + shift);
             c

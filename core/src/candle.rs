@@ -5,7 +5,9 @@ use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
 
 /// OHLCV plus the optional extra Binance kline fields, exactly as given.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// Every field is `Copy`, and so is the candle: a copy is one plain move of the struct (a
+/// derived `Clone` alone would branch on every `Option`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Candle {
     pub open_time: i64,
     pub open: Dec,
@@ -18,40 +20,6 @@ pub struct Candle {
     pub trades: Option<u64>,
     pub taker_buy_base: Option<Dec>,
     pub taker_buy_quote: Option<Dec>,
-}
-
-/// Every field is `Copy`: a clone is a plain copy of the struct. (The derived clone clones
-/// field by field, branching on every `Option`.)
-impl Clone for Candle {
-    #[inline]
-    fn clone(&self) -> Candle {
-        let Candle {
-            open_time,
-            open,
-            high,
-            low,
-            close,
-            volume,
-            close_time,
-            quote_volume,
-            trades,
-            taker_buy_base,
-            taker_buy_quote,
-        } = *self;
-        Candle {
-            open_time,
-            open,
-            high,
-            low,
-            close,
-            volume,
-            close_time,
-            quote_volume,
-            trades,
-            taker_buy_base,
-            taker_buy_quote,
-        }
-    }
 }
 
 impl Candle {

@@ -257,7 +257,7 @@ impl ChunkedStore {
         }
         if cs.len() < 2 * TAIL_MAX {
             for c in cs {
-                self.put(c.clone());
+                self.put(*c);
             }
             return;
         }
@@ -268,7 +268,7 @@ impl ChunkedStore {
         if self.tail_len >= TAIL_MAX {
             // Not a state `put` leaves; one by one until a flush has emptied the tail.
             while let Some(c) = cs.get(i).filter(|_| i == 0 || self.tail_len > 0) {
-                self.put(c.clone());
+                self.put(*c);
                 i += 1;
             }
         } else if self.tail_len > 0 {
@@ -320,7 +320,7 @@ impl ChunkedStore {
         }
         // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
         for c in cs.get(i..).unwrap_or(&[]) {
-            self.put(c.clone());
+            self.put(*c);
         }
     }
 
@@ -355,11 +355,11 @@ impl ChunkedStore {
                 match merged.binary_search_by_key(&c.open_time, |x| x.open_time) {
                     Ok(i) => {
                         if let Some(x) = merged.get_mut(i) {
-                            *x = c.clone();
+                            *x = *c;
                         }
                     }
                     Err(i) => {
-                        merged.insert(i, c.clone());
+                        merged.insert(i, *c);
                         self.len += 1;
                     }
                 }
@@ -371,7 +371,7 @@ impl ChunkedStore {
             self.chunks.splice(idx..=idx, sealed);
         }
         for c in outer {
-            self.put(c.clone());
+            self.put(*c);
         }
     }
 

@@ -333,11 +333,11 @@ impl Series {
         }
         let mut effect = Effect {
             official: if pure_append {
-                official.iter().map(|inc| inc.candle.clone()).collect()
+                official.iter().map(|inc| inc.candle).collect()
             } else {
                 order
                     .iter()
-                    .filter_map(|t| pending.get(t).map(|c| (*c).clone()))
+                    .filter_map(|t| pending.get(t).map(|c| **c))
                     .collect()
             },
             ..Effect::default()
@@ -363,7 +363,7 @@ impl Series {
             routed_live += 1;
             effect.live_put.retain(|l| l.candle.open_time != t);
             effect.live_put.push(LiveCandle {
-                candle: inc.candle.clone(),
+                candle: inc.candle,
                 updated_ms: now_ms,
             });
         }
@@ -446,7 +446,7 @@ impl Series {
         }
         let candle = match self.live.get(&t).filter(|l| self.is_live_fresh(l, now_ms)) {
             Some(l) => {
-                let mut c = l.candle.clone();
+                let mut c = l.candle;
                 c.fold_trade(price, qty)?;
                 c
             }
@@ -548,10 +548,7 @@ impl Series {
             .into_iter()
             .map(|c| (c, Kind::Official))
             .collect();
-        out.extend(
-            self.fresh_live(from, to, now_ms)
-                .map(|c| (c.clone(), Kind::Live)),
-        );
+        out.extend(self.fresh_live(from, to, now_ms).map(|c| (*c, Kind::Live)));
         if let Some(n) = count {
             if out.len() > n {
                 out.drain(..out.len() - n);

@@ -70,22 +70,22 @@ fn bootstrap_rest_body_and_identical_readd_is_noop() {
 #[test]
 fn r4_forming_last_row_is_stored_live_then_official_wins() {
     let rows = rest_1m();
-    let last = rows.last().unwrap().candle.clone();
+    let last = rows.last().unwrap().candle;
     // The server clock is inside the last candle: it is still forming.
     let now = last.open_time + 30_000;
     let mut s = Series::new(settings(Interval::M1));
     let out = s.add_official(&rows, now).unwrap();
     assert_eq!((out.changed, out.routed_live), (999, 1));
     assert_eq!(s.official_len(), 999);
-    assert_eq!(s.live_candles(now), vec![last.clone()]);
+    assert_eq!(s.live_candles(now), vec![last]);
     let tail = s.range_merged(i64::MIN, i64::MAX, Some(2), now);
-    assert_eq!(tail[1], (last.clone(), Kind::Live));
+    assert_eq!(tail[1], (last, Kind::Live));
     assert_eq!(tail[0].1, Kind::Official);
     // Later the closed candle arrives (corrected values): official, live dropped.
-    let mut closed = last.clone();
+    let mut closed = last;
     closed.volume = d("99.5");
     let out = s
-        .add_official(&[off(closed.clone())], last.open_time + 61_000)
+        .add_official(&[off(closed)], last.open_time + 61_000)
         .unwrap();
     assert_eq!(out.changed, 1);
     assert_eq!(s.live_len(), 0);
@@ -113,7 +113,7 @@ fn r4_ws_frames_from_capture() {
             .as_i64()
             .unwrap();
         if k.closed == Some(true) {
-            last_closed = Some(k.candle.clone());
+            last_closed = Some(k.candle);
             let out = s
                 .add_official(
                     &[Incoming {
@@ -129,7 +129,7 @@ fn r4_ws_frames_from_capture() {
             let out = s
                 .add_official(
                     &[Incoming {
-                        candle: k.candle.clone(),
+                        candle: k.candle,
                         closed: k.closed,
                     }],
                     event_time,
@@ -141,7 +141,7 @@ fn r4_ws_frames_from_capture() {
     }
     let closed = last_closed.unwrap();
     assert_eq!(s.official_len(), 1);
-    assert_eq!(s.official().get(closed.open_time), Some(closed.clone()));
+    assert_eq!(s.official().get(closed.open_time), Some(closed));
     let live = s.live_candles(1_617_566_700_000);
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].open_time, closed.open_time + 60_000);
@@ -205,9 +205,9 @@ fn r3_duplicate_policies() {
             policy,
             ..settings(Interval::M1)
         });
-        s.add_official(&[off(a.clone())], FAR).unwrap();
+        s.add_official(&[off(a)], FAR).unwrap();
         assert_eq!(
-            s.add_official(&[off(b.clone())], FAR).unwrap().changed,
+            s.add_official(&[off(b)], FAR).unwrap().changed,
             expect_changed
         );
         assert_eq!(s.official().get(60_000).as_ref(), Some(expect));
@@ -216,12 +216,10 @@ fn r3_duplicate_policies() {
         policy: DuplicatePolicy::Block,
         ..settings(Interval::M1)
     });
-    s.add_official(&[off(a.clone())], FAR).unwrap();
-    assert_eq!(s.add_official(&[off(a.clone())], FAR).unwrap().changed, 0);
+    s.add_official(&[off(a)], FAR).unwrap();
+    assert_eq!(s.add_official(&[off(a)], FAR).unwrap().changed, 0);
     let before = s.clone();
-    assert!(s
-        .add_official(&[off(other.clone()), off(b.clone())], FAR)
-        .is_err());
+    assert!(s.add_official(&[off(other), off(b)], FAR).is_err());
     assert_eq!(s, before);
     // Two different candles for one time inside one batch conflict too.
     let mut fresh = Series::new(Settings {
@@ -229,10 +227,7 @@ fn r3_duplicate_policies() {
         ..settings(Interval::M1)
     });
     assert!(fresh
-        .add_official(
-            &[off(other.clone()), off(c(120_000, "1", "4", "1", "2", "1"))],
-            FAR
-        )
+        .add_official(&[off(other), off(c(120_000, "1", "4", "1", "2", "1"))], FAR)
         .is_err());
     assert_eq!(fresh.official_len(), 0);
 }

@@ -48,7 +48,7 @@ impl ReferenceStore {
     /// Puts every candle, in order.
     pub fn put_all(&mut self, cs: &[Candle]) {
         for c in cs {
-            self.put(c.clone());
+            self.put(*c);
         }
     }
     /// Candles with `from <= open_time <= to`, ascending; only the newest `limit` when given.
@@ -58,9 +58,9 @@ impl ReferenceStore {
         }
         let r = self.map.range(from..=to);
         match limit {
-            None => r.map(|(_, c)| c.clone()).collect(),
+            None => r.map(|(_, c)| *c).collect(),
             Some(n) => {
-                let mut v: Vec<Candle> = r.rev().take(n).map(|(_, c)| c.clone()).collect();
+                let mut v: Vec<Candle> = r.rev().take(n).map(|(_, c)| *c).collect();
                 v.reverse();
                 v
             }

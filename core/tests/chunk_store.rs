@@ -137,14 +137,14 @@ fn differential(seed: u64, ops: usize, weird: bool) {
                 }
                 let c = mk(&mut r, next, &mut price);
                 next += step;
-                a.put(c.clone());
+                a.put(c);
                 b.put(c);
             }
             50..=64 => {
                 // gap fill / insert anywhere, or before the first
                 let t = r.below((next / step) as u64 + 50) as i64 * step - 40 * step;
                 let c = mk(&mut r, t, &mut price);
-                a.put(c.clone());
+                a.put(c);
                 b.put(c);
             }
             65..=72 => {
@@ -152,7 +152,7 @@ fn differential(seed: u64, ops: usize, weird: bool) {
                 let ts = b.times(i64::MIN, i64::MAX);
                 if let Some(&t) = ts.get(r.below(ts.len() as u64) as usize) {
                     let c = mk(&mut r, t, &mut price);
-                    a.put(c.clone());
+                    a.put(c);
                     b.put(c);
                 }
             }
@@ -259,7 +259,7 @@ fn extreme_times_and_values_round_trip() {
             c.taker_buy_base = Some(Dec::ZERO);
             c.taker_buy_quote = Some(d(-1, 24));
         }
-        a.put(c.clone());
+        a.put(c);
         b.put(c);
     }
     check_same(&a, &b);
@@ -274,7 +274,7 @@ fn extreme_times_and_values_round_trip() {
             Dec::ZERO,
             Dec::ZERO,
         );
-        a.put(c.clone());
+        a.put(c);
         b.put(c);
     }
     check_same(&a, &b);
@@ -413,7 +413,7 @@ fn real_binance_klines_fit_in_24_bytes_per_candle() {
             let mut s = ChunkedStore::new();
             let mut reference = ReferenceStore::new();
             for c in order {
-                s.put(c.clone());
+                s.put(c);
                 reference.put(c);
             }
             check_same(&s, &reference);
@@ -451,11 +451,11 @@ fn put_all_equals_one_by_one_puts() {
             let mut a = ChunkedStore::new();
             let mut b = ChunkedStore::new();
             for c in &pre {
-                a.put(c.clone());
-                b.put(c.clone());
+                a.put(*c);
+                b.put(*c);
             }
             for c in &add {
-                a.put(c.clone());
+                a.put(*c);
             }
             b.put_all(&add);
             let (mut ea, mut eb) = (Vec::new(), Vec::new());
@@ -472,14 +472,14 @@ fn put_all_equals_one_by_one_puts() {
     let mut a = ChunkedStore::new();
     let mut b = ChunkedStore::new();
     for c in &base {
-        a.put(c.clone());
-        b.put(c.clone());
+        a.put(*c);
+        b.put(*c);
     }
     let mut mixed: Vec<Candle> = base[100..200].to_vec();
     mixed.reverse();
     mixed.extend((0..100).map(|_| next(&mut r)));
     for c in &mixed {
-        a.put(c.clone());
+        a.put(*c);
     }
     b.put_all(&mixed);
     let (mut ea, mut eb) = (Vec::new(), Vec::new());

@@ -30,14 +30,14 @@ fn range_matches_reference_at_every_kind_of_bound() {
             if rep == 1 && i % 7 == 0 {
                 continue;
             }
-            let mut c = c.clone();
+            let mut c = *c;
             c.open_time += rep * 1000 * 60_000;
             all.push(c);
         }
     }
     a.put_all(&all);
     for c in &all {
-        b.put(c.clone());
+        b.put(*c);
     }
     let (t0, t1) = (all[0].open_time, all[all.len() - 1].open_time);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
