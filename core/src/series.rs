@@ -143,6 +143,20 @@ pub struct OfficialOutcome {
     pub effect: Effect,
 }
 
+/// Whether a live write builds its replication effect. A caller that replicates the
+/// command itself (verbatim) has no use for it: `Skip` reaches the same state, and the
+/// outcome's effect stays empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EffectMode {
+    Build,
+    Skip,
+}
+
+/// R5: whether a live candle is still fresh at `now_ms` under a `LIVE_TTL` of `ttl_s`.
+fn live_fresh(ttl_s: u64, l: &LiveCandle, now_ms: i64) -> bool {
+    ttl_s == 0 || l.updated_ms.saturating_add(ttl_s as i64 * 1000) > now_ms
+}
+
 /// Result of a live write.
 #[derive(Debug, Default)]
 pub struct LiveOutcome {
@@ -250,10 +264,7 @@ impl Series {
     }
 
     fn is_live_fresh(&self, l: &LiveCandle, now_ms: i64) -> bool {
-        self.settings.live_ttl_s == 0
-            || l.updated_ms
-                .saturating_add(self.settings.live_ttl_s as i64 * 1000)
-                > now_ms
+        live_fresh(self.settings.live_ttl_s, l, now_ms)
     }
 
     fn expired_live(&self, now_ms: i64) -> Vec<i64> {
@@ -403,6 +414,16 @@ impl Series {
 
     /// R2/R5: replaces the live candle at its open time with these absolute values.
     pub fn live_update(&mut self, candle: Candle, now_ms: i64) -> CoreResult<LiveOutcome> {
+        self.live_update_with(candle, now_ms, EffectMode::Build)
+    }
+
+    /// [`Self::live_update`], building its effect or not.
+    pub fn live_update_with(
+        &mut self,
+        candle: Candle,
+        now_ms: i64,
+        mode: EffectMode,
+    ) -> CoreResult<LiveOutcome> {
         candle.validate(self.interval())?;
         if self.official_blocks(candle.open_time) {
             return Ok(LiveOutcome::default());
@@ -413,6 +434,7 @@ impl Series {
                 updated_ms: now_ms,
             },
             now_ms,
+            mode,
         )
     }
 
@@ -423,6 +445,18 @@ impl Series {
         price: Dec,
         qty: Dec,
         now_ms: i64,
+    ) -> CoreResult<LiveOutcome> {
+        self.live_tick_with(time, price, qty, now_ms, EffectMode::Build)
+    }
+
+    /// [`Self::live_tick`], building its effect or not.
+    pub fn live_tick_with(
+        &mut self,
+        time: i64,
+        price: Dec,
+        qty: Dec,
+        now_ms: i64,
+        mode: EffectMode,
     ) -> CoreResult<LiveOutcome> {
         if !(0..=MAX_TIME).contains(&time) {
             return Err(CoreError::invalid(format!(
@@ -458,6 +492,7 @@ impl Series {
                 updated_ms: now_ms,
             },
             now_ms,
+            mode,
         )
     }
 
@@ -467,7 +502,26 @@ impl Series {
         self.official.last_time().is_some_and(|n| t <= n)
     }
 
-    fn write_live(&mut self, live: LiveCandle, now_ms: i64) -> CoreResult<LiveOutcome> {
+    fn write_live(
+        &mut self,
+        live: LiveCandle,
+        now_ms: i64,
+        mode: EffectMode,
+    ) -> CoreResult<LiveOutcome> {
+        if mode == EffectMode::Skip {
+            // The state `apply` reaches from the effect built below, reached directly: no
+            // effect vectors, the candle moved in rather than cloned.
+            let (t, ttl) = (live.candle.open_time, self.settings.live_ttl_s);
+            self.live
+                .retain(|&k, l| k == t || live_fresh(ttl, l, now_ms));
+            self.live.insert(t, live);
+            self.stamp = Some(now_ms);
+            self.settle();
+            return Ok(LiveOutcome {
+                changed: true,
+                effect: Effect::default(),
+            });
+        }
         let mut effect = Effect {
             live_drop: self.expired_live(now_ms),
             clock: Some(now_ms),
@@ -512,6 +566,12 @@ impl Series {
         if e.clock.is_some() {
             self.stamp = e.clock;
         }
+        self.settle();
+    }
+
+    /// The invariants every state keeps after a write: no live candle at or before the
+    /// newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
+    fn settle(&mut self) {
         if let Some(newest) = self.official.last_time() {
             // Drop live candles at or before the newest official (no allocation when none).
             while let Some(e) = self.live.first_entry() {

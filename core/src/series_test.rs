@@ -733,3 +733,63 @@ fn stamp_encoding_is_versioned() {
     fresh.apply(&stamped);
     assert_eq!(fresh.replay_clock(-1), T0);
 }
+
+/// A live write that skips its effect (`EffectMode::Skip`, for writes replicated verbatim)
+/// reaches the same state, bytes included, and the same answer as one that builds it:
+/// updates and ticks, refused ones, expiry, LIVE_MAX eviction and officials in between.
+#[test]
+fn skipping_the_effect_reaches_the_same_state() {
+    use crate::test_rng::XorShift;
+    let rows = rest_1m();
+    let mut built = Series::new(Settings {
+        live_ttl_s: 2,
+        live_max: 5,
+        ..settings(Interval::M1)
+    });
+    let mut skipped = built.clone();
+    let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
+    let mut now = rows[0].candle.open_time;
+    let mut next_official = 0;
+    let mut changes = 0;
+    for step in 0..3000 {
+        now += rng.below(300) as i64;
+        let newest = built
+            .official()
+            .last_time()
+            .unwrap_or(rows[0].candle.open_time - 60_000);
+        // Sometimes at or before the newest official (refused by R2).
+        let t = newest + 60_000 * (rng.below(10) as i64 - 1);
+        let price = format!("{}.{}", 100 + rng.below(50), rng.below(100));
+        let op = rng.below(10);
+        if op == 9 && next_official < rows.len() {
+            let n = (1 + rng.below(20) as usize).min(rows.len() - next_official);
+            let batch = &rows[next_official..next_official + n];
+            next_official += n;
+            built.add_official(batch, now).unwrap();
+            skipped.add_official(batch, now).unwrap();
+            continue;
+        }
+        let run = |s: &mut Series, mode: EffectMode| -> (bool, Effect) {
+            let out = if op < 5 {
+                s.live_tick_with(t + rng_free(step), d(&price), d("0.5"), now, mode)
+            } else {
+                s.live_update_with(c(t, &price, &price, &price, &price, "1"), now, mode)
+            }
+            .unwrap();
+            (out.changed, out.effect)
+        };
+        let (a, effect) = run(&mut built, EffectMode::Build);
+        let (b, none) = run(&mut skipped, EffectMode::Skip);
+        assert_eq!(a, b, "step {step}");
+        assert!(none.is_empty(), "step {step}");
+        // `changed` says what a non-empty effect would (the verbatim caller relies on it).
+        assert_eq!(a, !effect.is_empty(), "step {step}");
+        changes += usize::from(a);
+        assert_eq!(skipped, built, "step {step}");
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    built.encode(&mut x);
+    skipped.encode(&mut y);
+    assert_eq!(x, y);
+    assert!(changes > 1000 && next_official > 100, "{changes} changes");
+}
