@@ -4,8 +4,8 @@
 use candles_core::binance::{self, parse_klines};
 use candles_core::candle::parse_time;
 use candles_core::series::{
-    DuplicatePolicy, Effect, Incoming, Kind, Series, Settings, WriteClock, LIVE_MAX_LIMIT,
-    LIVE_TTL_LIMIT,
+    DuplicatePolicy, Effect, EffectMode, Incoming, Kind, Series, Settings, WriteClock,
+    LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
 };
 use candles_core::{render, Candle, Dec, Interval};
 use redis_module::commands::KeySpecFlags;
@@ -370,7 +370,9 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
             let candle = Candle::from_args(&parts).map_err(core_err)?;
             let key = ctx.open_key_writable(name);
             let target = open_target(&key, name, interval)?;
-            return live_write(ctx, &key, name, target, |s, now| s.live_update(candle, now));
+            return live_write(ctx, &key, name, target, |s, now, mode| {
+                s.live_update_with(candle, now, mode)
+            });
         }
     }
     // One kline as JSON (a REST row, as a client would `SET` it, or a WebSocket kline, as
@@ -381,8 +383,8 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
                 let key = ctx.open_key_writable(name);
                 let target = open_target(&key, name, interval)?;
                 check_json_interval(&[k.interval], target_interval(&target))?;
-                return live_write(ctx, &key, name, target, |s, now| {
-                    s.live_update(k.candle, now)
+                return live_write(ctx, &key, name, target, |s, now, mode| {
+                    s.live_update_with(k.candle, now, mode)
                 });
             }
         }
@@ -400,8 +402,8 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let Some(incoming) = candles.pop() else {
         return Err(RedisError::WrongArity);
     };
-    live_write(ctx, &key, name, target, |s, now| {
-        s.live_update(incoming.candle, now)
+    live_write(ctx, &key, name, target, |s, now, mode| {
+        s.live_update_with(incoming.candle, now, mode)
     })
 }
 
@@ -434,17 +436,28 @@ fn live_write(
     key: &RedisKeyWritable,
     name: &RedisString,
     target: Target<'_>,
-    op: impl FnOnce(&mut Series, i64) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
+    op: impl FnOnce(
+        &mut Series,
+        i64,
+        EffectMode,
+    ) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
 ) -> RedisResult {
     let (now, verbatim) = live_clock(ctx, &target);
+    // A write replicated verbatim needs no effect: the core skips building it.
+    let mode = if verbatim {
+        EffectMode::Skip
+    } else {
+        EffectMode::Build
+    };
     let (changed, effect) = apply_op(key, target, |s| {
-        let out = op(s, now).map_err(core_err)?;
+        let out = op(s, now, mode).map_err(core_err)?;
         Ok((out.changed, out.effect))
     })?;
     if verbatim {
-        if !effect.is_empty() {
+        // Verbatim writes are to an existing series' live region (no create, no officials).
+        if changed {
             ctx.replicate_verbatim();
-            notify(ctx, name, &effect);
+            notify_event(ctx, c"candle.live", name);
         }
     } else {
         publish(ctx, name, &effect);
@@ -483,8 +496,8 @@ fn candle_live_tick(ctx: &Context, args: &[RedisString]) -> RedisResult {
     };
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    live_write(ctx, &key, name, target, |s, now| {
-        s.live_tick(time, price, qty, now)
+    live_write(ctx, &key, name, target, |s, now, mode| {
+        s.live_tick_with(time, price, qty, now, mode)
     })
 }
 
