@@ -21,10 +21,15 @@ impl Gauges {
         }
     }
 
-    /// Replaces a value's old footprint by its new one.
+    /// Replaces a value's old footprint by its new one. Only gauges that moved are touched:
+    /// most writes (a live candle replaced, a tick pushed into a full stream) move none,
+    /// and each atomic add is a locked instruction on the command path.
     pub fn changed(&self, before: Footprint, after: Footprint) {
-        self.add(before, -1);
-        self.add(after, 1);
+        for ((g, b), a) in self.0.iter().zip(before).zip(after) {
+            if a != b {
+                g.fetch_add(a - b, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn get(&self, i: usize) -> i64 {
