@@ -229,11 +229,17 @@ mod fast {
         at: &mut usize,
         c: &mut Candle,
     ) -> Option<()> {
-        let compact_dec = if INLINE {
-            compact_dec
-        } else {
-            compact_dec_outlined
-        };
+        type Read<T> = fn(&[u8], &mut usize) -> Option<T>;
+        let (compact_dec, compact_uint, compact_sep_uint): (Read<Dec>, Read<u64>, Read<u64>) =
+            if INLINE {
+                (compact_dec, compact_uint, compact_sep_uint)
+            } else {
+                (
+                    compact_dec_outlined,
+                    compact_uint_outlined,
+                    compact_sep_uint_outlined,
+                )
+            };
         // Each field is stored as soon as it is read (few values live at once, little
         // spilling); on `None` the caller discards `c`.
         let mut p = *at;
@@ -285,6 +291,20 @@ mod fast {
     #[inline(never)]
     fn compact_dec_outlined(b: &[u8], p: &mut usize) -> Option<Dec> {
         compact_dec(b, p)
+    }
+
+    #[inline(never)]
+    fn compact_uint_outlined(b: &[u8], p: &mut usize) -> Option<u64> {
+        compact_uint(b, p)
+    }
+
+    #[inline(never)]
+    fn compact_sep_uint_outlined(b: &[u8], p: &mut usize) -> Option<u64> {
+        if b.get(*p) != Some(&b',') {
+            return None;
+        }
+        *p += 1;
+        compact_uint_outlined(b, p)
     }
 
     /// `compact_dec` for what its fixed-size reader leaves, out of line so the common path
