@@ -41,6 +41,17 @@ const POW10: [i128; 39] = {
     t
 };
 
+/// The powers of ten in i64 (up to 10^18).
+const POW10_64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
 /// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
 #[inline]
@@ -173,10 +184,7 @@ impl Int for i64 {
     }
     #[inline]
     fn pow10(n: u32) -> Option<i64> {
-        // 10^18 is the largest power in i64.
-        POW10
-            .get(n.min(19) as usize)
-            .and_then(|&p| i64::try_from(p).ok())
+        POW10_64.get(n as usize).copied()
     }
     #[inline]
     fn mul(self, o: i64) -> Option<i64> {
@@ -365,7 +373,7 @@ impl Model for Tbq {
 }
 
 /// `M`'s prediction (0 when it has none): in 64 bits when that answers, else in 128.
-#[inline]
+#[inline(always)]
 fn predict<M: Model>(c: &Candle, s: u8) -> i128 {
     match M::pred::<i64>(c, s) {
         Some(p) => i128::from(p),
@@ -374,7 +382,7 @@ fn predict<M: Model>(c: &Candle, s: u8) -> i128 {
 }
 
 /// The bit length of `M`'s hint (0 when it has none): in 64 bits when that answers.
-#[inline]
+#[inline(always)]
 fn hint_bits<M: Model>(c: &Candle, s: u8) -> u32 {
     match M::hint::<i64>(c, s) {
         Some(h) => h.bits(),
