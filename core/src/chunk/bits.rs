@@ -510,6 +510,8 @@ fn mode_cost(us: &[u128], hints: &[u32], mode: KMode) -> u64 {
 pub struct SeriesScratch {
     wide: Vec<u128>,
     narrow: Vec<i64>,
+    /// [`put_series_i64`]'s values widened for the general path.
+    vals128: Vec<i128>,
     us: Vec<u64>,
     /// Always take the general 128-bit path (for differential tests).
     pub wide_only: bool,
@@ -537,6 +539,28 @@ pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hint
         }
     }
     put_series_wide(w, vals, &mut sc.wide, hints);
+}
+
+/// [`put_series`] of values given in 64 bits: the same bits.
+pub fn put_series_i64(
+    w: &mut BitWriter,
+    vals: &[i64],
+    sc: &mut SeriesScratch,
+    hints: Option<&[u32]>,
+) {
+    // Outside +-2^62 (never for exchange data) or for tests: the general path.
+    let out = vals
+        .iter()
+        .fold(0u64, |o, &v| o | (v.wrapping_add(1 << 62) as u64 >> 63));
+    if out == 0 && !sc.wide_only {
+        put_series64(w, vals, &mut sc.us, hints);
+        return;
+    }
+    let mut wide = std::mem::take(&mut sc.vals128);
+    wide.clear();
+    wide.extend(vals.iter().map(|&v| i128::from(v)));
+    put_series_wide(w, &wide, &mut sc.wide, hints);
+    sc.vals128 = wide;
 }
 
 fn put_series_wide(
@@ -1313,6 +1337,37 @@ mod tests {
             )
             .unwrap();
             assert_eq!(out, vals);
+        }
+        assert!(narrow_taken > 10_000, "{narrow_taken}");
+    }
+
+    #[test]
+    fn series_i64_writes_the_bits_of_the_wide_path() {
+        let mut r = Rng(0x1640_5e71_e500_0003);
+        let mut narrow_taken = 0;
+        for _ in 0..20_000 {
+            let (vals, hints) = random_series(&mut r);
+            let Ok(v64) = vals
+                .iter()
+                .map(|&v| i64::try_from(v))
+                .collect::<Result<Vec<i64>, _>>()
+            else {
+                continue;
+            };
+            let (mut a, mut b) = (BitWriter::default(), BitWriter::default());
+            let mut wide = SeriesScratch {
+                wide_only: true,
+                ..SeriesScratch::default()
+            };
+            put_series_i64(
+                &mut a,
+                &v64,
+                &mut SeriesScratch::default(),
+                hints.as_deref(),
+            );
+            put_series(&mut b, &vals, &mut wide, hints.as_deref());
+            narrow_taken += usize::from(vals.iter().all(|v| (-(1i128 << 62)..1 << 62).contains(v)));
+            assert_eq!(a.finish(), b.finish(), "{vals:?} {hints:?}");
         }
         assert!(narrow_taken > 10_000, "{narrow_taken}");
     }

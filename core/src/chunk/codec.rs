@@ -21,7 +21,8 @@
 //! makes them 0), and all differences wrap, so every `Dec` (up to i128 mantissas) round-trips.
 
 use super::bits::{
-    corrupt, get_series, put_series, unzigzag, zigzag, BitReader, BitWriter, SeriesScratch,
+    corrupt, get_series, put_series, put_series_i64, unzigzag, zigzag, BitReader, BitWriter,
+    SeriesScratch,
 };
 use crate::candle::Candle;
 use crate::decimal::Dec;
@@ -40,10 +41,16 @@ const POW10: [i128; 39] = {
     t
 };
 
-#[inline]
-fn pow10(n: u32) -> Option<i128> {
-    POW10.get(n as usize).copied()
-}
+/// The powers of ten in i64 (up to 10^18).
+const POW10_64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
 /// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
@@ -69,85 +76,318 @@ fn div(a: i128, b: i128) -> Option<i128> {
     a.checked_div(b)
 }
 
+/// The checked integer arithmetic the predictions and column values are computed in:
+/// `i128` is the reference, `i64` the fast path. An `i64` operation that answers gives the
+/// exact result, which the `i128` one gives too on the same operands; so a function written
+/// over `Int` that answers in `i64` answers what it does in `i128`. Where the `i64` version
+/// gives `None` (an overflow, or a real `None`), callers fall back to the `i128` one.
+trait Int: Copy + Ord + std::fmt::Debug {
+    const ONE: Self;
+    const TWO: Self;
+    /// `v`, if it fits.
+    fn of(v: i128) -> Option<Self>;
+    fn pow10(n: u32) -> Option<Self>;
+    fn mul(self, o: Self) -> Option<Self>;
+    fn add(self, o: Self) -> Option<Self>;
+    fn sub(self, o: Self) -> Option<Self>;
+    /// Truncating division.
+    fn div(self, o: Self) -> Option<Self>;
+    /// Bit length of the magnitude.
+    fn bits(self) -> u32;
+    fn wide(self) -> i128;
+    fn wsub(self, o: Self) -> Self;
+    /// A column value minus its prediction, as the format has it (wrapping in `i128`);
+    /// `None` when that does not fit.
+    fn residual(self, p: Self) -> Option<Self>;
+    /// Price rows within this bound have differences (as the format wraps them in `i128`)
+    /// that fit exactly.
+    fn narrow(self) -> bool;
+    /// The chunk buffers of this width.
+    fn bufs(sc: &mut Scratch) -> Bufs<'_, Self>;
+    fn put_series(w: &mut BitWriter, vals: &[Self], sc: &mut SeriesScratch, hints: Option<&[u32]>);
+}
+
+/// A [`Scratch`]'s buffers of one integer width, and the series buffers.
+struct Bufs<'a, I> {
+    vals: &'a mut Vec<I>,
+    rows: &'a mut Vec<[I; 4]>,
+    us: &'a mut SeriesScratch,
+    hints: &'a mut Vec<u32>,
+}
+
+impl Int for i128 {
+    const ONE: i128 = 1;
+    const TWO: i128 = 2;
+    #[inline]
+    fn of(v: i128) -> Option<i128> {
+        Some(v)
+    }
+    #[inline]
+    fn pow10(n: u32) -> Option<i128> {
+        POW10.get(n as usize).copied()
+    }
+    #[inline]
+    fn mul(self, o: i128) -> Option<i128> {
+        mul(self, o)
+    }
+    #[inline]
+    fn add(self, o: i128) -> Option<i128> {
+        self.checked_add(o)
+    }
+    #[inline]
+    fn sub(self, o: i128) -> Option<i128> {
+        self.checked_sub(o)
+    }
+    #[inline]
+    fn div(self, o: i128) -> Option<i128> {
+        div(self, o)
+    }
+    #[inline]
+    fn bits(self) -> u32 {
+        super::bits::bitlen(self.unsigned_abs())
+    }
+    #[inline]
+    fn wide(self) -> i128 {
+        self
+    }
+    #[inline]
+    fn wsub(self, o: i128) -> i128 {
+        self.wrapping_sub(o)
+    }
+    #[inline]
+    fn residual(self, p: i128) -> Option<i128> {
+        Some(self.wrapping_sub(p))
+    }
+    #[inline]
+    fn narrow(self) -> bool {
+        true
+    }
+    fn bufs(sc: &mut Scratch) -> Bufs<'_, i128> {
+        Bufs {
+            vals: &mut sc.vals,
+            rows: &mut sc.rows,
+            us: &mut sc.us,
+            hints: &mut sc.hints,
+        }
+    }
+    fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
+        put_series(w, vals, sc, hints);
+    }
+}
+
+impl Int for i64 {
+    const ONE: i64 = 1;
+    const TWO: i64 = 2;
+    #[inline]
+    fn of(v: i128) -> Option<i64> {
+        i64::try_from(v).ok()
+    }
+    #[inline]
+    fn pow10(n: u32) -> Option<i64> {
+        POW10_64.get(n as usize).copied()
+    }
+    #[inline]
+    fn mul(self, o: i64) -> Option<i64> {
+        self.checked_mul(o)
+    }
+    #[inline]
+    fn add(self, o: i64) -> Option<i64> {
+        self.checked_add(o)
+    }
+    #[inline]
+    fn sub(self, o: i64) -> Option<i64> {
+        self.checked_sub(o)
+    }
+    #[inline]
+    fn div(self, o: i64) -> Option<i64> {
+        self.checked_div(o)
+    }
+    #[inline]
+    fn bits(self) -> u32 {
+        u64::BITS - self.unsigned_abs().leading_zeros()
+    }
+    #[inline]
+    fn wide(self) -> i128 {
+        i128::from(self)
+    }
+    #[inline]
+    fn wsub(self, o: i64) -> i64 {
+        self.wrapping_sub(o)
+    }
+    #[inline]
+    fn residual(self, p: i64) -> Option<i64> {
+        self.checked_sub(p)
+    }
+    /// Within +-2^62: the difference of two is within +-2^63.
+    #[inline]
+    fn narrow(self) -> bool {
+        (self.wrapping_add(1 << 62) as u64) >> 63 == 0
+    }
+    fn bufs(sc: &mut Scratch) -> Bufs<'_, i64> {
+        Bufs {
+            vals: &mut sc.vals64,
+            rows: &mut sc.rows64,
+            us: &mut sc.us,
+            hints: &mut sc.hints,
+        }
+    }
+    fn put_series(w: &mut BitWriter, vals: &[i64], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
+        put_series_i64(w, vals, sc, hints);
+    }
+}
+
 /// `d`'s mantissa at scale `s >= d.scale()`.
 #[inline]
-fn at_scale(d: Dec, s: u8) -> Option<i128> {
+fn at_scale<I: Int>(d: Dec, s: u8) -> Option<I> {
     let diff = s.checked_sub(d.scale())?;
+    let m = I::of(d.mantissa())?;
     if diff == 0 {
-        return Some(d.mantissa());
+        return Some(m);
     }
-    mul(d.mantissa(), pow10(u32::from(diff))?)
+    m.mul(I::pow10(u32::from(diff))?)
 }
 
 /// `num / den`, a value at scale `ns`, expressed at scale `target` (truncated).
-fn div_at(num: i128, den: i128, ns: i32, target: i32) -> Option<i128> {
+#[inline]
+fn div_at<I: Int>(num: I, den: I, ns: i32, target: i32) -> Option<I> {
     if target >= ns {
-        div(mul(num, pow10(u32::try_from(target - ns).ok()?)?)?, den)
+        num.mul(I::pow10(u32::try_from(target - ns).ok()?)?)?
+            .div(den)
     } else {
-        div(num, mul(den, pow10(u32::try_from(ns - target).ok()?)?)?)
+        num.div(den.mul(I::pow10(u32::try_from(ns - target).ok()?)?)?)
     }
 }
 
 /// `base * (high + low) / 2` at scale `s`.
-fn mid_price_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
+#[inline]
+fn mid_price_times<I: Int>(c: &Candle, base: Dec, s: u8) -> Option<I> {
     let sp = c.high.scale().max(c.low.scale());
-    let hl = at_scale(c.high, sp)?.checked_add(at_scale(c.low, sp)?)?;
-    let n = mul(base.mantissa(), hl)?;
-    div_at(n, 2, i32::from(base.scale()) + i32::from(sp), i32::from(s))
-}
-
-fn predict_qv(c: &Candle, s: u8) -> Option<i128> {
-    mid_price_times(c, c.volume, s)
-}
-
-fn predict_tbq(c: &Candle, s: u8) -> Option<i128> {
-    let tb = c.taker_buy_base?;
-    match c.quote_volume {
-        Some(q) if c.volume.mantissa() != 0 => {
-            let n = mul(tb.mantissa(), q.mantissa())?;
-            let ns = i32::from(tb.scale()) + i32::from(q.scale()) - i32::from(c.volume.scale());
-            div_at(n, c.volume.mantissa(), ns, i32::from(s))
-        }
-        _ => mid_price_times(c, tb, s),
-    }
+    let hl = at_scale::<I>(c.high, sp)?.add(at_scale(c.low, sp)?)?;
+    let n = I::of(base.mantissa())?.mul(hl)?;
+    div_at(
+        n,
+        I::TWO,
+        i32::from(base.scale()) + i32::from(sp),
+        i32::from(s),
+    )
 }
 
 /// `base * (high - low)` at scale `s`: the size of `base * (vwap - mid)`.
-fn range_times(c: &Candle, base: Dec, s: u8) -> Option<i128> {
+#[inline]
+fn range_times<I: Int>(c: &Candle, base: Dec, s: u8) -> Option<I> {
     let sp = c.high.scale().max(c.low.scale());
-    let hl = at_scale(c.high, sp)?.checked_sub(at_scale(c.low, sp)?)?;
-    let n = mul(base.mantissa(), hl)?;
-    div_at(n, 1, i32::from(base.scale()) + i32::from(sp), i32::from(s))
-}
-
-fn hint_qv(c: &Candle, s: u8) -> Option<i128> {
-    range_times(c, c.volume, s)
-}
-
-fn hint_tbq(c: &Candle, s: u8) -> Option<i128> {
-    range_times(c, c.taker_buy_base?, s)
-}
-
-fn predict_tbb(c: &Candle, s: u8) -> Option<i128> {
+    let hl = at_scale::<I>(c.high, sp)?.sub(at_scale(c.low, sp)?)?;
+    let n = I::of(base.mantissa())?.mul(hl)?;
     div_at(
-        c.volume.mantissa(),
-        2,
-        i32::from(c.volume.scale()),
+        n,
+        I::ONE,
+        i32::from(base.scale()) + i32::from(sp),
         i32::from(s),
     )
 }
 
-fn hint_tbb(c: &Candle, s: u8) -> Option<i128> {
-    div_at(
-        c.volume.mantissa(),
-        1,
-        i32::from(c.volume.scale()),
-        i32::from(s),
-    )
+/// How a decimal column is modelled: a prediction and (when `HINTED`) a magnitude hint for
+/// its residuals, both deterministic functions of already-decoded fields (`None` counts as
+/// 0 for a prediction and as bit length 0 for a hint).
+trait Model {
+    const HINTED: bool;
+    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I>;
+    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I>;
 }
 
-fn hint_bits(h: Option<i128>) -> u32 {
-    h.map_or(0, |h| super::bits::bitlen(h.unsigned_abs()))
+/// No prediction, no hints (volume).
+struct Plain;
+/// quote_volume: volume * mid price.
+struct Qv;
+/// taker_buy_base: half the volume.
+struct Tbb;
+/// taker_buy_quote: taker_buy_base * vwap (quote_volume / volume), else * mid price.
+struct Tbq;
+
+impl Model for Plain {
+    const HINTED: bool = false;
+    #[inline]
+    fn pred<I: Int>(_: &Candle, _: u8) -> Option<I> {
+        I::of(0)
+    }
+    #[inline]
+    fn hint<I: Int>(_: &Candle, _: u8) -> Option<I> {
+        None
+    }
+}
+
+impl Model for Qv {
+    const HINTED: bool = true;
+    #[inline]
+    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        mid_price_times(c, c.volume, s)
+    }
+    #[inline]
+    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        range_times(c, c.volume, s)
+    }
+}
+
+impl Model for Tbb {
+    const HINTED: bool = true;
+    #[inline]
+    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        let v = c.volume;
+        div_at(
+            I::of(v.mantissa())?,
+            I::TWO,
+            i32::from(v.scale()),
+            i32::from(s),
+        )
+    }
+    #[inline]
+    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        let v = c.volume;
+        div_at(
+            I::of(v.mantissa())?,
+            I::ONE,
+            i32::from(v.scale()),
+            i32::from(s),
+        )
+    }
+}
+
+impl Model for Tbq {
+    const HINTED: bool = true;
+    #[inline]
+    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        let tb = c.taker_buy_base?;
+        match c.quote_volume {
+            Some(q) if c.volume.mantissa() != 0 => {
+                let n = I::of(tb.mantissa())?.mul(I::of(q.mantissa())?)?;
+                let ns = i32::from(tb.scale()) + i32::from(q.scale()) - i32::from(c.volume.scale());
+                div_at(n, I::of(c.volume.mantissa())?, ns, i32::from(s))
+            }
+            _ => mid_price_times(c, tb, s),
+        }
+    }
+    #[inline]
+    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
+        range_times(c, c.taker_buy_base?, s)
+    }
+}
+
+/// `M`'s prediction (0 when it has none): in 64 bits when that answers, else in 128.
+#[inline(always)]
+fn predict<M: Model>(c: &Candle, s: u8) -> i128 {
+    match M::pred::<i64>(c, s) {
+        Some(p) => i128::from(p),
+        None => M::pred::<i128>(c, s).unwrap_or(0),
+    }
+}
+
+/// The bit length of `M`'s hint (0 when it has none): in 64 bits when that answers.
+#[inline(always)]
+fn hint_bits<M: Model>(c: &Candle, s: u8) -> u32 {
+    match M::hint::<i64>(c, s) {
+        Some(h) => h.bits(),
+        None => M::hint::<i128>(c, s).map_or(0, Int::bits),
+    }
 }
 
 struct Scratch {
@@ -157,6 +397,12 @@ struct Scratch {
     hints: Vec<u32>,
     /// Price rows.
     rows: Vec<[i128; 4]>,
+    /// The 64-bit encoding path's column values and price rows.
+    vals64: Vec<i64>,
+    rows64: Vec<[i64; 4]>,
+    /// Encode every column by the 128-bit reference path (differential tests).
+    #[cfg(test)]
+    reference: bool,
     /// Decoding only: presence flags.
     has: [Vec<bool>; 5],
     all: Vec<bool>,
@@ -170,36 +416,24 @@ impl Scratch {
             aux: Vec::with_capacity(n),
             hints: Vec::with_capacity(n),
             rows: Vec::new(),
+            vals64: Vec::new(),
+            rows64: Vec::new(),
+            #[cfg(test)]
+            reference: false,
             has: Default::default(),
             all: Vec::new(),
         }
     }
-}
 
-type Pred = fn(&Candle, u8) -> Option<i128>;
-
-const PLAIN: Model = Model {
-    pred: None,
-    hint: None,
-};
-const QV: Model = Model {
-    pred: Some(predict_qv),
-    hint: Some(hint_qv),
-};
-const TBB: Model = Model {
-    pred: Some(predict_tbb),
-    hint: Some(hint_tbb),
-};
-const TBQ: Model = Model {
-    pred: Some(predict_tbq),
-    hint: Some(hint_tbq),
-};
-
-/// How a decimal column is modelled: a prediction and a magnitude hint for its residuals.
-#[derive(Clone, Copy, Default)]
-struct Model {
-    pred: Option<Pred>,
-    hint: Option<Pred>,
+    /// Whether the 64-bit paths may be tried.
+    #[inline]
+    fn fast(&self) -> bool {
+        #[cfg(test)]
+        if self.reference {
+            return false;
+        }
+        true
+    }
 }
 
 fn put_presence(w: &mut BitWriter, cs: &[Candle], has: impl Fn(&Candle) -> bool) {
@@ -232,11 +466,10 @@ fn get_presence(r: &mut BitReader, n: usize, out: &mut Vec<bool>) -> CoreResult<
 }
 
 /// A decimal column over the candles where `get` is Some.
-fn put_dec_col(
+fn put_dec_col<M: Model>(
     w: &mut BitWriter,
     cs: &[Candle],
     get: fn(&Candle) -> Option<Dec>,
-    model: Model,
     sc: &mut Scratch,
 ) {
     let s = cs
@@ -245,34 +478,47 @@ fn put_dec_col(
         .map(|d| d.scale())
         .max()
         .unwrap_or(0);
-    sc.vals.clear();
-    sc.hints.clear();
-    let mut ok = true;
+    // Nearly always every value fits the 64-bit path; else the reference decides.
+    if sc.fast() && put_scaled_col::<i64, M>(w, cs, get, s, sc) {
+        return;
+    }
+    if !put_scaled_col::<i128, M>(w, cs, get, s, sc) {
+        w.bit(true);
+        put_raw_col(w, cs.iter().filter_map(get), sc);
+    }
+}
+
+/// The column of the values where `get` is Some, at scale `s`, minus `M`'s prediction: a
+/// flag, the scale and the residuals. Writes nothing and returns false when a value or
+/// residual does not fit `I` (in `i128`: a value at scale `s` overflows, the raw column).
+#[inline]
+fn put_scaled_col<I: Int, M: Model>(
+    w: &mut BitWriter,
+    cs: &[Candle],
+    get: fn(&Candle) -> Option<Dec>,
+    s: u8,
+    sc: &mut Scratch,
+) -> bool {
+    let b = I::bufs(sc);
+    b.vals.clear();
+    b.hints.clear();
     for c in cs {
         if let Some(d) = get(c) {
-            match at_scale(d, s) {
-                Some(m) => {
-                    let p = model.pred.and_then(|f| f(c, s)).unwrap_or(0);
-                    sc.vals.push(m.wrapping_sub(p));
-                    if let Some(h) = model.hint {
-                        sc.hints.push(hint_bits(h(c, s)));
-                    }
-                }
-                None => {
-                    ok = false;
-                    break;
-                }
+            let Some(r) = at_scale::<I>(d, s).and_then(|m| m.residual(I::of(predict::<M>(c, s))?))
+            else {
+                return false;
+            };
+            b.vals.push(r);
+            if M::HINTED {
+                b.hints.push(hint_bits::<M>(c, s));
             }
         }
     }
-    w.bit(!ok);
-    if ok {
-        w.bits(u64::from(s), 8);
-        let hints = model.hint.map(|_| sc.hints.as_slice());
-        put_series(w, &sc.vals, &mut sc.us, hints);
-    } else {
-        put_raw_col(w, cs.iter().filter_map(get), sc);
-    }
+    w.bit(false);
+    w.bits(u64::from(s), 8);
+    let hints = M::HINTED.then_some(b.hints.as_slice());
+    I::put_series(w, b.vals, b.us, hints);
+    true
 }
 
 fn put_raw_col(w: &mut BitWriter, ds: impl Iterator<Item = Dec> + Clone, sc: &mut Scratch) {
@@ -319,12 +565,11 @@ fn make_dec(m: i128, s: u8) -> CoreResult<Dec> {
 }
 
 /// Decodes a decimal column into the candles where `has` is true, via `set`.
-fn get_dec_col(
+fn get_dec_col<M: Model>(
     r: &mut BitReader,
     cs: &mut [Candle],
     has: &[bool],
     set: fn(&mut Candle, Dec),
-    model: Model,
     sc: &mut Scratch,
 ) -> CoreResult<()> {
     let m = has.iter().filter(|&&h| h).count();
@@ -340,18 +585,17 @@ fn get_dec_col(
     }
     let s = u8::try_from(r.bits(8)?).map_err(|_| corrupt("bad scale"))?;
     sc.hints.clear();
-    if let Some(h) = model.hint {
+    if M::HINTED {
         for (c, _) in cs.iter().zip(has).filter(|(_, &h)| h) {
-            sc.hints.push(hint_bits(h(c, s)));
+            sc.hints.push(hint_bits::<M>(c, s));
         }
     }
-    let hints = model.hint.map(|_| sc.hints.as_slice());
+    let hints = M::HINTED.then_some(sc.hints.as_slice());
     get_series(r, m, &mut sc.vals, hints)?;
     let mut it = sc.vals.iter();
     for (c, _) in cs.iter_mut().zip(has).filter(|(_, &h)| h) {
         let res = *it.next().ok_or_else(|| corrupt("column too short"))?;
-        let p = model.pred.and_then(|f| f(c, s)).unwrap_or(0);
-        set(c, make_dec(res.wrapping_add(p), s)?);
+        set(c, make_dec(res.wrapping_add(predict::<M>(c, s)), s)?);
     }
     Ok(())
 }
@@ -368,64 +612,75 @@ fn put_prices(w: &mut BitWriter, cs: &[Candle], sc: &mut Scratch) {
         })
         .max()
         .unwrap_or(0);
-    // The reused row buffer is taken out while `sc` lends its other buffers, and given back
-    // whichever way `put_price_rows` returns.
-    let mut rows = std::mem::take(&mut sc.rows);
-    rows.clear();
-    put_price_rows(w, cs, s, &mut rows, sc);
-    sc.rows = rows;
+    if sc.fast() && put_price_rows::<i64>(w, cs, s, sc) {
+        return;
+    }
+    if !put_price_rows::<i128>(w, cs, s, sc) {
+        w.bit(true);
+        put_raw_col(w, cs.iter().map(|c| c.open), sc);
+        put_raw_col(w, cs.iter().map(|c| c.high), sc);
+        put_raw_col(w, cs.iter().map(|c| c.low), sc);
+        put_raw_col(w, cs.iter().map(|c| c.close), sc);
+    }
 }
 
-fn put_price_rows(
-    w: &mut BitWriter,
-    cs: &[Candle],
-    s: u8,
-    rows: &mut Vec<[i128; 4]>,
-    sc: &mut Scratch,
-) {
+/// The prices at the common scale `s`: a flag, the scale, the first open and four series.
+/// Writes nothing and returns false when a price at `s` does not fit `I` or, in `i64`, is
+/// not [`narrow`](Int::narrow) (in `i128`: the raw columns).
+fn put_price_rows<I: Int>(w: &mut BitWriter, cs: &[Candle], s: u8, sc: &mut Scratch) -> bool {
+    let b = I::bufs(sc);
+    b.rows.clear();
     for c in cs {
         match (
-            at_scale(c.open, s),
-            at_scale(c.high, s),
-            at_scale(c.low, s),
-            at_scale(c.close, s),
+            at_scale::<I>(c.open, s),
+            at_scale::<I>(c.high, s),
+            at_scale::<I>(c.low, s),
+            at_scale::<I>(c.close, s),
         ) {
-            (Some(o), Some(h), Some(l), Some(cl)) => rows.push([o, h, l, cl]),
-            _ => {
-                w.bit(true);
-                put_raw_col(w, cs.iter().map(|c| c.open), sc);
-                put_raw_col(w, cs.iter().map(|c| c.high), sc);
-                put_raw_col(w, cs.iter().map(|c| c.low), sc);
-                put_raw_col(w, cs.iter().map(|c| c.close), sc);
-                return;
+            (Some(o), Some(h), Some(l), Some(cl))
+                if o.narrow() && h.narrow() && l.narrow() && cl.narrow() =>
+            {
+                b.rows.push([o, h, l, cl])
             }
+            _ => return false,
         }
     }
     w.bit(false);
     w.bits(u64::from(s), 8);
-    let Some(&[o0, ..]) = rows.first() else {
-        return;
+    let Some(&[o0, ..]) = b.rows.first() else {
+        return true;
     };
-    w.num(zigzag(o0));
-    sc.vals.clear();
-    sc.vals.extend(
+    w.num(zigzag(o0.wide()));
+    // The differences, wrapping in i128 as the format has them, are exact in narrow i64.
+    let rows = &*b.rows;
+    put_diffs(w, rows, 1, b.vals, b.us, |p, q| q[0].wsub(p[3]));
+    put_diffs(w, rows, 0, b.vals, b.us, |_, &[o, _, _, c]| c.wsub(o));
+    put_diffs(w, rows, 0, b.vals, b.us, |_, &[o, h, _, c]| {
+        h.wsub(o.max(c))
+    });
+    put_diffs(w, rows, 0, b.vals, b.us, |_, &[o, _, l, c]| {
+        o.min(c).wsub(l)
+    });
+    true
+}
+
+/// The series of `f(rows[i], rows[i + skip])`.
+#[inline(always)]
+fn put_diffs<I: Int>(
+    w: &mut BitWriter,
+    rows: &[[I; 4]],
+    skip: usize,
+    vals: &mut Vec<I>,
+    us: &mut SeriesScratch,
+    f: impl Fn(&[I; 4], &[I; 4]) -> I,
+) {
+    vals.clear();
+    vals.extend(
         rows.iter()
-            .zip(rows.iter().skip(1))
-            .map(|(p, q)| q[0].wrapping_sub(p[3])),
+            .zip(rows.iter().skip(skip))
+            .map(|(p, q)| f(p, q)),
     );
-    put_series(w, &sc.vals, &mut sc.us, None);
-    sc.vals.clear();
-    sc.vals
-        .extend(rows.iter().map(|&[o, _, _, c]| c.wrapping_sub(o)));
-    put_series(w, &sc.vals, &mut sc.us, None);
-    sc.vals.clear();
-    sc.vals
-        .extend(rows.iter().map(|&[o, h, _, c]| h.wrapping_sub(o.max(c))));
-    put_series(w, &sc.vals, &mut sc.us, None);
-    sc.vals.clear();
-    sc.vals
-        .extend(rows.iter().map(|&[o, _, l, c]| o.min(c).wrapping_sub(l)));
-    put_series(w, &sc.vals, &mut sc.us, None);
+    I::put_series(w, vals, us, None);
 }
 
 fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreResult<()> {
@@ -594,7 +849,7 @@ fn encode_chunk_sc(
     mark("presence", w.bit_len());
     put_prices(&mut w, cs, sc);
     mark("prices", w.bit_len());
-    put_dec_col(&mut w, cs, |c| Some(c.volume), PLAIN, sc);
+    put_dec_col::<Plain>(&mut w, cs, |c| Some(c.volume), sc);
     mark("volume", w.bit_len());
     sc.vals.clear();
     sc.vals.extend(cs.iter().filter_map(|c| {
@@ -603,16 +858,16 @@ fn encode_chunk_sc(
     }));
     put_series(&mut w, &sc.vals, &mut sc.us, None);
     mark("close_time", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.quote_volume, QV, sc);
+    put_dec_col::<Qv>(&mut w, cs, |c| c.quote_volume, sc);
     mark("quote_volume", w.bit_len());
     sc.vals.clear();
     sc.vals
         .extend(cs.iter().filter_map(|c| c.trades.map(i128::from)));
     put_series(&mut w, &sc.vals, &mut sc.us, None);
     mark("trades", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.taker_buy_base, TBB, sc);
+    put_dec_col::<Tbb>(&mut w, cs, |c| c.taker_buy_base, sc);
     mark("taker_buy_base", w.bit_len());
-    put_dec_col(&mut w, cs, |c| c.taker_buy_quote, TBQ, sc);
+    put_dec_col::<Tbq>(&mut w, cs, |c| c.taker_buy_quote, sc);
     mark("taker_buy_quote", w.bit_len());
     w.finish()
 }
@@ -703,7 +958,7 @@ fn decode_chunk_with(
     get_prices(&mut r, cs, sc)?;
     all.clear();
     all.resize(n, true);
-    get_dec_col(&mut r, cs, &all, |c, d| c.volume = d, PLAIN, sc)?;
+    get_dec_col::<Plain>(&mut r, cs, &all, |c, d| c.volume = d, sc)?;
 
     get_series(
         &mut r,
@@ -718,7 +973,7 @@ fn decode_chunk_with(
             i64::try_from(i128::from(c.open_time) + d).map_err(|_| corrupt("bad close time"))?;
         c.close_time = Some(ct);
     }
-    get_dec_col(&mut r, cs, has_qv, |c, d| c.quote_volume = Some(d), QV, sc)?;
+    get_dec_col::<Qv>(&mut r, cs, has_qv, |c, d| c.quote_volume = Some(d), sc)?;
     get_series(
         &mut r,
         has_tr.iter().filter(|&&h| h).count(),
@@ -730,22 +985,8 @@ fn decode_chunk_with(
         let v = *it.next().ok_or_else(|| corrupt("column too short"))?;
         c.trades = Some(u64::try_from(v).map_err(|_| corrupt("bad trade count"))?);
     }
-    get_dec_col(
-        &mut r,
-        cs,
-        has_tbb,
-        |c, d| c.taker_buy_base = Some(d),
-        TBB,
-        sc,
-    )?;
-    get_dec_col(
-        &mut r,
-        cs,
-        has_tbq,
-        |c, d| c.taker_buy_quote = Some(d),
-        TBQ,
-        sc,
-    )?;
+    get_dec_col::<Tbb>(&mut r, cs, has_tbb, |c, d| c.taker_buy_base = Some(d), sc)?;
+    get_dec_col::<Tbq>(&mut r, cs, has_tbq, |c, d| c.taker_buy_quote = Some(d), sc)?;
     if r.bytes_used() != data.len() {
         return Err(corrupt("trailing bytes"));
     }
@@ -794,7 +1035,7 @@ fn get_row_dec(b: &[u8], pos: &mut usize) -> CoreResult<Dec> {
 /// `d` as a difference from `base` at their common scale when that fits, else absolute.
 fn put_row_dec_rel(out: &mut Vec<u8>, d: Dec, base: Dec) {
     let s = d.scale().max(base.scale());
-    match (at_scale(d, s), at_scale(base, s)) {
+    match (at_scale::<i128>(d, s), at_scale::<i128>(base, s)) {
         (Some(m), Some(bm)) => {
             out.push(0x80 | s);
             put_varint(out, zigzag(m.wrapping_sub(bm)));
@@ -811,7 +1052,7 @@ fn get_row_dec_rel(b: &[u8], pos: &mut usize, base: Dec) -> CoreResult<Dec> {
         return make_dec(v, tag);
     }
     let s = tag & 0x7f;
-    let bm = at_scale(base, s).ok_or_else(|| corrupt("bad relative decimal"))?;
+    let bm = at_scale::<i128>(base, s).ok_or_else(|| corrupt("bad relative decimal"))?;
     make_dec(bm.wrapping_add(v), s)
 }
 
@@ -1093,6 +1334,106 @@ mod tests {
                 );
                 assert_eq!(x.ok(), y.ok());
             }
+        }
+    }
+
+    /// `M`'s predictions and hints (64 bits first, 128 when that does not answer) against
+    /// the 128-bit reference, at the column's scale and around it; returns how often the
+    /// 64-bit versions answered.
+    fn check_model<M: Model>(cs: &[Candle], get: fn(&Candle) -> Option<Dec>) -> usize {
+        let col = cs
+            .iter()
+            .filter_map(get)
+            .map(|d| d.scale())
+            .max()
+            .unwrap_or(0);
+        let mut answered = 0;
+        for c in cs {
+            for s in [col, col.saturating_sub(3), col + 1, col + 9, 0, 24, 30] {
+                let want = M::pred::<i128>(c, s);
+                if let Some(p) = M::pred::<i64>(c, s) {
+                    assert_eq!(want, Some(i128::from(p)), "{c:?} s={s}");
+                    answered += 1;
+                }
+                assert_eq!(predict::<M>(c, s), want.unwrap_or(0), "{c:?} s={s}");
+                let want = M::hint::<i128>(c, s);
+                if let Some(h) = M::hint::<i64>(c, s) {
+                    assert_eq!(want, Some(i128::from(h)), "{c:?} s={s}");
+                }
+                assert_eq!(
+                    hint_bits::<M>(c, s),
+                    want.map_or(0, Int::bits),
+                    "{c:?} s={s}"
+                );
+            }
+        }
+        answered
+    }
+
+    #[test]
+    fn predictions_match_reference() {
+        let mut r = Rng(0x9e3d_1c7a_64b1_7ea5);
+        let sets = chunk_sets(&mut r, (CHUNK_MAX, 0), 400);
+        let mut answered = [0; 4];
+        for cs in &sets {
+            answered[0] += check_model::<Qv>(cs, |c| c.quote_volume);
+            answered[1] += check_model::<Tbb>(cs, |c| c.taker_buy_base);
+            answered[2] += check_model::<Tbq>(cs, |c| c.taker_buy_quote);
+            answered[3] += check_model::<Plain>(cs, |c| Some(c.volume));
+        }
+        // Both paths were exercised (Plain's prediction is 0 in any width; Tbq's product
+        // of two volumes mostly overflows i64 on exchange data).
+        let total = sets.iter().map(Vec::len).sum::<usize>() * 7;
+        assert!(
+            answered[..3].iter().all(|&a| a > total / 50 && a < total),
+            "{answered:?} of {total}"
+        );
+        assert!(
+            answered[..2].iter().all(|&a| a > total / 4),
+            "{answered:?} of {total}"
+        );
+    }
+
+    /// The chunk as the 128-bit reference paths alone write it (column values, predictions
+    /// where the 64-bit versions do not answer, series).
+    fn encode_chunk_reference(cs: &[Candle]) -> Vec<u8> {
+        let mut sc = Scratch::new(cs.len());
+        sc.us.wide_only = true;
+        sc.reference = true;
+        encode_chunk_sc(cs, &mut |_, _| {}, &mut sc)
+    }
+
+    #[test]
+    fn narrow_columns_encode_the_bytes_of_the_reference() {
+        let mut r = Rng(0x64b1_75c0_1d00_0001);
+        let mut sets = chunk_sets(&mut r, (11, 20), 400);
+        // Mantissas at the edges of the 64-bit paths (+-2^62, +-2^63), alone or with
+        // predictions, in random fields of random candles.
+        for _ in 0..300 {
+            let n = 1 + r.below(40) as usize;
+            let wild = r.below(2) == 0;
+            let mut cs = candles(&mut r, n, wild);
+            for c in &mut cs {
+                for _ in 0..r.below(6) {
+                    let edge = [1i128 << 62, (1 << 63) - 1, 1 << 61][r.below(3) as usize];
+                    let m = (edge - r.below(3) as i128) * [1, -1][r.below(2) as usize];
+                    // Mostly the scale of the non-wild prices, so the chunk's scale stays.
+                    let d = Dec::new(m, [0, 2, 2, 2][r.below(4) as usize]).unwrap();
+                    match r.below(7) {
+                        0 => c.open = d,
+                        1 => c.high = d,
+                        2 => c.low = d,
+                        3 => c.close = d,
+                        4 => c.volume = d,
+                        5 => c.quote_volume = Some(d),
+                        _ => c.taker_buy_base = Some(d),
+                    }
+                }
+            }
+            sets.push(cs);
+        }
+        for cs in &sets {
+            assert_eq!(encode_chunk(cs), encode_chunk_reference(cs), "{cs:?}");
         }
     }
 
