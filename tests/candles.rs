@@ -1637,6 +1637,24 @@ fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
         )
         .unwrap();
     }
+    // Single REST rows as JSON (what a client would `SET`), each replacing the live candle.
+    let rows_key = "candle:{BTCUSDT}:1m:rows";
+    let body: Json =
+        serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap();
+    let rows = body.as_array().unwrap();
+    for r in &rows[rows.len() - 40..] {
+        let text = serde_json::to_string(r).unwrap();
+        assert_eq!(
+            add_json(
+                &mut m,
+                "CANDLE.LIVE_UPDATE",
+                rows_key,
+                Some("1m"),
+                text.as_bytes()
+            ),
+            Ok(1)
+        );
+    }
     // A short LIVE_TTL: its live candle expires between two bursts (the drop is decided
     // with the master's clock and must reach the replica and the AOF as decided).
     val(
@@ -1679,7 +1697,7 @@ fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
 
     sync_replica(&mut m);
     let mut r = replica.conn();
-    for key in [ticks_key, kline_key, "short"] {
+    for key in [ticks_key, kline_key, rows_key, "short"] {
         assert_eq!(state(&mut r, key), state(&mut m, key), "{key}");
     }
     let digest = val(&mut m, &["DEBUG", "DIGEST"]);
