@@ -1,7 +1,7 @@
 //! CANDLE.* commands: parse → core → replicate the effect and notify only if something
 //! changed → reply.
 
-use candles_core::binance::{self, parse_klines};
+use candles_core::binance;
 use candles_core::candle::parse_time;
 use candles_core::series::{
     DuplicatePolicy, Effect, EffectMode, Incoming, Kind, Series, Settings, WriteClock,
@@ -46,9 +46,9 @@ fn take_interval(args: &[RedisString]) -> Result<(Option<Interval>, &[RedisStrin
 }
 
 /// Candles of a write, from `JSON payload` or positional `t o h l c v ...`, and the
-/// interval each JSON kline names (none for positional candles), in a vector of their own so
-/// the candles are not copied once more to drop it.
-type Parsed = (Vec<Incoming>, Vec<Option<Interval>>);
+/// interval each JSON kline names (none when no kline names one, as for positional candles
+/// and REST rows), in a vector of their own so the candles are not copied once more to drop it.
+type Parsed = binance::IncomingBatch;
 
 fn parse_candles(rest: &[RedisString]) -> Result<Parsed, RedisError> {
     match rest.first() {
@@ -57,16 +57,7 @@ fn parse_candles(rest: &[RedisString]) -> Result<Parsed, RedisError> {
             let [_, payload] = rest else {
                 return Err(err("JSON takes exactly one payload argument"));
             };
-            let klines = parse_klines(payload.as_slice()).map_err(core_err)?;
-            let intervals = klines.iter().map(|k| k.interval).collect();
-            let incoming = klines
-                .into_iter()
-                .map(|k| Incoming {
-                    candle: k.candle,
-                    closed: k.closed,
-                })
-                .collect();
-            Ok((incoming, intervals))
+            binance::parse_incoming(payload.as_slice()).map_err(core_err)
         }
         Some(_) => {
             if !rest.len().is_multiple_of(6) {

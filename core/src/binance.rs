@@ -8,6 +8,7 @@ use crate::candle::Candle;
 use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
+use crate::series::Incoming;
 use serde_json::{Map, Value};
 
 /// Largest JSON payload accepted by the parsers (a 1000-row REST body is ~170 KB).
@@ -66,12 +67,52 @@ pub fn parse_klines(payload: &[u8]) -> CoreResult<Vec<Kline>> {
         if let Some(klines) = fast::rest_klines(payload) {
             return Ok(klines);
         }
+    }
+    klines_not_rest(payload)
+}
+
+/// What a write (`Series::add_official`) takes from a payload: [`parse_klines`]'s candles
+/// and `closed` flags, with the interval each kline names, or no intervals at all when no
+/// kline names one (REST rows never do).
+pub type IncomingBatch = (Vec<Incoming>, Vec<Option<Interval>>);
+
+/// [`parse_klines`] for a write: the same klines (and errors), read straight into the
+/// [`Incoming`] the series takes, so a REST body's rows are not copied once more.
+pub fn parse_incoming(payload: &[u8]) -> CoreResult<IncomingBatch> {
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        if let Some(rows) = fast::rest_klines(payload) {
+            return Ok((rows, Vec::new()));
+        }
+    }
+    let klines = klines_not_rest(payload)?;
+    let intervals = if klines.iter().any(|k| k.interval.is_some()) {
+        klines.iter().map(|k| k.interval).collect()
+    } else {
+        Vec::new()
+    };
+    let incoming = klines.into_iter().map(Incoming::from).collect();
+    Ok((incoming, intervals))
+}
+
+/// `parse_klines` where the REST body reader did not answer: a WebSocket kline read
+/// without a tree, else the Value path.
+fn klines_not_rest(payload: &[u8]) -> CoreResult<Vec<Kline>> {
+    if payload.len() <= MAX_PAYLOAD_BYTES {
         if let Some(kline) = fast::ws_kline(payload) {
             return Ok(vec![kline]);
         }
     }
     let v = parse_json(payload)?;
     klines_of(&v)
+}
+
+impl From<Kline> for Incoming {
+    fn from(k: Kline) -> Incoming {
+        Incoming {
+            candle: k.candle,
+            closed: k.closed,
+        }
+    }
 }
 
 /// The one kline of a payload that is a single REST row or a WebSocket kline (frame, event
@@ -92,7 +133,7 @@ pub fn parse_one_kline(payload: &[u8]) -> Option<Kline> {
 /// escape, a value the Value path would refuse — gives `None`, and the caller parses the
 /// payload the general way, so results and errors are the Value path's.
 mod fast {
-    use super::Kline;
+    use super::{Incoming, Kline};
     use crate::candle::{parse_i64, Candle};
     use crate::decimal::{swar, Dec};
 
@@ -414,8 +455,26 @@ mod fast {
         [compact, general]
     }
 
+    /// What a REST body is read into: a [`Kline`], or the [`Incoming`] a write takes (a
+    /// REST row says nothing else).
+    pub(super) trait RestRow: From<Kline> + Clone {
+        fn candle_mut(&mut self) -> &mut Candle;
+    }
+
+    impl RestRow for Kline {
+        fn candle_mut(&mut self) -> &mut Candle {
+            &mut self.candle
+        }
+    }
+
+    impl RestRow for Incoming {
+        fn candle_mut(&mut self) -> &mut Candle {
+            &mut self.candle
+        }
+    }
+
     /// The klines of a REST body, or `None` when it is not exactly that shape.
-    pub(super) fn rest_klines(payload: &[u8]) -> Option<Vec<Kline>> {
+    pub(super) fn rest_klines<T: RestRow>(payload: &[u8]) -> Option<Vec<T>> {
         let mut c = Cursor { b: payload, at: 0 };
         c.eat(b'[')?;
         if c.peek()? != b'[' {
@@ -423,18 +482,18 @@ mod fast {
         }
         // A REST row is about 170 bytes of text.
         let mut out = Vec::with_capacity(payload.len() / 160 + 1);
-        let blank = Kline {
+        let blank = T::from(Kline {
             candle: Candle::ohlcv(0, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO, Dec::ZERO),
             closed: None,
             interval: None,
             symbol: None,
-        };
+        });
         loop {
             // Read in place: the compact reader fills a pushed blank (no copy of the kline).
             out.push(blank.clone());
             let slot = out.last_mut()?;
-            if compact_row(payload, &mut c.at, &mut slot.candle).is_none() {
-                *slot = row(&mut c)?;
+            if compact_row(payload, &mut c.at, slot.candle_mut()).is_none() {
+                *slot = T::from(row(&mut c)?);
             }
             match c.peek()? {
                 b',' => c.at += 1,
@@ -885,7 +944,81 @@ mod tests {
             "{}",
             String::from_utf8_lossy(p)
         );
+        assert_eq!(
+            incoming_view(parse_incoming(p)),
+            value_path(p).map(incoming_of_klines),
+            "{}",
+            String::from_utf8_lossy(p)
+        );
         fast.is_some()
+    }
+
+    type IncomingView = (Vec<(Candle, Option<bool>)>, Vec<Option<Interval>>);
+
+    /// `parse_incoming`'s answer in comparable form (`Incoming` has no `PartialEq`).
+    fn incoming_view(r: CoreResult<IncomingBatch>) -> Result<IncomingView, String> {
+        r.map(|(inc, intervals)| {
+            (
+                inc.into_iter().map(|i| (i.candle, i.closed)).collect(),
+                intervals,
+            )
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// What `parse_incoming` must give for these klines: their candles and flags, and
+    /// their intervals when any kline names one.
+    fn incoming_of_klines(k: Vec<Kline>) -> IncomingView {
+        let intervals = if k.iter().any(|k| k.interval.is_some()) {
+            k.iter().map(|k| k.interval).collect()
+        } else {
+            Vec::new()
+        };
+        (
+            k.into_iter().map(|k| (k.candle, k.closed)).collect(),
+            intervals,
+        )
+    }
+
+    #[test]
+    fn parse_incoming_matches_value_path() {
+        let frames = fixture("ws_kline_1m_combined.jsonl");
+        let mut cases: Vec<Vec<u8>> = frames
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let k = r#"{"t":60000,"o":"1","h":"2","l":"0.5","c":"1.5","v":"1","i":"1m","x":true}"#;
+        let no_i = r#"{"t":120000,"o":"1","h":"2","l":"0.5","c":"1.5","v":"1","x":false}"#;
+        for p in [
+            k.to_string(),
+            no_i.to_string(),
+            format!("[{k},{no_i}]"),
+            format!("[{no_i},{k}]"),
+            format!("[{no_i},{no_i}]"),
+            format!(r#"{{"e":"kline","k":{k}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"kline","k":{no_i}}}}}"#),
+            format!("[{ROW},{ROW}]"),
+            format!("[{ROW},[60000, 1, 2, 0.5, \"1.5\", 0.1]]"),
+            ROW.to_string(),
+            "[]".to_string(),
+            r#"{"k":{"t":60000,"o":"1","h":"1","l":"1","c":"1","v":"1","i":"7q"}}"#.into(),
+            r#"[60000,"a","1","1","1","1"]"#.into(),
+            "{".into(),
+        ] {
+            cases.push(p.into_bytes());
+        }
+        cases.push(fixture("rest_klines_BTCUSDT_1m_limit1000.json"));
+        for p in &cases {
+            agrees_with_value_path(p, None);
+        }
+        // The intervals are there exactly when a kline names one.
+        let (inc, intervals) = parse_incoming(k.as_bytes()).unwrap();
+        assert_eq!((inc.len(), intervals), (1, vec![Some(Interval::M1)]));
+        let (inc, intervals) = parse_incoming(no_i.as_bytes()).unwrap();
+        assert_eq!((inc.len(), intervals.len()), (1, 0));
+        let (inc, intervals) = parse_incoming(format!("[{ROW},{ROW}]").as_bytes()).unwrap();
+        assert_eq!((inc.len(), intervals.len()), (2, 0));
     }
 
     fn fixture(name: &str) -> Vec<u8> {

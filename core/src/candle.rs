@@ -64,43 +64,39 @@ impl Candle {
     /// Rejects what no exchange could send: misaligned time, negative values, high below the
     /// body, low above it, a close time outside the bucket.
     pub fn validate(&self, interval: Interval) -> CoreResult<()> {
+        // The happy path only compares; each error is built out of line (`#[cold]`), so the
+        // checks stay a few instructions per candle and the function small.
         interval.check_open_time(self.open_time)?;
         let t = self.open_time;
         let any_negative = self.open.is_negative()
-            || self.high.is_negative()
-            || self.low.is_negative()
-            || self.close.is_negative()
-            || self.volume.is_negative()
-            || self.quote_volume.is_some_and(|v| v.is_negative())
-            || self.taker_buy_base.is_some_and(|v| v.is_negative())
-            || self.taker_buy_quote.is_some_and(|v| v.is_negative());
+            | self.high.is_negative()
+            | self.low.is_negative()
+            | self.close.is_negative()
+            | self.volume.is_negative()
+            | self.quote_volume.is_some_and(|v| v.is_negative())
+            | self.taker_buy_base.is_some_and(|v| v.is_negative())
+            | self.taker_buy_quote.is_some_and(|v| v.is_negative());
         if any_negative {
             self.negative_error()?;
         }
-        if self.high < self.open.max(self.close) {
-            return Err(CoreError::invalid(format!(
-                "candle at {t}: high {} is below max(open, close)",
-                self.high
-            )));
+        // `high < max(open, close)`, `low > min(open, close)`, without selecting the max/min.
+        if self.high < self.open || self.high < self.close {
+            return Err(self.high_error());
         }
-        if self.low > self.open.min(self.close) {
-            return Err(CoreError::invalid(format!(
-                "candle at {t}: low {} is above min(open, close)",
-                self.low
-            )));
+        if self.low > self.open || self.low > self.close {
+            return Err(self.low_error());
         }
         if let Some(ct) = self.close_time {
             if ct < t || ct >= interval.next(t) {
-                return Err(CoreError::invalid(format!(
-                    "candle at {t}: close_time {ct} is outside its {} bucket",
-                    interval.as_str()
-                )));
+                return Err(close_time_error(t, ct, interval));
             }
         }
         Ok(())
     }
 
     /// The error for the first negative field, in field order.
+    #[cold]
+    #[inline(never)]
     fn negative_error(&self) -> CoreResult<()> {
         let t = self.open_time;
         let named = [
@@ -123,6 +119,24 @@ impl Candle {
         Ok(())
     }
 
+    #[cold]
+    #[inline(never)]
+    fn high_error(&self) -> CoreError {
+        CoreError::invalid(format!(
+            "candle at {}: high {} is below max(open, close)",
+            self.open_time, self.high
+        ))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn low_error(&self) -> CoreError {
+        CoreError::invalid(format!(
+            "candle at {}: low {} is above min(open, close)",
+            self.open_time, self.low
+        ))
+    }
+
     /// Folds a trade into this candle (R7's same-bucket rule).
     pub fn fold_trade(&mut self, price: Dec, qty: Dec) -> CoreResult<()> {
         self.volume = self.volume.checked_add(qty)?;
@@ -131,6 +145,15 @@ impl Candle {
         self.close = price;
         Ok(())
     }
+}
+
+#[cold]
+#[inline(never)]
+fn close_time_error(t: i64, ct: i64, interval: Interval) -> CoreError {
+    CoreError::invalid(format!(
+        "candle at {t}: close_time {ct} is outside its {} bucket",
+        interval.as_str()
+    ))
 }
 
 /// Parses an integer ms timestamp.

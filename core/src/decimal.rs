@@ -29,6 +29,17 @@ const POW10: [i128; 39] = {
     t
 };
 
+/// `10^0..=10^18`, every power of ten an i64 holds.
+const POW10_I64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 fn pow10(n: u32) -> Option<i128> {
     POW10.get(n as usize).copied()
 }
@@ -459,26 +470,44 @@ impl Dec {
 }
 
 impl Ord for Dec {
+    /// Inlined where candles are checked (four comparisons per candle on every write): the
+    /// common cases are a few instructions, the wide one is out of line.
+    #[inline(always)]
     fn cmp(&self, other: &Dec) -> Ordering {
         if self.scale == other.scale {
             return self.mant.cmp(&other.mant);
         }
-        // Both mantissas within i64 and at most 18 digits of shift: the aligned values fit
-        // in i128 (< 2^63 * 10^18 < 2^123), so plain multiplication is exact.
+        // Both mantissas within i64 and at most 18 digits of shift (prices, volumes): the
+        // side with fewer fractional digits is aligned in i64. When that overflows, its
+        // magnitude exceeds every i64, so its sign decides.
         if let (Ok(a), Ok(b)) = (i64::try_from(self.mant), i64::try_from(other.mant)) {
-            let (a, b) = (i128::from(a), i128::from(b));
             if self.scale < other.scale {
-                if let Some(p) = POW10.get(usize::from(other.scale - self.scale)) {
-                    if *p <= POW10[18] {
-                        return (a * p).cmp(&b);
-                    }
+                if let Some(p) = POW10_I64.get(usize::from(other.scale - self.scale)) {
+                    return a.checked_mul(*p).map_or(beyond(a), |a| a.cmp(&b));
                 }
-            } else if let Some(p) = POW10.get(usize::from(self.scale - other.scale)) {
-                if *p <= POW10[18] {
-                    return a.cmp(&(b * p));
-                }
+            } else if let Some(p) = POW10_I64.get(usize::from(self.scale - other.scale)) {
+                return b.checked_mul(*p).map_or(beyond(b).reverse(), |b| a.cmp(&b));
             }
         }
+        self.cmp_wide(other)
+    }
+}
+
+/// How a value whose aligned magnitude exceeds the other's compares to it: by its sign.
+#[inline(always)]
+fn beyond(v: i64) -> Ordering {
+    if v < 0 {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    }
+}
+
+impl Dec {
+    /// `cmp` on wide mantissas or shifts beyond 18 digits: both aligned in i128.
+    #[cold]
+    #[inline(never)]
+    fn cmp_wide(&self, other: &Dec) -> Ordering {
         let scale = self.scale.max(other.scale);
         match (self.rescaled(scale), other.rescaled(scale)) {
             (Some(a), Some(b)) => a.cmp(&b),
@@ -1116,6 +1145,36 @@ mod tests {
                 };
                 assert_eq!(a.cmp(b), want, "{a} vs {b}");
             }
+        }
+    }
+
+    /// The i64 alignment, overflow included, against aligning in i128 (exact for these).
+    #[test]
+    fn compare_i64_alignment_matches_i128() {
+        let mut rng = crate::test_rng::XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..200_000 {
+            let (x, y) = (rng.next(), rng.next());
+            // Mantissas of every size up to i64's, both signs; scales 0..=18.
+            let m = |r: u64| {
+                let bits = (r >> 58) as u32 + 1;
+                let v = (r >> (64 - bits.min(63))) as i64;
+                if r & 1 == 1 {
+                    -v
+                } else {
+                    v
+                }
+            };
+            let a = Dec {
+                mant: i128::from(m(x)),
+                scale: (x >> 1) as u8 % 19,
+            };
+            let b = Dec {
+                mant: i128::from(m(y)),
+                scale: (y >> 1) as u8 % 19,
+            };
+            let scale = a.scale.max(b.scale);
+            let want = a.rescaled(scale).unwrap().cmp(&b.rescaled(scale).unwrap());
+            assert_eq!(a.cmp(&b), want, "{a:?} vs {b:?}");
         }
     }
 

@@ -97,6 +97,7 @@ impl Interval {
     }
 
     /// Length in ms of every bucket, or None for `1M` (calendar months vary).
+    #[inline]
     pub fn fixed_ms(self) -> Option<i64> {
         Some(match self {
             Interval::S1 => SEC,
@@ -119,13 +120,13 @@ impl Interval {
     }
 
     /// Start of the bucket holding `t` (`t` in `0..=MAX_TIME`).
+    // Inlined (with `is_aligned` and `next`) into the checks of every candle written; the
+    // calendar arithmetic of months stays out of line.
+    #[inline]
     pub fn align_down(self, t: i64) -> i64 {
         match self {
             Interval::W1 => FIRST_MONDAY + (t - FIRST_MONDAY).div_euclid(WEEK) * WEEK,
-            Interval::Mo1 => {
-                let (y, m, _) = civil_from_days(t.div_euclid(DAY));
-                days_from_civil(y, m, 1) * DAY
-            }
+            Interval::Mo1 => month_start(t),
             other => {
                 let len = other.fixed_ms().unwrap_or(MIN);
                 t.div_euclid(len) * len
@@ -133,19 +134,17 @@ impl Interval {
         }
     }
 
+    #[inline]
     pub fn is_aligned(self, t: i64) -> bool {
         self.align_down(t) == t
     }
 
     /// Open time of the bucket after the aligned `t`.
+    #[inline]
     pub fn next(self, t: i64) -> i64 {
         match self.fixed_ms() {
             Some(len) => t.saturating_add(len),
-            None => {
-                let (y, m, _) = civil_from_days(t.div_euclid(DAY));
-                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                days_from_civil(y, m, 1) * DAY
-            }
+            None => next_month_start(t),
         }
     }
 
@@ -164,19 +163,25 @@ impl Interval {
 
     /// Checks an open time: inside the supported range and aligned to this interval.
     pub fn check_open_time(self, t: i64) -> CoreResult<()> {
-        if !(0..=MAX_TIME).contains(&t) {
-            return Err(CoreError::invalid(format!(
-                "time {t} is out of range (0..={MAX_TIME} ms)"
-            )));
-        }
-        if !self.is_aligned(t) {
-            return Err(CoreError::invalid(format!(
-                "time {t} is not aligned to interval {} (nearest earlier open time: {})",
-                self.as_str(),
-                self.align_down(t)
-            )));
+        if !(0..=MAX_TIME).contains(&t) || !self.is_aligned(t) {
+            // Out of line: checked once per candle of every write, the text built only
+            // for a bad one.
+            return Err(self.open_time_error(t));
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn open_time_error(self, t: i64) -> CoreError {
+        if !(0..=MAX_TIME).contains(&t) {
+            return CoreError::invalid(format!("time {t} is out of range (0..={MAX_TIME} ms)"));
+        }
+        CoreError::invalid(format!(
+            "time {t} is not aligned to interval {} (nearest earlier open time: {})",
+            self.as_str(),
+            self.align_down(t)
+        ))
     }
 }
 
@@ -184,6 +189,21 @@ impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Start of the calendar month holding `t`.
+#[inline(never)]
+fn month_start(t: i64) -> i64 {
+    let (y, m, _) = civil_from_days(t.div_euclid(DAY));
+    days_from_civil(y, m, 1) * DAY
+}
+
+/// Start of the calendar month after the one holding `t`.
+#[inline(never)]
+fn next_month_start(t: i64) -> i64 {
+    let (y, m, _) = civil_from_days(t.div_euclid(DAY));
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    days_from_civil(y, m, 1) * DAY
 }
 
 // Howard Hinnant's civil-calendar algorithms (proleptic Gregorian, days since 1970-01-01).

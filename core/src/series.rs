@@ -289,9 +289,16 @@ impl Series {
             })?;
         }
         // R4: a forming candle (x=false, or closing in the future) is never official.
-        let (official, forming): (Vec<&Incoming>, Vec<&Incoming>) = batch.iter().partition(|inc| {
-            inc.closed != Some(false) && inc.candle.effective_close_time(interval) <= now_ms
-        });
+        // Sized for the common case, all official: one allocation, no regrowth.
+        let mut official: Vec<&Incoming> = Vec::with_capacity(batch.len());
+        let mut forming: Vec<&Incoming> = Vec::new();
+        for inc in batch {
+            if inc.closed != Some(false) && inc.candle.effective_close_time(interval) <= now_ms {
+                official.push(inc);
+            } else {
+                forming.push(inc);
+            }
+        }
 
         let mut pending: HashMap<i64, &Candle> = HashMap::new();
         let mut order: Vec<i64> = Vec::new();
