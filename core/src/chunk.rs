@@ -325,39 +325,55 @@ impl ChunkedStore {
         // 2. Whole blocks of TAIL_MAX: each would fill the empty tail and flush it at once.
         //    Merge them as `flush_tail` would, keeping the chunk being filled decoded.
         if self.tail_len == 0 {
+            let start = i;
             let blocks = (cs.len() - i) / TAIL_MAX;
-            let body = cs.get(i..i + blocks * TAIL_MAX).unwrap_or(&[]);
-            self.len += body.len();
-            i += body.len();
-            // The chunk being filled (one buffer of CHUNK_MAX, reused), and while there is one,
-            // whether it is already in `chunks`.
+            i += blocks * TAIL_MAX;
+            self.len += i - start;
+            // The chunk being filled: owned candles (the reopened last chunk, the first block)
+            // then the batch's `cs[run]`, which is sealed in place, copied only behind owned
+            // candles (most chunks are cut from the batch alone). While there is one, whether
+            // it is already in `chunks`.
             let mut open: Vec<Candle> = Vec::new();
+            let mut run = start..start;
             let mut in_chunks: Option<bool> = None;
-            for block in first.iter().map(Vec::as_slice).chain(body.chunks(TAIL_MAX)) {
+            let sizes = first.as_ref().map(|f| (f.len(), None));
+            let body = (start..i).step_by(TAIL_MAX).map(|at| (TAIL_MAX, Some(at)));
+            for (len, at) in sizes.into_iter().chain(body) {
                 let last_n = match in_chunks {
-                    Some(_) => Some(open.len()),
+                    Some(_) => Some(open.len() + run.len()),
                     None => self.chunks.last().map(|ch| ch.n as usize),
                 };
-                if last_n.is_some_and(|n| n + block.len() <= CHUNK_MAX) {
+                if last_n.is_some_and(|n| n + len <= CHUNK_MAX) {
                     if in_chunks.is_none() {
                         open = self.chunks.last().map(Chunk::reopen).unwrap_or_default();
-                        open.reserve(CHUNK_MAX.saturating_sub(open.len()));
                         in_chunks = Some(true);
                     }
                 } else {
                     if let Some(placed) = in_chunks {
-                        self.place_last(&open, placed);
+                        self.seal_open(&mut open, cs.get(run.clone()).unwrap_or(&[]), placed);
                     }
                     open.clear();
-                    open.reserve(CHUNK_MAX);
+                    let from = at.unwrap_or(start);
+                    run = from..from;
                     in_chunks = Some(false);
                 }
-                open.extend_from_slice(block);
+                match at {
+                    // The first block: `run` is still empty, so order is kept.
+                    None => open.extend_from_slice(first.as_deref().unwrap_or(&[])),
+                    Some(at) => run.end = at + TAIL_MAX,
+                }
             }
             if let Some(placed) = in_chunks {
-                self.place_last(&open, placed);
-                if let Some(last) = self.chunks.last() {
-                    last.remember(open);
+                let batch = cs.get(run).unwrap_or(&[]);
+                if open.len() + batch.len() < CHUNK_MAX {
+                    // Not full: kept whole for the next batch to reopen.
+                    open.extend_from_slice(batch);
+                    self.place_last(&open, placed);
+                    if let Some(last) = self.chunks.last() {
+                        last.remember(open);
+                    }
+                } else {
+                    self.seal_open(&mut open, batch, placed);
                 }
             }
         }
@@ -447,6 +463,17 @@ impl ChunkedStore {
                     .and_then(|i| rows.get(i).cloned())
             })
             .collect()
+    }
+
+    /// Seals `open` then `batch` as the last chunk (see [`place_last`](Self::place_last)),
+    /// copying `batch` only behind owned candles.
+    fn seal_open(&mut self, open: &mut Vec<Candle>, batch: &[Candle], in_chunks: bool) {
+        if open.is_empty() {
+            self.place_last(batch, in_chunks);
+        } else {
+            open.extend_from_slice(batch);
+            self.place_last(open, in_chunks);
+        }
     }
 
     /// Seals `cs` as the last chunk: replacing it (`in_chunks`) or as a new one.
