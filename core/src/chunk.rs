@@ -36,19 +36,6 @@ const FORMAT_VERSION: u8 = 1;
 const TAIL_ROOM: usize = 64;
 const TAIL_GROW: usize = 256;
 
-/// A sealed chunk's bytes and its candles.
-type Decoded = (Box<[u8]>, Vec<Candle>);
-
-thread_local! {
-    /// The partial last chunk the latest `put_all` sealed, with its candles: the next batch of
-    /// appends to that series reopens the chunk to fill it, and then needs no decode. Matched
-    /// by the chunk's exact bytes, so an entry left by another store or an edited chunk only
-    /// misses. Scratch of the thread (at most `CHUNK_MAX` candles), like the codec's, not
-    /// memory of any store.
-    static REOPEN: std::cell::RefCell<Option<Decoded>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 #[derive(Clone)]
 struct Chunk {
     first: i64,
@@ -73,33 +60,6 @@ impl Chunk {
         let r = codec::decode_chunk(&self.data);
         debug_assert!(r.is_ok(), "internal chunk does not decode");
         r.unwrap_or_default()
-    }
-
-    /// [`candles`](Self::candles), from the [`REOPEN`] entry when it holds this chunk.
-    fn reopen(&self) -> Vec<Candle> {
-        let hit = REOPEN
-            .try_with(|cell| {
-                let mut e = cell.try_borrow_mut().ok()?;
-                if e.as_ref()?.0 != self.data {
-                    return None;
-                }
-                e.take().map(|(_, cs)| cs)
-            })
-            .ok()
-            .flatten();
-        hit.unwrap_or_else(|| self.candles())
-    }
-
-    /// Keeps `cs`, this chunk's candles, for [`reopen`](Self::reopen) (when it can grow).
-    fn remember(&self, cs: Vec<Candle>) {
-        if cs.len() < CHUNK_MAX {
-            // Ignored when the entry is busy or gone: `reopen` then decodes.
-            let _ = REOPEN.try_with(|cell| {
-                if let Ok(mut e) = cell.try_borrow_mut() {
-                    *e = Some((self.data.clone(), cs));
-                }
-            });
-        }
     }
 
     /// [`candles`](Self::candles) appended to `out`.
@@ -329,7 +289,7 @@ impl ChunkedStore {
             let blocks = (cs.len() - i) / TAIL_MAX;
             i += blocks * TAIL_MAX;
             self.len += i - start;
-            // The chunk being filled: owned candles (the reopened last chunk, the first block)
+            // The chunk being filled: owned candles (the decoded last chunk, the first block)
             // then the batch's `cs[run]`, which is sealed in place, copied only behind owned
             // candles (most chunks are cut from the batch alone). While there is one, whether
             // it is already in `chunks`.
@@ -345,7 +305,7 @@ impl ChunkedStore {
                 };
                 if last_n.is_some_and(|n| n + len <= CHUNK_MAX) {
                     if in_chunks.is_none() {
-                        open = self.chunks.last().map(Chunk::reopen).unwrap_or_default();
+                        open = self.chunks.last().map(Chunk::candles).unwrap_or_default();
                         in_chunks = Some(true);
                     }
                 } else {
@@ -364,17 +324,7 @@ impl ChunkedStore {
                 }
             }
             if let Some(placed) = in_chunks {
-                let batch = cs.get(run).unwrap_or(&[]);
-                if open.len() + batch.len() < CHUNK_MAX {
-                    // Not full: kept whole for the next batch to reopen.
-                    open.extend_from_slice(batch);
-                    self.place_last(&open, placed);
-                    if let Some(last) = self.chunks.last() {
-                        last.remember(open);
-                    }
-                } else {
-                    self.seal_open(&mut open, batch, placed);
-                }
+                self.seal_open(&mut open, cs.get(run).unwrap_or(&[]), placed);
             }
         }
         // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
@@ -763,81 +713,5 @@ impl ChunkedStore {
             s.set_tail(&rows);
         }
         Ok(s)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decimal::Dec;
-    use crate::test_rng::XorShift;
-
-    fn candle(r: &mut XorShift, t: i64) -> Candle {
-        let d = |m: u64, s: u8| Dec::new(i128::from(m), s).unwrap_or_default();
-        let o = 5_000_000 + r.below(10_000);
-        let mut c = Candle::ohlcv(
-            t,
-            d(o, 2),
-            d(o + r.below(500), 2),
-            d(o - r.below(500), 2),
-            d(o + r.below(300), 2),
-            d(r.below(50_000_000), 5),
-        );
-        c.close_time = Some(t + 59_999);
-        c.trades = Some(r.below(5000));
-        c
-    }
-
-    /// Interleaved append batches to several stores, with edits of their last chunks between
-    /// batches (overwrites, gap fills, trimming), so the `REOPEN` entry is often another
-    /// store's or stale: every store must stay byte for byte what one-by-one puts build.
-    #[test]
-    fn reopen_entry_never_serves_another_chunk() {
-        let mut r = XorShift(0x2e09_e11c_0ffe_e5ed);
-        let mut stores: Vec<(ChunkedStore, ChunkedStore, i64)> = (0..3)
-            .map(|_| (ChunkedStore::new(), ChunkedStore::new(), 0))
-            .collect();
-        for step in 0..400 {
-            let k = if r.below(3) == 0 {
-                r.below(3) as usize
-            } else {
-                step % 3
-            };
-            let Some((fast, slow, t)) = stores.get_mut(k) else {
-                continue;
-            };
-            match r.below(6) {
-                0 if !fast.is_empty() => {
-                    // Overwrite or fill a gap in the newest candles (likely the last chunk).
-                    let back = 60_000 * (1 + r.below(300) as i64);
-                    let c = candle(&mut r, (*t - back).max(60_000) / 30_000 * 30_000);
-                    fast.put(c);
-                    slow.put(c);
-                }
-                1 if r.below(4) == 0 => {
-                    let n = r.below(40) as usize;
-                    fast.remove_oldest(n);
-                    slow.remove_oldest(n);
-                }
-                _ => {
-                    let n = [64, 65, 100, 200, 300, 1000][r.below(6) as usize];
-                    let batch: Vec<Candle> = (0..n)
-                        .map(|_| {
-                            *t += 60_000 * (1 + r.below(2) as i64);
-                            candle(&mut r, *t)
-                        })
-                        .collect();
-                    fast.put_all(&batch);
-                    for c in &batch {
-                        slow.put(*c);
-                    }
-                }
-            }
-            let (mut ea, mut eb) = (Vec::new(), Vec::new());
-            fast.encode(&mut ea);
-            slow.encode(&mut eb);
-            assert!(ea == eb, "step {step}, store {k}: encodings differ");
-            assert_eq!(fast.mem_usage(), slow.mem_usage(), "step {step}");
-        }
     }
 }
