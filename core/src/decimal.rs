@@ -19,7 +19,8 @@ pub struct Dec {
     scale: u8,
 }
 
-const POW10: [i128; 39] = {
+/// `10^0..=10^38`, every power of ten an i128 holds.
+pub(crate) const POW10: [i128; 39] = {
     let mut t = [1i128; 39];
     let mut i = 1;
     while i < 39 {
@@ -30,7 +31,7 @@ const POW10: [i128; 39] = {
 };
 
 /// `10^0..=10^18`, every power of ten an i64 holds.
-const POW10_I64: [i64; 19] = {
+pub(crate) const POW10_I64: [i64; 19] = {
     let mut t = [1i64; 19];
     let mut i = 1;
     while i < 19 {

@@ -25,32 +25,11 @@ use super::bits::{
     SeriesScratch,
 };
 use crate::candle::Candle;
-use crate::decimal::Dec;
+use crate::decimal::{Dec, POW10, POW10_I64 as POW10_64};
 use crate::error::CoreResult;
 
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
-
-const POW10: [i128; 39] = {
-    let mut t = [1i128; 39];
-    let mut i = 1;
-    while i < 39 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
-
-/// The powers of ten in i64 (up to 10^18).
-const POW10_64: [i64; 19] = {
-    let mut t = [1i64; 19];
-    let mut i = 1;
-    while i < 19 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
 
 /// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
 /// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
