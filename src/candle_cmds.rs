@@ -362,7 +362,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
             let key = ctx.open_key_writable(name);
             let target = open_target(&key, name, interval)?;
             return live_write(ctx, &key, name, target, |s, now, mode| {
-                s.live_update_with(candle, now, mode)
+                s.live_update_with(&candle, now, mode)
             });
         }
     }
@@ -375,7 +375,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
                 let target = open_target(&key, name, interval)?;
                 check_json_interval(&[k.interval], target_interval(&target))?;
                 return live_write(ctx, &key, name, target, |s, now, mode| {
-                    s.live_update_with(k.candle, now, mode)
+                    s.live_update_with(&k.candle, now, mode)
                 });
             }
         }
@@ -394,7 +394,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
         return Err(RedisError::WrongArity);
     };
     live_write(ctx, &key, name, target, |s, now, mode| {
-        s.live_update_with(incoming.candle, now, mode)
+        s.live_update_with(&incoming.candle, now, mode)
     })
 }
 

@@ -421,13 +421,14 @@ impl Series {
 
     /// R2/R5: replaces the live candle at its open time with these absolute values.
     pub fn live_update(&mut self, candle: Candle, now_ms: i64) -> CoreResult<LiveOutcome> {
-        self.live_update_with(candle, now_ms, EffectMode::Build)
+        self.live_update_with(&candle, now_ms, EffectMode::Build)
     }
 
-    /// [`Self::live_update`], building its effect or not.
+    /// [`Self::live_update`], building its effect or not. (By reference: the candle is
+    /// copied once, into the live region.)
     pub fn live_update_with(
         &mut self,
-        candle: Candle,
+        candle: &Candle,
         now_ms: i64,
         mode: EffectMode,
     ) -> CoreResult<LiveOutcome> {
@@ -435,14 +436,7 @@ impl Series {
         if self.official_blocks(candle.open_time) {
             return Ok(LiveOutcome::default());
         }
-        self.write_live(
-            LiveCandle {
-                candle,
-                updated_ms: now_ms,
-            },
-            now_ms,
-            mode,
-        )
+        self.write_live(candle, now_ms, mode)
     }
 
     /// R7: folds a trade into the live candle of its bucket.
@@ -493,14 +487,7 @@ impl Series {
             }
             None => Candle::ohlcv(t, price, price, price, price, qty),
         };
-        self.write_live(
-            LiveCandle {
-                candle,
-                updated_ms: now_ms,
-            },
-            now_ms,
-            mode,
-        )
+        self.write_live(&candle, now_ms, mode)
     }
 
     /// R2: an official at `t`, or a newer one, blocks live writes at `t`. Any official at
@@ -509,19 +496,29 @@ impl Series {
         self.official.last_time().is_some_and(|n| t <= n)
     }
 
+    /// The live candle `candle`, updated at `now_ms`.
     fn write_live(
         &mut self,
-        live: LiveCandle,
+        candle: &Candle,
         now_ms: i64,
         mode: EffectMode,
     ) -> CoreResult<LiveOutcome> {
+        let live = LiveCandle {
+            candle: *candle,
+            updated_ms: now_ms,
+        };
         if mode == EffectMode::Skip {
             // The state `apply` reaches from the effect built below, reached directly: no
-            // effect vectors, the candle moved in rather than cloned.
-            let (t, ttl) = (live.candle.open_time, self.settings.live_ttl_s);
+            // effect vectors, the candle written in place when its open time is live already.
+            let (t, ttl) = (candle.open_time, self.settings.live_ttl_s);
             self.live
                 .retain(|&k, l| k == t || live_fresh(ttl, l, now_ms));
-            self.live.insert(t, live);
+            match self.live.get_mut(&t) {
+                Some(slot) => *slot = live,
+                None => {
+                    self.live.insert(t, live);
+                }
+            }
             self.stamp = Some(now_ms);
             self.settle();
             return Ok(LiveOutcome {

@@ -773,7 +773,7 @@ fn skipping_the_effect_reaches_the_same_state() {
             let out = if op < 5 {
                 s.live_tick_with(t + rng_free(step), d(&price), d("0.5"), now, mode)
             } else {
-                s.live_update_with(c(t, &price, &price, &price, &price, "1"), now, mode)
+                s.live_update_with(&c(t, &price, &price, &price, &price, "1"), now, mode)
             }
             .unwrap();
             (out.changed, out.effect)
