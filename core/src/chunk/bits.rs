@@ -136,32 +136,14 @@ impl BitWriter {
     /// Writes the `n` bits of `v < 2^n`, `n <= 56` (no masking).
     #[inline(always)]
     fn put_exact(&mut self, v: u64, n: u32) {
-        debug_assert!(n <= 56 && self.nacc < 64 && v >> n == 0);
-        self.acc |= v << self.nacc;
-        let free = 64 - self.nacc;
-        if n < free {
-            self.nacc += n;
-        } else {
-            // The word is full: out with it, keep the bits that did not fit (free <= n <= 56).
-            self.buf.extend_from_slice(&self.acc.to_le_bytes());
-            self.acc = v >> free;
-            self.nacc = n - free;
-        }
+        push_exact(&mut self.buf, &mut self.acc, &mut self.nacc, v, n);
     }
 
-    /// [`rice`](Self::rice) of a value that fits in 64 bits: the same bits.
-    #[inline(always)]
+    /// [`rice`](Self::rice) of a value that fits in 64 bits: the same bits (one code of a
+    /// [`RiceRun`], for the tests).
+    #[cfg(test)]
     pub fn rice64(&mut self, v: u64, k: u32) {
-        if k <= 48 {
-            let q = v >> k;
-            if q < u64::from(ESC) {
-                // q ones, a zero, then the k low bits: at most 7 + 1 + 48 bits, one write.
-                let low = v & ((1u64 << k) - 1);
-                self.put_exact(((1u64 << q) - 1) | (low << (q + 1)), q as u32 + 1 + k);
-                return;
-            }
-        }
-        self.rice64_slow(v, k);
+        RiceRun::new(self).put(v, k);
     }
 
     #[cold]
@@ -186,6 +168,75 @@ impl BitWriter {
         self.buf
             .extend_from_slice(self.acc.to_le_bytes().get(..bytes).unwrap_or(&[]));
         self.buf
+    }
+}
+
+/// Appends the `n` bits of `v < 2^n`, `n <= 56`, to the pending bits `acc` (`nacc < 64` of
+/// them), a full word going out to `buf`.
+#[inline(always)]
+fn push_exact(buf: &mut Vec<u8>, acc: &mut u64, nacc: &mut u32, v: u64, n: u32) {
+    debug_assert!(n <= 56 && *nacc < 64 && v >> n == 0);
+    *acc |= v << *nacc;
+    let free = 64 - *nacc;
+    if n < free {
+        *nacc += n;
+    } else {
+        // The word is full: out with it, keep the bits that did not fit (free <= n <= 56).
+        buf.extend_from_slice(&acc.to_le_bytes());
+        *acc = v >> free;
+        *nacc = n - free;
+    }
+}
+
+/// A run of [`BitWriter::rice64`] codes. The pending bits live here (in registers) for the
+/// run rather than in the writer, which the compiler would reload and store around every
+/// code (the buffer's growth call may see the writer). Handed back on drop.
+pub struct RiceRun<'a> {
+    w: &'a mut BitWriter,
+    acc: u64,
+    nacc: u32,
+}
+
+impl<'a> RiceRun<'a> {
+    #[inline(always)]
+    pub fn new(w: &'a mut BitWriter) -> Self {
+        let (acc, nacc) = (w.acc, w.nacc);
+        RiceRun { w, acc, nacc }
+    }
+
+    /// [`BitWriter::rice64`].
+    #[inline(always)]
+    pub fn put(&mut self, v: u64, k: u32) {
+        if k <= 48 {
+            let q = v >> k;
+            if q < u64::from(ESC) {
+                // q ones, a zero, then the k low bits (at most 7 + 1 + 48 bits, one write):
+                // `low << (q + 1) | (2^q - 1)` is `(2 low + 1) << q` minus one.
+                let low = v & ((1u64 << k) - 1);
+                let code = (((low << 1) | 1) << q) - 1;
+                push_exact(
+                    &mut self.w.buf,
+                    &mut self.acc,
+                    &mut self.nacc,
+                    code,
+                    q as u32 + 1 + k,
+                );
+                return;
+            }
+        }
+        self.w.acc = self.acc;
+        self.w.nacc = self.nacc;
+        self.w.rice64_slow(v, k);
+        self.acc = self.w.acc;
+        self.nacc = self.w.nacc;
+    }
+}
+
+impl Drop for RiceRun<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.w.acc = self.acc;
+        self.w.nacc = self.nacc;
     }
 }
 
@@ -896,15 +947,16 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>, stats: S
     }
     let mode = best.1;
     put_mode(w, mode);
+    let mut w = RiceRun::new(w);
     match mode {
-        KMode::Fixed(k) => us.iter().for_each(|&u| w.rice64(u, k)),
+        KMode::Fixed(k) => us.iter().for_each(|&u| w.put(u, k)),
         KMode::Adaptive { k0, off } => {
             if Adapt64::fits(k0, stats.max) {
-                Adapt64::walk(us, k0, |u, base| w.rice64(u, adapt_k(base, off)));
+                Adapt64::walk(us, k0, |u, base| w.put(u, adapt_k(base, off)));
             } else {
                 let mut ad = Adapt::new(k0);
                 for &u in us {
-                    w.rice64(u, ad.k(off));
+                    w.put(u, ad.k(off));
                     ad.update(u128::from(u));
                 }
             }
@@ -912,7 +964,7 @@ fn put_unsigned64(w: &mut BitWriter, us: &[u64], hints: Option<&[u32]>, stats: S
         KMode::Hinted { off } => {
             let h = hints.unwrap_or(&[]);
             for (i, &u) in us.iter().enumerate() {
-                w.rice64(u, hinted_k(h.get(i).copied().unwrap_or(0), off));
+                w.put(u, hinted_k(h.get(i).copied().unwrap_or(0), off));
             }
         }
     }
@@ -1278,6 +1330,38 @@ mod tests {
                 assert_eq!(a.bit_len() - 3, rice_cost64(v, k) as usize, "v={v} k={k}");
                 assert_eq!(a.finish(), b.finish(), "v={v} k={k}");
             }
+        }
+    }
+
+    /// Runs of codes through one [`RiceRun`] (the pending bits in locals, word flushes and
+    /// slow codes in between) against [`BitWriter::rice`] one by one.
+    #[test]
+    fn rice_run_writes_the_bits_of_rice() {
+        let mut r = Rng(0x5eed_0f00_2a11_0004);
+        for _ in 0..2000 {
+            let (mut a, mut b) = (BitWriter::default(), BitWriter::default());
+            let lead = r.below(64) as u32;
+            a.bits(0x5a5a, lead.min(16));
+            b.bits(0x5a5a, lead.min(16));
+            let mut run = RiceRun::new(&mut a);
+            for _ in 0..r.below(200) {
+                let k = match r.below(4) {
+                    0 => r.below(128) as u32,
+                    1 => 44 + r.below(8) as u32,
+                    _ => r.below(20) as u32,
+                };
+                let v = match r.below(3) {
+                    0 => r.next() >> r.below(64),
+                    _ => r.below(16) << k.min(60) | (r.next() & mask(k)),
+                };
+                run.put(v, k);
+                b.rice(u128::from(v), k);
+            }
+            drop(run);
+            a.bits(3, 2);
+            b.bits(3, 2);
+            assert_eq!(a.bit_len(), b.bit_len());
+            assert_eq!(a.finish(), b.finish());
         }
     }
 

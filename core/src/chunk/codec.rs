@@ -500,6 +500,29 @@ fn put_scaled_col<I: Int, M: Model>(
     true
 }
 
+/// An integer column (time gaps, trade counts): from the 64-bit buffer when every value fits
+/// `i64` (nearly always; [`put_series_i64`] writes the bits of [`put_series`]), sparing the
+/// 128-bit copy and its narrowing.
+fn put_int_col(w: &mut BitWriter, vals: impl Iterator<Item = i128> + Clone, sc: &mut Scratch) {
+    if sc.fast() {
+        let mut fits = true;
+        sc.vals64.clear();
+        sc.vals64.extend(vals.clone().map(|v| {
+            i64::try_from(v).unwrap_or_else(|_| {
+                fits = false;
+                0
+            })
+        }));
+        if fits {
+            put_series_i64(w, &sc.vals64, &mut sc.us, None);
+            return;
+        }
+    }
+    sc.vals.clear();
+    sc.vals.extend(vals);
+    put_series(w, &sc.vals, &mut sc.us, None);
+}
+
 fn put_raw_col(w: &mut BitWriter, ds: impl Iterator<Item = Dec> + Clone, sc: &mut Scratch) {
     sc.vals.clear();
     sc.vals.extend(ds.clone().map(|d| i128::from(d.scale())));
@@ -810,13 +833,13 @@ fn encode_chunk_sc(
     w.num(cs.len() as u128);
     let t0 = cs.first().map_or(0, |c| c.open_time);
     w.num(zigzag(i128::from(t0)));
-    sc.vals.clear();
-    sc.vals.extend(
+    put_int_col(
+        &mut w,
         cs.iter()
             .zip(cs.iter().skip(1))
             .map(|(a, b)| i128::from(b.open_time) - i128::from(a.open_time)),
+        sc,
     );
-    put_series(&mut w, &sc.vals, &mut sc.us, None);
     mark("open_time", w.bit_len());
 
     put_presence(&mut w, cs, |c| c.close_time.is_some());
@@ -830,19 +853,22 @@ fn encode_chunk_sc(
     mark("prices", w.bit_len());
     put_dec_col::<Plain>(&mut w, cs, |c| Some(c.volume), sc);
     mark("volume", w.bit_len());
-    sc.vals.clear();
-    sc.vals.extend(cs.iter().filter_map(|c| {
-        c.close_time
-            .map(|ct| i128::from(ct) - i128::from(c.open_time))
-    }));
-    put_series(&mut w, &sc.vals, &mut sc.us, None);
+    put_int_col(
+        &mut w,
+        cs.iter().filter_map(|c| {
+            c.close_time
+                .map(|ct| i128::from(ct) - i128::from(c.open_time))
+        }),
+        sc,
+    );
     mark("close_time", w.bit_len());
     put_dec_col::<Qv>(&mut w, cs, |c| c.quote_volume, sc);
     mark("quote_volume", w.bit_len());
-    sc.vals.clear();
-    sc.vals
-        .extend(cs.iter().filter_map(|c| c.trades.map(i128::from)));
-    put_series(&mut w, &sc.vals, &mut sc.us, None);
+    put_int_col(
+        &mut w,
+        cs.iter().filter_map(|c| c.trades.map(i128::from)),
+        sc,
+    );
     mark("trades", w.bit_len());
     put_dec_col::<Tbb>(&mut w, cs, |c| c.taker_buy_base, sc);
     mark("taker_buy_base", w.bit_len());
@@ -1414,6 +1440,57 @@ mod tests {
         for cs in &sets {
             assert_eq!(encode_chunk(cs), encode_chunk_reference(cs), "{cs:?}");
         }
+    }
+
+    /// Time gaps, close-time offsets and trade counts at the edges of the 64-bit column path
+    /// (gaps beyond i64, +-2^62, counts beyond i64::MAX) against the 128-bit reference.
+    #[test]
+    fn int_columns_encode_the_bytes_of_the_reference() {
+        let mut r = Rng(0x1a7c_0175_0000_0005);
+        let mut fast = 0;
+        for round in 0..600 {
+            let n = 1 + r.below(40) as usize;
+            let mut cs = candles(&mut r, n, round % 2 == 0);
+            // Ascending times from anywhere in i64, with gaps large or small.
+            let mut t = match r.below(3) {
+                0 => i64::MIN + r.below(1000) as i64,
+                1 => -(1 << 62) - r.below(3) as i64,
+                _ => 1_600_000_000_000,
+            };
+            let span = (n as u64).max(1);
+            for c in &mut cs {
+                c.open_time = t;
+                let room = (i64::MAX - t) as u64 / span;
+                let gap = match r.below(4) {
+                    0 => room.max(1),
+                    1 => (1u64 << 62).min(room).max(1),
+                    _ => 60_000,
+                };
+                // Possibly beyond i64::MAX (a gap the 64-bit path cannot hold).
+                t = t.saturating_add_unsigned(gap);
+                if c.close_time.is_some() {
+                    c.close_time = Some(match r.below(4) {
+                        0 => i64::MAX - r.below(3) as i64,
+                        1 => i64::MIN + r.below(3) as i64,
+                        2 => c.open_time.saturating_add(1 << 62),
+                        _ => c.open_time + 59_999,
+                    });
+                }
+                if r.below(2) == 0 {
+                    c.trades = Some(match r.below(40) {
+                        0 => u64::MAX - r.below(3),
+                        1 => (1 << 63) - r.below(3),
+                        2 => (1 << 62) - r.below(3),
+                        _ => r.below(5000),
+                    });
+                }
+            }
+            cs.dedup_by_key(|c| c.open_time);
+            // Trade counts all in i64: that column takes the 64-bit path.
+            fast += usize::from(cs.iter().all(|c| c.trades.is_none_or(|x| x < 1 << 63)));
+            assert_eq!(encode_chunk(&cs), encode_chunk_reference(&cs), "{cs:?}");
+        }
+        assert!(fast > 100, "{fast}");
     }
 
     #[test]
