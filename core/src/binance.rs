@@ -260,10 +260,10 @@ mod fast {
         compact_row_with::<true>(b, at, c)
     }
 
-    /// [`compact_row`] with each decimal read inline (`INLINE`, for bodies of many rows:
-    /// fastest in a loop) or through one out-of-line reader (for a single row read per
-    /// command, where the code's size costs more than a call: it shares the instruction
-    /// cache with the rest of the server's command path).
+    /// [`compact_row`] with each field read inline (`INLINE`, for bodies of many rows:
+    /// fastest in a loop) or through out-of-line readers shared by the fields (for a single
+    /// row read per command, where the code's size costs more than the calls: it shares the
+    /// instruction cache with the rest of the server's command path).
     #[inline(always)]
     fn compact_row_with<const INLINE: bool>(
         b: &[u8],
@@ -329,6 +329,7 @@ mod fast {
         Dec::parse_fixed8(text.first_chunk::<18>()?)
     }
 
+    /// The out-of-line readers of [`compact_row_with`]`::<false>`.
     #[inline(never)]
     fn compact_dec_outlined(b: &[u8], p: &mut usize) -> Option<Dec> {
         compact_dec(b, p)
