@@ -514,6 +514,17 @@ impl Table {
         });
     }
 
+    /// A throughput row, module (`r[0]`) against baseline (`r[1]`) from one `medians` run;
+    /// `min` is the ratio it must reach, or `None` for an info row.
+    fn rates(&mut self, measure: &str, r: &[Throughput], min: Option<f64>) {
+        let (m, b) = match r {
+            [m, b, ..] => (m.median, b.median),
+            _ => (0.0, 0.0),
+        };
+        let target = min.map_or("(info)".to_string(), |x| format!(">= {x:.1}x"));
+        self.add(measure, k(m), k(b), m / b, &target, min.map(|x| m >= x * b));
+    }
+
     fn not_built(&mut self, measure: &str, baseline: String, target: &str) {
         self.rows.push(Row {
             measure: measure.into(),
@@ -903,13 +914,10 @@ fn chart_phase(
     let st = cmdstats(meter)?;
     let (_, ulu) = per_call(&st, "candle.live_update")?;
     let (_, uset) = per_call(&st, "set")?;
-    t.add(
+    t.rates(
         "4. LIVE_UPDATE JSON <row> vs SET <row> EX rps (P32)",
-        k(r[0].median),
-        k(r[1].median),
-        r[0].median / r[1].median,
-        ">= 1.0x",
-        Some(r[0].median >= r[1].median),
+        &r,
+        Some(1.0),
     );
     t.add(
         "   server usec/call, LIVE_UPDATE JSON vs SET EX",
@@ -920,14 +928,7 @@ fn chart_phase(
         None,
     );
     let rp = bench.medians(&[&lu_pos, &set], 32)?;
-    t.add(
-        "   LIVE_UPDATE t o h l c v vs SET EX rps (P32)",
-        k(rp[0].median),
-        k(rp[1].median),
-        rp[0].median / rp[1].median,
-        "(info)",
-        None,
-    );
+    t.rates("   LIVE_UPDATE t o h l c v vs SET EX rps (P32)", &rp, None);
     t.notes.push(format!(
         "4: both commands carry the same {}-byte JSON kline row; spreads LIVE_UPDATE JSON {}, SET {}; positional (8 arguments) {}, SET {}",
         row_text.len(),
@@ -963,14 +964,7 @@ fn chart_phase(
     }
     let set_frame = strs(&["SET", "live_candle:ETHUSDT:1m", &frame, "EX", "86400"]);
     let r = bench.medians(&[&lu_json, &set_frame], 32)?;
-    t.add(
-        "   LIVE_UPDATE JSON <WS kline frame> vs SET EX",
-        k(r[0].median),
-        k(r[1].median),
-        r[0].median / r[1].median,
-        "(info)",
-        None,
-    );
+    t.rates("   LIVE_UPDATE JSON <WS kline frame> vs SET EX", &r, None);
     Ok(())
 }
 
