@@ -715,3 +715,185 @@ impl ChunkedStore {
         Ok(s)
     }
 }
+
+/// The chunks decoded on this thread since the last call, by the address of their bytes,
+/// and whether whole (`true`) or only their open times: for tests of what reads touch.
+#[cfg(test)]
+pub(crate) fn take_decoded() -> Vec<(usize, bool)> {
+    codec::DECODED.with(|d| std::mem::take(&mut *d.borrow_mut()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binance::parse_klines;
+
+    const MIN: i64 = 60_000;
+
+    /// The real 1m fixture five times over (shifted by 1000 minutes each time), put as
+    /// REST-sized batches: 5,000 candles, 19 full chunks, a partial one and a short tail.
+    fn store() -> (ChunkedStore, Vec<Candle>) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json"
+        );
+        let rows: Vec<Candle> = parse_klines(&std::fs::read(path).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.candle)
+            .collect();
+        let mut s = ChunkedStore::new();
+        let mut all = Vec::new();
+        for rep in 0..5i64 {
+            let batch: Vec<Candle> = rows
+                .iter()
+                .map(|c| {
+                    let mut c = *c;
+                    c.open_time += rep * 1000 * MIN;
+                    c.close_time = c.close_time.map(|t| t + rep * 1000 * MIN);
+                    c
+                })
+                .collect();
+            s.put_all(&batch);
+            all.extend(batch);
+        }
+        assert_eq!(s.len(), 5000);
+        assert!(s.chunks.len() >= 19 && s.tail_len > 0, "{s:?}");
+        (s, all)
+    }
+
+    /// What `f` decodes of `s`: (chunk index, whole) in decoding order.
+    fn decodes<T>(s: &ChunkedStore, f: impl FnOnce() -> T) -> (T, Vec<(usize, bool)>) {
+        take_decoded();
+        let out = f();
+        let seen = take_decoded()
+            .into_iter()
+            .map(|(at, whole)| {
+                let i = s
+                    .chunks
+                    .iter()
+                    .position(|ch| ch.data.as_ptr() as usize == at);
+                (i.expect("a chunk of this store"), whole)
+            })
+            .collect();
+        (out, seen)
+    }
+
+    /// The chunks a read of `[from, to]` (the newest `limit` when given) cannot do without:
+    /// those overlapping the range, and with a limit only the newest ones that hold it.
+    fn needed(s: &ChunkedStore, from: i64, to: i64, limit: Option<usize>) -> Vec<usize> {
+        let overlap: Vec<usize> = (0..s.chunks.len())
+            .filter(|&i| s.chunks[i].last >= from && s.chunks[i].first <= to)
+            .collect();
+        let Some(n) = limit else {
+            return overlap;
+        };
+        let in_tail = s
+            .tail_rows()
+            .iter()
+            .filter(|c| c.open_time >= from && c.open_time <= to)
+            .count();
+        let mut need = n.saturating_sub(in_tail);
+        let mut out = Vec::new();
+        for &i in overlap.iter().rev() {
+            if need == 0 {
+                break;
+            }
+            let held = s.chunks[i]
+                .candles()
+                .iter()
+                .filter(|c| c.open_time >= from && c.open_time <= to)
+                .count();
+            need = need.saturating_sub(held);
+            out.push(i);
+        }
+        out.reverse();
+        out
+    }
+
+    #[test]
+    fn reads_decode_only_the_chunks_they_touch() {
+        let (s, all) = store();
+        let t = |i: usize| all[i].open_time;
+        let (first, last) = (t(0), t(all.len() - 1));
+        let ch = |i: usize| (s.chunks[i].first, s.chunks[i].last);
+        let cases: Vec<(i64, i64, Option<usize>)> = vec![
+            (t(300), t(310), None),              // inside one chunk
+            (t(250), t(260), None),              // across a chunk boundary
+            (ch(3).0, ch(3).1, None),            // exactly one chunk
+            (ch(3).0, ch(5).1, Some(300)),       // the newest 300 of three chunks
+            (first, last, Some(720)),            // a chart load
+            (first, last, Some(1)),              // the newest candle: the tail only
+            (first, last, Some(s.tail_len + 1)), // one candle more: the last chunk too
+            (ch(7).1, ch(8).0, None),            // the last of one chunk, the first of the next
+            (s.tail_first, i64::MAX, None),      // the tail only
+            (i64::MIN, first - MIN, None),       // before everything
+            (last + MIN, i64::MAX, Some(10)),    // after everything
+            (t(1000) + 1, t(1001) - 1, None),    // between two candles
+            (first, last, None),                 // everything
+        ];
+        for (from, to, limit) in cases {
+            let (got, seen) = decodes(&s, || s.range(from, to, limit));
+            let want: Vec<Candle> = all
+                .iter()
+                .filter(|c| c.open_time >= from && c.open_time <= to)
+                .copied()
+                .collect();
+            let want = &want[want.len() - limit.unwrap_or(want.len()).min(want.len())..];
+            assert_eq!(got, want, "{from}..{to} {limit:?}");
+            let need = needed(&s, from, to, limit);
+            let whole: Vec<usize> = seen.iter().filter(|d| d.1).map(|d| d.0).collect();
+            assert_eq!(whole, need, "{from}..{to} {limit:?}: chunks decoded whole");
+            // Only times of a chunk the read needs, to count how much of it is in range.
+            for &(i, w) in &seen {
+                assert!(
+                    w || need.contains(&i),
+                    "{from}..{to} {limit:?}: times of chunk {i}"
+                );
+            }
+            assert!(
+                seen.len() <= 2 * need.len(),
+                "{from}..{to} {limit:?}: {seen:?}"
+            );
+
+            // Open times (GAPS): only the times of the chunks in range, once each.
+            let (times, seen) = decodes(&s, || s.times(from, to));
+            let want_t: Vec<i64> = all
+                .iter()
+                .map(|c| c.open_time)
+                .filter(|&x| x >= from && x <= to)
+                .collect();
+            assert_eq!(times, want_t);
+            let only_times: Vec<(usize, bool)> = needed(&s, from, to, None)
+                .into_iter()
+                .map(|i| (i, false))
+                .collect();
+            assert_eq!(seen, only_times, "times {from}..{to}");
+        }
+
+        // Point reads: one chunk (its times only for `contains`); none in the tail.
+        for i in [0, 255, 256, 2500, 4900, all.len() - 1] {
+            let (got, seen) = decodes(&s, || s.get(t(i)));
+            assert_eq!(got, Some(all[i]));
+            let (has, seen_c) = decodes(&s, || s.contains(t(i)));
+            assert!(has);
+            let owner = s
+                .chunks
+                .iter()
+                .position(|c| c.first <= t(i) && c.last >= t(i));
+            assert_eq!(
+                seen,
+                owner.map(|k| (k, true)).into_iter().collect::<Vec<_>>()
+            );
+            assert_eq!(
+                seen_c,
+                owner.map(|k| (k, false)).into_iter().collect::<Vec<_>>()
+            );
+        }
+        // Many times across two chunks: each decoded once.
+        let times = [t(10), t(20), t(300), t(301), t(302)];
+        let (got, seen) = decodes(&s, || s.get_many(&times));
+        assert!(got.iter().all(Option::is_some));
+        assert_eq!(seen, vec![(0, true), (1, true)]);
+    }
+}

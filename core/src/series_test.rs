@@ -793,3 +793,50 @@ fn skipping_the_effect_reaches_the_same_state() {
     assert_eq!(x, y);
     assert!(changes > 1000 && next_official > 100, "{changes} changes");
 }
+
+#[test]
+fn merged_reads_decode_only_the_newest_chunks() {
+    use crate::chunk::{take_decoded, CHUNK_MAX};
+    let rows = rest_1m();
+    let shifted = |rep: i64, r: &Incoming| {
+        let mut r = r.clone();
+        r.candle.open_time += rep * 1000 * MIN;
+        r.candle.close_time = r.candle.close_time.map(|t| t + rep * 1000 * MIN);
+        r
+    };
+    let mut s = Series::new(settings(Interval::M1));
+    for rep in 0..5 {
+        let batch: Vec<Incoming> = rows.iter().map(|r| shifted(rep, r)).collect();
+        s.add_official(&batch, FAR).unwrap();
+    }
+    assert_eq!(s.official_len(), 5000); // 20 chunks and a tail
+    let whole = |d: Vec<(usize, bool)>| d.iter().filter(|x| x.1).count();
+    let last = s.official().last_time().unwrap();
+
+    // The newest 720 (RESP, COUNT): 720 candles span at most 4 chunks of 256 and the tail.
+    take_decoded();
+    let got = s.range_merged(i64::MIN, i64::MAX, Some(720), FAR);
+    assert_eq!(got.len(), 720);
+    let d = take_decoded();
+    assert!(d.len() <= 4, "{d:?}");
+
+    // A chart load (JSON, cache of 1024): the first fills the cache from the newest chunks
+    // only, the next decodes nothing, nor does one after an appended candle.
+    let cap = 1024;
+    let from = last - 719 * MIN;
+    s.range_merged_json(from, i64::MAX, None, false, FAR, cap);
+    let first = take_decoded();
+    assert!(whole(first.clone()) <= cap / CHUNK_MAX + 1, "{first:?}");
+    s.range_merged_json(from, i64::MAX, None, false, FAR, cap);
+    assert_eq!(take_decoded(), vec![]);
+    let next = shifted(5, &rows[0]);
+    s.add_official(&[next], FAR).unwrap();
+    take_decoded();
+    let out = s.range_merged_json(from + MIN, i64::MAX, None, false, FAR, cap);
+    assert_eq!(take_decoded(), vec![]);
+    assert_eq!(
+        out,
+        s.clone()
+            .range_merged_json(from + MIN, i64::MAX, None, false, FAR, 0)
+    );
+}

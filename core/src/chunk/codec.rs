@@ -901,8 +901,26 @@ fn read_times(r: &mut BitReader, sc: &mut Scratch) -> CoreResult<Vec<i64>> {
     Ok(ts)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Test probe: the chunks decoded on this thread, by the address of their bytes, and
+    /// whether whole (`true`) or only their open times.
+    pub(super) static DECODED: std::cell::RefCell<Vec<(usize, bool)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records a decode for the tests' probe (nothing outside tests).
+#[inline(always)]
+fn probe(data: &[u8], whole: bool) {
+    #[cfg(test)]
+    DECODED.with(|d| d.borrow_mut().push((data.as_ptr() as usize, whole)));
+    #[cfg(not(test))]
+    let _ = (data, whole);
+}
+
 /// Only the open times of a chunk (they come first).
 pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
+    probe(data, false);
     let mut sc = Scratch::new(0);
     read_times(&mut BitReader::new(data), &mut sc)
 }
@@ -918,6 +936,7 @@ pub fn decode_chunk(data: &[u8]) -> CoreResult<Vec<Candle>> {
 
 /// [`decode_chunk`] appending to `out` (left as it was on error).
 pub fn decode_chunk_into(data: &[u8], out: &mut Vec<Candle>) -> CoreResult<()> {
+    probe(data, true);
     let start = out.len();
     let res = match SCRATCH.try_with(|sc| match sc.try_borrow_mut() {
         Ok(mut sc) => Some(decode_chunk_with(BitReader::new(data), data, &mut sc, out)),
