@@ -1238,6 +1238,51 @@ fn replica_shows_exactly_what_master_shows() {
 }
 
 #[test]
+fn migrate_moves_a_series_between_servers() {
+    let (src, dst) = (Server::start(), Server::start());
+    let (mut a, mut b) = (src.conn(), dst.conn());
+    bootstrap(&mut a);
+    int(
+        &mut a,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
+    );
+    let before = state(&mut a, KEY);
+    let port = dst.port.to_string();
+    let migrate = |c: &mut redis::Connection, extra: &[&str]| -> String {
+        let mut words = vec!["MIGRATE", "127.0.0.1", &port, KEY, "0", "5000"];
+        words.extend_from_slice(extra);
+        q(c, &words).unwrap()
+    };
+    // COPY: both servers hold it, the same.
+    assert_eq!(migrate(&mut a, &["COPY"]), "OK");
+    assert_eq!(state(&mut b, KEY), before);
+    assert_eq!(state(&mut a, KEY), before);
+    // The target already has it: refused without REPLACE, replaced with it (and moved).
+    assert!(error(&mut a, &["MIGRATE", "127.0.0.1", &port, KEY, "0", "5000"]).contains("BUSYKEY"));
+    int(
+        &mut b,
+        &["CANDLE.LIVE_TICK", KEY, "1725476820000", "60000", "1"],
+    );
+    assert_ne!(state(&mut b, KEY), before);
+    assert_eq!(migrate(&mut a, &["REPLACE"]), "OK");
+    assert_eq!(state(&mut b, KEY), before);
+    assert_eq!(int(&mut a, &["EXISTS", KEY]), 0);
+    assert_eq!(
+        info_field(&mut a, "candles", "candles_series").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        info_field(&mut b, "candles", "candles_official_candles").as_deref(),
+        Some("1000")
+    );
+    // The moved series takes writes as before.
+    assert_eq!(
+        add_json(&mut b, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap(),
+        0
+    );
+}
+
+#[test]
 fn copy_dump_restore_and_lazy_free() {
     let s = Server::start();
     let mut c = s.conn();

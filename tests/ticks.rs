@@ -882,6 +882,42 @@ fn with_crc(body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn migrate_moves_a_book_between_servers() {
+    let (src, dst) = (Server::start(), Server::start());
+    let (mut a, mut b) = (src.conn(), dst.conn());
+    fill_session(&mut a, "sess");
+    let (snap, d) = (snapshot(&mut a, "sess"), digest(&mut a, "sess"));
+    // A loaded book's buffers are exact-sized: reload first, so both sides count alike.
+    let _: () = q(&mut a, &["DEBUG", "RELOAD"]).unwrap();
+    assert_eq!(digest(&mut a, "sess"), d);
+    let bytes = info_i(&mut a, "tick_bytes");
+    let port = dst.port.to_string();
+    let ok: String = q(
+        &mut a,
+        &["MIGRATE", "127.0.0.1", &port, "sess", "0", "5000"],
+    )
+    .unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(int(&mut a, &["EXISTS", "sess"]), 0);
+    assert_eq!(
+        (info_i(&mut a, "tick_books"), info_i(&mut a, "tick_bytes")),
+        (0, 0)
+    );
+    assert_eq!(snapshot(&mut b, "sess"), snap);
+    assert_eq!(digest(&mut b, "sess"), d);
+    assert_eq!(
+        (info_i(&mut b, "tick_books"), info_i(&mut b, "tick_bytes")),
+        (1, bytes)
+    );
+    // The moved book takes pushes as before.
+    int(
+        &mut b,
+        &["TICKS.PUSH", "sess", "indextick", "9", "v", "after-migrate"],
+    );
+    assert_ne!(digest(&mut b, "sess"), d);
+}
+
+#[test]
 fn copy_dump_restore_and_corrupt_payloads() {
     let srv = Server::start();
     let mut c = srv.conn();
