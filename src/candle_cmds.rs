@@ -251,15 +251,16 @@ module_command!(
 );
 
 fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let name = &args[1];
+    let Some(name) = args.get(1) else {
+        return Err(RedisError::WrongArity);
+    };
     let mut interval = None;
     let mut retention = None;
     let mut live_ttl = None;
     let mut live_max = None;
     let mut policy = None;
     let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
+    while let Some(a) = args.get(i) {
         let v = option_value(args, i, as_str(a).unwrap_or("option"))?;
         if is_kw(a, "INTERVAL") {
             interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
@@ -321,8 +322,10 @@ module_command!(
 );
 
 fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let name = &args[1];
-    let (interval, rest) = take_interval(&args[2..])?;
+    let [_, name, rest @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let (interval, rest) = take_interval(rest)?;
     let (batch, intervals) = parse_candles(rest)?;
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
@@ -506,8 +509,7 @@ fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, 
         format: Format::Resp,
     };
     let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
+    while let Some(a) = args.get(i) {
         if allow_count && is_kw(a, "COUNT") {
             o.count =
                 Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_COUNT)? as usize);
@@ -612,10 +614,12 @@ module_command!(
 );
 
 fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let name = &args[1];
-    let from = parse_bound(&args[2], "from")?;
-    let to = parse_bound(&args[3], "to")?;
-    let o = parse_read_opts(&args[4..], true)?;
+    let [_, name, from, to, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let from = parse_bound(from, "from")?;
+    let to = parse_bound(to, "to")?;
+    let o = parse_read_opts(opts, true)?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
@@ -645,8 +649,11 @@ module_command!(
 );
 
 fn candle_live(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let o = parse_read_opts(&args[2..], false)?;
-    let key = ctx.open_key(&args[1]);
+    let [_, name, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let o = parse_read_opts(opts, false)?;
+    let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
     };
@@ -672,9 +679,11 @@ module_command!(
 );
 
 fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let name = &args[1];
-    let from = parse_int(&args[2], "from")?;
-    let to = parse_int(&args[3], "to")?;
+    let [_, name, from, to] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let from = parse_int(from, "from")?;
+    let to = parse_int(to, "to")?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Err(no_series(name));
@@ -701,7 +710,9 @@ module_command!(
 );
 
 fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let name = &args[1];
+    let [_, name] = args else {
+        return Err(RedisError::WrongArity);
+    };
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Err(no_series(name));
@@ -754,8 +765,10 @@ module_command!(
 
 fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "CANDLE.APPLY")?;
-    let name = &args[1];
-    let blob = args[2].as_slice();
+    let [_, name, blob] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let blob = blob.as_slice();
     let key = ctx.open_key_writable(name);
     match blob.split_first() {
         Some((&SNAPSHOT_TAG, body)) => {

@@ -261,8 +261,7 @@ fn parse_read_opts<'a>(
         format: Format::Resp,
     };
     let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
+    while let Some(a) = args.get(i) {
         if is_kw(a, "COUNT") && allow_format {
             o.count = Some(
                 parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_TICK_COUNT)? as usize,
@@ -338,13 +337,16 @@ module_command!(
 );
 
 fn ticks_latest(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let o = parse_read_opts(&args[3..], false, true)?;
-    let key = ctx.open_key(&args[1]);
+    let [_, name, stream, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let o = parse_read_opts(opts, false, true)?;
+    let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
     };
     let ticks = b
-        .latest(args[2].as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT))
+        .latest(stream.as_slice(), o.count.unwrap_or(DEFAULT_TICK_COUNT))
         .map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
@@ -363,15 +365,18 @@ module_command!(
 );
 
 fn ticks_range(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let from = parse_bound(&args[3], "from")?;
-    let to = parse_bound(&args[4], "to")?;
-    let o = parse_read_opts(&args[5..], false, true)?;
-    let key = ctx.open_key(&args[1]);
+    let [_, name, stream, from, to, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let from = parse_bound(from, "from")?;
+    let to = parse_bound(to, "to")?;
+    let o = parse_read_opts(opts, false, true)?;
+    let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
     };
     let ticks = b
-        .range(args[2].as_slice(), from, to, o.count)
+        .range(stream.as_slice(), from, to, o.count)
         .map_err(core_err)?;
     Ok(reply_ticks(&ticks, o.format))
 }
@@ -390,8 +395,11 @@ module_command!(
 );
 
 fn ticks_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let o = parse_read_opts(&args[2..], true, true)?;
-    let key = ctx.open_key(&args[1]);
+    let [_, name, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let o = parse_read_opts(opts, true, true)?;
+    let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
     };
@@ -415,8 +423,11 @@ module_command!(
 );
 
 fn ticks_streams(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let o = parse_read_opts(&args[2..], true, false)?;
-    let key = ctx.open_key(&args[1]);
+    let [_, name, opts @ ..] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let o = parse_read_opts(opts, true, false)?;
+    let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Array(vec![]));
     };
@@ -448,7 +459,10 @@ module_command!(
 );
 
 fn ticks_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let key = ctx.open_key(&args[1]);
+    let [_, name] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Array(vec![]));
     };
@@ -482,8 +496,10 @@ module_command!(
 
 fn ticks_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "TICKS.APPLY")?;
-    let name = &args[1];
-    let book = match args[2].as_slice().split_first() {
+    let [_, name, book] = args else {
+        return Err(RedisError::WrongArity);
+    };
+    let book = match book.as_slice().split_first() {
         Some((&SNAPSHOT_TAG, body)) => TickBook::decode(body).map_err(core_err)?,
         _ => return Err(err("TICKS.APPLY: unknown payload")),
     };
