@@ -631,8 +631,24 @@ fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
         let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cap);
         return Ok(json_reply(ctx, &text));
     }
-    let rows = s.range_merged(from, to, o.count, now_ms());
-    Ok(reply_candles(ctx, &rows, &o))
+    // Replied as visited (a decoded chunk at a time), not collected first: the array's
+    // length is set once the candles are out.
+    let c = ctx.get_raw();
+    raw::reply_with_array(c, raw::REDISMODULE_POSTPONED_LEN as std::ffi::c_long);
+    let mut buf = Vec::with_capacity(48);
+    let mut n: std::ffi::c_long = 0;
+    s.visit_merged(from, to, o.count, now_ms(), |candle, kind| {
+        reply_candle_resp(c, &mut buf, candle, kind, o.full);
+        n += 1;
+    });
+    // SAFETY: a plain call into the server, closing the postponed array opened above on
+    // the same context; the function pointer is set once the module is loaded.
+    unsafe {
+        if let Some(set_len) = raw::RedisModule_ReplySetArrayLength {
+            set_len(c, n);
+        }
+    }
+    Ok(RedisValue::NoReply)
 }
 
 module_command!(

@@ -495,19 +495,47 @@ impl ChunkedStore {
 
     /// Candles with `from <= open_time <= to`, ascending; only the newest `limit` when given.
     pub fn range(&self, from: i64, to: i64, limit: Option<usize>) -> Vec<Candle> {
+        let mut out = Vec::new();
+        self.visit_range(from, to, limit, |cs| out.extend_from_slice(cs));
+        if let Some(n) = limit {
+            // Already exact unless an internal chunk failed to decode.
+            if out.len() > n {
+                out.drain(..out.len() - n);
+            }
+        }
+        out
+    }
+
+    /// [`range`](Self::range) without collecting it: `f` sees the candles in order, a run
+    /// of one chunk (or of the tail) at a time, so a long read holds one decoded chunk at
+    /// a time rather than the whole range.
+    pub fn visit_range(
+        &self,
+        from: i64,
+        to: i64,
+        limit: Option<usize>,
+        mut f: impl FnMut(&[Candle]),
+    ) {
         if from > to || limit == Some(0) || self.len == 0 {
-            return Vec::new();
+            return;
         }
         let in_range = |c: &Candle| c.open_time >= from && c.open_time <= to;
         let tail_hit = self.tail_len > 0 && self.tail_first <= to && self.tail_last >= from;
         let lo = self.chunk_at(from);
         let hi = self.chunks.partition_point(|ch| ch.first <= to); // chunks[lo..hi] overlap
         let chunks = self.chunks.get(lo..hi).unwrap_or(&[]);
-        let tail: Vec<Candle> = if tail_hit {
-            self.tail_rows().into_iter().filter(in_range).collect()
+        let mut tail: Vec<Candle> = if tail_hit {
+            self.tail_rows()
         } else {
             Vec::new()
         };
+        tail.retain(in_range);
+        // With a limit, the tail's oldest may be unwanted too.
+        if let Some(n) = limit {
+            if tail.len() > n {
+                tail.drain(..tail.len() - n);
+            }
+        }
         // The chunks to decode, `chunks[first..]`, and how many of the oldest one's candles
         // in range are not wanted (with a limit: only the newest `n`). Chunks straddling a
         // bound have their times decoded to count them.
@@ -522,26 +550,21 @@ impl ChunkedStore {
                 need -= cnt.min(need);
             }
         }
-        let picked = chunks.get(first..).unwrap_or(&[]);
-        let total: usize = picked.iter().map(|ch| ch.n as usize).sum::<usize>() + tail.len();
-        let mut out: Vec<Candle> = Vec::with_capacity(total.min(limit.unwrap_or(usize::MAX)));
-        for (i, ch) in picked.iter().enumerate() {
-            if ch.first >= from && ch.last <= to && (i > 0 || skip == 0) {
-                // Wholly wanted: decoded in place.
-                ch.candles_into(&mut out);
-            } else {
-                let wanted = ch.candles().into_iter().filter(in_range);
-                out.extend(wanted.skip(if i == 0 { skip } else { 0 }));
+        let mut buf: Vec<Candle> = Vec::new();
+        for (i, ch) in chunks.get(first..).unwrap_or(&[]).iter().enumerate() {
+            buf.clear();
+            ch.candles_into(&mut buf);
+            // Ascending times: the candles in range are one run of the chunk.
+            let a = buf.partition_point(|c| c.open_time < from);
+            let b = buf.partition_point(|c| c.open_time <= to);
+            let a = if i == 0 { a + skip } else { a };
+            if let Some(run) = buf.get(a..b).filter(|r| !r.is_empty()) {
+                f(run);
             }
         }
-        out.extend(tail);
-        if let Some(n) = limit {
-            // Already exact unless an internal chunk failed to decode.
-            if out.len() > n {
-                out.drain(..out.len() - n);
-            }
+        if !tail.is_empty() {
+            f(&tail);
         }
-        out
     }
 
     /// Open times with `from <= t <= to`, ascending.

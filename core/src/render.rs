@@ -141,14 +141,20 @@ pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: Kind, full: bool) {
 
 /// A JSON array of candle objects.
 pub fn candles_json<'a>(rows: impl IntoIterator<Item = (&'a Candle, Kind)>, full: bool) -> Vec<u8> {
+    candles_json_with(full, |push| rows.into_iter().for_each(|(c, k)| push(c, k)))
+}
+
+/// [`candles_json`] of the candles `fill` hands, in order, to the function it is given (for
+/// sources that visit their candles rather than iterate them).
+pub fn candles_json_with(full: bool, fill: impl FnOnce(&mut dyn FnMut(&Candle, Kind))) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(b'[');
-    for (c, kind) in rows {
+    fill(&mut |c, kind| {
         if out.len() > 1 {
             out.push(b',');
         }
         candle_json(&mut out, c, kind, full);
-    }
+    });
     out.push(b']');
     out
 }

@@ -603,22 +603,41 @@ impl Series {
         count: Option<usize>,
         now_ms: i64,
     ) -> Vec<(Candle, Kind)> {
-        if from > to || count == Some(0) {
-            return Vec::new();
-        }
-        let mut out: Vec<(Candle, Kind)> = self
-            .official
-            .range(from, to, count)
-            .into_iter()
-            .map(|c| (c, Kind::Official))
-            .collect();
-        out.extend(self.fresh_live(from, to, now_ms).map(|c| (*c, Kind::Live)));
-        if let Some(n) = count {
-            if out.len() > n {
-                out.drain(..out.len() - n);
-            }
-        }
+        let mut out = Vec::new();
+        self.visit_merged(from, to, count, now_ms, |c, k| out.push((*c, k)));
         out
+    }
+
+    /// [`range_merged`](Self::range_merged) without collecting it: `f` sees each candle in
+    /// order. Officials come a decoded chunk at a time, so a long read never holds the
+    /// whole range.
+    pub fn visit_merged(
+        &self,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        now_ms: i64,
+        mut f: impl FnMut(&Candle, Kind),
+    ) {
+        if from > to || count == Some(0) {
+            return;
+        }
+        // At most LIVE_MAX, and all newer than every official: the newest `count` are the
+        // newest officials, then these.
+        let live: Vec<&Candle> = self.fresh_live(from, to, now_ms).collect();
+        let (live, officials) = match count {
+            Some(n) => {
+                let l = live.get(live.len().saturating_sub(n)..).unwrap_or(&[]);
+                (l, Some(n - l.len()))
+            }
+            None => (&live[..], None),
+        };
+        self.official.visit_range(from, to, officials, |cs| {
+            cs.iter().for_each(|c| f(c, Kind::Official))
+        });
+        for c in live {
+            f(c, Kind::Live);
+        }
     }
 
     /// The unexpired live candles in `[from, to]`, oldest first. They are all newer than the
@@ -657,8 +676,9 @@ impl Series {
                 return out;
             }
         }
-        let rows = self.range_merged(from, to, count, now_ms);
-        render::candles_json(rows.iter().map(|(c, k)| (c, *k)), full)
+        render::candles_json_with(full, |push| {
+            self.visit_merged(from, to, count, now_ms, |c, k| push(c, k))
+        })
     }
 
     /// Brings the cached window up to date: the newest officials, at most `cap * 5 / 4`.

@@ -840,3 +840,63 @@ fn merged_reads_decode_only_the_newest_chunks() {
             .range_merged_json(from + MIN, i64::MAX, None, false, FAR, 0)
     );
 }
+
+#[test]
+fn merged_reads_match_a_plain_merge() {
+    // 3,000 real officials (in 20 chunks' worth of batches) and live candles after them,
+    // some expired: every read equals "all officials in range, then the fresh lives, the
+    // newest `count` of them".
+    let rows = rest_1m();
+    let mut st = settings(Interval::M1);
+    st.live_ttl_s = 600;
+    let mut s = Series::new(st);
+    for rep in 0..3 {
+        let batch: Vec<Incoming> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.candle.open_time += rep * 1000 * MIN;
+                r.candle.close_time = r.candle.close_time.map(|t| t + rep * 1000 * MIN);
+                r
+            })
+            .collect();
+        s.add_official(&batch, FAR).unwrap();
+    }
+    let last = s.official().last_time().unwrap();
+    let now = FAR;
+    for k in 1..=6 {
+        // Updated 100 s apart: the oldest ones are expired at `now`.
+        let t = last + k * MIN;
+        let p = format!("{}.5", 60_000 + k);
+        s.live_update(c(t, &p, &p, &p, &p, "1"), now - (7 - k) * 100_000)
+            .unwrap();
+    }
+    let plain = |from: i64, to: i64, count: Option<usize>| -> Vec<(Candle, Kind)> {
+        let mut all: Vec<(Candle, Kind)> = s
+            .official()
+            .iter()
+            .filter(|c| c.open_time >= from && c.open_time <= to)
+            .map(|c| (c, Kind::Official))
+            .collect();
+        all.extend(s.fresh_live(from, to, now).map(|c| (*c, Kind::Live)));
+        let keep = count.unwrap_or(all.len()).min(all.len());
+        all.split_off(all.len() - keep)
+    };
+    let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
+    let span = last + 7 * MIN - T0;
+    for i in 0..400 {
+        let a = T0 - MIN + (rng.below(span as u64 / 1000) as i64) * 1000;
+        let b = a + (rng.below(span as u64 / 1000) as i64) * 1000;
+        let count = match i % 4 {
+            0 => None,
+            1 => Some(1 + rng.below(5) as usize),
+            2 => Some(1 + rng.below(800) as usize),
+            _ => Some(1 + rng.below(4000) as usize),
+        };
+        let want = plain(a, b, count);
+        assert_eq!(s.range_merged(a, b, count, now), want, "{a}..{b} {count:?}");
+        let json = s.range_merged_json(a, b, count, i % 3 == 0, now, 0);
+        let want_json = render::candles_json(want.iter().map(|(c, k)| (c, *k)), i % 3 == 0);
+        assert_eq!(json, want_json, "{a}..{b} {count:?}");
+    }
+}
