@@ -160,10 +160,11 @@ pub fn candles_json_with(full: bool, fill: impl FnOnce(&mut dyn FnMut(&Candle, K
 }
 
 /// The JSON text of a series' newest official candles (each object followed by a comma),
-/// kept between reads. Never persisted, copied or compared: a copy starts empty, and two
-/// series are equal whatever their caches hold.
+/// kept between reads, one window per shape (plain, `FULL`): a client alternating the two
+/// keeps both warm instead of rebuilding one at every switch. Never persisted, copied or
+/// compared: a copy starts empty, and two series are equal whatever their caches hold.
 #[derive(Default)]
-pub struct JsonCache(RefCell<Option<Box<Window>>>);
+pub struct JsonCache(RefCell<[Option<Box<Window>>; 2]>);
 
 /// The newest `times.len()` official candles of the series as of `gen`, rendered with `full`.
 pub(crate) struct Window {
@@ -243,24 +244,30 @@ impl Window {
 }
 
 impl JsonCache {
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Option<Box<Window>>) -> R) -> Option<R> {
+    /// `f` on the window of the `full` shape.
+    pub(crate) fn with<R>(
+        &self,
+        full: bool,
+        f: impl FnOnce(&mut Option<Box<Window>>) -> R,
+    ) -> Option<R> {
         // Never re-entered (reads run one at a time on Redis' main thread); should it be,
         // the caller renders without the cache.
-        self.0.try_borrow_mut().ok().map(|mut w| f(&mut w))
+        self.0.try_borrow_mut().ok().map(|mut w| {
+            let [plain, with_full] = &mut *w;
+            f(if full { with_full } else { plain })
+        })
     }
 
     /// Heap bytes held (reported by MEMORY USAGE, not counted as data).
     pub fn heap_bytes(&self) -> usize {
         self.0
             .try_borrow()
-            .ok()
-            .and_then(|w| w.as_ref().map(|w| w.heap_bytes()))
-            .unwrap_or(0)
+            .map_or(0, |w| w.iter().flatten().map(|w| w.heap_bytes()).sum())
     }
 
     pub fn clear(&self) {
         if let Ok(mut w) = self.0.try_borrow_mut() {
-            *w = None;
+            *w = [None, None];
         }
     }
 }

@@ -668,7 +668,7 @@ impl Series {
         if cache_cap == 0 {
             self.json.clear();
         } else if self.official.last_time().is_some_and(|l| to >= l) {
-            let cached = self.json.with(|slot| {
+            let cached = self.json.with(full, |slot| {
                 self.sync_window(slot, full, cache_cap);
                 self.json_from_window(slot.as_ref()?, from, to, count, full, now_ms)
             });

@@ -829,6 +829,14 @@ fn merged_reads_decode_only_the_newest_chunks() {
     assert!(whole(first.clone()) <= cap / CHUNK_MAX + 1, "{first:?}");
     s.range_merged_json(from, i64::MAX, None, false, FAR, cap);
     assert_eq!(take_decoded(), vec![]);
+    // The other shape (FULL) has a window of its own: once both are loaded, reads that
+    // alternate the two decode nothing.
+    s.range_merged_json(from, i64::MAX, None, true, FAR, cap);
+    take_decoded();
+    for full in [false, true, false, true] {
+        s.range_merged_json(from, i64::MAX, None, full, FAR, cap);
+        assert_eq!(take_decoded(), vec![], "full {full}");
+    }
     let next = shifted(5, &rows[0]);
     s.add_official(&[next], FAR).unwrap();
     take_decoded();
