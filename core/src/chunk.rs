@@ -9,6 +9,10 @@
 //! * The tail holds up to [`TAIL_MAX`] - 1 candles newer than every chunk, as byte-aligned
 //!   rows, so appending the newest candle is a few varint writes. When it fills it is merged
 //!   into the last chunk (if that stays within `CHUNK_MAX`) or sealed as a new chunk.
+//! * A bulk append (`put_all`, e.g. a 1000-row REST page) seals its candles into new chunks
+//!   and reopens the last sealed chunk only while it is less than half full
+//!   ([`REOPEN_BELOW`]): topping up a nearly full chunk would decode and re-encode it for a
+//!   few candles. So chunks hold at least `REOPEN_BELOW` candles, except the newest.
 //! * Writes older than the tail (gap fills, overwrites) decode the one chunk concerned,
 //!   edit it and re-encode it, splitting it in two when it outgrows `CHUNK_MAX`.
 //!
@@ -29,6 +33,9 @@ pub fn section_bits(cs: &[Candle]) -> Vec<(&'static str, usize)> {
 
 /// The tail is sealed when it reaches this many candles.
 pub const TAIL_MAX: usize = 32;
+
+/// A bulk append fills the last sealed chunk up only while it holds fewer candles than this.
+pub const REOPEN_BELOW: usize = CHUNK_MAX / 2;
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -241,11 +248,15 @@ impl ChunkedStore {
         }
     }
 
-    /// Puts every candle, in order: the same state as calling [`put`](Self::put) for each.
-    /// A run of appends (strictly ascending, newer than everything stored) takes a fast path
-    /// that leaves exactly the chunks and tail the one-by-one puts would, but encodes each
-    /// chunk it fills once, instead of re-encoding the growing last chunk at every tail flush
-    /// (every `TAIL_MAX` candles).
+    /// Puts every candle, in order: the same candles as calling [`put`](Self::put) for each.
+    /// A run of appends (strictly ascending, newer than everything stored, at least
+    /// `2 * TAIL_MAX`) takes a fast path that encodes each chunk it fills once, instead of
+    /// re-encoding the growing last chunk at every tail flush (every `TAIL_MAX` candles). It
+    /// leaves the chunks and tail the one-by-one puts would, except that it tops up the last
+    /// sealed chunk only when that holds fewer than [`REOPEN_BELOW`] candles; from a fuller
+    /// one it starts a new chunk (decoding and re-encoding ~200 candles to add a few costs
+    /// more than the slightly shorter chunk saves). The layout depends only on the sequence of
+    /// calls, so a replica or an AOF replaying the same effects builds the same bytes.
     pub fn put_all(&mut self, cs: &[Candle]) {
         let appends = cs.windows(2).all(|w| w[0].open_time < w[1].open_time)
             && cs
@@ -301,7 +312,12 @@ impl ChunkedStore {
             for (len, at) in sizes.into_iter().chain(body) {
                 let last_n = match in_chunks {
                     Some(_) => Some(open.len() + run.len()),
-                    None => self.chunks.last().map(|ch| ch.n as usize),
+                    // A last chunk at least half full stays sealed (see `put_all`).
+                    None => self
+                        .chunks
+                        .last()
+                        .map(|ch| ch.n as usize)
+                        .filter(|&n| n < REOPEN_BELOW),
                 };
                 if last_n.is_some_and(|n| n + len <= CHUNK_MAX) {
                     if in_chunks.is_none() {
@@ -634,6 +650,12 @@ impl ChunkedStore {
             .iter()
             .flat_map(|ch| ch.candles())
             .chain(std::iter::once(()).flat_map(move |_| self.tail_rows()))
+    }
+
+    /// How many candles each sealed chunk holds, oldest first (for layout tests).
+    #[doc(hidden)]
+    pub fn chunk_lens(&self) -> Vec<usize> {
+        self.chunks.iter().map(|ch| ch.n as usize).collect()
     }
 
     /// Heap bytes held: the chunk index, every chunk's bytes and the tail buffer.

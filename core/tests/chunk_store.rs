@@ -1,7 +1,7 @@
 //! ChunkedStore against the reference ReferenceStore, encodings, corrupt input, real data.
 
 use candles_core::binance::parse_klines;
-use candles_core::chunk::{ChunkedStore, CHUNK_MAX, TAIL_MAX};
+use candles_core::chunk::{ChunkedStore, CHUNK_MAX, REOPEN_BELOW, TAIL_MAX};
 use candles_core::store::ReferenceStore;
 use candles_core::{Candle, CoreError, Dec};
 
@@ -434,8 +434,55 @@ fn real_binance_klines_fit_in_24_bytes_per_candle() {
     }
 }
 
-/// `put_all` (bulk appends) leaves byte for byte the store that one `put` per candle leaves,
-/// from every starting tail length and chunk fill, for batches around the block sizes.
+/// `put_all` (bulk appends) stores the candles one `put` per candle stores, from every
+/// starting tail length and chunk fill, for batches around the block sizes. Byte for byte
+/// the same store whenever it may top up the last chunk (short batches, no chunk yet, or one
+/// less than half full); from a fuller last chunk it leaves that chunk as it is and starts a
+/// new one: then only one chunk more, and every chunk but the newest at least half full.
+/// REST pages appended with `put_all` (the module's bulk path): the chunk layout stays
+/// within a candle per chunk of one-by-one puts, and so does the memory, for the real data
+/// in 1000-row pages and in 100-row pages (each page below half a chunk tops the last up).
+#[test]
+fn real_pages_keep_chunks_full_enough() {
+    let rows = fixture("rest_klines_BTCUSDT_1m_limit1000.json");
+    for page in [1000usize, 100] {
+        let mut paged = ChunkedStore::new();
+        let mut single = ChunkedStore::new();
+        for rep in 0..10i64 {
+            let shifted: Vec<Candle> = rows
+                .iter()
+                .map(|c| {
+                    let mut c = *c;
+                    c.open_time += rep * 1000 * 60_000;
+                    c.close_time = c.close_time.map(|t| t + rep * 1000 * 60_000);
+                    c
+                })
+                .collect();
+            for p in shifted.chunks(page) {
+                paged.put_all(p);
+            }
+            for c in &shifted {
+                single.put(*c);
+            }
+        }
+        assert!(paged == single);
+        let lens = paged.chunk_lens();
+        assert!(
+            lens[..lens.len() - 1].iter().all(|&n| n >= REOPEN_BELOW),
+            "{page}: {lens:?}"
+        );
+        let (mp, ms) = (paged.mem_usage() as f64, single.mem_usage() as f64);
+        println!(
+            "pages of {page}: {} chunks, {:.2} B/candle; one by one {} chunks, {:.2} B/candle",
+            lens.len(),
+            mp / 10_000.0,
+            single.chunk_lens().len(),
+            ms / 10_000.0
+        );
+        assert!(mp <= ms * 1.01, "{page}: {mp} vs {ms}");
+    }
+}
+
 #[test]
 fn put_all_equals_one_by_one_puts() {
     let mut r = Rng(0x5eed_cafe);
@@ -444,6 +491,7 @@ fn put_all_equals_one_by_one_puts() {
         t += 60_000 * (1 + r.below(3) as i64);
         candle(r, t)
     };
+    let (mut same, mut new_chunk) = (0, 0);
     for start in [0usize, 1, 31, 32, 33, 200, 255, 256, 257, 300, 511, 700] {
         for batch in [2usize, 63, 64, 65, 95, 96, 255, 256, 257, 1000, 1500] {
             let pre: Vec<Candle> = (0..start).map(|_| next(&mut r)).collect();
@@ -454,19 +502,39 @@ fn put_all_equals_one_by_one_puts() {
                 a.put(*c);
                 b.put(*c);
             }
+            let last = b.chunk_lens().last().copied();
             for c in &add {
                 a.put(*c);
             }
             b.put_all(&add);
+            assert_eq!(a.len(), b.len());
+            assert!(a == b, "start {start}, batch {batch}: other candles");
             let (mut ea, mut eb) = (Vec::new(), Vec::new());
             a.encode(&mut ea);
             b.encode(&mut eb);
-            assert!(ea == eb, "start {start}, batch {batch}: encodings differ");
-            assert_eq!(a.mem_usage(), b.mem_usage(), "start {start}, batch {batch}");
-            assert_eq!(a.len(), b.len());
-            assert!(a == b);
+            if batch < 2 * TAIL_MAX || last.is_none_or(|n| n < REOPEN_BELOW) {
+                assert!(ea == eb, "start {start}, batch {batch}: encodings differ");
+                assert_eq!(a.mem_usage(), b.mem_usage(), "start {start}, batch {batch}");
+                same += 1;
+            } else {
+                let (la, lb) = (a.chunk_lens(), b.chunk_lens());
+                assert!(
+                    lb.len() <= la.len() + 1,
+                    "start {start}, batch {batch}: {lb:?}"
+                );
+                let older = &lb[..lb.len() - 1];
+                assert!(
+                    older
+                        .iter()
+                        .all(|&n| (REOPEN_BELOW..=CHUNK_MAX).contains(&n)),
+                    "start {start}, batch {batch}: {lb:?}"
+                );
+                assert!(round_trip(&b) == b);
+                new_chunk += 1;
+            }
         }
     }
+    assert!(same > 50 && new_chunk > 20, "{same} {new_chunk}");
     // Not appends (overlap, unsorted): same as one by one too.
     let base: Vec<Candle> = (0..400).map(|_| next(&mut r)).collect();
     let mut a = ChunkedStore::new();
