@@ -1171,7 +1171,12 @@ fn replica_shows_exactly_what_master_shows() {
             row
         })
         .collect();
-    for page in [&later[..400], &later[400..750], &later[750..850], &later[850..]] {
+    for page in [
+        &later[..400],
+        &later[400..750],
+        &later[750..850],
+        &later[850..],
+    ] {
         let body = serde_json::to_vec(page).unwrap();
         let n = add_json(&mut m, "CANDLE.OFFICIAL_ADD", KEY, None, &body).unwrap();
         assert_eq!(n, page.len() as i64);
