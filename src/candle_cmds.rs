@@ -578,26 +578,39 @@ fn reply_candle_resp(
     }
 }
 
-fn reply_candles(ctx: &Context, rows: &[(Candle, Kind)], o: &ReadOpts) -> RedisValue {
+/// Replies with the candles `visit` hands, in order, to the function it is given: RESP
+/// arrays written as they come (the outer array's length set at the end), or one JSON text.
+/// Nothing is collected first, so a long range holds one decoded chunk at a time.
+fn reply_candles(
+    ctx: &Context,
+    o: &ReadOpts,
+    visit: impl FnOnce(&mut dyn FnMut(&Candle, Kind)),
+) -> RedisValue {
     match o.format {
         Format::Resp => {
             let c = ctx.get_raw();
-            raw::reply_with_array(c, rows.len() as std::ffi::c_long);
+            raw::reply_with_array(c, raw::REDISMODULE_POSTPONED_LEN as std::ffi::c_long);
             let mut buf = Vec::with_capacity(48);
-            for (candle, kind) in rows {
-                reply_candle_resp(c, &mut buf, candle, *kind, o.full);
+            let mut n: std::ffi::c_long = 0;
+            visit(&mut |candle, kind| {
+                reply_candle_resp(c, &mut buf, candle, kind, o.full);
+                n += 1;
+            });
+            // SAFETY: a plain call into the server, closing the postponed array opened above
+            // on the same context; the function pointer is set once the module is loaded.
+            unsafe {
+                if let Some(set_len) = raw::RedisModule_ReplySetArrayLength {
+                    set_len(c, n);
+                }
             }
             RedisValue::NoReply
         }
-        Format::Json => json_reply(
-            ctx,
-            &render::candles_json(rows.iter().map(|(c, k)| (c, *k)), o.full),
-        ),
+        Format::Json => json_reply(ctx, &render::candles_json_with(o.full, visit)),
     }
 }
 
 fn empty_reply(ctx: &Context, o: &ReadOpts) -> RedisValue {
-    reply_candles(ctx, &[], o)
+    reply_candles(ctx, o, |_| {})
 }
 
 module_command!(
@@ -631,24 +644,10 @@ fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
         let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cap);
         return Ok(json_reply(ctx, &text));
     }
-    // Replied as visited (a decoded chunk at a time), not collected first: the array's
-    // length is set once the candles are out.
-    let c = ctx.get_raw();
-    raw::reply_with_array(c, raw::REDISMODULE_POSTPONED_LEN as std::ffi::c_long);
-    let mut buf = Vec::with_capacity(48);
-    let mut n: std::ffi::c_long = 0;
-    s.visit_merged(from, to, o.count, now_ms(), |candle, kind| {
-        reply_candle_resp(c, &mut buf, candle, kind, o.full);
-        n += 1;
-    });
-    // SAFETY: a plain call into the server, closing the postponed array opened above on
-    // the same context; the function pointer is set once the module is loaded.
-    unsafe {
-        if let Some(set_len) = raw::RedisModule_ReplySetArrayLength {
-            set_len(c, n);
-        }
-    }
-    Ok(RedisValue::NoReply)
+    let now = now_ms();
+    Ok(reply_candles(ctx, &o, |f| {
+        s.visit_merged(from, to, o.count, now, |c, k| f(c, k))
+    }))
 }
 
 module_command!(
@@ -673,12 +672,10 @@ fn candle_live(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
     };
-    let rows: Vec<(Candle, Kind)> = s
-        .live_candles(now_ms())
-        .into_iter()
-        .map(|c| (c, Kind::Live))
-        .collect();
-    Ok(reply_candles(ctx, &rows, &o))
+    let live = s.live_candles(now_ms());
+    Ok(reply_candles(ctx, &o, |f| {
+        live.iter().for_each(|c| f(c, Kind::Live))
+    }))
 }
 
 module_command!(

@@ -771,34 +771,17 @@ pub(crate) fn take_decoded() -> Vec<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binance::parse_klines;
+    use crate::test_data::rest_1m_copy;
 
     const MIN: i64 = 60_000;
 
     /// The real 1m fixture five times over (shifted by 1000 minutes each time), put as
     /// REST-sized batches: 5,000 candles, 19 full chunks, a partial one and a short tail.
     fn store() -> (ChunkedStore, Vec<Candle>) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json"
-        );
-        let rows: Vec<Candle> = parse_klines(&std::fs::read(path).unwrap())
-            .unwrap()
-            .into_iter()
-            .map(|k| k.candle)
-            .collect();
         let mut s = ChunkedStore::new();
         let mut all = Vec::new();
-        for rep in 0..5i64 {
-            let batch: Vec<Candle> = rows
-                .iter()
-                .map(|c| {
-                    let mut c = *c;
-                    c.open_time += rep * 1000 * MIN;
-                    c.close_time = c.close_time.map(|t| t + rep * 1000 * MIN);
-                    c
-                })
-                .collect();
+        for rep in 0..5 {
+            let batch = rest_1m_copy(rep);
             s.put_all(&batch);
             all.extend(batch);
         }

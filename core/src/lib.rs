@@ -16,6 +16,8 @@ pub mod store;
 pub mod ticks;
 
 #[cfg(test)]
+mod test_data;
+#[cfg(test)]
 mod test_rng;
 
 pub use candle::Candle;

@@ -794,20 +794,21 @@ fn skipping_the_effect_reaches_the_same_state() {
     assert!(changes > 1000 && next_official > 100, "{changes} changes");
 }
 
+/// Copy `rep` of the real 1m REST rows (see `test_data::rest_1m_copy`), as a REST body
+/// adds them.
+fn rest_1m_copy(rep: i64) -> Vec<Incoming> {
+    crate::test_data::rest_1m_copy(rep)
+        .into_iter()
+        .map(off)
+        .collect()
+}
+
 #[test]
 fn merged_reads_decode_only_the_newest_chunks() {
     use crate::chunk::{take_decoded, CHUNK_MAX};
-    let rows = rest_1m();
-    let shifted = |rep: i64, r: &Incoming| {
-        let mut r = r.clone();
-        r.candle.open_time += rep * 1000 * MIN;
-        r.candle.close_time = r.candle.close_time.map(|t| t + rep * 1000 * MIN);
-        r
-    };
     let mut s = Series::new(settings(Interval::M1));
     for rep in 0..5 {
-        let batch: Vec<Incoming> = rows.iter().map(|r| shifted(rep, r)).collect();
-        s.add_official(&batch, FAR).unwrap();
+        s.add_official(&rest_1m_copy(rep), FAR).unwrap();
     }
     assert_eq!(s.official_len(), 5000); // 20 chunks and a tail
     let whole = |d: Vec<(usize, bool)>| d.iter().filter(|x| x.1).count();
@@ -837,7 +838,7 @@ fn merged_reads_decode_only_the_newest_chunks() {
         s.range_merged_json(from, i64::MAX, None, full, FAR, cap);
         assert_eq!(take_decoded(), vec![], "full {full}");
     }
-    let next = shifted(5, &rows[0]);
+    let next = rest_1m_copy(5).swap_remove(0);
     s.add_official(&[next], FAR).unwrap();
     take_decoded();
     let out = s.range_merged_json(from + MIN, i64::MAX, None, false, FAR, cap);
@@ -854,21 +855,11 @@ fn merged_reads_match_a_plain_merge() {
     // 3,000 real officials (in 20 chunks' worth of batches) and live candles after them,
     // some expired: every read equals "all officials in range, then the fresh lives, the
     // newest `count` of them".
-    let rows = rest_1m();
     let mut st = settings(Interval::M1);
     st.live_ttl_s = 600;
     let mut s = Series::new(st);
     for rep in 0..3 {
-        let batch: Vec<Incoming> = rows
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.candle.open_time += rep * 1000 * MIN;
-                r.candle.close_time = r.candle.close_time.map(|t| t + rep * 1000 * MIN);
-                r
-            })
-            .collect();
-        s.add_official(&batch, FAR).unwrap();
+        s.add_official(&rest_1m_copy(rep), FAR).unwrap();
     }
     let last = s.official().last_time().unwrap();
     let now = FAR;
