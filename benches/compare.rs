@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 type R<T> = Result<T, Box<dyn Error>>;
 
-const FIXTURES: &str = "/work/shared/fixtures/binance";
 const MIN: i64 = 60_000;
 const N_REPS: usize = 100; // 100 x 1000 real 1m rows = 100 k candles
 const SERIES_KEY: &str = "candles:BTCUSDT:1m";
@@ -318,7 +317,7 @@ fn strs(v: &[&str]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 fn fixture(name: &str) -> R<String> {
-    let p = Path::new(FIXTURES).join(name);
+    let p = candles_testkit::fixtures::path(name);
     std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()).into())
 }
 

@@ -3,9 +3,10 @@
 
 use candles_core::binance;
 use candles_core::candle::parse_time;
+use candles_core::candle::{CandleKind, Incoming};
 use candles_core::series::{
-    DuplicatePolicy, Effect, EffectMode, Incoming, Kind, Series, Settings, WriteClock,
-    LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
+    DuplicatePolicy, Effect, EffectMode, Series, Settings, WriteClock, LIVE_MAX_LIMIT,
+    LIVE_TTL_LIMIT,
 };
 use candles_core::{render, Candle, Dec, Interval};
 use redis_module::commands::KeySpecFlags;
@@ -559,7 +560,7 @@ fn reply_candle_resp(
     ctx: *mut raw::RedisModuleCtx,
     buf: &mut Vec<u8>,
     c: &Candle,
-    kind: Kind,
+    kind: CandleKind,
     full: bool,
 ) {
     raw::reply_with_array(ctx, if full { 12 } else { 7 });
@@ -584,7 +585,7 @@ fn reply_candle_resp(
 fn reply_candles(
     ctx: &Context,
     o: &ReadOpts,
-    visit: impl FnOnce(&mut dyn FnMut(&Candle, Kind)),
+    visit: impl FnOnce(&mut dyn FnMut(&Candle, CandleKind)),
 ) -> RedisValue {
     match o.format {
         Format::Resp => {
@@ -674,7 +675,7 @@ fn candle_live(ctx: &Context, args: &[RedisString]) -> RedisResult {
     };
     let live = s.live_candles(now_ms());
     Ok(reply_candles(ctx, &o, |f| {
-        live.iter().for_each(|c| f(c, Kind::Live))
+        live.iter().for_each(|c| f(c, CandleKind::Live))
     }))
 }
 

@@ -1,16 +1,15 @@
 //! CANDLE.* against a real redis-server with the module: every rule with real Binance data,
 //! every error path, persistence, replication, COPY/DUMP/RESTORE, notifications, INFO/CONFIG.
 
-mod common;
-
-use common::*;
+use candles_testkit::fixtures;
+use candles_testkit::server::*;
 use serde_json::{json, Value as Json};
 
 const KEY: &str = "candle:{BTCUSDT}:1m";
 const REST_1M: &str = "rest_klines_BTCUSDT_1m_limit1000.json";
 
 fn rest_1m() -> Vec<Json> {
-    serde_json::from_slice::<Vec<Json>>(&fixture(REST_1M)).unwrap()
+    serde_json::from_slice::<Vec<Json>>(&fixtures::bytes(REST_1M)).unwrap()
 }
 
 /// RANGE_MERGED as parsed JSON objects.
@@ -62,7 +61,14 @@ fn strip(s: &str) -> String {
 
 fn bootstrap(c: &mut redis::Connection) {
     assert_eq!(
-        add_json(c, "CANDLE.OFFICIAL_ADD", KEY, Some("1m"), &fixture(REST_1M)).unwrap(),
+        add_json(
+            c,
+            "CANDLE.OFFICIAL_ADD",
+            KEY,
+            Some("1m"),
+            &fixtures::bytes(REST_1M)
+        )
+        .unwrap(),
         1000
     );
 }
@@ -70,8 +76,10 @@ fn bootstrap(c: &mut redis::Connection) {
 /// The 10-row nautilus REST body with its times moved so that its last row is the minute
 /// forming right now (prices untouched): the shape of a live REST response.
 fn forming_rest_body() -> (Vec<Json>, i64) {
-    let mut rows: Vec<Json> =
-        serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_10rows_nautilus.json")).unwrap();
+    let mut rows: Vec<Json> = serde_json::from_slice(&fixtures::bytes(
+        "rest_klines_BTCUSDT_1m_10rows_nautilus.json",
+    ))
+    .unwrap();
     let minute = now_ms() / 60_000 * 60_000;
     let shift = minute - rows.last().unwrap()[0].as_i64().unwrap();
     for r in &mut rows {
@@ -94,7 +102,14 @@ fn bootstrap_rest_body_exact_and_idempotent() {
     }
     // Identical re-add: nothing changes, reply 0.
     assert_eq!(
-        add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap(),
+        add_json(
+            &mut c,
+            "CANDLE.OFFICIAL_ADD",
+            KEY,
+            None,
+            &fixtures::bytes(REST_1M)
+        )
+        .unwrap(),
         0
     );
     // RESP shape: [t, o, h, l, c, v, status]
@@ -180,7 +195,7 @@ fn ws_capture_routing_x_false_live_x_true_official() {
     let key = "candle:{BTCUSDT}:1m";
     let mut closed_frame = None;
     let mut n_live = 0;
-    for line in fixture_lines("ws_kline_1m_combined.jsonl")
+    for line in fixtures::lines("ws_kline_1m_combined.jsonl")
         .iter()
         .filter(|l| l.contains("btcusdt@kline_1m"))
     {
@@ -230,7 +245,7 @@ fn ws_capture_routing_x_false_live_x_true_official() {
         k["t"].as_i64().unwrap() + 60_000
     );
     // An x=false frame sent to OFFICIAL_ADD is stored live (R4), reply 0.
-    let eth = fixture_lines("ws_kline_1m_combined.jsonl")
+    let eth = fixtures::lines("ws_kline_1m_combined.jsonl")
         .into_iter()
         .find(|l| l.contains("ethusdt@kline_1m") && l.contains("\"x\":false"))
         .unwrap();
@@ -499,7 +514,7 @@ fn r7_live_ticks_exact() {
     let s = Server::start();
     let mut c = s.conn();
     // Real trades from the aggTrade capture, folded into the live 1m candle.
-    let trades: Vec<Json> = fixture_lines("ws_aggTrade_combined.jsonl")
+    let trades: Vec<Json> = fixtures::lines("ws_aggTrade_combined.jsonl")
         .iter()
         .filter(|l| l.contains("btcusdt@aggTrade"))
         .map(|l| serde_json::from_str::<Json>(l).unwrap()["data"].clone())
@@ -1197,7 +1212,7 @@ fn replica_shows_exactly_what_master_shows() {
             "3",
         ],
     );
-    for line in fixture_lines("ws_kline_1m_combined.jsonl")
+    for line in fixtures::lines("ws_kline_1m_combined.jsonl")
         .iter()
         .filter(|l| l.contains("ethusdt@kline_1m"))
     {
@@ -1304,7 +1319,14 @@ fn migrate_moves_a_series_between_servers() {
     );
     // The moved series takes writes as before.
     assert_eq!(
-        add_json(&mut b, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap(),
+        add_json(
+            &mut b,
+            "CANDLE.OFFICIAL_ADD",
+            KEY,
+            None,
+            &fixtures::bytes(REST_1M)
+        )
+        .unwrap(),
         0
     );
 }
@@ -1386,7 +1408,14 @@ fn keyspace_notifications_only_on_change() {
         .unwrap();
     bootstrap(&mut c);
     // Ignored write: no event. Then a live write.
-    add_json(&mut c, "CANDLE.OFFICIAL_ADD", KEY, None, &fixture(REST_1M)).unwrap();
+    add_json(
+        &mut c,
+        "CANDLE.OFFICIAL_ADD",
+        KEY,
+        None,
+        &fixtures::bytes(REST_1M),
+    )
+    .unwrap();
     int(
         &mut c,
         &["CANDLE.LIVE_TICK", KEY, "1725476820000", "57771.5", "0.5"],
@@ -1664,7 +1693,7 @@ fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
     let mut master = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"], &[]);
     let replica = start_replica(&master);
     let mut m = master.conn();
-    let trades: Vec<(String, String, String)> = fixture_lines("ws_aggTrade_combined.jsonl")
+    let trades: Vec<(String, String, String)> = fixtures::lines("ws_aggTrade_combined.jsonl")
         .iter()
         .filter(|l| l.contains("btcusdt@aggTrade"))
         .map(|l| {
@@ -1677,7 +1706,7 @@ fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
             )
         })
         .collect();
-    let klines: Vec<String> = fixture_lines("ws_kline_1m_combined.jsonl")
+    let klines: Vec<String> = fixtures::lines("ws_kline_1m_combined.jsonl")
         .into_iter()
         .filter(|l| l.contains("ethusdt@kline_1m") && l.contains("\"x\":false"))
         .collect();
@@ -1712,7 +1741,7 @@ fn live_bursts_replicate_verbatim_with_the_masters_stamp() {
     // Single REST rows as JSON (what a client would `SET`), each replacing the live candle.
     let rows_key = "candle:{BTCUSDT}:1m:rows";
     let body: Json =
-        serde_json::from_slice(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap();
+        serde_json::from_slice(&fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap();
     let rows = body.as_array().unwrap();
     for r in &rows[rows.len() - 40..] {
         let text = serde_json::to_string(r).unwrap();

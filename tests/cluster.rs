@@ -8,9 +8,8 @@
 //! * the `candle:{SYMBOL}:<interval>` hash-tag convention puts all intervals of a symbol
 //!   in one slot.
 
-mod common;
-
-use common::*;
+use candles_testkit::fixtures;
+use candles_testkit::server::*;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, Value};
 use serde_json::Value as Json;
@@ -215,7 +214,7 @@ fn registered_commands(c: &mut Connection, pattern: &str) -> Vec<String> {
 }
 
 fn rest_rows() -> Vec<Json> {
-    serde_json::from_slice(&fixture(REST_1M)).unwrap()
+    serde_json::from_slice(&fixtures::bytes(REST_1M)).unwrap()
 }
 
 fn s(v: &Json) -> String {
@@ -418,7 +417,7 @@ fn cluster_routes_every_command_by_its_key() {
     let mut direct: Vec<Connection> = cluster.nodes.iter().map(Server::conn).collect();
     let mut cc = cluster.client();
     let rows = rest_rows();
-    let ws_frame = fixture_lines(WS_1M).into_iter().next().unwrap();
+    let ws_frame = fixtures::lines(WS_1M).into_iter().next().unwrap();
     let ticks = is_registered(&mut direct[0], "TICKS.PUSH");
 
     // The hash-tag convention: every interval of a symbol in the slot of the symbol.
@@ -500,7 +499,7 @@ fn cluster_routes_every_command_by_its_key() {
     );
 
     // Writes through the cluster client: real rows, official + live, 1m and 1h.
-    let body = fixture(REST_1M);
+    let body = fixtures::bytes(REST_1M);
     let last = rows.last().unwrap();
     let last_t = last[0].as_i64().unwrap();
     let hours = hourly(&rows);
@@ -644,7 +643,7 @@ fn cluster_routes_every_command_by_its_key() {
 
     if ticks {
         let key = "ticks:{BTCUSDT}:2024-09-04";
-        for (i, frame) in fixture_lines("ws_aggTrade_combined.jsonl")
+        for (i, frame) in fixtures::lines("ws_aggTrade_combined.jsonl")
             .iter()
             .take(20)
             .enumerate()

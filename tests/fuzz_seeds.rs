@@ -4,14 +4,14 @@
 //! The non-ignored test checks that the committed binary seeds still decode with today's code,
 //! so an accidental format change shows up here as well as in `rdb_compat`.
 
-mod common;
-
 use candles_core::binance::parse_klines;
+use candles_core::candle::Incoming;
 use candles_core::chunk::ChunkedStore;
-use candles_core::series::{DuplicatePolicy, Effect, Incoming, Series, Settings};
+use candles_core::series::{DuplicatePolicy, Effect, Series, Settings};
 use candles_core::ticks::{Tick, TickBook};
 use candles_core::{Candle, Dec, Interval};
-use common::*;
+use candles_testkit::fixtures;
+
 use std::path::PathBuf;
 
 const NOW: i64 = 1_725_500_000_000;
@@ -27,11 +27,11 @@ type Seeds = Vec<(String, Vec<u8>)>;
 
 /// Seeds per target.
 fn seeds() -> Vec<(&'static str, Seeds)> {
-    let rest = fixture("rest_klines_BTCUSDT_1m_limit1000.json");
+    let rest = fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json");
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&rest).unwrap();
-    let ws: Vec<String> = fixture_lines("ws_kline_1m_combined.jsonl");
-    let agg: Vec<String> = fixture_lines("ws_aggTrade_combined.jsonl");
-    let book: Vec<String> = fixture_lines("ws_bookTicker_combined.jsonl");
+    let ws: Vec<String> = fixtures::lines("ws_kline_1m_combined.jsonl");
+    let agg: Vec<String> = fixtures::lines("ws_aggTrade_combined.jsonl");
+    let book: Vec<String> = fixtures::lines("ws_bookTicker_combined.jsonl");
     let klines = parse_klines(&rest).unwrap();
     let candles: Vec<Candle> = klines.iter().map(|k| k.candle).collect();
 
@@ -72,7 +72,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
         ("rest_1row".into(), serde_json::to_vec(&rows[0]).unwrap()),
         (
             "rest_10rows_nautilus".into(),
-            fixture("rest_klines_BTCUSDT_1m_10rows_nautilus.json"),
+            fixtures::bytes("rest_klines_BTCUSDT_1m_10rows_nautilus.json"),
         ),
         ("rest_empty".into(), b"[]".to_vec()),
     ];
@@ -93,7 +93,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
     }
     kj.push((
         "ws_trade_nautilus".into(),
-        fixture("ws_trade_ETHUSDT_single_nautilus.json"),
+        fixtures::bytes("ws_trade_ETHUSDT_single_nautilus.json"),
     ));
     kj.push(("ws_bookticker".into(), book[0].as_bytes().to_vec()));
     out.push(("klines_json", kj));

@@ -1,9 +1,8 @@
 //! The CI persistence matrix (`CANDLES_TEST_PERSISTENCE`, see `tests/common/mod.rs`): every
 //! test server really runs in the mode asked for, and a write survives a restart in it.
 
-mod common;
-
-use common::*;
+use candles_testkit::fixtures;
+use candles_testkit::server::*;
 
 fn config(c: &mut redis::Connection, name: &str) -> String {
     let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
@@ -30,7 +29,7 @@ fn servers_run_in_the_requested_persistence_mode() {
         .arg("INTERVAL")
         .arg("1m")
         .arg("JSON")
-        .arg(fixture("rest_klines_BTCUSDT_1m_limit1000.json"))
+        .arg(fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json"))
         .query(&mut c)
         .unwrap();
     assert_eq!(n, 1000);

@@ -15,9 +15,8 @@
 //! `RESTORE` of a corrupted `DUMP` is refused and the server keeps running: a bad checksum
 //! (Redis refuses), and valid checksums over corrupted module payloads (the module refuses).
 
-mod common;
-
-use common::*;
+use candles_testkit::fixtures;
+use candles_testkit::server::*;
 use redis::{Connection, Value};
 use serde_json::{json, Map, Value as Json};
 use std::path::PathBuf;
@@ -26,7 +25,8 @@ const REST_1M: &str = "rest_klines_BTCUSDT_1m_limit1000.json";
 const REST_15M: &str = "rest_klines_BTCUSDT_15m_limit1000.json";
 const AGG: &str = "ws_aggTrade_combined.jsonl";
 
-fn fixtures_dir() -> PathBuf {
+/// The committed RDB files of older encodings.
+fn rdb_fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
@@ -35,7 +35,7 @@ fn fixtures_dir() -> PathBuf {
 const NO_PERSIST: [&str; 4] = ["--appendonly", "no", "--save", ""];
 
 fn rows(name: &str) -> Vec<Json> {
-    serde_json::from_slice(&fixture(name)).unwrap()
+    serde_json::from_slice(&fixtures::bytes(name)).unwrap()
 }
 
 fn s(v: &Json) -> String {
@@ -204,7 +204,7 @@ fn fill(c: &mut Connection) -> Vec<String> {
     let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD")
         .arg(k)
         .arg("JSON")
-        .arg(fixture(REST_1M))
+        .arg(fixtures::bytes(REST_1M))
         .query(c)
         .unwrap();
     assert_eq!(n, 1000);
@@ -283,7 +283,7 @@ fn fill(c: &mut Connection) -> Vec<String> {
     let n: i64 = redis::cmd("CANDLE.OFFICIAL_ADD")
         .arg(k)
         .arg("JSON")
-        .arg(fixture(REST_15M))
+        .arg(fixtures::bytes(REST_15M))
         .query(c)
         .unwrap();
     assert_eq!(n, 1000);
@@ -293,7 +293,7 @@ fn fill(c: &mut Connection) -> Vec<String> {
         // A tick book: aggTrade documents per symbol stream (JSON form, exact numbers kept),
         // and a field/value stream trimmed by MAXLEN.
         let k = "ticks:{binance}:2021-04-04";
-        for line in fixture_lines(AGG).iter().take(400) {
+        for line in fixtures::lines(AGG).iter().take(400) {
             let frame: Json = serde_json::from_str(line).unwrap();
             let stream = frame["stream"].as_str().unwrap();
             let doc = serde_json::to_string(&frame["data"]).unwrap();
@@ -351,7 +351,7 @@ fn days_from_civil(y: i64, m: i64) -> i64 {
 #[test]
 #[ignore = "writes tests/fixtures/v1.rdb and v1.expected.json; run only when they are missing"]
 fn generate_v1_rdb() {
-    let dir = fixtures_dir();
+    let dir = rdb_fixtures_dir();
     let rdb = dir.join("v1.rdb");
     assert!(
         !rdb.exists() || std::env::var("CANDLES_OVERWRITE_V1").is_ok(),
@@ -418,7 +418,7 @@ fn layout(v: &Json, depth: usize) -> String {
 }
 
 fn expected() -> Map<String, Json> {
-    let text = std::fs::read_to_string(fixtures_dir().join("v1.expected.json"))
+    let text = std::fs::read_to_string(rdb_fixtures_dir().join("v1.expected.json"))
         .expect("tests/fixtures/v1.expected.json");
     let doc: Json = serde_json::from_str(&text).unwrap();
     doc["keys"].as_object().unwrap().clone()
@@ -465,7 +465,7 @@ fn trunc(v: &Json) -> String {
 
 #[test]
 fn v1_rdb_reads_back_exactly() {
-    let rdb = fixtures_dir().join("v1.rdb");
+    let rdb = rdb_fixtures_dir().join("v1.rdb");
     let expected = expected();
     let mut server = Server::start_with(&NO_PERSIST, &[]);
     std::fs::copy(&rdb, server.dir.path().join("dump.rdb")).unwrap();
@@ -795,7 +795,7 @@ fn restore_refuses_corrupt_tick_book_dumps() {
         .query(&mut c)
         .unwrap();
     let key = "ticks:{binance}:2021-04-04";
-    for line in fixture_lines(AGG).iter().take(200) {
+    for line in fixtures::lines(AGG).iter().take(200) {
         let frame: Json = serde_json::from_str(line).unwrap();
         let doc = serde_json::to_string(&frame["data"]).unwrap();
         let stream = frame["stream"].as_str().unwrap();

@@ -3,9 +3,8 @@
 //! (DEBUG RELOAD, RDB restart, AOF rewrite), replication, COPY/DUMP/RESTORE, notifications,
 //! lazy free, INFO counters and every error path.
 
-mod common;
-
-use common::*;
+use candles_testkit::fixtures;
+use candles_testkit::server::*;
 use redis::Value;
 
 const ORIGINAL: &str = r#"{"ft": 1752810305, "token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#;
@@ -614,7 +613,7 @@ fn frame_data(line: &str) -> (String, String) {
 fn binance_aggtrade_frames_round_trip_exactly() {
     let srv = Server::start();
     let mut c = srv.conn();
-    let lines = fixture_lines(AGG);
+    let lines = fixtures::lines(AGG);
     assert!(lines.len() > 3000);
     let mut p = redis::pipe();
     let mut by_stream: std::collections::BTreeMap<String, Vec<(i64, String)>> = Default::default();

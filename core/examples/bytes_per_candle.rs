@@ -3,7 +3,6 @@
 //!
 //! `cargo run --release -p candles-core --example bytes_per_candle [-- N_APPENDS]`
 
-use candles_core::binance::parse_klines;
 use candles_core::chunk::ChunkedStore;
 use candles_core::{Candle, Dec};
 use std::time::Instant;
@@ -15,16 +14,7 @@ const FIXTURES: [&str; 3] = [
 ];
 
 fn load(name: &str) -> Vec<Candle> {
-    let path = format!(
-        "{}/../../shared/fixtures/binance/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse_klines(&bytes)
-        .expect("fixture parses")
-        .into_iter()
-        .map(|k| k.candle)
-        .collect()
+    candles_testkit::fixtures::candles(name)
 }
 
 /// Deterministic Fisher-Yates with a xorshift generator.

@@ -18,11 +18,7 @@ use std::time::Instant;
 const MIN: i64 = 60_000;
 
 fn bodies(reps: usize) -> Vec<Vec<u8>> {
-    let path = format!(
-        "{}/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let bytes = candles_testkit::fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json");
     let rows: Vec<Value> = serde_json::from_slice(&bytes).expect("fixture is JSON");
     (0..reps)
         .map(|rep| {

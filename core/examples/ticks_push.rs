@@ -42,11 +42,7 @@ fn json_decimal(p: &str) -> String {
 }
 
 fn docs(n: usize) -> Vec<Doc> {
-    let path = format!(
-        "{}/../../shared/fixtures/binance/ws_aggTrade_combined.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = candles_testkit::fixtures::text("ws_aggTrade_combined.jsonl");
     let mut by_sym: Vec<(String, Vec<(i64, String)>)> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect("fixture line is JSON");

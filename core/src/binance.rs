@@ -5,10 +5,10 @@
 //! whether Binance sends them as strings (it does) or a client sends JSON numbers.
 
 use crate::candle::Candle;
+use crate::candle::Incoming;
 use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
-use crate::series::Incoming;
 use serde_json::{Map, Value};
 
 /// Largest JSON payload accepted by the parsers (a 1000-row REST body is ~170 KB).
@@ -1022,13 +1022,7 @@ mod tests {
         assert_eq!((inc.len(), intervals.len()), (2, 0));
     }
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/binance/"
-        );
-        std::fs::read(format!("{dir}{name}")).unwrap()
-    }
+    use candles_testkit::fixtures::bytes as fixture;
 
     #[test]
     fn fast_path_matches_value_path_on_fixtures() {

@@ -4,6 +4,30 @@ use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
 
+/// Which region a candle of a merged read came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CandleKind {
+    Official,
+    Live,
+}
+
+impl CandleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandleKind::Official => "official",
+            CandleKind::Live => "live",
+        }
+    }
+}
+
+/// A candle headed for the official region, with what its payload said about closing.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    pub candle: Candle,
+    /// `Some(false)` for a WebSocket kline with `"x": false`.
+    pub closed: Option<bool>,
+}
+
 /// OHLCV plus the optional extra Binance kline fields, exactly as given.
 /// Every field is `Copy`, and so is the candle: a copy is one plain move of the struct (a
 /// derived `Clone` alone would branch on every `Option`).

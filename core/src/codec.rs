@@ -6,29 +6,8 @@ use crate::candle::Candle;
 use crate::decimal::{Dec, MAX_SCALE};
 use crate::error::{CoreError, CoreResult};
 
-pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub fn put_i64(out: &mut Vec<u8>, v: i64) {
-    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-pub fn put_u128(out: &mut Vec<u8>, mut v: u128) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub fn put_i128(out: &mut Vec<u8>, v: i128) {
-    put_u128(out, ((v << 1) ^ (v >> 127)) as u128);
-}
+use crate::varint::{self, zigzag, zigzag128};
+pub use crate::varint::{put_bytes, put_i128, put_i64, put_u128, put_u64};
 
 pub fn put_dec(out: &mut Vec<u8>, d: Dec) {
     out.push(d.scale());
@@ -183,26 +162,23 @@ impl CandleBuf {
             Ok(m) => self.byte_u64(d.scale(), zigzag(m)),
             Err(_) => {
                 self.word(u64::from(d.scale()), 1);
-                self.u128(((d.mantissa() << 1) ^ (d.mantissa() >> 127)) as u128);
+                self.u128(zigzag128(d.mantissa()));
             }
         }
     }
-}
-
-#[inline(always)]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_u64(out, b.len() as u64);
-    out.extend_from_slice(b);
 }
 
 /// A cursor over untrusted bytes.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+}
+
+fn varint_err(e: varint::VarintError) -> CoreError {
+    match e {
+        varint::VarintError::Truncated => truncated(),
+        varint::VarintError::Overflow => CoreError::corrupt("varint too long"),
+    }
 }
 
 fn truncated() -> CoreError {
@@ -225,34 +201,16 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
     pub fn u64(&mut self) -> CoreResult<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CoreError::corrupt("varint too long"))
+        varint::get_u64(self.buf, &mut self.pos).map_err(varint_err)
     }
     pub fn i64(&mut self) -> CoreResult<i64> {
-        let u = self.u64()?;
-        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+        varint::get_i64(self.buf, &mut self.pos).map_err(varint_err)
     }
     pub fn u128(&mut self) -> CoreResult<u128> {
-        let mut v: u128 = 0;
-        for shift in (0..128).step_by(7) {
-            let b = self.u8()?;
-            v |= u128::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CoreError::corrupt("varint too long"))
+        varint::get_u128(self.buf, &mut self.pos).map_err(varint_err)
     }
     pub fn i128(&mut self) -> CoreResult<i128> {
-        let u = self.u128()?;
-        Ok(((u >> 1) as i128) ^ -((u & 1) as i128))
+        varint::get_i128(self.buf, &mut self.pos).map_err(varint_err)
     }
     pub fn dec(&mut self) -> CoreResult<Dec> {
         let scale = self.u8()?;

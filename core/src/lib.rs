@@ -14,6 +14,7 @@ pub mod render;
 pub mod series;
 pub mod store;
 pub mod ticks;
+pub mod varint;
 
 #[cfg(test)]
 mod test_data;

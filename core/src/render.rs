@@ -5,8 +5,8 @@
 use std::cell::RefCell;
 
 use crate::candle::Candle;
+use crate::candle::CandleKind;
 use crate::decimal::Dec;
-use crate::series::Kind;
 
 const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
@@ -108,7 +108,7 @@ fn opt_dec(out: &mut Vec<u8>, name: &[u8], v: Option<Dec>) {
 }
 
 /// One candle as a JSON object; decimals as strings so no client parses them as floats.
-pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: Kind, full: bool) {
+pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: CandleKind, full: bool) {
     out.extend_from_slice(b"{\"open_time\":");
     write_i64(out, c.open_time);
     for (name, d) in [
@@ -122,8 +122,8 @@ pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: Kind, full: bool) {
         write_dec(out, d);
     }
     out.extend_from_slice(match kind {
-        Kind::Official => b"\",\"status\":\"official\"",
-        Kind::Live => b"\",\"status\":\"live\"",
+        CandleKind::Official => b"\",\"status\":\"official\"",
+        CandleKind::Live => b"\",\"status\":\"live\"",
     });
     if full {
         opt_int(out, b",\"close_time\":", c.close_time);
@@ -140,13 +140,19 @@ pub fn candle_json(out: &mut Vec<u8>, c: &Candle, kind: Kind, full: bool) {
 }
 
 /// A JSON array of candle objects.
-pub fn candles_json<'a>(rows: impl IntoIterator<Item = (&'a Candle, Kind)>, full: bool) -> Vec<u8> {
+pub fn candles_json<'a>(
+    rows: impl IntoIterator<Item = (&'a Candle, CandleKind)>,
+    full: bool,
+) -> Vec<u8> {
     candles_json_with(full, |push| rows.into_iter().for_each(|(c, k)| push(c, k)))
 }
 
 /// [`candles_json`] of the candles `fill` hands, in order, to the function it is given (for
 /// sources that visit their candles rather than iterate them).
-pub fn candles_json_with(full: bool, fill: impl FnOnce(&mut dyn FnMut(&Candle, Kind))) -> Vec<u8> {
+pub fn candles_json_with(
+    full: bool,
+    fill: impl FnOnce(&mut dyn FnMut(&Candle, CandleKind)),
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(b'[');
     fill(&mut |c, kind| {
@@ -198,7 +204,7 @@ impl Window {
     /// would outgrow its u32 offsets.
     pub fn push(&mut self, c: &Candle) -> bool {
         let before = self.text.len();
-        candle_json(&mut self.text, c, Kind::Official, self.full);
+        candle_json(&mut self.text, c, CandleKind::Official, self.full);
         self.text.push(b',');
         match u32::try_from(self.text.len()) {
             Ok(end) => {
@@ -367,7 +373,7 @@ mod tests {
         assert_eq!(w.times, vec![360_000, 420_000, 480_000, 540_000]);
         let mut expect = Vec::new();
         for t in &w.times {
-            candle_json(&mut expect, &c(*t), Kind::Official, false);
+            candle_json(&mut expect, &c(*t), CandleKind::Official, false);
             expect.push(b',');
             assert_eq!(
                 w.ends[w.times.iter().position(|x| x == t).unwrap()] as usize,

@@ -3,7 +3,7 @@
 //! `now_ms`) and applies it; the module replicates that effect, so replicas and the AOF
 //! replay exactly what the master decided, whatever their clocks say.
 
-use crate::candle::Candle;
+use crate::candle::{Candle, CandleKind, Incoming};
 use crate::codec::{self, Reader};
 use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
@@ -92,21 +92,6 @@ pub struct LiveCandle {
     pub updated_ms: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Official,
-    Live,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Official => "official",
-            Kind::Live => "live",
-        }
-    }
-}
-
 /// What a write changes, with every clock decision already made. Applying the same effect
 /// to the same state gives the same state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -162,14 +147,6 @@ fn live_fresh(ttl_s: u64, l: &LiveCandle, now_ms: i64) -> bool {
 pub struct LiveOutcome {
     pub changed: bool,
     pub effect: Effect,
-}
-
-/// A candle headed for the official region, with what its payload said about closing.
-#[derive(Clone, Debug)]
-pub struct Incoming {
-    pub candle: Candle,
-    /// `Some(false)` for a WebSocket kline with `"x": false`.
-    pub closed: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -602,7 +579,7 @@ impl Series {
         to: i64,
         count: Option<usize>,
         now_ms: i64,
-    ) -> Vec<(Candle, Kind)> {
+    ) -> Vec<(Candle, CandleKind)> {
         let mut out = Vec::new();
         self.visit_merged(from, to, count, now_ms, |c, k| out.push((*c, k)));
         out
@@ -617,7 +594,7 @@ impl Series {
         to: i64,
         count: Option<usize>,
         now_ms: i64,
-        mut f: impl FnMut(&Candle, Kind),
+        mut f: impl FnMut(&Candle, CandleKind),
     ) {
         if from > to || count == Some(0) {
             return;
@@ -633,10 +610,10 @@ impl Series {
             None => (&live[..], None),
         };
         self.official.visit_range(from, to, officials, |cs| {
-            cs.iter().for_each(|c| f(c, Kind::Official))
+            cs.iter().for_each(|c| f(c, CandleKind::Official))
         });
         for c in live {
-            f(c, Kind::Live);
+            f(c, CandleKind::Live);
         }
     }
 
@@ -753,7 +730,7 @@ impl Series {
         out.push(b'[');
         out.extend_from_slice(body);
         for c in live {
-            render::candle_json(&mut out, c, Kind::Live, full);
+            render::candle_json(&mut out, c, CandleKind::Live, full);
             out.push(b',');
         }
         if out.len() > 1 {

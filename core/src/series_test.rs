@@ -1,14 +1,7 @@
 use super::*;
 use crate::binance::{parse_klines, parse_stream_frame, StreamEvent};
 
-const FIX: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/binance/"
-);
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIX}{name}")).unwrap()
-}
+use candles_testkit::fixtures::bytes as fixture;
 
 fn settings(interval: Interval) -> Settings {
     Settings {
@@ -62,7 +55,7 @@ fn bootstrap_rest_body_and_identical_readd_is_noop() {
     let merged = s.range_merged(i64::MIN, i64::MAX, None, FAR);
     assert_eq!(merged.len(), 1000);
     assert_eq!(merged[0].0, rows[0].candle);
-    assert!(merged.iter().all(|(_, k)| *k == Kind::Official));
+    assert!(merged.iter().all(|(_, k)| *k == CandleKind::Official));
     assert_eq!(merged[0].0.open.to_string(), "56714");
     assert_eq!(merged[999].0.close.to_string(), "57771.01");
 }
@@ -79,8 +72,8 @@ fn r4_forming_last_row_is_stored_live_then_official_wins() {
     assert_eq!(s.official_len(), 999);
     assert_eq!(s.live_candles(now), vec![last]);
     let tail = s.range_merged(i64::MIN, i64::MAX, Some(2), now);
-    assert_eq!(tail[1], (last, Kind::Live));
-    assert_eq!(tail[0].1, Kind::Official);
+    assert_eq!(tail[1], (last, CandleKind::Live));
+    assert_eq!(tail[0].1, CandleKind::Official);
     // Later the closed candle arrives (corrected values): official, live dropped.
     let mut closed = last;
     closed.volume = d("99.5");
@@ -91,7 +84,7 @@ fn r4_forming_last_row_is_stored_live_then_official_wins() {
     assert_eq!(s.live_len(), 0);
     assert_eq!(
         s.range_merged(i64::MIN, i64::MAX, Some(1), now)[0],
-        (closed, Kind::Official)
+        (closed, CandleKind::Official)
     );
 }
 
@@ -181,14 +174,14 @@ fn r5_no_hole_while_official_lags() {
     let m = s.range_merged(0, 20 * h, None, 11 * h + 10);
     assert_eq!(
         m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(),
-        vec![(10 * h, Kind::Live), (11 * h, Kind::Live)]
+        vec![(10 * h, CandleKind::Live), (11 * h, CandleKind::Live)]
     );
     s.add_official(&[off(c(10 * h, "1", "2.5", "1", "2", "1.5"))], 11 * h + 20)
         .unwrap();
     let m = s.range_merged(0, 20 * h, None, 11 * h + 30);
     assert_eq!(
         m.iter().map(|(c, k)| (c.open_time, *k)).collect::<Vec<_>>(),
-        vec![(10 * h, Kind::Official), (11 * h, Kind::Live)]
+        vec![(10 * h, CandleKind::Official), (11 * h, CandleKind::Live)]
     );
 }
 
@@ -313,7 +306,7 @@ fn count_returns_newest_ascending_and_mixes_live() {
         .unwrap();
     let m = s.range_merged(i64::MIN, i64::MAX, Some(720), FAR);
     assert_eq!(m.len(), 720);
-    assert_eq!(m[719].1, Kind::Live);
+    assert_eq!(m[719].1, CandleKind::Live);
     assert_eq!(m[718].0, rows[999].candle);
     assert_eq!(m[0].0, rows[1000 - 719].candle);
     assert!(m.windows(2).all(|w| w[0].0.open_time < w[1].0.open_time));
@@ -870,14 +863,14 @@ fn merged_reads_match_a_plain_merge() {
         s.live_update(c(t, &p, &p, &p, &p, "1"), now - (7 - k) * 100_000)
             .unwrap();
     }
-    let plain = |from: i64, to: i64, count: Option<usize>| -> Vec<(Candle, Kind)> {
-        let mut all: Vec<(Candle, Kind)> = s
+    let plain = |from: i64, to: i64, count: Option<usize>| -> Vec<(Candle, CandleKind)> {
+        let mut all: Vec<(Candle, CandleKind)> = s
             .official()
             .iter()
             .filter(|c| c.open_time >= from && c.open_time <= to)
-            .map(|c| (c, Kind::Official))
+            .map(|c| (c, CandleKind::Official))
             .collect();
-        all.extend(s.fresh_live(from, to, now).map(|c| (*c, Kind::Live)));
+        all.extend(s.fresh_live(from, to, now).map(|c| (*c, CandleKind::Live)));
         let keep = count.unwrap_or(all.len()).min(all.len());
         all.split_off(all.len() - keep)
     };

@@ -8,12 +8,9 @@ const MIN: i64 = 60_000;
 /// The 1000 real BTCUSDT 1m REST rows, moved `rep * 1000` minutes later: copies 0, 1, 2, ...
 /// follow one another without a gap (how the ingest bench builds 100k candles).
 pub fn rest_1m_copy(rep: i64) -> Vec<Candle> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json"
-    );
+    let body = candles_testkit::fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json");
     let shift = rep * 1000 * MIN;
-    parse_klines(&std::fs::read(path).unwrap())
+    parse_klines(&body)
         .unwrap()
         .into_iter()
         .map(|k| {

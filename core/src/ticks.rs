@@ -67,7 +67,7 @@ const ENCODING_MAGIC: &[u8; 4] = b"TKB\x01";
 
 /// What a value was when it was pushed; decides how JSON output prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub enum ValueKind {
     /// A string (any bytes; every value of the field/value push form).
     Str,
     /// A JSON number; `text` is its exact JSON text.
@@ -83,26 +83,26 @@ pub enum Kind {
 /// One value: its kind and its exact text (for `Bool`/`Null`: `true`, `false`, `null`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Value {
-    pub kind: Kind,
+    pub kind: ValueKind,
     pub text: Vec<u8>,
 }
 
 impl Value {
     pub fn str(b: impl Into<Vec<u8>>) -> Value {
         Value {
-            kind: Kind::Str,
+            kind: ValueKind::Str,
             text: b.into(),
         }
     }
     pub fn num(s: impl Into<Vec<u8>>) -> Value {
         Value {
-            kind: Kind::Num,
+            kind: ValueKind::Num,
             text: s.into(),
         }
     }
     pub fn bool(b: bool) -> Value {
         Value {
-            kind: Kind::Bool,
+            kind: ValueKind::Bool,
             text: if b {
                 b"true".to_vec()
             } else {
@@ -112,13 +112,13 @@ impl Value {
     }
     pub fn null() -> Value {
         Value {
-            kind: Kind::Null,
+            kind: ValueKind::Null,
             text: b"null".to_vec(),
         }
     }
     pub fn json(s: impl Into<Vec<u8>>) -> Value {
         Value {
-            kind: Kind::Json,
+            kind: ValueKind::Json,
             text: s.into(),
         }
     }
@@ -130,18 +130,18 @@ impl Value {
 }
 
 /// Checks that `text` fits `kind` (untrusted input: decode, pushes).
-fn validate_value(kind: Kind, text: &[u8]) -> CoreResult<()> {
+fn validate_value(kind: ValueKind, text: &[u8]) -> CoreResult<()> {
     if text.len() > MAX_VALUE_BYTES {
         return Err(CoreError::invalid(format!(
             "value longer than {MAX_VALUE_BYTES} bytes"
         )));
     }
     let ok = match kind {
-        Kind::Str => true,
-        Kind::Num => is_json_number(text),
-        Kind::Bool => text == b"true" || text == b"false",
-        Kind::Null => text == b"null",
-        Kind::Json => {
+        ValueKind::Str => true,
+        ValueKind::Num => is_json_number(text),
+        ValueKind::Bool => text == b"true" || text == b"false",
+        ValueKind::Null => text == b"null",
+        ValueKind::Json => {
             matches!(text.first(), Some(b'{') | Some(b'['))
                 && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
         }
@@ -284,7 +284,7 @@ impl Tick {
                 push_json_str(out, name);
                 out.push(':');
                 match v.kind {
-                    Kind::Str => push_json_str(out, &v.text),
+                    ValueKind::Str => push_json_str(out, &v.text),
                     _ => out.push_str(&String::from_utf8_lossy(&v.text)),
                 }
             }
@@ -297,7 +297,7 @@ impl Tick {
     pub fn is_pairs_form(&self) -> bool {
         self.time_field == DEFAULT_TIME_FIELD
             && self.time_pos == 0
-            && self.fields.iter().all(|(_, v)| v.kind == Kind::Str)
+            && self.fields.iter().all(|(_, v)| v.kind == ValueKind::Str)
     }
 }
 
@@ -736,7 +736,7 @@ type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// The previous value of one field within the current chunk.
 #[derive(Clone, Debug)]
 struct Prev {
-    kind: Kind,
+    kind: ValueKind,
     text: Vec<u8>,
     num: Num,
 }
@@ -769,7 +769,7 @@ impl Clone for CodecState {
 }
 
 /// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
-fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: Kind, text: &[u8], num: Num) {
+fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
     let before = p.text.capacity();
     p.kind = kind;
     p.num = num;
@@ -786,7 +786,7 @@ impl CodecState {
         self.prev.clear();
         self.text_cap = 0;
     }
-    fn remember(&mut self, fid: u32, kind: Kind, text: &[u8], num: Num) {
+    fn remember(&mut self, fid: u32, kind: ValueKind, text: &[u8], num: Num) {
         let p = self.prev.entry(fid).or_insert_with(|| Prev {
             kind,
             text: Vec::new(),
@@ -823,7 +823,7 @@ fn eq_short(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[inline(always)]
-fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, text: &[u8]) {
+fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: ValueKind, text: &[u8]) {
     // One lookup: the slot is read for the deltas and then overwritten.
     let slot = st.prev.get_mut(&fid);
     if let Some(p) = slot.as_deref() {
@@ -834,18 +834,18 @@ fn encode_value(out: &mut Vec<u8>, st: &mut CodecState, fid: u32, kind: Kind, te
     }
     let prev = slot.as_deref();
     let num = match kind {
-        Kind::Str | Kind::Num => num_repr(text),
+        ValueKind::Str | ValueKind::Num => num_repr(text),
         _ => Num::None,
     };
-    let kbit = if kind == Kind::Str { STR_BIT } else { 0 };
+    let kbit = if kind == ValueKind::Str { STR_BIT } else { 0 };
     match kind {
-        Kind::Null => out.push(OP_NULL),
-        Kind::Bool => out.push(if text == b"true" { OP_TRUE } else { OP_FALSE }),
-        Kind::Json => {
+        ValueKind::Null => out.push(OP_NULL),
+        ValueKind::Bool => out.push(if text == b"true" { OP_TRUE } else { OP_FALSE }),
+        ValueKind::Json => {
             out.push(OP_JSON);
             put_bytes(out, text);
         }
-        Kind::Str | Kind::Num => match num {
+        ValueKind::Str | ValueKind::Num => match num {
             Num::Int(x) => {
                 let delta = match prev.map(|p| p.num) {
                     Some(Num::Int(px)) => x
@@ -921,9 +921,9 @@ fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Val
         return Err(corrupt("bad value tag"));
     }
     let kind = if tag & STR_BIT != 0 {
-        Kind::Str
+        ValueKind::Str
     } else {
-        Kind::Num
+        ValueKind::Num
     };
     if tag & STR_BIT != 0 && !(OP_INT..=OP_PREFIX).contains(&op) {
         return Err(corrupt("bad value tag"));

@@ -1,6 +1,5 @@
 //! ChunkedStore against the reference ReferenceStore, encodings, corrupt input, real data.
 
-use candles_core::binance::parse_klines;
 use candles_core::chunk::{ChunkedStore, CHUNK_MAX, REOPEN_BELOW, TAIL_MAX};
 use candles_core::store::ReferenceStore;
 use candles_core::{Candle, CoreError, Dec};
@@ -384,18 +383,7 @@ fn flipped_bytes_are_an_error_or_a_valid_store() {
     assert_eq!(ChunkedStore::decode(&empty).unwrap(), ChunkedStore::new());
 }
 
-fn fixture(name: &str) -> Vec<Candle> {
-    let path = format!(
-        "{}/../../shared/fixtures/binance/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse_klines(&bytes)
-        .unwrap()
-        .into_iter()
-        .map(|k| k.candle)
-        .collect()
-}
+use candles_testkit::fixtures::candles as fixture;
 
 #[test]
 fn real_binance_klines_fit_in_24_bytes_per_candle() {

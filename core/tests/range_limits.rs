@@ -1,21 +1,12 @@
 //! `ChunkedStore::range` with and without a limit, with bounds on, inside and between
 //! chunks and in the tail, against `ReferenceStore`, on real candles with gaps.
 
-use candles_core::binance::parse_klines;
 use candles_core::chunk::ChunkedStore;
 use candles_core::store::ReferenceStore;
 use candles_core::Candle;
 
 fn fixture() -> Vec<Candle> {
-    let path = format!(
-        "{}/../../shared/fixtures/binance/rest_klines_BTCUSDT_1m_limit1000.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    parse_klines(&std::fs::read(path).unwrap())
-        .unwrap()
-        .into_iter()
-        .map(|k| k.candle)
-        .collect()
+    candles_testkit::fixtures::candles("rest_klines_BTCUSDT_1m_limit1000.json")
 }
 
 #[test]

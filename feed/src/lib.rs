@@ -7,7 +7,6 @@ pub mod config;
 pub mod rest;
 pub mod route;
 pub mod sink;
-pub mod standin;
 
 pub use app::{run, Hooks};
 pub use config::Args;

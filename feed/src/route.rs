@@ -520,11 +520,9 @@ mod tests {
 
     #[test]
     fn fast_path_matches_full_parser() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/fixtures/binance/ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl"),
-        )
-        .unwrap();
+        let text = candles_testkit::fixtures::text(
+            "ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl",
+        );
         let (mut fast_r, mut slow_r) = (
             Router::new(vec![], opts(true, true, true)),
             Router::new(vec![], opts(true, true, true)),
@@ -575,13 +573,9 @@ mod tests {
 
     #[test]
     fn every_fixture_frame_routes() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/binance");
-        let Ok(text) = std::fs::read_to_string(
-            dir.join("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl"),
-        ) else {
-            panic!("fixtures not found at {}", dir.display());
-        };
+        let text = candles_testkit::fixtures::text(
+            "ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl",
+        );
         let mut r = Router::new(vec![], opts(true, false, true));
         let (mut klines, mut closed, mut trades, mut bad) = (0, 0, 0, 0);
         let mut out = vec![];

@@ -6,7 +6,7 @@ mod common;
 use candles_core::Interval;
 use candles_feed::backoff::shutdown_pair;
 use candles_feed::rest::Rest;
-use candles_feed::standin::{open_time, Dataset, StandIn};
+use candles_testkit::standin::{open_time, Dataset, StandIn};
 use common::*;
 use std::time::{Duration, Instant};
 

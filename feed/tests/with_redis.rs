@@ -7,7 +7,7 @@ mod common;
 
 use candles_core::Interval;
 use candles_feed::route::unwrap_recorded;
-use candles_feed::standin::{kline_frame, open_time, real_now_ms, Dataset, StandIn};
+use candles_testkit::standin::{kline_frame, open_time, real_now_ms, Dataset, StandIn};
 use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -400,7 +400,8 @@ async fn redis_restart_mid_stream_is_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_sends_the_same_commands_and_exits() {
     let redis = Redis::start();
-    let capture = fixtures_dir().join("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
+    let capture =
+        candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
     let mut f = Feeder::spawn(&[
         "--replay".into(),
         capture.display().to_string(),
@@ -420,7 +421,7 @@ async fn replay_sends_the_same_commands_and_exits() {
 
     // raw frames (no recv_ts wrapper), filtered to one symbol
     let redis2 = Redis::start();
-    let raw = fixtures_dir().join("ws_kline_1m_combined.jsonl");
+    let raw = candles_testkit::fixtures::path("ws_kline_1m_combined.jsonl");
     let mut f = Feeder::spawn(&[
         "--replay".into(),
         raw.display().to_string(),

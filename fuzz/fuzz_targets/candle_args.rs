@@ -4,7 +4,8 @@
 #![no_main]
 
 use candles_core::candle::parse_time;
-use candles_core::series::{DuplicatePolicy, Incoming, Series, Settings};
+use candles_core::candle::Incoming;
+use candles_core::series::{DuplicatePolicy, Series, Settings};
 use candles_core::{Candle, Dec, Interval};
 use libfuzzer_sys::fuzz_target;
 

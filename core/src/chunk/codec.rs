@@ -1214,11 +1214,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<Candle> {
-        let path = format!(
-            "{}/../../shared/fixtures/binance/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        crate::binance::parse_klines(&std::fs::read(path).unwrap())
+        crate::binance::parse_klines(&candles_testkit::fixtures::bytes(name))
             .unwrap()
             .into_iter()
             .map(|k| k.candle)

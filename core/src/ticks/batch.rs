@@ -7,7 +7,7 @@
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
 use super::{
-    canonical_i64, eq_short, validate_tick_with, validate_values, CoreResult, Kind, Tick,
+    canonical_i64, eq_short, validate_tick_with, validate_values, CoreResult, Tick, ValueKind,
     DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES,
 };
 
@@ -18,13 +18,13 @@ pub(super) trait TickSrc {
     fn time_pos(&self) -> usize;
     fn n_fields(&self) -> usize;
     /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
-    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]);
+    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]);
     /// The name of field `i` (as `field`).
     fn name(&self, i: usize) -> &[u8] {
         self.field(i).0
     }
     /// The kind and text of field `i` (as `field`).
-    fn value(&self, i: usize) -> (Kind, &[u8]) {
+    fn value(&self, i: usize) -> (ValueKind, &[u8]) {
         let (_, kind, text) = self.field(i);
         (kind, text)
     }
@@ -43,10 +43,10 @@ impl TickSrc for Tick {
     fn n_fields(&self) -> usize {
         self.fields.len()
     }
-    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]) {
+    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]) {
         match self.fields.get(i) {
             Some((n, v)) => (n, v.kind, &v.text),
-            None => (&[], Kind::Str, &[]),
+            None => (&[], ValueKind::Str, &[]),
         }
     }
 }
@@ -62,7 +62,7 @@ struct Span {
 struct FieldRec {
     name: Span,
     value: Span,
-    kind: Kind,
+    kind: ValueKind,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -116,12 +116,12 @@ impl TickSrc for BatchTick<'_> {
     fn n_fields(&self) -> usize {
         self.rec.end - self.rec.first
     }
-    fn field(&self, i: usize) -> (&[u8], Kind, &[u8]) {
+    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]) {
         match self.b.fields.get(self.rec.first + i) {
             Some(f) if self.rec.first + i < self.rec.end => {
                 (self.text(f.name), f.kind, self.text(f.value))
             }
-            _ => (&[], Kind::Str, &[]),
+            _ => (&[], ValueKind::Str, &[]),
         }
     }
     fn name(&self, i: usize) -> &[u8] {
@@ -130,10 +130,10 @@ impl TickSrc for BatchTick<'_> {
             _ => &[],
         }
     }
-    fn value(&self, i: usize) -> (Kind, &[u8]) {
+    fn value(&self, i: usize) -> (ValueKind, &[u8]) {
         match self.b.fields.get(self.rec.first + i) {
             Some(f) if self.rec.first + i < self.rec.end => (f.kind, self.text(f.value)),
-            _ => (Kind::Str, &[]),
+            _ => (ValueKind::Str, &[]),
         }
     }
 }
@@ -294,7 +294,7 @@ impl TickBatch {
             self.fields.push(FieldRec {
                 name,
                 value,
-                kind: Kind::Str,
+                kind: ValueKind::Str,
             });
         }
         let rec = TickRec {
@@ -397,7 +397,7 @@ impl TickBatch {
             memo.step(&self.valid_names, name_text, is_time);
             let n = self.fields.len() - first;
             if is_time {
-                if time.is_some() || kind != Kind::Num {
+                if time.is_some() || kind != ValueKind::Num {
                     return None;
                 }
                 time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
@@ -493,7 +493,7 @@ impl TickBatch {
             );
             let (kind, value) = p.value()?;
             if m.is_time {
-                if kind != Kind::Num {
+                if kind != ValueKind::Num {
                     return None;
                 }
                 time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
@@ -721,16 +721,16 @@ impl Parser<'_> {
 
     /// A value of a flat document: its kind and text (a string's body).
     #[inline(always)]
-    fn value(&mut self) -> Option<(Kind, (usize, usize))> {
+    fn value(&mut self) -> Option<(ValueKind, (usize, usize))> {
         Some(match self.peek()? {
             b'"' => {
                 self.i += 1;
-                (Kind::Str, self.plain_string()?)
+                (ValueKind::Str, self.plain_string()?)
             }
-            b'-' | b'0'..=b'9' => (Kind::Num, self.number()?),
-            b't' => (Kind::Bool, self.word(b"true")?),
-            b'f' => (Kind::Bool, self.word(b"false")?),
-            b'n' => (Kind::Null, self.word(b"null")?),
+            b'-' | b'0'..=b'9' => (ValueKind::Num, self.number()?),
+            b't' => (ValueKind::Bool, self.word(b"true")?),
+            b'f' => (ValueKind::Bool, self.word(b"false")?),
+            b'n' => (ValueKind::Null, self.word(b"null")?),
             _ => return None, // nested values, garbage: serde
         })
     }
@@ -880,27 +880,14 @@ mod tests {
         fast
     }
 
-    fn fixture_lines(name: &str) -> Vec<String> {
-        let path = format!(
-            "{}/../../shared/fixtures/binance/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        text.lines().map(str::to_string).collect()
-    }
+    use candles_testkit::fixtures::lines as fixture_lines;
 
     #[test]
     fn fast_path_matches_serde_on_fixture_captures() {
-        let dir = format!(
-            "{}/../../shared/fixtures/binance",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        let files: Vec<String> = candles_testkit::fixtures::names()
+            .into_iter()
             .filter(|n| n.ends_with(".jsonl"))
             .collect();
-        files.sort();
         assert!(files.iter().any(|f| f == "ws_aggTrade_combined.jsonl"));
         assert!(
             files

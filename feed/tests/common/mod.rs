@@ -3,33 +3,25 @@
 #![allow(dead_code)]
 
 use candles_core::Dec;
-use candles_feed::standin::{open_time, Dataset, StandIn};
+use candles_testkit::standin::{open_time, Dataset, StandIn};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const M: i64 = 60_000;
 
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/binance")
-}
-
-pub fn fixture(name: &str) -> String {
-    let p = fixtures_dir().join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
-}
+pub use candles_testkit::fixtures::text as fixture;
 
 /// The 1000 real BTCUSDT 1m REST rows (2024-09-04).
 pub fn rows_1m() -> Vec<Value> {
-    candles_feed::standin::rows_of_body(&fixture("rest_klines_BTCUSDT_1m_limit1000.json")).unwrap()
+    candles_testkit::standin::rows_of_body(&fixture("rest_klines_BTCUSDT_1m_limit1000.json"))
+        .unwrap()
 }
 
-// The workspace's redis-server harness (tests/common/mod.rs), shared with the module's tests.
-#[path = "../../../tests/common/mod.rs"]
-mod server;
+use candles_testkit::server;
 #[allow(unused_imports)] // not every test binary uses it
-pub use server::{free_port, module_path};
+pub use candles_testkit::server::{free_port, module_path};
 
 /// `redis-server` with the module, no persistence, on a free loopback port; killed on drop.
 pub struct Redis(server::Server);

@@ -454,7 +454,7 @@ async fn serve_ws(
                 cmd = rx.recv() => match cmd {
                     Ok(WsCmd::Frame(f)) => {
                         let wanted = streams.is_empty()
-                            || crate::route::stream_name(&f).is_none_or(|s| streams.contains(s));
+                            || stream_name(&f).is_none_or(|s| streams.contains(s));
                         if wanted {
                             tx.send(Message::text(f.to_string())).await?;
                         }
@@ -545,11 +545,17 @@ mod tests {
         assert_eq!(k[0].candle.open_time, 180_000);
         assert_eq!(k[0].closed, Some(true));
         assert_eq!(k[0].symbol.as_deref(), Some("BTCUSDT"));
-        assert_eq!(crate::route::stream_name(&f), Some("btcusdt@kline_1m"));
+        assert_eq!(stream_name(&f), Some("btcusdt@kline_1m"));
         let rest = candles_core::binance::parse_klines(
             Value::Array(vec![r[3].clone()]).to_string().as_bytes(),
         )
         .unwrap();
         assert_eq!(rest[0].candle, k[0].candle);
     }
+}
+
+/// The `stream` of a combined-stream frame (`{"stream":"btcusdt@kline_1m","data":…}`).
+fn stream_name(frame: &str) -> Option<&str> {
+    let rest = frame.trim_start().strip_prefix("{\"stream\":\"")?;
+    rest.split('"').next()
 }

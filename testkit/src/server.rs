@@ -1,37 +1,26 @@
-//! Test harness: a real `redis-server` (from PATH) with the module loaded, on a free loopback
-//! port, in its own temp dir; killed when the guard drops.
-#![allow(dead_code)]
+//! A real `redis-server` with the module loaded, on a free loopback port, in its own temp dir;
+//! killed when the guard drops. The server binary is `$CANDLES_REDIS_SERVER` (e.g. a
+//! `valkey-server`), else `redis-server` from PATH, so every suite runs on both.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The workspace root (this file is also included by the feeder's tests, one level down).
+/// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .find(|a| a.join("Cargo.lock").exists())
-        .unwrap_or(here)
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
-/// `../shared/fixtures/binance/` next to the checkout: the real recorded Binance data.
-pub fn fixtures_dir() -> PathBuf {
-    workspace_root().join("../shared/fixtures/binance")
-}
-
-pub fn fixture(name: &str) -> Vec<u8> {
-    let p = fixtures_dir().join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
-}
-
-pub fn fixture_lines(name: &str) -> Vec<String> {
-    String::from_utf8(fixture(name))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+/// The server binary the suites run: `$CANDLES_REDIS_SERVER`, else `redis-server` from PATH.
+pub fn server_binary() -> String {
+    std::env::var("CANDLES_REDIS_SERVER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "redis-server".to_string())
 }
 
 /// The module library under test: `$CANDLES_MODULE`, else the release build.
@@ -124,12 +113,13 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let bin = server_binary();
+        let child = Command::new(&bin)
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server on PATH");
+            .unwrap_or_else(|e| panic!("{bin}: {e} (on PATH, or set CANDLES_REDIS_SERVER)"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

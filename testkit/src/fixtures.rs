@@ -1,0 +1,48 @@
+//! The recorded Binance market data in `tests/fixtures/binance/` (provenance in its
+//! `SOURCES.md`). Every test, bench and example reads it through here, so a clone of the
+//! repository needs nothing beside it.
+
+use std::path::{Path, PathBuf};
+
+/// `tests/fixtures/binance/` of this checkout.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/binance")
+}
+
+/// The path of one fixture file.
+pub fn path(name: &str) -> PathBuf {
+    dir().join(name)
+}
+
+pub fn bytes(name: &str) -> Vec<u8> {
+    let p = path(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+pub fn text(name: &str) -> String {
+    String::from_utf8(bytes(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub fn lines(name: &str) -> Vec<String> {
+    text(name).lines().map(str::to_owned).collect()
+}
+
+/// Names of the fixture files, sorted.
+pub fn names() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir())
+        .unwrap_or_else(|e| panic!("fixtures {}: {e}", dir().display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The candles of a REST klines fixture (every row, the forming last one included).
+pub fn candles(name: &str) -> Vec<candles_core::Candle> {
+    candles_core::binance::parse_klines(&bytes(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+        .into_iter()
+        .map(|k| k.candle)
+        .collect()
+}
