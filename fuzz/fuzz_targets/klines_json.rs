@@ -3,19 +3,6 @@
 //! prints back (Display of its decimals parses again) and validates or is refused cleanly.
 #![no_main]
 
-use candles_core::binance::{parse_klines, parse_stream_frame};
-use candles_core::{Dec, Interval};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(klines) = parse_klines(data) {
-        for k in &klines {
-            let c = &k.candle;
-            for d in [c.open, c.high, c.low, c.close, c.volume] {
-                assert_eq!(Dec::parse(&d.to_string()).unwrap(), d);
-            }
-            let _ = c.validate(k.interval.unwrap_or(Interval::M1));
-        }
-    }
-    let _ = parse_stream_frame(data);
-});
+fuzz_target!(|data: &[u8]| candles_fuzz_harness::klines_json(data));
