@@ -963,7 +963,9 @@ mod tests {
             let span = (n as u64).max(1);
             for c in &mut cs {
                 c.open_time = t;
-                let room = (i64::MAX - t) as u64 / span;
+                // The room left up to i64::MAX, computed in i128 (it may exceed i64::MAX;
+                // it always fits in u64).
+                let room = (i128::from(i64::MAX) - i128::from(t)) as u64 / span;
                 let gap = match r.below(4) {
                     0 => room.max(1),
                     1 => (1u64 << 62).min(room).max(1),
