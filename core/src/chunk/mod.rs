@@ -267,7 +267,9 @@ impl ChunkedStore {
     /// more than the slightly shorter chunk saves). The layout depends only on the sequence of
     /// calls, so a replica or an AOF replaying the same effects builds the same bytes.
     pub fn put_all(&mut self, cs: &[Candle]) {
-        let appends = cs.windows(2).all(|w| w[0].open_time < w[1].open_time)
+        let appends = cs
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time))
             && cs
                 .first()
                 .is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
