@@ -20,371 +20,40 @@
 //! Predictions are deterministic integer functions of already-decoded fields (any overflow
 //! makes them 0), and all differences wrap, so every `Dec` (up to i128 mantissas) round-trips.
 
-use super::bits::{
-    corrupt, get_series, put_series, put_series_i64, unzigzag, zigzag, BitReader, BitWriter,
-    SeriesScratch,
-};
+//!
+//! This file holds the layout (columns, presence, prices, encode/decode); the integer
+//! arithmetic and the column predictions live in [`super::model`], the series coding in
+//! [`super::series`].
+
+use super::bits::{BitReader, BitWriter};
+use super::corrupt;
+use super::model::{at_scale, hint_bits, predict, Int, Model, Plain, Qv, Tbb, Tbq};
+use super::series::{get_series, put_series, put_series_i64, SeriesScratch};
 use crate::candle::Candle;
-use crate::decimal::{Dec, POW10, POW10_I64 as POW10_64};
+use crate::decimal::Dec;
 use crate::error::CoreResult;
+use crate::varint::{unzigzag128, zigzag128};
 
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
 
-/// `a * b`, or `None` on overflow: one widening multiply when both fit in 64 bits (the
-/// product of two i64 always fits in i128), else `checked_mul` (a slow library call).
-#[inline]
-fn mul(a: i128, b: i128) -> Option<i128> {
-    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
-        return Some(i128::from(x) * i128::from(y));
-    }
-    a.checked_mul(b)
-}
-
-/// Truncating `a / b`, in 64 bits when both fit (i128 division is a slow library call).
-#[inline]
-fn div(a: i128, b: i128) -> Option<i128> {
-    if b == 1 {
-        return Some(a);
-    }
-    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
-        if let Some(q) = x.checked_div(y) {
-            return Some(i128::from(q));
-        }
-    }
-    a.checked_div(b)
-}
-
-/// The checked integer arithmetic the predictions and column values are computed in:
-/// `i128` is the reference, `i64` the fast path. An `i64` operation that answers gives the
-/// exact result, which the `i128` one gives too on the same operands; so a function written
-/// over `Int` that answers in `i64` answers what it does in `i128`. Where the `i64` version
-/// gives `None` (an overflow, or a real `None`), callers fall back to the `i128` one.
-trait Int: Copy + Ord + std::fmt::Debug {
-    const ONE: Self;
-    const TWO: Self;
-    /// `v`, if it fits.
-    fn of(v: i128) -> Option<Self>;
-    fn pow10(n: u32) -> Option<Self>;
-    fn mul(self, o: Self) -> Option<Self>;
-    fn add(self, o: Self) -> Option<Self>;
-    fn sub(self, o: Self) -> Option<Self>;
-    /// Truncating division.
-    fn div(self, o: Self) -> Option<Self>;
-    /// Bit length of the magnitude.
-    fn bits(self) -> u32;
-    fn wide(self) -> i128;
-    fn wsub(self, o: Self) -> Self;
-    /// A column value minus its prediction, as the format has it (wrapping in `i128`);
-    /// `None` when that does not fit.
-    fn residual(self, p: Self) -> Option<Self>;
-    /// Price rows within this bound have differences (as the format wraps them in `i128`)
-    /// that fit exactly.
-    fn narrow(self) -> bool;
-    /// The chunk buffers of this width.
-    fn bufs(sc: &mut Scratch) -> Bufs<'_, Self>;
-    fn put_series(w: &mut BitWriter, vals: &[Self], sc: &mut SeriesScratch, hints: Option<&[u32]>);
-}
-
-/// A [`Scratch`]'s buffers of one integer width, and the series buffers.
-struct Bufs<'a, I> {
-    vals: &'a mut Vec<I>,
-    rows: &'a mut Vec<[I; 4]>,
-    us: &'a mut SeriesScratch,
-    hints: &'a mut Vec<u32>,
-}
-
-impl Int for i128 {
-    const ONE: i128 = 1;
-    const TWO: i128 = 2;
-    #[inline]
-    fn of(v: i128) -> Option<i128> {
-        Some(v)
-    }
-    #[inline]
-    fn pow10(n: u32) -> Option<i128> {
-        POW10.get(n as usize).copied()
-    }
-    #[inline]
-    fn mul(self, o: i128) -> Option<i128> {
-        mul(self, o)
-    }
-    #[inline]
-    fn add(self, o: i128) -> Option<i128> {
-        self.checked_add(o)
-    }
-    #[inline]
-    fn sub(self, o: i128) -> Option<i128> {
-        self.checked_sub(o)
-    }
-    #[inline]
-    fn div(self, o: i128) -> Option<i128> {
-        div(self, o)
-    }
-    #[inline]
-    fn bits(self) -> u32 {
-        super::bits::bitlen(self.unsigned_abs())
-    }
-    #[inline]
-    fn wide(self) -> i128 {
-        self
-    }
-    #[inline]
-    fn wsub(self, o: i128) -> i128 {
-        self.wrapping_sub(o)
-    }
-    #[inline]
-    fn residual(self, p: i128) -> Option<i128> {
-        Some(self.wrapping_sub(p))
-    }
-    #[inline]
-    fn narrow(self) -> bool {
-        true
-    }
-    fn bufs(sc: &mut Scratch) -> Bufs<'_, i128> {
-        Bufs {
-            vals: &mut sc.vals,
-            rows: &mut sc.rows,
-            us: &mut sc.us,
-            hints: &mut sc.hints,
-        }
-    }
-    fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
-        put_series(w, vals, sc, hints);
-    }
-}
-
-impl Int for i64 {
-    const ONE: i64 = 1;
-    const TWO: i64 = 2;
-    #[inline]
-    fn of(v: i128) -> Option<i64> {
-        i64::try_from(v).ok()
-    }
-    #[inline]
-    fn pow10(n: u32) -> Option<i64> {
-        POW10_64.get(n as usize).copied()
-    }
-    #[inline]
-    fn mul(self, o: i64) -> Option<i64> {
-        self.checked_mul(o)
-    }
-    #[inline]
-    fn add(self, o: i64) -> Option<i64> {
-        self.checked_add(o)
-    }
-    #[inline]
-    fn sub(self, o: i64) -> Option<i64> {
-        self.checked_sub(o)
-    }
-    #[inline]
-    fn div(self, o: i64) -> Option<i64> {
-        self.checked_div(o)
-    }
-    #[inline]
-    fn bits(self) -> u32 {
-        u64::BITS - self.unsigned_abs().leading_zeros()
-    }
-    #[inline]
-    fn wide(self) -> i128 {
-        i128::from(self)
-    }
-    #[inline]
-    fn wsub(self, o: i64) -> i64 {
-        self.wrapping_sub(o)
-    }
-    #[inline]
-    fn residual(self, p: i64) -> Option<i64> {
-        self.checked_sub(p)
-    }
-    /// Within +-2^62: the difference of two is within +-2^63.
-    #[inline]
-    fn narrow(self) -> bool {
-        (self.wrapping_add(1 << 62) as u64) >> 63 == 0
-    }
-    fn bufs(sc: &mut Scratch) -> Bufs<'_, i64> {
-        Bufs {
-            vals: &mut sc.vals64,
-            rows: &mut sc.rows64,
-            us: &mut sc.us,
-            hints: &mut sc.hints,
-        }
-    }
-    fn put_series(w: &mut BitWriter, vals: &[i64], sc: &mut SeriesScratch, hints: Option<&[u32]>) {
-        put_series_i64(w, vals, sc, hints);
-    }
-}
-
-/// `d`'s mantissa at scale `s >= d.scale()`.
-#[inline]
-fn at_scale<I: Int>(d: Dec, s: u8) -> Option<I> {
-    let diff = s.checked_sub(d.scale())?;
-    let m = I::of(d.mantissa())?;
-    if diff == 0 {
-        return Some(m);
-    }
-    m.mul(I::pow10(u32::from(diff))?)
-}
-
-/// `num / den`, a value at scale `ns`, expressed at scale `target` (truncated).
-#[inline]
-fn div_at<I: Int>(num: I, den: I, ns: i32, target: i32) -> Option<I> {
-    if target >= ns {
-        num.mul(I::pow10(u32::try_from(target - ns).ok()?)?)?
-            .div(den)
-    } else {
-        num.div(den.mul(I::pow10(u32::try_from(ns - target).ok()?)?)?)
-    }
-}
-
-/// `base * (high + low) / 2` at scale `s`.
-#[inline]
-fn mid_price_times<I: Int>(c: &Candle, base: Dec, s: u8) -> Option<I> {
-    let sp = c.high.scale().max(c.low.scale());
-    let hl = at_scale::<I>(c.high, sp)?.add(at_scale(c.low, sp)?)?;
-    let n = I::of(base.mantissa())?.mul(hl)?;
-    div_at(
-        n,
-        I::TWO,
-        i32::from(base.scale()) + i32::from(sp),
-        i32::from(s),
-    )
-}
-
-/// `base * (high - low)` at scale `s`: the size of `base * (vwap - mid)`.
-#[inline]
-fn range_times<I: Int>(c: &Candle, base: Dec, s: u8) -> Option<I> {
-    let sp = c.high.scale().max(c.low.scale());
-    let hl = at_scale::<I>(c.high, sp)?.sub(at_scale(c.low, sp)?)?;
-    let n = I::of(base.mantissa())?.mul(hl)?;
-    div_at(
-        n,
-        I::ONE,
-        i32::from(base.scale()) + i32::from(sp),
-        i32::from(s),
-    )
-}
-
-/// How a decimal column is modelled: a prediction and (when `HINTED`) a magnitude hint for
-/// its residuals, both deterministic functions of already-decoded fields (`None` counts as
-/// 0 for a prediction and as bit length 0 for a hint).
-trait Model {
-    const HINTED: bool;
-    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I>;
-    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I>;
-}
-
-/// No prediction, no hints (volume).
-struct Plain;
-/// quote_volume: volume * mid price.
-struct Qv;
-/// taker_buy_base: half the volume.
-struct Tbb;
-/// taker_buy_quote: taker_buy_base * vwap (quote_volume / volume), else * mid price.
-struct Tbq;
-
-impl Model for Plain {
-    const HINTED: bool = false;
-    #[inline]
-    fn pred<I: Int>(_: &Candle, _: u8) -> Option<I> {
-        I::of(0)
-    }
-    #[inline]
-    fn hint<I: Int>(_: &Candle, _: u8) -> Option<I> {
-        None
-    }
-}
-
-impl Model for Qv {
-    const HINTED: bool = true;
-    #[inline]
-    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        mid_price_times(c, c.volume, s)
-    }
-    #[inline]
-    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        range_times(c, c.volume, s)
-    }
-}
-
-impl Model for Tbb {
-    const HINTED: bool = true;
-    #[inline]
-    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        let v = c.volume;
-        div_at(
-            I::of(v.mantissa())?,
-            I::TWO,
-            i32::from(v.scale()),
-            i32::from(s),
-        )
-    }
-    #[inline]
-    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        let v = c.volume;
-        div_at(
-            I::of(v.mantissa())?,
-            I::ONE,
-            i32::from(v.scale()),
-            i32::from(s),
-        )
-    }
-}
-
-impl Model for Tbq {
-    const HINTED: bool = true;
-    #[inline]
-    fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        let tb = c.taker_buy_base?;
-        match c.quote_volume {
-            Some(q) if c.volume.mantissa() != 0 => {
-                let n = I::of(tb.mantissa())?.mul(I::of(q.mantissa())?)?;
-                let ns = i32::from(tb.scale()) + i32::from(q.scale()) - i32::from(c.volume.scale());
-                div_at(n, I::of(c.volume.mantissa())?, ns, i32::from(s))
-            }
-            _ => mid_price_times(c, tb, s),
-        }
-    }
-    #[inline]
-    fn hint<I: Int>(c: &Candle, s: u8) -> Option<I> {
-        range_times(c, c.taker_buy_base?, s)
-    }
-}
-
-/// `M`'s prediction (0 when it has none): in 64 bits when that answers, else in 128.
-#[inline(always)]
-fn predict<M: Model>(c: &Candle, s: u8) -> i128 {
-    match M::pred::<i64>(c, s) {
-        Some(p) => i128::from(p),
-        None => M::pred::<i128>(c, s).unwrap_or(0),
-    }
-}
-
-/// The bit length of `M`'s hint (0 when it has none): in 64 bits when that answers.
-#[inline(always)]
-fn hint_bits<M: Model>(c: &Candle, s: u8) -> u32 {
-    match M::hint::<i64>(c, s) {
-        Some(h) => h.bits(),
-        None => M::hint::<i128>(c, s).map_or(0, Int::bits),
-    }
-}
-
-struct Scratch {
-    vals: Vec<i128>,
-    us: SeriesScratch,
-    aux: Vec<i128>,
-    hints: Vec<u32>,
+/// Column buffers of the encoder and decoder.
+pub(super) struct Scratch {
+    pub(super) vals: Vec<i128>,
+    pub(super) us: SeriesScratch,
+    pub(super) aux: Vec<i128>,
+    pub(super) hints: Vec<u32>,
     /// Price rows.
-    rows: Vec<[i128; 4]>,
+    pub(super) rows: Vec<[i128; 4]>,
     /// The 64-bit encoding path's column values and price rows.
-    vals64: Vec<i64>,
-    rows64: Vec<[i64; 4]>,
+    pub(super) vals64: Vec<i64>,
+    pub(super) rows64: Vec<[i64; 4]>,
     /// Encode every column by the 128-bit reference path (differential tests).
     #[cfg(test)]
-    reference: bool,
+    pub(super) reference: bool,
     /// Decoding only: presence flags.
-    has: [Vec<bool>; 5],
-    all: Vec<bool>,
+    pub(super) has: [Vec<bool>; 5],
+    pub(super) all: Vec<bool>,
 }
 
 impl Scratch {
@@ -551,7 +220,7 @@ fn get_raw_col(
 }
 
 #[inline]
-fn make_dec(m: i128, s: u8) -> CoreResult<Dec> {
+pub(super) fn make_dec(m: i128, s: u8) -> CoreResult<Dec> {
     // Strip trailing zeros cheaply in u64 when possible; Dec::new then does one check.
     let (mut m, mut s) = (m, s);
     if s > 0 && m != 0 {
@@ -652,7 +321,7 @@ fn put_price_rows<I: Int>(w: &mut BitWriter, cs: &[Candle], s: u8, sc: &mut Scra
     let Some(&[o0, ..]) = b.rows.first() else {
         return true;
     };
-    w.num(zigzag(o0.wide()));
+    w.num(zigzag128(o0.wide()));
     // The differences, wrapping in i128 as the format has them, are exact in narrow i64.
     let rows = &*b.rows;
     put_diffs(w, rows, 1, b.vals, b.us, |p, q| q[0].wsub(p[3]));
@@ -704,7 +373,7 @@ fn get_prices(r: &mut BitReader, cs: &mut [Candle], sc: &mut Scratch) -> CoreRes
         return Ok(());
     }
     let s = u8::try_from(r.bits(8)?).map_err(|_| corrupt("bad scale"))?;
-    let o0 = unzigzag(r.num()?);
+    let o0 = unzigzag128(r.num()?);
     let mut rows = std::mem::take(&mut sc.rows);
     rows.clear();
     rows.resize(n, [0; 4]);
@@ -832,7 +501,7 @@ fn encode_chunk_sc(
     let mut w = BitWriter::with_capacity(cs.len() * 24 + 64);
     w.num(cs.len() as u128);
     let t0 = cs.first().map_or(0, |c| c.open_time);
-    w.num(zigzag(i128::from(t0)));
+    w.num(zigzag128(i128::from(t0)));
     put_int_col(
         &mut w,
         cs.iter()
@@ -882,7 +551,7 @@ fn read_times(r: &mut BitReader, sc: &mut Scratch) -> CoreResult<Vec<i64>> {
     if n == 0 || n > CHUNK_MAX {
         return Err(corrupt("bad chunk length"));
     }
-    let t0 = i64::try_from(unzigzag(r.num()?)).map_err(|_| corrupt("bad first time"))?;
+    let t0 = i64::try_from(unzigzag128(r.num()?)).map_err(|_| corrupt("bad first time"))?;
     get_series(r, n - 1, &mut sc.vals, None)?;
     let mut ts = Vec::with_capacity(n);
     ts.push(t0);
@@ -1019,190 +688,9 @@ fn decode_chunk_with(
     Ok(())
 }
 
-// ---- tail rows: byte-aligned LEB128, cheap to append ----
-
-pub fn put_varint(out: &mut Vec<u8>, mut v: u128) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub fn get_varint(b: &[u8], pos: &mut usize) -> CoreResult<u128> {
-    let mut v = 0u128;
-    let mut shift = 0u32;
-    loop {
-        let byte = *b.get(*pos).ok_or_else(|| corrupt("truncated varint"))?;
-        *pos += 1;
-        let low = u128::from(byte & 0x7f);
-        if shift >= 128 || (shift > 121 && (low >> (128 - shift)) != 0) {
-            return Err(corrupt("varint overflows"));
-        }
-        v |= low << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-        shift += 7;
-    }
-}
-
-fn put_row_dec(out: &mut Vec<u8>, d: Dec) {
-    out.push(d.scale());
-    put_varint(out, zigzag(d.mantissa()));
-}
-
-fn get_row_dec(b: &[u8], pos: &mut usize) -> CoreResult<Dec> {
-    get_row_dec_rel(b, pos, Dec::ZERO)
-}
-
-/// `d` as a difference from `base` at their common scale when that fits, else absolute.
-fn put_row_dec_rel(out: &mut Vec<u8>, d: Dec, base: Dec) {
-    let s = d.scale().max(base.scale());
-    match (at_scale::<i128>(d, s), at_scale::<i128>(base, s)) {
-        (Some(m), Some(bm)) => {
-            out.push(0x80 | s);
-            put_varint(out, zigzag(m.wrapping_sub(bm)));
-        }
-        _ => put_row_dec(out, d),
-    }
-}
-
-fn get_row_dec_rel(b: &[u8], pos: &mut usize, base: Dec) -> CoreResult<Dec> {
-    let tag = *b.get(*pos).ok_or_else(|| corrupt("truncated row"))?;
-    *pos += 1;
-    let v = unzigzag(get_varint(b, pos)?);
-    if tag & 0x80 == 0 {
-        return make_dec(v, tag);
-    }
-    let s = tag & 0x7f;
-    let bm = at_scale::<i128>(base, s).ok_or_else(|| corrupt("bad relative decimal"))?;
-    make_dec(bm.wrapping_add(v), s)
-}
-
-/// Appends one row; `prev` is the previous row's open time (0 for the first).
-pub fn put_row(out: &mut Vec<u8>, c: &Candle, prev: i64) {
-    put_varint(out, zigzag(i128::from(c.open_time) - i128::from(prev)));
-    let flags = u8::from(c.close_time.is_some())
-        | u8::from(c.quote_volume.is_some()) << 1
-        | u8::from(c.trades.is_some()) << 2
-        | u8::from(c.taker_buy_base.is_some()) << 3
-        | u8::from(c.taker_buy_quote.is_some()) << 4;
-    out.push(flags);
-    put_row_dec(out, c.open);
-    for d in [c.high, c.low, c.close] {
-        put_row_dec_rel(out, d, c.open);
-    }
-    put_row_dec(out, c.volume);
-    if let Some(ct) = c.close_time {
-        put_varint(out, zigzag(i128::from(ct) - i128::from(c.open_time)));
-    }
-    if let Some(q) = c.quote_volume {
-        put_row_dec(out, q);
-    }
-    if let Some(t) = c.trades {
-        put_varint(out, u128::from(t));
-    }
-    if let Some(d) = c.taker_buy_base {
-        put_row_dec(out, d);
-    }
-    if let Some(d) = c.taker_buy_quote {
-        put_row_dec(out, d);
-    }
-}
-
-pub fn get_row(b: &[u8], pos: &mut usize, prev: i64) -> CoreResult<Candle> {
-    let t = i64::try_from(i128::from(prev) + unzigzag(get_varint(b, pos)?))
-        .map_err(|_| corrupt("bad row time"))?;
-    let flags = *b.get(*pos).ok_or_else(|| corrupt("truncated row"))?;
-    *pos += 1;
-    if flags >> 5 != 0 {
-        return Err(corrupt("bad row flags"));
-    }
-    let o = get_row_dec(b, pos)?;
-    let h = get_row_dec_rel(b, pos, o)?;
-    let l = get_row_dec_rel(b, pos, o)?;
-    let cl = get_row_dec_rel(b, pos, o)?;
-    let mut c = Candle::ohlcv(t, o, h, l, cl, get_row_dec(b, pos)?);
-    if flags & 1 != 0 {
-        let d = unzigzag(get_varint(b, pos)?);
-        c.close_time =
-            Some(i64::try_from(i128::from(t) + d).map_err(|_| corrupt("bad close time"))?);
-    }
-    if flags & 2 != 0 {
-        c.quote_volume = Some(get_row_dec(b, pos)?);
-    }
-    if flags & 4 != 0 {
-        c.trades =
-            Some(u64::try_from(get_varint(b, pos)?).map_err(|_| corrupt("bad trade count"))?);
-    }
-    if flags & 8 != 0 {
-        c.taker_buy_base = Some(get_row_dec(b, pos)?);
-    }
-    if flags & 16 != 0 {
-        c.taker_buy_quote = Some(get_row_dec(b, pos)?);
-    }
-    Ok(c)
-}
-
-/// Decodes `n` rows that must use up `b` exactly and be strictly ascending.
-pub fn decode_rows(b: &[u8], n: usize) -> CoreResult<Vec<Candle>> {
-    let mut out = Vec::with_capacity(n.min(b.len() / 8 + 1));
-    let mut pos = 0usize;
-    let mut prev: Option<i64> = None;
-    for _ in 0..n {
-        let c = get_row(b, &mut pos, prev.unwrap_or(0))?;
-        if prev.is_some_and(|p| c.open_time <= p) {
-            return Err(corrupt("tail rows not ascending"));
-        }
-        prev = Some(c.open_time);
-        out.push(c);
-    }
-    if pos != b.len() {
-        return Err(corrupt("trailing tail bytes"));
-    }
-    Ok(out)
-}
-
-pub fn encode_rows(cs: &[Candle], out: &mut Vec<u8>) {
-    let mut prev = 0i64;
-    for c in cs {
-        put_row(out, c, prev);
-        prev = c.open_time;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mul_is_checked_mul() {
-        let mut rng = crate::test_rng::XorShift(0x0f1e_2d3c_4b5a_6978);
-        let mut vals: Vec<i128> = vec![
-            0,
-            1,
-            -1,
-            i64::MAX.into(),
-            i64::MIN.into(),
-            i128::from(i64::MAX) + 1,
-            i128::from(i64::MIN) - 1,
-            i128::MAX,
-            i128::MIN,
-            1 << 64,
-            -(1 << 64),
-        ];
-        for _ in 0..3_000 {
-            let x = rng.next();
-            let v = ((x as i128) << (x % 66)) >> (x % 7);
-            vals.push(if x & 1 == 0 { v } else { -v });
-        }
-        for &a in &vals {
-            for &b in vals.iter().step_by(7) {
-                assert_eq!(mul(a, b), a.checked_mul(b), "{a} * {b}");
-            }
-        }
-    }
 
     use crate::test_rng::XorShift as Rng;
 
@@ -1475,7 +963,9 @@ mod tests {
             let span = (n as u64).max(1);
             for c in &mut cs {
                 c.open_time = t;
-                let room = (i64::MAX - t) as u64 / span;
+                // The room left up to i64::MAX, computed in i128 (it may exceed i64::MAX;
+                // it always fits in u64).
+                let room = (i128::from(i64::MAX) - i128::from(t)) as u64 / span;
                 let gap = match r.below(4) {
                     0 => room.max(1),
                     1 => (1u64 << 62).min(room).max(1),

@@ -20,9 +20,18 @@
 
 mod bits;
 mod codec;
+mod model;
+mod rice;
+mod rows;
+mod series;
 
 use crate::candle::Candle;
 use crate::error::{CoreError, CoreResult};
+
+/// The error of every malformed chunk or tail row.
+fn corrupt(msg: &str) -> CoreError {
+    CoreError::corrupt(format!("corrupt candle chunk: {msg}"))
+}
 pub use codec::CHUNK_MAX;
 
 /// Bits each section of a sealed chunk of `cs` (ascending, at most `CHUNK_MAX`) would take.
@@ -100,7 +109,7 @@ impl Chunk {
 #[derive(Clone, Default)]
 pub struct ChunkedStore {
     chunks: Vec<Chunk>,
-    /// Row-encoded candles newer than every chunk (see `codec::put_row`).
+    /// Row-encoded candles newer than every chunk (see `rows::put_row`).
     tail: Vec<u8>,
     tail_len: usize,
     tail_first: i64,
@@ -151,14 +160,14 @@ impl ChunkedStore {
     }
 
     fn tail_rows(&self) -> Vec<Candle> {
-        let r = codec::decode_rows(&self.tail, self.tail_len);
+        let r = rows::decode_rows(&self.tail, self.tail_len);
         debug_assert!(r.is_ok(), "tail does not decode");
         r.unwrap_or_default()
     }
 
     fn set_tail(&mut self, rows: &[Candle]) {
         let mut buf = Vec::new();
-        codec::encode_rows(rows, &mut buf);
+        rows::encode_rows(rows, &mut buf);
         buf.shrink_to_fit();
         self.tail = buf;
         self.tail_len = rows.len();
@@ -221,7 +230,7 @@ impl ChunkedStore {
             if self.tail.capacity() - self.tail.len() < TAIL_ROOM {
                 self.tail.reserve_exact(TAIL_GROW);
             }
-            codec::put_row(&mut self.tail, &c, prev);
+            rows::put_row(&mut self.tail, &c, prev);
             if self.tail_len == 0 {
                 self.tail_first = c.open_time;
             }
@@ -258,7 +267,9 @@ impl ChunkedStore {
     /// more than the slightly shorter chunk saves). The layout depends only on the sequence of
     /// calls, so a replica or an AOF replaying the same effects builds the same bytes.
     pub fn put_all(&mut self, cs: &[Candle]) {
-        let appends = cs.windows(2).all(|w| w[0].open_time < w[1].open_time)
+        let appends = cs
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time))
             && cs
                 .first()
                 .is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));
@@ -672,14 +683,14 @@ impl ChunkedStore {
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(FORMAT_VERSION);
-        codec::put_varint(out, self.len as u128);
-        codec::put_varint(out, self.chunks.len() as u128);
+        rows::put_varint(out, self.len as u128);
+        rows::put_varint(out, self.chunks.len() as u128);
         for ch in &self.chunks {
-            codec::put_varint(out, ch.data.len() as u128);
+            rows::put_varint(out, ch.data.len() as u128);
             out.extend_from_slice(&ch.data);
         }
-        codec::put_varint(out, self.tail_len as u128);
-        codec::put_varint(out, self.tail.len() as u128);
+        rows::put_varint(out, self.tail_len as u128);
+        rows::put_varint(out, self.tail.len() as u128);
         out.extend_from_slice(&self.tail);
     }
 
@@ -693,7 +704,7 @@ impl ChunkedStore {
             None => return Err(bad("empty")),
         }
         let count = |pos: &mut usize| -> CoreResult<usize> {
-            usize::try_from(codec::get_varint(bytes, pos)?).map_err(|_| bad("count too large"))
+            usize::try_from(rows::get_varint(bytes, pos)?).map_err(|_| bad("count too large"))
         };
         let total = count(&mut pos)?;
         let nchunks = count(&mut pos)?;
@@ -734,7 +745,7 @@ impl ChunkedStore {
             .checked_add(tail_bytes)
             .filter(|&e| e == bytes.len())
             .ok_or_else(|| bad("bad tail length"))?;
-        let rows = codec::decode_rows(bytes.get(pos..end).unwrap_or(&[]), tail_n)?;
+        let rows = rows::decode_rows(bytes.get(pos..end).unwrap_or(&[]), tail_n)?;
         if let (Some(p), Some(first)) = (prev_last, rows.first()) {
             if first.open_time <= p {
                 return Err(bad("tail out of order"));
