@@ -3,6 +3,7 @@
 //! This crate is the thin Redis layer: argument parsing, replication, notifications and
 //! replies. The rules live in `candles-core`, which has no Redis types and no clock.
 
+mod args;
 pub mod candle;
 mod command;
 pub mod config;

@@ -11,13 +11,14 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use super::publish::notify;
 use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use super::{apply_op, no_series, target_interval, write, Target};
+use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
 use crate::datatype::ModuleValue;
 use crate::stats;
 use crate::util::{
-    as_str, bulk, core_err, err, field_list, is_kw, now_ms, option_value, parse_bounded,
-    require_internal, wrong_type,
+    as_str, bulk, core_err, err, field_list, is_kw, now_ms, parse_bounded, require_internal,
+    wrong_type,
 };
 
 module_command!(
@@ -34,17 +35,15 @@ module_command!(
 );
 
 fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let Some(name) = args.get(1) else {
-        return Err(RedisError::WrongArity);
-    };
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
     let mut interval = None;
     let mut retention = None;
     let mut live_ttl = None;
     let mut live_max = None;
     let mut policy = None;
-    let mut i = 2;
-    while let Some(a) = args.get(i) {
-        let v = option_value(args, i, as_str(a).unwrap_or("option"))?;
+    while let Some(a) = args.next_opt() {
+        let v = args.value_of(as_str(a).unwrap_or("option"))?;
         if is_kw(a, "INTERVAL") {
             interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
         } else if is_kw(a, "RETENTION") {
@@ -64,7 +63,6 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
         } else {
             return Err(err(format!("unknown option '{a}'")));
         }
-        i += 2;
     }
     let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
     let d = config::default_settings(interval);
@@ -105,9 +103,9 @@ module_command!(
 );
 
 fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name] = args else {
-        return Err(RedisError::WrongArity);
-    };
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Err(no_series(name));
@@ -160,10 +158,10 @@ module_command!(
 
 fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "CANDLE.APPLY")?;
-    let [_, name, blob] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let blob = blob.as_slice();
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let blob = args.next_arg()?.as_slice();
+    args.done()?;
     let key = ctx.open_key_writable(name);
     match blob.split_first() {
         Some((&SNAPSHOT_TAG, body)) => {

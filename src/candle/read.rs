@@ -9,13 +9,11 @@ use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValu
 
 use super::no_series;
 use super::series_type::SERIES_TYPE;
+use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
 use crate::util::core_err;
-use crate::util::{
-    err, is_kw, json_reply, now_ms, option_value, parse_bound, parse_bounded, parse_format,
-    parse_int, wrong_type, Format,
-};
+use crate::util::{err, is_kw, json_reply, now_ms, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by reads.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -27,24 +25,20 @@ struct ReadOpts {
     format: Format,
 }
 
-fn parse_read_opts(args: &[RedisString], allow_count: bool) -> Result<ReadOpts, RedisError> {
+/// The options that end the arguments.
+fn parse_read_opts(mut args: Args<'_>, allow_count: bool) -> Result<ReadOpts, RedisError> {
     let mut o = ReadOpts {
         count: None,
         full: false,
         format: Format::Resp,
     };
-    let mut i = 0;
-    while let Some(a) = args.get(i) {
+    while let Some(a) = args.next_opt() {
         if allow_count && is_kw(a, "COUNT") {
-            o.count =
-                Some(parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_COUNT)? as usize);
-            i += 2;
+            o.count = Some(args.value_bounded("COUNT", MAX_COUNT)? as usize);
         } else if is_kw(a, "FULL") {
             o.full = true;
-            i += 1;
         } else if is_kw(a, "FORMAT") {
-            o.format = parse_format(option_value(args, i, "FORMAT")?)?;
-            i += 2;
+            o.format = parse_format(args.value_of("FORMAT")?)?;
         } else {
             return Err(err(format!("unknown option '{a}'")));
         }
@@ -152,12 +146,11 @@ module_command!(
 );
 
 fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, from, to, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let from = parse_bound(from, "from")?;
-    let to = parse_bound(to, "to")?;
-    let o = parse_read_opts(opts, true)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let from = args.next_bound("from")?;
+    let to = args.next_bound("to")?;
+    let o = parse_read_opts(args, true)?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
@@ -189,10 +182,9 @@ module_command!(
 );
 
 fn candle_live(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let o = parse_read_opts(opts, false)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let o = parse_read_opts(args, false)?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Ok(empty_reply(ctx, &o));
@@ -217,11 +209,11 @@ module_command!(
 );
 
 fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, from, to] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let from = parse_int(from, "from")?;
-    let to = parse_int(to, "to")?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let from = args.next_i64("from")?;
+    let to = args.next_i64("to")?;
+    args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Err(no_series(name));

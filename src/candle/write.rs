@@ -13,19 +13,17 @@ use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, 
 
 use super::publish::{notify_event, publish};
 use super::{apply_op, open_target, target_interval, write, Target};
+use crate::args::Args;
 use crate::command::module_command;
-use crate::util::{as_str, core_err, err, is_kw, now_ms, option_value};
+use crate::util::{as_str, core_err, err, is_kw, now_ms};
 
-/// `[INTERVAL i]` right after the key; returns it and the remaining arguments.
-fn take_interval(args: &[RedisString]) -> Result<(Option<Interval>, &[RedisString]), RedisError> {
-    match args.first() {
-        Some(a) if is_kw(a, "INTERVAL") => {
-            let v = option_value(args, 0, "INTERVAL")?;
-            let i = Interval::parse(as_str(v)?).map_err(core_err)?;
-            Ok((Some(i), args.get(2..).unwrap_or_default()))
-        }
-        _ => Ok((None, args)),
+/// `[INTERVAL i]` right after the key.
+fn take_interval(args: &mut Args<'_>) -> Result<Option<Interval>, RedisError> {
+    if !args.take_kw("INTERVAL") {
+        return Ok(None);
     }
+    let v = args.value_of("INTERVAL")?;
+    Interval::parse(as_str(v)?).map(Some).map_err(core_err)
 }
 
 /// Candles of a write, from `JSON payload` or positional `t o h l c v ...`, and the
@@ -88,11 +86,10 @@ module_command!(
 );
 
 fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, rest @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let (interval, rest) = take_interval(rest)?;
-    let (batch, intervals) = parse_candles(rest)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let interval = take_interval(&mut args)?;
+    let (batch, intervals) = parse_candles(args.rest())?;
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
     check_json_interval(&intervals, target_interval(&target))?;
@@ -118,10 +115,10 @@ module_command!(
 );
 
 fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let (Some(name), Some(rest)) = (args.get(1), args.get(2..)) else {
-        return Err(RedisError::WrongArity);
-    };
-    let (interval, rest) = take_interval(rest)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let interval = take_interval(&mut args)?;
+    let rest = args.rest();
     // The hot form, one positional candle: parsed straight into a Candle (no vector), same
     // checks and errors as `parse_candles`, and no JSON interval to check.
     if let [t, o, h, l, c, v] = rest {
@@ -239,10 +236,10 @@ module_command!(
 );
 
 fn candle_live_tick(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let (Some(name), Some(rest)) = (args.get(1), args.get(2..)) else {
-        return Err(RedisError::WrongArity);
-    };
-    let (interval, rest) = take_interval(rest)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let interval = take_interval(&mut args)?;
+    let rest = args.rest();
     let (time, price, qty) = match rest {
         [t, p] => (t, p, None),
         [t, p, q] => (t, p, Some(q)),

@@ -3,10 +3,11 @@
 
 use candles_core::ticks::TickBook;
 use redis_module::commands::KeySpecFlags;
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
 use super::book_type::{SNAPSHOT_TAG, TICKS_TYPE};
 use super::default_cap;
+use crate::args::Args;
 use crate::command::module_command;
 use crate::datatype::ModuleValue;
 use crate::stats;
@@ -26,9 +27,9 @@ module_command!(
 );
 
 fn ticks_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name] = args else {
-        return Err(RedisError::WrongArity);
-    };
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    args.done()?;
     let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Array(vec![]));
@@ -63,9 +64,10 @@ module_command!(
 
 fn ticks_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     require_internal(ctx, "TICKS.APPLY")?;
-    let [_, name, book] = args else {
-        return Err(RedisError::WrongArity);
-    };
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let book = args.next_arg()?;
+    args.done()?;
     let book = match book.as_slice().split_first() {
         Some((&SNAPSHOT_TAG, body)) => TickBook::decode(body).map_err(core_err)?,
         _ => return Err(err("TICKS.APPLY: unknown payload")),

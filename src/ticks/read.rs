@@ -5,11 +5,9 @@ use redis_module::commands::KeySpecFlags;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::book_type::TICKS_TYPE;
+use crate::args::Args;
 use crate::command::module_command;
-use crate::util::{
-    bulk, core_err, err, is_kw, option_value, parse_bound, parse_bounded, parse_format, wrong_type,
-    Format,
-};
+use crate::util::{bulk, core_err, err, is_kw, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by tick reads.
 pub const MAX_TICK_COUNT: u64 = 100_000;
@@ -23,30 +21,27 @@ struct ReadOpts<'a> {
     format: Format,
 }
 
-fn parse_read_opts<'a>(
-    args: &'a [RedisString],
+/// The options that end the arguments.
+fn parse_read_opts(
+    mut args: Args<'_>,
     allow_prefix: bool,
     allow_format: bool,
-) -> Result<ReadOpts<'a>, RedisError> {
+) -> Result<ReadOpts<'_>, RedisError> {
     let mut o = ReadOpts {
         count: None,
         prefix: None,
         format: Format::Resp,
     };
-    let mut i = 0;
-    while let Some(a) = args.get(i) {
+    while let Some(a) = args.next_opt() {
         if is_kw(a, "COUNT") && allow_format {
-            o.count = Some(
-                parse_bounded(option_value(args, i, "COUNT")?, "COUNT", MAX_TICK_COUNT)? as usize,
-            );
+            o.count = Some(args.value_bounded("COUNT", MAX_TICK_COUNT)? as usize);
         } else if is_kw(a, "FORMAT") && allow_format {
-            o.format = parse_format(option_value(args, i, "FORMAT")?)?;
+            o.format = parse_format(args.value_of("FORMAT")?)?;
         } else if is_kw(a, "PREFIX") && allow_prefix {
-            o.prefix = Some(option_value(args, i, "PREFIX")?.as_slice());
+            o.prefix = Some(args.value_of("PREFIX")?.as_slice());
         } else {
             return Err(err(format!("unknown option '{a}'")));
         }
-        i += 2;
     }
     Ok(o)
 }
@@ -110,10 +105,10 @@ module_command!(
 );
 
 fn ticks_latest(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, stream, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let o = parse_read_opts(opts, false, true)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let stream = args.next_arg()?;
+    let o = parse_read_opts(args, false, true)?;
     let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
@@ -138,12 +133,12 @@ module_command!(
 );
 
 fn ticks_range(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, stream, from, to, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let from = parse_bound(from, "from")?;
-    let to = parse_bound(to, "to")?;
-    let o = parse_read_opts(opts, false, true)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let stream = args.next_arg()?;
+    let from = args.next_bound("from")?;
+    let to = args.next_bound("to")?;
+    let o = parse_read_opts(args, false, true)?;
     let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
@@ -168,10 +163,9 @@ module_command!(
 );
 
 fn ticks_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let o = parse_read_opts(opts, true, true)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let o = parse_read_opts(args, true, true)?;
     let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(empty(o.format));
@@ -196,10 +190,9 @@ module_command!(
 );
 
 fn ticks_streams(ctx: &Context, args: &[RedisString]) -> RedisResult {
-    let [_, name, opts @ ..] = args else {
-        return Err(RedisError::WrongArity);
-    };
-    let o = parse_read_opts(opts, true, false)?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let o = parse_read_opts(args, true, false)?;
     let key = ctx.open_key(name);
     let Some(b) = key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Array(vec![]));

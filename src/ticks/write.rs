@@ -13,10 +13,11 @@ use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisStri
 
 use super::book_type::TICKS_TYPE;
 use super::default_cap;
+use crate::args::Args;
 use crate::command::module_command;
 use crate::datatype::ModuleValue;
 use crate::stats;
-use crate::util::{core_err, err, option_value, parse_bounded, wrong_type};
+use crate::util::{core_err, err, is_kw, wrong_type};
 
 /// What follows the options of TICKS.PUSH.
 enum Body<'a> {
@@ -27,53 +28,57 @@ enum Body<'a> {
 }
 
 struct Push<'a> {
+    name: &'a RedisString,
+    stream: &'a RedisString,
     maxlen: Option<usize>,
     timefield: Option<&'a RedisString>,
     body: Body<'a>,
-    /// Index in the arguments where the body starts (`time` or `JSON`).
-    body_at: usize,
+    /// The arguments from the body on (`time ...` or `JSON ...`), as given.
+    body_args: &'a [RedisString],
 }
 
 fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let stream = args.next_arg()?;
     let mut maxlen = None;
     let mut timefield = None;
-    let mut i = 3;
     loop {
-        let Some(a) = args.get(i) else {
+        let body_args = args.remaining();
+        let Some(a) = args.next_opt() else {
             return Err(err(
                 "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
             ));
         };
-        let kw = a.as_slice();
-        if kw.eq_ignore_ascii_case(b"MAXLEN") {
+        if is_kw(a, "MAXLEN") {
             if maxlen.is_some() {
                 return Err(err("MAXLEN given twice"));
             }
-            let n = parse_bounded(option_value(args, i, "MAXLEN")?, "MAXLEN", MAX_CAP as u64)?;
+            let n = args.value_bounded("MAXLEN", MAX_CAP as u64)?;
             if n == 0 {
                 return Err(err(format!("MAXLEN must be between 1 and {MAX_CAP}")));
             }
             maxlen = Some(n as usize);
-            i += 2;
-        } else if kw.eq_ignore_ascii_case(b"TIMEFIELD") {
+        } else if is_kw(a, "TIMEFIELD") {
             if timefield.is_some() {
                 return Err(err("TIMEFIELD given twice"));
             }
-            timefield = Some(option_value(args, i, "TIMEFIELD")?);
-            i += 2;
-        } else if kw.eq_ignore_ascii_case(b"JSON") {
-            let docs = args.get(i + 1..).unwrap_or_default();
+            timefield = Some(args.value_of("TIMEFIELD")?);
+        } else if is_kw(a, "JSON") {
+            let docs = args.rest();
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));
             }
             return Ok(Push {
+                name,
+                stream,
                 maxlen,
                 timefield,
                 body: Body::Json(docs),
-                body_at: i,
+                body_args,
             });
         } else {
-            if candles_core::candle::parse_i64(kw).is_none() {
+            if candles_core::candle::parse_i64(a.as_slice()).is_none() {
                 return Err(err(format!(
                     "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
                 )));
@@ -81,17 +86,19 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
             if timefield.is_some() {
                 return Err(err("TIMEFIELD applies to JSON documents only"));
             }
-            let pairs = args.get(i + 1..).unwrap_or_default();
-            if pairs.len() % 2 != 0 {
+            let pairs = args.rest();
+            if !pairs.len().is_multiple_of(2) {
                 return Err(err(
                     "fields and values come in pairs: time field value [field value ...]",
                 ));
             }
             return Ok(Push {
+                name,
+                stream,
                 maxlen,
                 timefield,
                 body: Body::Pairs(a, pairs),
-                body_at: i,
+                body_args,
             });
         }
     }
@@ -148,25 +155,18 @@ fn ticks_push(ctx: &Context, args: &[RedisString]) -> RedisResult {
     BATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut batch) => {
             batch.clear();
-            let r = push_batch(ctx, args, &p, &mut batch);
+            let r = push_batch(ctx, &p, &mut batch);
             batch.clear();
             r
         }
         // Not reachable (commands do not nest), but never a panic: a fresh batch.
-        Err(_) => push_batch(ctx, args, &p, &mut TickBatch::new()),
+        Err(_) => push_batch(ctx, &p, &mut TickBatch::new()),
     })
 }
 
-fn push_batch(
-    ctx: &Context,
-    args: &[RedisString],
-    p: &Push<'_>,
-    batch: &mut TickBatch,
-) -> RedisResult {
-    let (Some(name), Some(stream)) = (args.get(1), args.get(2)) else {
-        return Err(RedisError::WrongArity);
-    };
-    let stream = stream.as_slice();
+fn push_batch(ctx: &Context, p: &Push<'_>, batch: &mut TickBatch) -> RedisResult {
+    let name = p.name;
+    let stream = p.stream.as_slice();
     fill_batch(p, batch)?;
     let key = ctx.open_key_writable(name);
     let cap_default = default_cap();
@@ -201,12 +201,7 @@ fn push_batch(
             rep.push(b"TIMEFIELD");
             rep.push(tf.as_slice());
         }
-        rep.extend(
-            args.get(p.body_at..)
-                .unwrap_or_default()
-                .iter()
-                .map(|a| a.as_slice()),
-        );
+        rep.extend(p.body_args.iter().map(|a| a.as_slice()));
         ctx.replicate("TICKS.PUSH", &rep[..]);
     }
     notify(ctx, name);
