@@ -10,12 +10,11 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::publish::notify;
 use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
-use super::{apply_op, no_series, target_interval, write, Target};
+use super::{apply_op, no_series, write};
 use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
-use crate::datatype::ModuleValue;
-use crate::stats;
+use crate::datatype::{self, ModuleValue, Slot};
 use crate::util::{
     as_str, bulk, core_err, err, field_list, is_kw, now_ms, parse_bounded, require_internal,
     wrong_type,
@@ -76,14 +75,12 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     settings.validate().map_err(core_err)?;
     let key = ctx.open_key_writable(name);
     if !key.is_empty() {
-        return Err(
-            match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
-                Some(_) => err(format!("key '{name}' already exists")),
-                None => RedisError::WrongType,
-            },
-        );
+        return Err(match datatype::get_mut::<Series>(&key)? {
+            Some(_) => err(format!("key '{name}' already exists")),
+            None => RedisError::WrongType,
+        });
     }
-    write(ctx, &key, name, Target::New(Series::new(settings)), |_| {
+    write(ctx, &key, name, Slot::New(Series::new(settings)), |_| {
         Ok(((), Effect::default()))
     })?;
     Ok(RedisValue::SimpleStringStatic("OK"))
@@ -166,22 +163,18 @@ fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     match blob.split_first() {
         Some((&SNAPSHOT_TAG, body)) => {
             let s = Series::decode(body).map_err(core_err)?;
-            let fp = s.footprint();
-            key.set_value(&SERIES_TYPE, s)?;
-            stats::SERIES.add(fp, 1);
+            datatype::store(&key, s)?;
         }
         Some((&EFFECT_TAG, body)) => {
             let effect = Effect::decode(body).map_err(core_err)?;
-            let target = match (
-                key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)?,
-                effect.create,
-            ) {
-                (Some(s), _) => Target::Existing(s),
-                (None, Some(settings)) => Target::New(Series::new(settings)),
-                (None, None) => return Err(no_series(name)),
-            };
+            let target = Slot::open(&key, || {
+                effect
+                    .create
+                    .map(Series::new)
+                    .ok_or_else(|| no_series(name))
+            })?;
             effect
-                .validate(target_interval(&target))
+                .validate(target.value().interval())
                 .map_err(core_err)?;
             let ((), applied) = apply_op(&key, target, |s| {
                 s.apply(&effect);

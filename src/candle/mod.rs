@@ -18,11 +18,9 @@ use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, RedisError, RedisString};
 
 use crate::config;
-use crate::datatype::ModuleValue;
-use crate::stats;
-use crate::util::{err, wrong_type};
+use crate::datatype::Slot;
+use crate::util::err;
 use publish::publish;
-use series_type::SERIES_TYPE;
 
 pub use read::MAX_COUNT;
 
@@ -32,61 +30,46 @@ fn no_series(key: &RedisString) -> RedisError {
     ))
 }
 
-/// The series at an open writable key: existing (checked against `interval`), or a new one
-/// when `interval` is given. The bool says whether it is new (not yet stored in the key).
-enum Target<'k> {
-    Existing(&'k mut Series),
-    New(Series),
-}
+/// The series at an open writable key: the stored one, or a new one to be stored by the write.
+type Target<'k> = Slot<'k, Series>;
 
+/// The series at `key`, checked against `interval` when given; a new one when the key is
+/// empty and `interval` is given.
 fn open_target<'k>(
     key: &'k RedisKeyWritable,
     name: &RedisString,
     interval: Option<Interval>,
 ) -> Result<Target<'k>, RedisError> {
-    match key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? {
-        Some(s) => {
-            if let Some(i) = interval {
-                if i != s.interval() {
-                    return Err(err(format!(
-                        "series '{name}' has interval {}, not {i}",
-                        s.interval()
-                    )));
-                }
-            }
-            Ok(Target::Existing(s))
+    let target = Slot::open(key, || match interval {
+        Some(i) => Ok(Series::new(config::default_settings(i))),
+        None => Err(no_series(name)),
+    })?;
+    if let (Slot::Stored(s), Some(i)) = (&target, interval) {
+        if i != s.interval() {
+            return Err(err(format!(
+                "series '{name}' has interval {}, not {i}",
+                s.interval()
+            )));
         }
-        None => match interval {
-            Some(i) => Ok(Target::New(Series::new(config::default_settings(i)))),
-            None => Err(no_series(name)),
-        },
     }
+    Ok(target)
 }
 
-/// Runs a write on the target, keeps INFO counters exact and stores a new series. Returns
-/// the op's result and its effect (with `create` set when the series is new).
+/// Runs a write on the target ([`Slot::write`]: INFO gauges kept exact, a new series stored).
+/// Returns the op's result and its effect (with `create` set when the series is new).
 fn apply_op<T>(
     key: &RedisKeyWritable,
     target: Target<'_>,
     op: impl FnOnce(&mut Series) -> Result<(T, Effect), RedisError>,
 ) -> Result<(T, Effect), RedisError> {
-    let (out, effect) = match target {
-        Target::Existing(s) => {
-            let before = s.footprint();
-            let r = op(s)?;
-            stats::SERIES.changed(before, s.footprint());
-            r
-        }
-        Target::New(mut s) => {
-            let (out, mut effect) = op(&mut s)?;
+    let new = target.is_new();
+    target.write(key, |s| {
+        let (out, mut effect) = op(s)?;
+        if new {
             effect.create = Some(*s.settings());
-            let fp = s.footprint();
-            key.set_value(&SERIES_TYPE, s)?;
-            stats::SERIES.add(fp, 1);
-            (out, effect)
         }
-    };
-    Ok((out, effect))
+        Ok((out, effect))
+    })
 }
 
 /// `apply_op`, then replicate the effect and notify if anything changed.
@@ -100,11 +83,4 @@ fn write<T>(
     let (out, effect) = apply_op(key, target, op)?;
     publish(ctx, name, &effect);
     Ok(out)
-}
-
-fn target_interval(t: &Target<'_>) -> Interval {
-    match t {
-        Target::Existing(s) => s.interval(),
-        Target::New(s) => s.interval(),
-    }
 }

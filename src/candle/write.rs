@@ -12,9 +12,10 @@ use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::publish::{notify_event, publish};
-use super::{apply_op, open_target, target_interval, write, Target};
+use super::{apply_op, open_target, write, Target};
 use crate::args::Args;
 use crate::command::module_command;
+use crate::datatype::Slot;
 use crate::util::{as_str, core_err, err, is_kw, now_ms};
 
 /// `[INTERVAL i]` right after the key.
@@ -92,7 +93,7 @@ fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let (batch, intervals) = parse_candles(args.rest())?;
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    check_json_interval(&intervals, target_interval(&target))?;
+    check_json_interval(&intervals, target.value().interval())?;
     let now = now_ms();
     let changed = write(ctx, &key, name, target, |s| {
         let out = s.add_official(&batch, now).map_err(core_err)?;
@@ -139,7 +140,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
             if let Some(k) = binance::parse_one_kline(payload.as_slice()) {
                 let key = ctx.open_key_writable(name);
                 let target = open_target(&key, name, interval)?;
-                check_json_interval(&[k.interval], target_interval(&target))?;
+                check_json_interval(&[k.interval], target.value().interval())?;
                 return live_write(ctx, &key, name, target, |s, now, mode| {
                     s.live_update_with(&k.candle, now, mode)
                 });
@@ -155,7 +156,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
     }
     let key = ctx.open_key_writable(name);
     let target = open_target(&key, name, interval)?;
-    check_json_interval(&intervals, target_interval(&target))?;
+    check_json_interval(&intervals, target.value().interval())?;
     let Some(incoming) = candles.pop() else {
         return Err(RedisError::WrongArity);
     };
@@ -168,7 +169,7 @@ fn candle_live_update(ctx: &Context, args: &[RedisString]) -> RedisResult {
 /// (`Series::write_clock`). A write replayed from the master or the AOF uses the stamp the
 /// master used, never the local clock.
 fn live_clock(ctx: &Context, target: &Target<'_>) -> (i64, bool) {
-    let Target::Existing(s) = target else {
+    let Slot::Stored(s) = target else {
         // Creating the series: the effect carries its settings.
         return (now_ms(), false);
     };

@@ -9,8 +9,7 @@ use super::book_type::{SNAPSHOT_TAG, TICKS_TYPE};
 use super::default_cap;
 use crate::args::Args;
 use crate::command::module_command;
-use crate::datatype::ModuleValue;
-use crate::stats;
+use crate::datatype;
 use crate::util::{core_err, err, field_list, require_internal, wrong_type};
 
 module_command!(
@@ -75,11 +74,9 @@ fn ticks_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let key = ctx.open_key_writable(name);
     if !key.is_empty() {
         // Only ever replaces a tick book (the old one is freed and uncounted by the type).
-        key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)?;
+        datatype::get_mut::<TickBook>(&key)?;
     }
-    let fp = book.footprint();
-    key.set_value(&TICKS_TYPE, book)?;
-    stats::TICK_BOOKS.add(fp, 1);
+    datatype::store(&key, book)?;
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

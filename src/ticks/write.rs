@@ -11,13 +11,11 @@ use candles_core::ticks::{TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
 use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::book_type::TICKS_TYPE;
 use super::default_cap;
 use crate::args::Args;
 use crate::command::module_command;
-use crate::datatype::ModuleValue;
-use crate::stats;
-use crate::util::{core_err, err, is_kw, wrong_type};
+use crate::datatype::Slot;
+use crate::util::{core_err, err, is_kw};
 
 /// What follows the options of TICKS.PUSH.
 enum Body<'a> {
@@ -170,24 +168,10 @@ fn push_batch(ctx: &Context, p: &Push<'_>, batch: &mut TickBatch) -> RedisResult
     fill_batch(p, batch)?;
     let key = ctx.open_key_writable(name);
     let cap_default = default_cap();
-    let out = match key.get_value::<TickBook>(&TICKS_TYPE).map_err(wrong_type)? {
-        Some(b) => {
-            let before = b.footprint();
-            let r = b.push_batch(stream, p.maxlen, cap_default, batch);
-            stats::TICK_BOOKS.changed(before, b.footprint());
-            r.map_err(core_err)?
-        }
-        None => {
-            let mut b = TickBook::new();
-            let out = b
-                .push_batch(stream, p.maxlen, cap_default, batch)
-                .map_err(core_err)?;
-            let fp = b.footprint();
-            key.set_value(&TICKS_TYPE, b)?;
-            stats::TICK_BOOKS.add(fp, 1);
-            out
-        }
-    };
+    let out = Slot::open(&key, || Ok(TickBook::new()))?.write(&key, |b| {
+        b.push_batch(stream, p.maxlen, cap_default, batch)
+            .map_err(core_err)
+    })?;
     if p.maxlen.is_some() || !out.created {
         // The command as given is already independent of the replica's (or the AOF
         // loader's) candles.tick_cap: its MAXLEN is explicit, or it pushes to an existing
