@@ -2,6 +2,11 @@
 //!
 //! This crate is the thin Redis layer: argument parsing, replication, notifications and
 //! replies. The rules live in `candles-core`, which has no Redis types and no clock.
+//!
+//! By data type: `candle/` (the series type and the CANDLE.* commands) and `ticks/` (the tick
+//! book type and the TICKS.* commands), each with one file per command family. Shared at the
+//! top: `datatype` (type callbacks, open-or-create with the INFO bookkeeping), `args` (the
+//! argument cursor), `command` (registration), `config`, `stats` (INFO gauges), `util`.
 
 mod args;
 pub mod candle;
