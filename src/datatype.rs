@@ -1,5 +1,7 @@
 //! The Redis type callbacks both data types share (RDB load/save, AOF rewrite, digest, memory
-//! usage, lazy-free effort, COPY, free), written once over [`ModuleValue`].
+//! usage, lazy-free effort, COPY, free), written once over [`ModuleValue`], and the one way
+//! commands write a value at a key: [`Slot`] opens it (or makes a new one) and runs the write
+//! with the INFO gauges kept exact; [`store`] puts a whole value at a key.
 //!
 //! Each value has one versioned snapshot encoding (in `candles-core`), used for RDB, DUMP,
 //! `DEBUG DIGEST-VALUE` and the AOF: rewrite emits `<APPLY command> key <tag><snapshot>`.
@@ -8,9 +10,12 @@ use std::ffi::CStr;
 use std::os::raw::{c_int, c_void};
 
 use candles_core::CoreResult;
-use redis_module::{logging, raw};
+use redis_module::key::RedisKeyWritable;
+use redis_module::native_types::RedisType;
+use redis_module::{logging, raw, RedisError};
 
 use crate::stats::{Footprint, Gauges};
+use crate::util::wrong_type;
 
 pub trait ModuleValue: Clone + Sized + 'static {
     /// What the value is called in log lines.
@@ -29,6 +34,77 @@ pub trait ModuleValue: Clone + Sized + 'static {
     /// The INFO gauges of this type, and what one value contributes to them.
     const GAUGES: &'static Gauges;
     fn footprint(&self) -> Footprint;
+    /// The registered Redis type of these values.
+    fn redis_type() -> &'static RedisType;
+}
+
+/// The value at an open writable key, ready for a write: the stored one, or a new one that
+/// [`Slot::write`] stores once the write succeeds.
+pub enum Slot<'k, T> {
+    Stored(&'k mut T),
+    New(T),
+}
+
+impl<'k, T: ModuleValue> Slot<'k, T> {
+    /// The value at `key` (WRONGTYPE for a key of another type), or `create()`'s when the key
+    /// is empty.
+    pub fn open(
+        key: &'k RedisKeyWritable,
+        create: impl FnOnce() -> Result<T, RedisError>,
+    ) -> Result<Self, RedisError> {
+        match get_mut::<T>(key)? {
+            Some(v) => Ok(Slot::Stored(v)),
+            None => create().map(Slot::New),
+        }
+    }
+
+    pub fn value(&self) -> &T {
+        match self {
+            Slot::Stored(v) => v,
+            Slot::New(v) => v,
+        }
+    }
+
+    /// Whether the value is new (not stored at the key yet).
+    pub fn is_new(&self) -> bool {
+        matches!(self, Slot::New(_))
+    }
+
+    /// Runs `op` on the value with the INFO gauges kept exact: a stored value is re-counted
+    /// after `op`, whatever it returns; a new one is stored at `key`, and counted, only when
+    /// `op` succeeds (on an error the key stays empty).
+    pub fn write<R>(
+        self,
+        key: &RedisKeyWritable,
+        op: impl FnOnce(&mut T) -> Result<R, RedisError>,
+    ) -> Result<R, RedisError> {
+        match self {
+            Slot::Stored(v) => {
+                let before = v.footprint();
+                let r = op(v);
+                T::GAUGES.changed(before, v.footprint());
+                r
+            }
+            Slot::New(mut v) => {
+                let r = op(&mut v)?;
+                store(key, v)?;
+                Ok(r)
+            }
+        }
+    }
+}
+
+/// The value at `key`, if any (WRONGTYPE for a key of another type).
+pub fn get_mut<T: ModuleValue>(key: &RedisKeyWritable) -> Result<Option<&mut T>, RedisError> {
+    key.get_value::<T>(T::redis_type()).map_err(wrong_type)
+}
+
+/// Puts `v` at `key` and counts it (a value it replaces is freed, and uncounted, by Redis).
+pub fn store<T: ModuleValue>(key: &RedisKeyWritable, v: T) -> Result<(), RedisError> {
+    let fp = v.footprint();
+    key.set_value(T::redis_type(), v)?;
+    T::GAUGES.add(fp, 1);
+    Ok(())
 }
 
 /// The type methods for `T`.

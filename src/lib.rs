@@ -2,15 +2,19 @@
 //!
 //! This crate is the thin Redis layer: argument parsing, replication, notifications and
 //! replies. The rules live in `candles-core`, which has no Redis types and no clock.
+//!
+//! By data type: `candle/` (the series type and the CANDLE.* commands) and `ticks/` (the tick
+//! book type and the TICKS.* commands), each with one file per command family. Shared at the
+//! top: `datatype` (type callbacks, open-or-create with the INFO bookkeeping), `args` (the
+//! argument cursor), `command` (registration), `config`, `stats` (INFO gauges), `util`.
 
-pub mod candle_cmds;
-pub mod candle_type;
+mod args;
+pub mod candle;
 mod command;
 pub mod config;
 pub mod datatype;
 pub mod stats;
-pub mod ticks_cmds;
-pub mod ticks_type;
+pub mod ticks;
 pub mod util;
 
 use redis_module::configuration::ConfigurationFlags;
@@ -19,11 +23,11 @@ use redis_module::{
 };
 use redis_module_macros::info_command_handler;
 
-use crate::candle_type::SERIES_TYPE;
+use crate::candle::series_type::SERIES_TYPE;
 use crate::config::{
     PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP,
 };
-use crate::ticks_type::TICKS_TYPE;
+use crate::ticks::book_type::TICKS_TYPE;
 
 // The builder API always names a sub-section (`candles_<name>`); the plain API with no
 // name gives the section the module's own name, as SPEC asks: `INFO candles`.

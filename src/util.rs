@@ -49,16 +49,6 @@ pub fn parse_bound(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
     }
 }
 
-/// The value following option `name` at `args[i]`.
-pub fn option_value<'a>(
-    args: &'a [RedisString],
-    i: usize,
-    name: &str,
-) -> Result<&'a RedisString, RedisError> {
-    args.get(i + 1)
-        .ok_or_else(|| err(format!("{name} needs a value")))
-}
-
 pub fn bulk(s: impl Into<String>) -> RedisValue {
     RedisValue::BulkString(s.into())
 }

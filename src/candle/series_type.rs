@@ -43,6 +43,9 @@ impl ModuleValue for Series {
             Series::mem_usage(self) as i64,
         ]
     }
+    fn redis_type() -> &'static RedisType {
+        &SERIES_TYPE
+    }
 }
 
 pub static SERIES_TYPE: RedisType =

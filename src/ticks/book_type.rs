@@ -50,6 +50,9 @@ impl ModuleValue for TickBook {
             TickBook::mem_usage(self) as i64,
         ]
     }
+    fn redis_type() -> &'static RedisType {
+        &TICKS_TYPE
+    }
 }
 
 pub static TICKS_TYPE: RedisType = RedisType::new(

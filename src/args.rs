@@ -1,0 +1,102 @@
+//! A cursor over a command's arguments, so commands parse by name (`next_key`, `take_kw`,
+//! `value_of`, ...) instead of by index. Every parse error is the text the commands always
+//! gave: a missing positional is a wrong-arity error, a missing option value is
+//! `<OPTION> needs a value`, a bad number is `<what> must be ...`.
+
+use redis_module::{RedisError, RedisString};
+
+use crate::util::{err, is_kw, parse_bound, parse_bounded, parse_int};
+
+pub struct Args<'a> {
+    rest: &'a [RedisString],
+}
+
+impl<'a> Args<'a> {
+    /// The arguments of a command after its name (`argv[0]`).
+    pub fn new(argv: &'a [RedisString]) -> Args<'a> {
+        Args {
+            rest: argv.get(1..).unwrap_or_default(),
+        }
+    }
+
+    /// The next argument, if any (not consumed).
+    pub fn peek(&self) -> Option<&'a RedisString> {
+        self.rest.first()
+    }
+
+    /// Whether the next argument is the keyword `kw` (any case); not consumed.
+    pub fn peek_kw(&self, kw: &str) -> bool {
+        self.peek().is_some_and(|a| is_kw(a, kw))
+    }
+
+    /// Consumes the next argument if it is the keyword `kw` (any case).
+    pub fn take_kw(&mut self, kw: &str) -> bool {
+        let hit = self.peek_kw(kw);
+        if hit {
+            self.advance();
+        }
+        hit
+    }
+
+    /// The next argument, if any, consumed.
+    pub fn next_opt(&mut self) -> Option<&'a RedisString> {
+        let a = self.peek()?;
+        self.advance();
+        Some(a)
+    }
+
+    /// The next positional argument; a wrong-arity error if there is none.
+    pub fn next_arg(&mut self) -> Result<&'a RedisString, RedisError> {
+        self.next_opt().ok_or(RedisError::WrongArity)
+    }
+
+    /// The key name (a positional argument).
+    pub fn next_key(&mut self) -> Result<&'a RedisString, RedisError> {
+        self.next_arg()
+    }
+
+    /// The next positional argument as an integer (`<what> must be an integer`).
+    pub fn next_i64(&mut self, what: &str) -> Result<i64, RedisError> {
+        parse_int(self.next_arg()?, what)
+    }
+
+    /// The next positional argument as a timestamp bound: an integer, `-` or `+`.
+    pub fn next_bound(&mut self, what: &str) -> Result<i64, RedisError> {
+        parse_bound(self.next_arg()?, what)
+    }
+
+    /// The value of option `name`, whose keyword was just consumed: `<name> needs a value`
+    /// if the arguments end there.
+    pub fn value_of(&mut self, name: &str) -> Result<&'a RedisString, RedisError> {
+        self.next_opt()
+            .ok_or_else(|| err(format!("{name} needs a value")))
+    }
+
+    /// The value of option `name` as an integer in `0..=max`.
+    pub fn value_bounded(&mut self, name: &str, max: u64) -> Result<u64, RedisError> {
+        parse_bounded(self.value_of(name)?, name, max)
+    }
+
+    /// The arguments not consumed yet, all consumed.
+    pub fn rest(&mut self) -> &'a [RedisString] {
+        std::mem::take(&mut self.rest)
+    }
+
+    /// The arguments not consumed yet, not consumed.
+    pub fn remaining(&self) -> &'a [RedisString] {
+        self.rest
+    }
+
+    /// Succeeds only when every argument was consumed (else a wrong-arity error).
+    pub fn done(&self) -> Result<(), RedisError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(RedisError::WrongArity)
+        }
+    }
+
+    fn advance(&mut self) {
+        self.rest = self.rest.get(1..).unwrap_or_default();
+    }
+}

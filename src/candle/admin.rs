@@ -1,0 +1,195 @@
+//! The CANDLE.* commands about a series as a whole: CREATE, INFO, and the internal APPLY
+//! (the replication/AOF form of every write).
+
+use candles_core::series::{
+    DuplicatePolicy, Effect, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
+};
+use candles_core::Interval;
+use redis_module::commands::KeySpecFlags;
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+use super::publish::notify;
+use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
+use super::{apply_op, no_series, write};
+use crate::args::Args;
+use crate::command::module_command;
+use crate::config;
+use crate::datatype::{self, ModuleValue, Slot};
+use crate::util::{
+    as_str, bulk, core_err, err, field_list, is_kw, now_ms, parse_bounded, require_internal,
+    wrong_type,
+};
+
+module_command!(
+    candle_create,
+    entry: candle_create_entry,
+    info: candle_create_info,
+    name: "CANDLE.CREATE",
+    flags: "write deny-oom",
+    arity: -4,
+    summary: "Create an empty candle series",
+    complexity: "O(1)",
+    since: "0.1.0",
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::INSERT,
+);
+
+fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let mut interval = None;
+    let mut retention = None;
+    let mut live_ttl = None;
+    let mut live_max = None;
+    let mut policy = None;
+    while let Some(a) = args.next_opt() {
+        let v = args.value_of(as_str(a).unwrap_or("option"))?;
+        if is_kw(a, "INTERVAL") {
+            interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
+        } else if is_kw(a, "RETENTION") {
+            retention = Some(parse_bounded(v, "RETENTION", i64::MAX as u64)?);
+        } else if is_kw(a, "LIVE_TTL") {
+            live_ttl = Some(parse_bounded(v, "LIVE_TTL", LIVE_TTL_LIMIT)?);
+        } else if is_kw(a, "LIVE_MAX") {
+            let n = parse_bounded(v, "LIVE_MAX", LIVE_MAX_LIMIT)?;
+            if n == 0 {
+                return Err(err(format!(
+                    "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
+                )));
+            }
+            live_max = Some(n);
+        } else if is_kw(a, "DUPLICATE_POLICY") {
+            policy = Some(DuplicatePolicy::parse(as_str(v)?).map_err(core_err)?);
+        } else {
+            return Err(err(format!("unknown option '{a}'")));
+        }
+    }
+    let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
+    let d = config::default_settings(interval);
+    let settings = Settings {
+        interval,
+        retention: retention.unwrap_or(d.retention),
+        live_ttl_s: live_ttl.unwrap_or(d.live_ttl_s),
+        live_max: live_max.unwrap_or(d.live_max),
+        policy: policy.unwrap_or(d.policy),
+    };
+    settings.validate().map_err(core_err)?;
+    let key = ctx.open_key_writable(name);
+    if !key.is_empty() {
+        return Err(match datatype::get_mut::<Series>(&key)? {
+            Some(_) => err(format!("key '{name}' already exists")),
+            None => RedisError::WrongType,
+        });
+    }
+    write(ctx, &key, name, Slot::New(Series::new(settings)), |_| {
+        Ok(((), Effect::default()))
+    })?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+module_command!(
+    candle_info,
+    entry: candle_info_entry,
+    info: candle_info_info,
+    name: "CANDLE.INFO",
+    flags: "readonly fast",
+    arity: 2,
+    summary: "Settings and counts of a candle series",
+    complexity: "O(1)",
+    since: "0.1.0",
+    key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
+);
+
+fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    args.done()?;
+    let key = ctx.open_key(name);
+    let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
+        return Err(no_series(name));
+    };
+    let st = s.settings();
+    let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);
+    let fields = vec![
+        ("interval", bulk(st.interval.as_str())),
+        ("duplicate_policy", bulk(st.policy.as_str())),
+        ("retention", RedisValue::Integer(st.retention as i64)),
+        ("live_ttl", RedisValue::Integer(st.live_ttl_s as i64)),
+        ("live_max", RedisValue::Integer(st.live_max as i64)),
+        (
+            "official_count",
+            RedisValue::Integer(s.official_len() as i64),
+        ),
+        ("first_official", opt_int(s.official().first_time())),
+        ("last_official", opt_int(s.official().last_time())),
+        (
+            "live_count",
+            RedisValue::Integer(s.live_candles(now_ms()).len() as i64),
+        ),
+        // What MEMORY USAGE reports (the chart cache included), and the cache on its own.
+        (
+            "memory_usage",
+            RedisValue::Integer(ModuleValue::mem_usage(s) as i64),
+        ),
+        (
+            "json_cache_bytes",
+            RedisValue::Integer(s.cache_bytes() as i64),
+        ),
+    ];
+    Ok(field_list(fields))
+}
+
+// Internal: applies a replicated effect or an AOF-rewritten snapshot. Refused from clients,
+// so R1/R4 cannot be bypassed.
+module_command!(
+    candle_apply,
+    entry: candle_apply_entry,
+    info: candle_apply_info,
+    name: "CANDLE.APPLY",
+    flags: "write",
+    arity: 3,
+    summary: "Internal: replication/AOF form of candle writes (refused from clients)",
+    complexity: "O(N log M)",
+    since: "0.1.0",
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    require_internal(ctx, "CANDLE.APPLY")?;
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let blob = args.next_arg()?.as_slice();
+    args.done()?;
+    let key = ctx.open_key_writable(name);
+    match blob.split_first() {
+        Some((&SNAPSHOT_TAG, body)) => {
+            let s = Series::decode(body).map_err(core_err)?;
+            datatype::store(&key, s)?;
+        }
+        Some((&EFFECT_TAG, body)) => {
+            let effect = Effect::decode(body).map_err(core_err)?;
+            let target = Slot::open(&key, || {
+                effect
+                    .create
+                    .map(Series::new)
+                    .ok_or_else(|| no_series(name))
+            })?;
+            effect
+                .validate(target.value().interval())
+                .map_err(core_err)?;
+            let ((), applied) = apply_op(&key, target, |s| {
+                s.apply(&effect);
+                Ok((
+                    (),
+                    Effect {
+                        create: None,
+                        ..effect.clone()
+                    },
+                ))
+            })?;
+            notify(ctx, name, &applied);
+        }
+        _ => return Err(err("CANDLE.APPLY: unknown payload")),
+    }
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
