@@ -6,10 +6,9 @@
 //! names and strings have no escapes) and yields exactly what the serde path yields for it;
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
-use super::{
-    canonical_i64, eq_short, validate_tick_with, validate_values, CoreResult, Tick, ValueKind,
-    DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES,
-};
+use super::value::{canonical_i64, validate_tick_with, validate_values, Tick, ValueKind};
+use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
+use crate::error::CoreResult;
 
 /// A tick as the book's encoder reads it: time, time field and position, fields by index.
 pub(super) trait TickSrc {
