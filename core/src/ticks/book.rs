@@ -3,13 +3,14 @@
 //! encoding (RDB payload and digest input) with its validating decoder.
 
 use super::batch::{TickBatch, TickSrc};
-use super::codec::{corrupt, put_bytes, put_varint, CodecState, Reader};
+use super::codec::{corrupt, CodecState, Reader};
 use super::stream::{AscIter, DescIter, Raw, Shape, Stream, NO_SHAPE};
 use super::value::{check_name, Tick};
 use super::{
     CHUNK, MAX_CAP, MAX_FIELDS, MAX_NAMES_PER_STREAM, MAX_NAME_BYTES, MAX_SHAPES_PER_STREAM,
 };
 use crate::error::{CoreError, CoreResult};
+use crate::varint::{put_bytes, put_u64};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 /// Header of the canonical encoding: magic and version.
@@ -424,26 +425,26 @@ impl TickBook {
         // Streams without a live tick cannot exist (a cap is at least 1).
         let mut out = Vec::with_capacity(64 + fresh.mem);
         out.extend_from_slice(ENCODING_MAGIC);
-        put_varint(&mut out, fresh.next_seq);
-        put_varint(&mut out, fresh.streams.len() as u64);
+        put_u64(&mut out, fresh.next_seq);
+        put_u64(&mut out, fresh.streams.len() as u64);
         for (name, s) in &fresh.streams {
             put_bytes(&mut out, name);
-            put_varint(&mut out, s.cap as u64);
-            put_varint(&mut out, s.names.len() as u64);
+            put_u64(&mut out, s.cap as u64);
+            put_u64(&mut out, s.names.len() as u64);
             for n in &s.names {
                 put_bytes(&mut out, n);
             }
-            put_varint(&mut out, s.shapes.len() as u64);
+            put_u64(&mut out, s.shapes.len() as u64);
             for sh in &s.shapes {
-                put_varint(&mut out, u64::from(sh.time_name));
-                put_varint(&mut out, u64::from(sh.time_pos));
-                put_varint(&mut out, sh.fields.len() as u64);
+                put_u64(&mut out, u64::from(sh.time_name));
+                put_u64(&mut out, u64::from(sh.time_pos));
+                put_u64(&mut out, sh.fields.len() as u64);
                 for &f in sh.fields.iter() {
-                    put_varint(&mut out, u64::from(f));
+                    put_u64(&mut out, u64::from(f));
                 }
             }
-            put_varint(&mut out, s.len() as u64);
-            put_varint(&mut out, s.chunks.len() as u64);
+            put_u64(&mut out, s.len() as u64);
+            put_u64(&mut out, s.chunks.len() as u64);
             for c in &s.chunks {
                 put_bytes(&mut out, &c.bytes);
             }

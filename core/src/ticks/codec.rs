@@ -6,37 +6,8 @@
 use super::value::{Value, ValueKind};
 use super::{eq_short, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
+use crate::varint::{self, VarintError};
 use std::collections::HashMap;
-
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(super) fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-pub(super) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub(super) fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
-
-pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
 
 pub(super) struct Reader<'a> {
     b: &'a [u8],
@@ -67,18 +38,14 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
     pub(super) fn varint(&mut self) -> CoreResult<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let byte = self.u8()?;
-            if shift == 63 && byte > 1 {
-                return Err(corrupt("varint overflow"));
-            }
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint too long"))
+        varint::get_u64(self.b, &mut self.pos).map_err(|e| match e {
+            VarintError::Truncated => corrupt("truncated"),
+            VarintError::Overflow => corrupt("varint overflow"),
+        })
+    }
+    /// A zig-zag varint.
+    pub(super) fn varint_i64(&mut self) -> CoreResult<i64> {
+        self.varint().map(varint::unzigzag)
     }
     pub(super) fn usize(&mut self, max: usize, what: &str) -> CoreResult<usize> {
         let v = self.varint()?;
@@ -331,43 +298,43 @@ pub(super) fn encode_value(
         ValueKind::Bool => out.push(if text == b"true" { OP_TRUE } else { OP_FALSE }),
         ValueKind::Json => {
             out.push(OP_JSON);
-            put_bytes(out, text);
+            varint::put_bytes(out, text);
         }
         ValueKind::Str | ValueKind::Num => match num {
             Num::Int(x) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Int(px)) => x
-                        .checked_sub(px)
-                        .filter(|d| varint_len(zigzag(*d)) < varint_len(zigzag(x))),
+                    Some(Num::Int(px)) => x.checked_sub(px).filter(|d| {
+                        varint::len_u64(varint::zigzag(*d)) < varint::len_u64(varint::zigzag(x))
+                    }),
                     _ => None,
                 };
                 match delta {
                     Some(d) => {
                         out.push(OP_INT_DELTA | kbit);
-                        put_varint(out, zigzag(d));
+                        varint::put_i64(out, d);
                     }
                     None => {
                         out.push(OP_INT | kbit);
-                        put_varint(out, zigzag(x));
+                        varint::put_i64(out, x);
                     }
                 }
             }
             Num::Dec(m, s) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Dec(pm, ps)) if ps == s => m
-                        .checked_sub(pm)
-                        .filter(|d| varint_len(zigzag(*d)) <= varint_len(zigzag(m))),
+                    Some(Num::Dec(pm, ps)) if ps == s => m.checked_sub(pm).filter(|d| {
+                        varint::len_u64(varint::zigzag(*d)) <= varint::len_u64(varint::zigzag(m))
+                    }),
                     _ => None,
                 };
                 match delta {
                     Some(d) => {
                         out.push(OP_DEC_DELTA | kbit);
-                        put_varint(out, zigzag(d));
+                        varint::put_i64(out, d);
                     }
                     None => {
                         out.push(OP_DEC | kbit);
                         out.push(s);
-                        put_varint(out, zigzag(m));
+                        varint::put_i64(out, m);
                     }
                 }
             }
@@ -382,16 +349,17 @@ pub(super) fn encode_value(
                     })
                     .unwrap_or(0);
                 let suffix = text.get(plen..).unwrap_or(&[]);
-                let prefix_cost =
-                    varint_len(plen as u64) + varint_len(suffix.len() as u64) + suffix.len();
-                let text_cost = varint_len(text.len() as u64) + text.len();
+                let prefix_cost = varint::len_u64(plen as u64)
+                    + varint::len_u64(suffix.len() as u64)
+                    + suffix.len();
+                let text_cost = varint::len_u64(text.len() as u64) + text.len();
                 if plen > 0 && prefix_cost < text_cost {
                     out.push(OP_PREFIX | kbit);
-                    put_varint(out, plen as u64);
-                    put_bytes(out, suffix);
+                    varint::put_u64(out, plen as u64);
+                    varint::put_bytes(out, suffix);
                 } else {
                     out.push(OP_TEXT | kbit);
-                    put_bytes(out, text);
+                    varint::put_bytes(out, text);
                 }
             }
         },
@@ -433,7 +401,7 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
         OP_TRUE => (Value::bool(true), Num::None),
         OP_JSON => (Value::json(r.bytes(MAX_VALUE_BYTES)?), Num::None),
         OP_INT | OP_INT_DELTA => {
-            let z = unzigzag(r.varint()?);
+            let z = r.varint_i64()?;
             let x = if op == OP_INT {
                 z
             } else {
@@ -455,9 +423,9 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
         OP_DEC | OP_DEC_DELTA => {
             let (m, s) = if op == OP_DEC {
                 let s = r.u8()?;
-                (unzigzag(r.varint()?), s)
+                (r.varint_i64()?, s)
             } else {
-                let z = unzigzag(r.varint()?);
+                let z = r.varint_i64()?;
                 match prev.map(|p| p.num) {
                     Some(Num::Dec(pm, ps)) => (
                         pm.checked_add(z)

@@ -3,12 +3,11 @@
 //! two sorted sequences (see the module documentation of [`super`]).
 
 use super::batch::TickSrc;
-use super::codec::{
-    corrupt, decode_value, encode_value, put_varint, unzigzag, zigzag, CodecState, Reader,
-};
+use super::codec::{corrupt, decode_value, encode_value, CodecState, Reader};
 use super::value::{Tick, Value};
 use super::{eq_short, CHUNK, MAX_CAP, MAX_FIELDS, MAX_SHAPES_PER_STREAM};
 use crate::error::CoreResult;
+use crate::varint;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -267,21 +266,21 @@ impl Stream {
         let before = chunk.bytes.capacity();
         let out = &mut chunk.bytes;
         if enc.n == 0 {
-            put_varint(out, seq);
-            put_varint(out, zigzag(t.time()));
+            varint::put_u64(out, seq);
+            varint::put_i64(out, t.time());
         } else {
-            put_varint(out, seq.wrapping_sub(enc.prev_seq));
-            put_varint(out, zigzag(t.time().wrapping_sub(enc.prev_time)));
+            varint::put_u64(out, seq.wrapping_sub(enc.prev_seq));
+            varint::put_i64(out, t.time().wrapping_sub(enc.prev_time));
         }
         match (shape_code, &inline) {
-            (Some(id), None) => put_varint(out, u64::from(id) + 1),
+            (Some(id), None) => varint::put_u64(out, u64::from(id) + 1),
             _ => {
-                put_varint(out, 0);
-                put_varint(out, u64::from(shape.time_name));
-                put_varint(out, u64::from(shape.time_pos));
-                put_varint(out, shape.fields.len() as u64);
+                varint::put_u64(out, 0);
+                varint::put_u64(out, u64::from(shape.time_name));
+                varint::put_u64(out, u64::from(shape.time_pos));
+                varint::put_u64(out, shape.fields.len() as u64);
                 for &f in shape.fields.iter() {
-                    put_varint(out, u64::from(f));
+                    varint::put_u64(out, u64::from(f));
                 }
             }
         }
@@ -382,7 +381,7 @@ impl Stream {
         st: &mut CodecState,
     ) -> CoreResult<(u64, i64, ShapeRef, Vec<Value>)> {
         let (seq, time) = if st.n == 0 {
-            (r.varint()?, unzigzag(r.varint()?))
+            (r.varint()?, r.varint_i64()?)
         } else {
             let ds = r.varint()?;
             if ds == 0 {
@@ -392,7 +391,7 @@ impl Stream {
                 .prev_seq
                 .checked_add(ds)
                 .ok_or_else(|| corrupt("sequence overflow"))?;
-            (seq, st.prev_time.wrapping_add(unzigzag(r.varint()?)))
+            (seq, st.prev_time.wrapping_add(r.varint_i64()?))
         };
         let code = r.varint()?;
         let shape = if code == 0 {

@@ -2,10 +2,11 @@
 //! reads against a model, the canonical encoding and its corruption checks, memory.
 
 use super::book::ENCODING_MAGIC;
-use super::codec::{format_dec, num_repr, put_bytes, put_varint, Num, Reader, MAX_DEC_SCALE};
+use super::codec::{format_dec, num_repr, Num, Reader, MAX_DEC_SCALE};
 use super::value::canonical_i64;
 use super::*;
 use crate::error::CoreError;
+use crate::varint::{put_bytes, put_u64};
 use std::collections::{BTreeMap, VecDeque};
 
 const ORIGINAL: &str = r#"{"ft": 1752810305, "token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#;
@@ -737,15 +738,15 @@ fn corrupt_encodings_are_refused_without_panic() {
     }
     // hostile huge counts / lengths
     let mut e = ENCODING_MAGIC.to_vec();
-    put_varint(&mut e, u64::MAX);
-    put_varint(&mut e, u64::MAX);
+    put_u64(&mut e, u64::MAX);
+    put_u64(&mut e, u64::MAX);
     assert!(TickBook::decode(&e).is_err());
     let mut e = ENCODING_MAGIC.to_vec();
-    put_varint(&mut e, 5);
-    put_varint(&mut e, 1);
+    put_u64(&mut e, 5);
+    put_u64(&mut e, 1);
     put_bytes(&mut e, b"s");
-    put_varint(&mut e, 10);
-    put_varint(&mut e, 1 << 40);
+    put_u64(&mut e, 10);
+    put_u64(&mut e, 1 << 40);
     assert!(TickBook::decode(&e).is_err());
     assert!(TickBook::decode(b"").is_err());
     assert!(TickBook::decode(b"TKB\x02\x00\x00").is_err());
