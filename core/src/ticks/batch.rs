@@ -6,10 +6,10 @@
 //! names and strings have no escapes) and yields exactly what the serde path yields for it;
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
-use super::{
-    canonical_i64, eq_short, validate_tick_with, validate_values, CoreResult, Tick, ValueKind,
-    DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES,
-};
+use super::value::{canonical_i64, validate_tick_with, validate_values, Tick, ValueKind};
+use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
+use crate::decimal::swar;
+use crate::error::CoreResult;
 
 /// A tick as the book's encoder reads it: time, time field and position, fields by index.
 pub(super) trait TickSrc {
@@ -665,13 +665,6 @@ static STRING_CLASS: [u8; 256] = {
     t
 };
 
-/// The eight bytes at `i` as a little-endian word (byte `i` lowest).
-#[inline]
-fn load8(b: &[u8], i: usize) -> Option<u64> {
-    let w: [u8; 8] = b.get(i..i.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(w))
-}
-
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
@@ -684,15 +677,6 @@ fn string_stops(w: u64) -> u64 {
     let bs = w ^ (LO * u64::from(b'\\'));
     let zero = |x: u64| x.wrapping_sub(LO) & !x;
     (zero(q) | zero(bs) | (w.wrapping_sub(LO * 0x20) & !w) | w) & HI
-}
-
-/// As [`string_stops`], for the lowest byte that is not an ASCII digit.
-#[inline]
-fn non_digits(w: u64) -> u64 {
-    let below = w.wrapping_sub(LO * u64::from(b'0')) & !w;
-    // 7-bit byte + 0x46 reaches 0x80 from ':' (0x3a) up, without carrying into the next byte.
-    let above = (w & !HI).wrapping_add(LO * (0x80 - u64::from(b':')));
-    (below | above | w) & HI
 }
 
 impl Parser<'_> {
@@ -743,15 +727,14 @@ impl Parser<'_> {
         let mut i = start;
         let mut high = false;
         loop {
-            // Eight bytes at a time up to the first byte that is not plain ASCII.
-            if let Some(w) = load8(self.b, i) {
-                let stops = string_stops(w);
-                if stops == 0 {
-                    i += 8;
-                    continue;
-                }
-                i += (stops.trailing_zeros() / 8) as usize;
+            // Eight bytes at a time up to the first byte that is not plain ASCII (the zero
+            // padding past the end is a control character: a stop, then the end).
+            let stops = string_stops(swar::load8(self.b, i));
+            if stops == 0 {
+                i += 8;
+                continue;
             }
+            i += (stops.trailing_zeros() / 8) as usize;
             match STRING_CLASS.get(usize::from(*self.b.get(i)?)).copied() {
                 Some(PLAIN) => {}
                 Some(QUOTE) => break,
@@ -799,18 +782,16 @@ impl Parser<'_> {
         Some((start, self.i))
     }
 
+    /// Past a run of ASCII digits, eight bytes at a time (the zero padding past the end is
+    /// not a digit).
     #[inline]
     fn digits(&mut self) {
-        while let Some(w) = load8(self.b, self.i) {
-            let stops = non_digits(w);
-            if stops != 0 {
-                self.i += (stops.trailing_zeros() / 8) as usize;
+        loop {
+            let k = swar::digit_run(swar::load8(self.b, self.i));
+            self.i += k;
+            if k < 8 {
                 return;
             }
-            self.i += 8;
-        }
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
         }
     }
 
@@ -1321,7 +1302,8 @@ mod tests {
                 .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c));
             assert_eq!(first(string_stops(w)), string_stop, "{bytes:?}");
             let non_digit = bytes.iter().position(|c| !c.is_ascii_digit());
-            assert_eq!(first(non_digits(w)), non_digit, "{bytes:?}");
+            // The digit scan is decimal::swar's: the first non-digit, 8 when there is none.
+            assert_eq!(swar::digit_run(w), non_digit.unwrap_or(8), "{bytes:?}");
         }
     }
 

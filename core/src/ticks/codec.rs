@@ -1,0 +1,473 @@
+//! The low-level codec of tick records: the byte [`Reader`], the number-like text forms
+//! (integer, decimal) that are stored as numbers and printed back exactly, the value tags,
+//! and the per-chunk delta state with the value encoder and decoder. The bytes written here
+//! are the RDB payload: they must never change for an existing encoding version.
+
+use super::value::{Value, ValueKind};
+use super::{eq_short, MAX_VALUE_BYTES};
+use crate::error::{CoreError, CoreResult};
+use crate::varint::{self, VarintError};
+use std::collections::HashMap;
+
+pub(super) struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+pub(super) fn corrupt(what: &str) -> CoreError {
+    CoreError::corrupt(format!("corrupt tick book encoding: {what}"))
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(b: &'a [u8]) -> Self {
+        Reader { b, pos: 0 }
+    }
+    pub(super) fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
+    pub(super) fn remaining(&self) -> usize {
+        self.b.len().saturating_sub(self.pos)
+    }
+    pub(super) fn u8(&mut self) -> CoreResult<u8> {
+        let v = self
+            .b
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.pos += 1;
+        Ok(v)
+    }
+    pub(super) fn varint(&mut self) -> CoreResult<u64> {
+        varint::get_u64(self.b, &mut self.pos).map_err(|e| match e {
+            VarintError::Truncated => corrupt("truncated"),
+            VarintError::Overflow => corrupt("varint overflow"),
+        })
+    }
+    /// A zig-zag varint.
+    pub(super) fn varint_i64(&mut self) -> CoreResult<i64> {
+        self.varint().map(varint::unzigzag)
+    }
+    pub(super) fn usize(&mut self, max: usize, what: &str) -> CoreResult<usize> {
+        let v = self.varint()?;
+        if v > max as u64 {
+            return Err(corrupt(what));
+        }
+        Ok(v as usize)
+    }
+    pub(super) fn take(&mut self, n: usize) -> CoreResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| corrupt("length overflow"))?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.pos = end;
+        Ok(s)
+    }
+    pub(super) fn bytes(&mut self, max: usize) -> CoreResult<&'a [u8]> {
+        let n = self.usize(max.min(self.remaining()), "length out of range")?;
+        self.take(n)
+    }
+}
+
+/// A number-like text as an integer or a decimal (mantissa, scale) that prints back exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Num {
+    None,
+    Int(i64),
+    Dec(i64, u8),
+}
+
+pub(super) const MAX_DEC_SCALE: u8 = 18;
+
+/// One pass over the text (it runs for every string and number pushed): the same answers as
+/// `canonical_i64`, then a plain decimal of at most [`MAX_DEC_SCALE`] fraction digits whose
+/// digits read as an i64 mantissa (the tests keep the two-pass reference).
+pub(super) fn num_repr(t: &[u8]) -> Num {
+    if t.is_empty() || t.len() > 40 {
+        return Num::None;
+    }
+    let (neg, rest) = match t.split_first() {
+        Some((b'-', r)) => (true, r),
+        _ => (false, t),
+    };
+    // Digits accumulate as u64: an overflow is out of range for both forms.
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+            Some(v) => v,
+            None => return Num::None,
+        };
+        i += 1;
+    }
+    // No digit, or a leading zero of a longer integer part.
+    if i == 0 || (i > 1 && rest.first() == Some(&b'0')) {
+        return Num::None;
+    }
+    let int_len = i;
+    match rest.get(i) {
+        None => {
+            // `canonical_i64`: no `-0`, in range.
+            return match (neg, m) {
+                (true, 0) => Num::None,
+                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+                _ => Num::None,
+            };
+        }
+        Some(b'.') => i += 1,
+        Some(_) => return Num::None,
+    }
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Num::None;
+        }
+        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+            Some(v) => v,
+            None => return Num::None,
+        };
+        i += 1;
+    }
+    let scale = i - int_len - 1;
+    // The mantissa only grows digit by digit, so a final value in range was in range all along.
+    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+        return Num::None;
+    }
+    if neg {
+        if m == 0 {
+            return Num::None; // "-0.0" would print back as "0.0"
+        }
+        return Num::Dec(-(m as i64), scale as u8);
+    }
+    Num::Dec(m as i64, scale as u8)
+}
+
+pub(super) fn format_dec(out: &mut Vec<u8>, m: i64, scale: u8) {
+    let digits = m.unsigned_abs().to_string();
+    let scale = scale as usize;
+    if m < 0 {
+        out.push(b'-');
+    }
+    let d = digits.as_bytes();
+    if d.len() <= scale {
+        out.push(b'0');
+        out.push(b'.');
+        out.extend(std::iter::repeat_n(b'0', scale - d.len()));
+        out.extend_from_slice(d);
+    } else {
+        let (i, f) = d.split_at(d.len() - scale);
+        out.extend_from_slice(i);
+        out.push(b'.');
+        out.extend_from_slice(f);
+    }
+}
+
+// Value tags: low 4 bits = op, 0x10 = kind Str (for ops INT..PREFIX; Num otherwise).
+pub(super) const OP_REPEAT: u8 = 0;
+pub(super) const OP_INT: u8 = 1;
+pub(super) const OP_INT_DELTA: u8 = 2;
+pub(super) const OP_DEC: u8 = 3;
+pub(super) const OP_DEC_DELTA: u8 = 4;
+pub(super) const OP_TEXT: u8 = 5;
+pub(super) const OP_PREFIX: u8 = 6;
+pub(super) const OP_NULL: u8 = 7;
+pub(super) const OP_FALSE: u8 = 8;
+pub(super) const OP_TRUE: u8 = 9;
+pub(super) const OP_JSON: u8 = 10;
+pub(super) const STR_BIT: u8 = 0x10;
+
+/// Hasher for small integer keys (field ids): one multiply, no SipHash.
+#[derive(Default, Clone, Copy)]
+pub(super) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(super) type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The previous value of one field within the current chunk.
+#[derive(Clone, Debug)]
+pub(super) struct Prev {
+    kind: ValueKind,
+    pub(super) text: Vec<u8>,
+    num: Num,
+}
+
+/// Delta-coding state of one chunk (the encoder's for the open chunk; a decoder's).
+#[derive(Debug, Default)]
+pub(super) struct CodecState {
+    pub(super) n: usize,
+    pub(super) prev_time: i64,
+    pub(super) prev_seq: u64,
+    pub(super) prev: IdMap<Prev>,
+    /// Sum of the capacities of the `prev` texts, kept so that `mem` is O(1) (it runs twice
+    /// per push).
+    pub(super) text_cap: usize,
+}
+
+impl Clone for CodecState {
+    fn clone(&self) -> Self {
+        // Cloned texts may have other capacities: sum them again.
+        let prev = self.prev.clone();
+        let text_cap = prev.values().map(|p| p.text.capacity()).sum();
+        CodecState {
+            n: self.n,
+            prev_time: self.prev_time,
+            prev_seq: self.prev_seq,
+            prev,
+            text_cap,
+        }
+    }
+}
+
+/// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
+pub(super) fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
+    let before = p.text.capacity();
+    p.kind = kind;
+    p.num = num;
+    p.text.clear();
+    p.text.extend_from_slice(text);
+    *text_cap = *text_cap + p.text.capacity() - before;
+}
+
+impl CodecState {
+    pub(super) fn reset(&mut self) {
+        self.n = 0;
+        self.prev_time = 0;
+        self.prev_seq = 0;
+        self.prev.clear();
+        self.text_cap = 0;
+    }
+    pub(super) fn remember(&mut self, fid: u32, kind: ValueKind, text: &[u8], num: Num) {
+        let p = self.prev.entry(fid).or_insert_with(|| Prev {
+            kind,
+            text: Vec::new(),
+            num,
+        });
+        set_prev(p, &mut self.text_cap, kind, text, num);
+    }
+    pub(super) fn mem(&self) -> usize {
+        self.prev.capacity() * (std::mem::size_of::<u32>() + std::mem::size_of::<Prev>() + 1)
+            + self.text_cap
+    }
+}
+
+#[inline(always)]
+pub(super) fn encode_value(
+    out: &mut Vec<u8>,
+    st: &mut CodecState,
+    fid: u32,
+    kind: ValueKind,
+    text: &[u8],
+) {
+    // One lookup: the slot is read for the deltas and then overwritten.
+    let slot = st.prev.get_mut(&fid);
+    if let Some(p) = slot.as_deref() {
+        if p.kind == kind && eq_short(&p.text, text) {
+            out.push(OP_REPEAT);
+            return;
+        }
+    }
+    let prev = slot.as_deref();
+    let num = match kind {
+        ValueKind::Str | ValueKind::Num => num_repr(text),
+        _ => Num::None,
+    };
+    let kbit = if kind == ValueKind::Str { STR_BIT } else { 0 };
+    match kind {
+        ValueKind::Null => out.push(OP_NULL),
+        ValueKind::Bool => out.push(if text == b"true" { OP_TRUE } else { OP_FALSE }),
+        ValueKind::Json => {
+            out.push(OP_JSON);
+            varint::put_bytes(out, text);
+        }
+        ValueKind::Str | ValueKind::Num => match num {
+            Num::Int(x) => {
+                let delta = match prev.map(|p| p.num) {
+                    Some(Num::Int(px)) => x.checked_sub(px).filter(|d| {
+                        varint::len_u64(varint::zigzag(*d)) < varint::len_u64(varint::zigzag(x))
+                    }),
+                    _ => None,
+                };
+                match delta {
+                    Some(d) => {
+                        out.push(OP_INT_DELTA | kbit);
+                        varint::put_i64(out, d);
+                    }
+                    None => {
+                        out.push(OP_INT | kbit);
+                        varint::put_i64(out, x);
+                    }
+                }
+            }
+            Num::Dec(m, s) => {
+                let delta = match prev.map(|p| p.num) {
+                    Some(Num::Dec(pm, ps)) if ps == s => m.checked_sub(pm).filter(|d| {
+                        varint::len_u64(varint::zigzag(*d)) <= varint::len_u64(varint::zigzag(m))
+                    }),
+                    _ => None,
+                };
+                match delta {
+                    Some(d) => {
+                        out.push(OP_DEC_DELTA | kbit);
+                        varint::put_i64(out, d);
+                    }
+                    None => {
+                        out.push(OP_DEC | kbit);
+                        out.push(s);
+                        varint::put_i64(out, m);
+                    }
+                }
+            }
+            Num::None => {
+                let plen = prev
+                    .map(|p| {
+                        p.text
+                            .iter()
+                            .zip(text.iter())
+                            .take_while(|(a, b)| a == b)
+                            .count()
+                    })
+                    .unwrap_or(0);
+                let suffix = text.get(plen..).unwrap_or(&[]);
+                let prefix_cost = varint::len_u64(plen as u64)
+                    + varint::len_u64(suffix.len() as u64)
+                    + suffix.len();
+                let text_cost = varint::len_u64(text.len() as u64) + text.len();
+                if plen > 0 && prefix_cost < text_cost {
+                    out.push(OP_PREFIX | kbit);
+                    varint::put_u64(out, plen as u64);
+                    varint::put_bytes(out, suffix);
+                } else {
+                    out.push(OP_TEXT | kbit);
+                    varint::put_bytes(out, text);
+                }
+            }
+        },
+    }
+    match slot {
+        Some(p) => set_prev(p, &mut st.text_cap, kind, text, num),
+        None => st.remember(fid, kind, text, num),
+    }
+}
+
+pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> CoreResult<Value> {
+    let tag = r.u8()?;
+    let op = tag & 0x0f;
+    if tag & !(0x0f | STR_BIT) != 0 {
+        return Err(corrupt("bad value tag"));
+    }
+    let kind = if tag & STR_BIT != 0 {
+        ValueKind::Str
+    } else {
+        ValueKind::Num
+    };
+    if tag & STR_BIT != 0 && !(OP_INT..=OP_PREFIX).contains(&op) {
+        return Err(corrupt("bad value tag"));
+    }
+    let prev = st.prev.get(&fid);
+    let (value, num) = match op {
+        OP_REPEAT => {
+            let p = prev.ok_or_else(|| corrupt("repeat without a previous value"))?;
+            (
+                Value {
+                    kind: p.kind,
+                    text: p.text.clone(),
+                },
+                p.num,
+            )
+        }
+        OP_NULL => (Value::null(), Num::None),
+        OP_FALSE => (Value::bool(false), Num::None),
+        OP_TRUE => (Value::bool(true), Num::None),
+        OP_JSON => (Value::json(r.bytes(MAX_VALUE_BYTES)?), Num::None),
+        OP_INT | OP_INT_DELTA => {
+            let z = r.varint_i64()?;
+            let x = if op == OP_INT {
+                z
+            } else {
+                match prev.map(|p| p.num) {
+                    Some(Num::Int(px)) => px
+                        .checked_add(z)
+                        .ok_or_else(|| corrupt("integer delta overflow"))?,
+                    _ => return Err(corrupt("integer delta without a previous integer")),
+                }
+            };
+            (
+                Value {
+                    kind,
+                    text: x.to_string().into_bytes(),
+                },
+                Num::Int(x),
+            )
+        }
+        OP_DEC | OP_DEC_DELTA => {
+            let (m, s) = if op == OP_DEC {
+                let s = r.u8()?;
+                (r.varint_i64()?, s)
+            } else {
+                let z = r.varint_i64()?;
+                match prev.map(|p| p.num) {
+                    Some(Num::Dec(pm, ps)) => (
+                        pm.checked_add(z)
+                            .ok_or_else(|| corrupt("decimal delta overflow"))?,
+                        ps,
+                    ),
+                    _ => return Err(corrupt("decimal delta without a previous decimal")),
+                }
+            };
+            if s == 0 || s > MAX_DEC_SCALE {
+                return Err(corrupt("decimal scale out of range"));
+            }
+            let mut text = Vec::with_capacity(24);
+            format_dec(&mut text, m, s);
+            (Value { kind, text }, Num::Dec(m, s))
+        }
+        OP_TEXT => {
+            let t = r.bytes(MAX_VALUE_BYTES)?;
+            (
+                Value {
+                    kind,
+                    text: t.to_vec(),
+                },
+                num_repr(t),
+            )
+        }
+        OP_PREFIX => {
+            let p = prev.ok_or_else(|| corrupt("prefix without a previous value"))?;
+            let plen = r.usize(p.text.len(), "prefix longer than the previous value")?;
+            let suffix = r.bytes(MAX_VALUE_BYTES)?;
+            let mut text = Vec::with_capacity(plen + suffix.len());
+            text.extend_from_slice(p.text.get(..plen).unwrap_or(&[]));
+            text.extend_from_slice(suffix);
+            let num = num_repr(&text);
+            (Value { kind, text }, num)
+        }
+        _ => return Err(corrupt("bad value op")),
+    };
+    if value.text.len() > MAX_VALUE_BYTES {
+        return Err(corrupt("value too long"));
+    }
+    // The encoder always picks the numeric ops for numeric text; keep decoding canonical.
+    st.remember(fid, value.kind, &value.text, num);
+    Ok(value)
+}
