@@ -1,5 +1,11 @@
+//! Tests of `Series`: the write rules, merged and JSON reads, and the wire formats, most
+//! of them against the recorded Binance fixtures.
+
 use super::*;
 use crate::binance::{parse_klines, parse_stream_frame, StreamEvent};
+use crate::candle::{CandleKind, Incoming};
+use crate::decimal::Dec;
+use crate::render;
 
 use candles_testkit::fixtures::bytes as fixture;
 
