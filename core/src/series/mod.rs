@@ -150,7 +150,8 @@ pub struct LiveOutcome {
     pub effect: Effect,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Compared by stored data only, not by cache state (see its `PartialEq`).
+#[derive(Clone, Debug)]
 pub struct Series {
     settings: Settings,
     official: OfficialStore,
@@ -161,6 +162,29 @@ pub struct Series {
     json: JsonCache,
     /// The server time of the last write replicated as an effect (see `write_clock`).
     stamp: Option<i64>,
+}
+
+/// Two series are equal when they hold the same data: what the snapshot (`wire.rs`)
+/// persists, so that a series and its RDB round trip compare equal. `official_gen` and
+/// `json` are read-side cache state (a cache key and the text it keys), never persisted: a
+/// decoded series starts them afresh, whatever the original's history of non-append
+/// writes and JSON reads, so comparing them would make equal data unequal.
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured, so a field added later must be placed on one side or the other.
+        let Series {
+            settings,
+            official,
+            live,
+            stamp,
+            official_gen: _,
+            json: _,
+        } = self;
+        *settings == other.settings
+            && *official == other.official
+            && *live == other.live
+            && *stamp == other.stamp
+    }
 }
 
 /// The clock a write decides with (`Series::write_clock`).
