@@ -44,7 +44,7 @@ impl Series {
                 let l = live.get(live.len().saturating_sub(n)..).unwrap_or(&[]);
                 (l, Some(n - l.len()))
             }
-            None => (&live[..], None),
+            None => (live.as_slice(), None),
         };
         self.official.visit_range(from, to, officials, |cs| {
             cs.iter().for_each(|c| f(c, CandleKind::Official))
@@ -152,9 +152,9 @@ impl Series {
     ) -> Option<Vec<u8>> {
         let live: Vec<&Candle> = self.fresh_live(from, to, now_ms).collect();
         let (live, officials_wanted) = match count {
-            Some(n) if live.len() >= n => (&live[live.len() - n..], Some(0)),
-            Some(n) => (&live[..], Some(n - live.len())),
-            None => (&live[..], None),
+            Some(n) if live.len() >= n => (live.get(live.len() - n..)?, Some(0)),
+            Some(n) => (live.as_slice(), Some(n - live.len())),
+            None => (live.as_slice(), None),
         };
         // The window is a suffix of the store, so the officials in [lo_t, to] it holds are
         // all there are from its first time on (older ones were dropped by RETENTION).
