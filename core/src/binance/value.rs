@@ -61,18 +61,14 @@ pub(super) fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
 
 /// `[openTime, "o", "h", "l", "c", "v", closeTime, "q", trades, "V", "Q", "ignore"]`
 fn kline_of_row(f: &[Value]) -> CoreResult<Kline> {
-    if f.len() < 6 || f.len() > 12 {
-        return Err(CoreError::invalid(format!(
-            "a klines row has 6 to 12 fields, got {}",
-            f.len()
-        )));
-    }
+    let wrong_len =
+        || CoreError::invalid(format!("a klines row has 6 to 12 fields, got {}", f.len()));
     let [t, o, h, l, c, v, ..] = f else {
-        return Err(CoreError::invalid(format!(
-            "a klines row has 6 to 12 fields, got {}",
-            f.len()
-        )));
+        return Err(wrong_len());
     };
+    if f.len() > 12 {
+        return Err(wrong_len());
+    }
     let opt_dec = |i: usize, name: &str| f.get(i).map(|v| dec_of(v, name)).transpose();
     let candle = Candle {
         open_time: int_of(t, "open time")?,
