@@ -14,6 +14,21 @@ const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// Stores `src` at `buf[at..]`. Every caller's digits fit (a u128 has at most 39), so the
+/// check never fails; it only keeps a panic off the reply path.
+#[inline(always)]
+fn put(buf: &mut [u8; 40], at: usize, src: &[u8]) {
+    if let Some(d) = buf.get_mut(at..at + src.len()) {
+        d.copy_from_slice(src);
+    }
+}
+
+/// Two digits `r / 2` (`r` even, `< 200`) of `DIGITS2`.
+#[inline(always)]
+fn pair(r: usize) -> &'static [u8] {
+    DIGITS2.get(r..r + 2).unwrap_or(b"00")
+}
+
 /// Decimal digits of `v` at the end of `buf`; returns where they start.
 fn digits_u64(mut v: u64, buf: &mut [u8; 40]) -> usize {
     let mut at = buf.len();
@@ -21,15 +36,15 @@ fn digits_u64(mut v: u64, buf: &mut [u8; 40]) -> usize {
         let r = (v % 100) as usize * 2;
         v /= 100;
         at -= 2;
-        buf[at..at + 2].copy_from_slice(&DIGITS2[r..r + 2]);
+        put(buf, at, pair(r));
     }
     if v >= 10 {
         let r = v as usize * 2;
         at -= 2;
-        buf[at..at + 2].copy_from_slice(&DIGITS2[r..r + 2]);
+        put(buf, at, pair(r));
     } else {
         at -= 1;
-        buf[at] = b'0' + v as u8;
+        put(buf, at, &[b'0' + v as u8]);
     }
     at
 }
@@ -43,7 +58,7 @@ fn digits_u128(v: u128, buf: &mut [u8; 40]) -> usize {
             let mut at = buf.len();
             while v > 0 {
                 at -= 1;
-                buf[at] = b'0' + (v % 10) as u8;
+                put(buf, at, &[b'0' + (v % 10) as u8]);
                 v /= 10;
             }
             at
@@ -54,7 +69,7 @@ fn digits_u128(v: u128, buf: &mut [u8; 40]) -> usize {
 pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 40];
     let at = digits_u64(v, &mut buf);
-    out.extend_from_slice(&buf[at..]);
+    out.extend_from_slice(buf.get(at..).unwrap_or_default());
 }
 
 pub fn write_i64(out: &mut Vec<u8>, v: i64) {
@@ -68,7 +83,7 @@ pub fn write_i64(out: &mut Vec<u8>, v: i64) {
 pub fn write_dec(out: &mut Vec<u8>, d: Dec) {
     let mut buf = [0u8; 40];
     let at = digits_u128(d.mantissa().unsigned_abs(), &mut buf);
-    let digits = &buf[at..];
+    let digits = buf.get(at..).unwrap_or_default();
     if d.mantissa() < 0 {
         out.push(b'-');
     }

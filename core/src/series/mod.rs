@@ -1,0 +1,252 @@
+//! A candle series: the official region, the live region, and the rules R1–R7 that keep
+//! them apart. Every write computes an [`Effect`] (what changes, decided with the caller's
+//! `now_ms`) and applies it; the module replicates that effect, so replicas and the AOF
+//! replay exactly what the master decided, whatever their clocks say.
+//!
+//! This file holds the types and the state with its accessors; the rest of `Series` is
+//! split by concern: `rules` (writes: R1–R5 and R7, official/live, effects applied),
+//! `read` (merged reads, `GAPS`, JSON reads and their cache) and `wire` (the byte formats
+//! of the snapshot and of the effect).
+
+mod read;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use crate::candle::Candle;
+use crate::error::{CoreError, CoreResult};
+use crate::interval::Interval;
+use crate::render::JsonCache;
+use crate::store::OfficialStore;
+use std::collections::BTreeMap;
+
+/// Most live candles a series may keep (`LIVE_MAX` upper bound).
+pub const LIVE_MAX_LIMIT: u64 = 100_000;
+/// Largest `LIVE_TTL` in seconds (10 years).
+pub const LIVE_TTL_LIMIT: u64 = 10 * 366 * 86_400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// The newest exchange data wins (corrects a candle stored too early).
+    Replace,
+    /// The first official candle wins (`ZADD NX`).
+    Keep,
+    /// A different candle for an existing time is an error; nothing is written.
+    Block,
+}
+
+impl DuplicatePolicy {
+    pub fn parse(s: &str) -> CoreResult<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "REPLACE" => Ok(Self::Replace),
+            "KEEP" => Ok(Self::Keep),
+            "BLOCK" => Ok(Self::Block),
+            _ => Err(CoreError::invalid(format!(
+                "unknown DUPLICATE_POLICY '{s}' (REPLACE, KEEP or BLOCK)"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replace => "REPLACE",
+            Self::Keep => "KEEP",
+            Self::Block => "BLOCK",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub interval: Interval,
+    /// Newest official candles kept; 0 = unlimited.
+    pub retention: u64,
+    /// Seconds a live candle lives after its last update; 0 = until its official arrives.
+    pub live_ttl_s: u64,
+    pub live_max: u64,
+    pub policy: DuplicatePolicy,
+}
+
+impl Settings {
+    pub fn validate(&self) -> CoreResult<()> {
+        if self.live_max == 0 || self.live_max > LIVE_MAX_LIMIT {
+            return Err(CoreError::invalid(format!(
+                "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
+            )));
+        }
+        if self.live_ttl_s > LIVE_TTL_LIMIT {
+            return Err(CoreError::invalid(format!(
+                "LIVE_TTL must be between 0 and {LIVE_TTL_LIMIT} seconds"
+            )));
+        }
+        if self.retention > i64::MAX as u64 {
+            return Err(CoreError::invalid("RETENTION out of range"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveCandle {
+    pub candle: Candle,
+    /// Server time (ms) of the last update, for `LIVE_TTL`.
+    pub updated_ms: i64,
+}
+
+/// What a write changes, with every clock decision already made. Applying the same effect
+/// to the same state gives the same state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effect {
+    /// Present when the write created the series.
+    pub create: Option<Settings>,
+    /// Official candles to store (insert or overwrite).
+    pub official: Vec<Candle>,
+    /// Live open times to drop (expired).
+    pub live_drop: Vec<i64>,
+    /// Live candles to store (insert or overwrite).
+    pub live_put: Vec<LiveCandle>,
+    /// The server time the write decided with; applying the effect makes it the series'
+    /// write stamp (see [`Series::write_clock`]). Not a change by itself.
+    pub clock: Option<i64>,
+}
+
+impl Effect {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_none()
+            && self.official.is_empty()
+            && self.live_drop.is_empty()
+            && self.live_put.is_empty()
+    }
+}
+
+/// Result of an official write.
+#[derive(Debug, Default)]
+pub struct OfficialOutcome {
+    /// Official candles inserted or changed (identical re-adds and R4 reroutes not counted).
+    pub changed: usize,
+    /// Candles sent as official but still forming (R4), stored as live.
+    pub routed_live: usize,
+    pub effect: Effect,
+}
+
+/// Whether a live write builds its replication effect. A caller that replicates the
+/// command itself (verbatim) has no use for it: `Skip` reaches the same state, and the
+/// outcome's effect stays empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EffectMode {
+    Build,
+    Skip,
+}
+
+/// R5: whether a live candle is still fresh at `now_ms` under a `LIVE_TTL` of `ttl_s`.
+fn live_fresh(ttl_s: u64, l: &LiveCandle, now_ms: i64) -> bool {
+    ttl_s == 0 || l.updated_ms.saturating_add(ttl_s as i64 * 1000) > now_ms
+}
+
+/// Result of a live write.
+#[derive(Debug, Default)]
+pub struct LiveOutcome {
+    pub changed: bool,
+    pub effect: Effect,
+}
+
+/// Compared by stored data only, not by cache state (see its `PartialEq`).
+#[derive(Clone, Debug)]
+pub struct Series {
+    settings: Settings,
+    official: OfficialStore,
+    live: BTreeMap<i64, LiveCandle>,
+    /// Bumped by every official write that is not a pure append (what invalidates `json`).
+    official_gen: u64,
+    /// JSON text of the newest official candles (see `range_merged_json`).
+    json: JsonCache,
+    /// The server time of the last write replicated as an effect (see `write_clock`).
+    stamp: Option<i64>,
+}
+
+/// Two series are equal when they hold the same data: what the snapshot (`wire.rs`)
+/// persists, so that a series and its RDB round trip compare equal. `official_gen` and
+/// `json` are read-side cache state (a cache key and the text it keys), never persisted: a
+/// decoded series starts them afresh, whatever the original's history of non-append
+/// writes and JSON reads, so comparing them would make equal data unequal.
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured, so a field added later must be placed on one side or the other.
+        let Series {
+            settings,
+            official,
+            live,
+            stamp,
+            official_gen: _,
+            json: _,
+        } = self;
+        *settings == other.settings
+            && *official == other.official
+            && *live == other.live
+            && *stamp == other.stamp
+    }
+}
+
+/// The clock a write decides with (`Series::write_clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteClock {
+    /// The series' stamp, reused: the write then depends only on the stored state and its
+    /// arguments, so it replicates verbatim and a replica (or the AOF) replays it exactly
+    /// with the same stamp ([`Series::replay_clock`]).
+    Stamp(i64),
+    /// Fresh server time: the write restamps the series and replicates as its effect.
+    Fresh(i64),
+}
+
+impl WriteClock {
+    pub fn ms(self) -> i64 {
+        match self {
+            WriteClock::Stamp(t) | WriteClock::Fresh(t) => t,
+        }
+    }
+}
+
+/// Longest reuse of a write stamp (ms): `LIVE_TTL` is counted in seconds.
+pub const STAMP_REUSE_MAX_MS: i64 = 1000;
+
+impl Series {
+    pub fn new(settings: Settings) -> Series {
+        Series {
+            settings,
+            official: OfficialStore::new(),
+            live: BTreeMap::new(),
+            official_gen: 0,
+            json: JsonCache::default(),
+            stamp: None,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn interval(&self) -> Interval {
+        self.settings.interval
+    }
+    pub fn official(&self) -> &OfficialStore {
+        &self.official
+    }
+    pub fn official_len(&self) -> usize {
+        self.official.len()
+    }
+    /// Live candles stored, expired or not (what memory holds).
+    pub fn live_len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn is_live_fresh(&self, l: &LiveCandle, now_ms: i64) -> bool {
+        live_fresh(self.settings.live_ttl_s, l, now_ms)
+    }
+
+    /// Heap bytes held by the value.
+    pub fn mem_usage(&self) -> usize {
+        std::mem::size_of::<Series>()
+            + self.official.mem_usage()
+            + self.live.len()
+                * (std::mem::size_of::<LiveCandle>() + std::mem::size_of::<i64>() + 16)
+    }
+}
