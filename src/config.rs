@@ -20,13 +20,112 @@ enum_configuration! {
     }
 }
 
+/// A numeric config: its name (without `candles.`), default and range. One table serves the
+/// registration (lib.rs) and the check of load-time arguments, so both agree.
+pub struct NumConfig {
+    pub name: &'static str,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+pub const RETENTION_CFG: NumConfig = NumConfig {
+    name: "retention",
+    default: 0,
+    min: 0,
+    max: i64::MAX,
+};
+pub const LIVE_TTL_CFG: NumConfig = NumConfig {
+    name: "live_ttl",
+    default: 86_400,
+    min: 0,
+    max: candles_core::series::LIVE_TTL_LIMIT as i64,
+};
+pub const LIVE_MAX_CFG: NumConfig = NumConfig {
+    name: "live_max",
+    default: 64,
+    min: 1,
+    max: candles_core::series::LIVE_MAX_LIMIT as i64,
+};
+pub const TICK_CAP_CFG: NumConfig = NumConfig {
+    name: "tick_cap",
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+};
+pub const JSON_CACHE_CFG: NumConfig = NumConfig {
+    name: "json_cache",
+    default: 1024,
+    min: 0,
+    max: 1_000_000,
+};
+const NUMERIC: [&NumConfig; 5] = [
+    &RETENTION_CFG,
+    &LIVE_TTL_CFG,
+    &LIVE_MAX_CFG,
+    &TICK_CAP_CFG,
+    &JSON_CACHE_CFG,
+];
+const POLICIES: [&str; 3] = ["replace", "keep", "block"];
+
+/// Checks `--loadmodule ... name value ...` the way `CONFIG SET candles.<name>` checks a value:
+/// known names, each once, a value in range. redis-module applies load-time arguments as the
+/// configs' defaults without any range check, so without this a bad argument would load.
+pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
+    if args.len() % 2 != 0 {
+        let last = args
+            .last()
+            .map(|a| String::from_utf8_lossy(a))
+            .unwrap_or_default();
+        return Err(format!(
+            "load-time arguments are name/value pairs: '{last}' has no value"
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for pair in args.chunks_exact(2) {
+        let [name, value] = pair else { continue };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(value);
+        let name = name.strip_prefix("candles.").unwrap_or(&name).to_string();
+        if seen.contains(&name) {
+            return Err(format!("load-time argument '{name}' is given twice"));
+        }
+        if name == "duplicate_policy" {
+            if !POLICIES.iter().any(|p| p.eq_ignore_ascii_case(&value)) {
+                return Err(format!(
+                    "load-time argument 'duplicate_policy {value}': must be one of replace, keep, block"
+                ));
+            }
+        } else if let Some(cfg) = NUMERIC.iter().find(|c| c.name == name) {
+            match value.parse::<i64>() {
+                Ok(v) if (cfg.min..=cfg.max).contains(&v) => {}
+                _ => {
+                    return Err(format!(
+                        "load-time argument '{name} {value}': must be an integer between {} and {}",
+                        cfg.min, cfg.max
+                    ))
+                }
+            }
+        } else {
+            let mut known: Vec<&str> = NUMERIC.iter().map(|c| c.name).collect();
+            known.push("duplicate_policy");
+            return Err(format!(
+                "unknown load-time argument '{name}' (known: {})",
+                known.join(", ")
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 lazy_static! {
-    pub static ref RETENTION: AtomicI64 = AtomicI64::new(0);
-    pub static ref LIVE_TTL: AtomicI64 = AtomicI64::new(86_400);
-    pub static ref LIVE_MAX: AtomicI64 = AtomicI64::new(64);
-    pub static ref TICK_CAP: AtomicI64 = AtomicI64::new(1000);
+    pub static ref RETENTION: AtomicI64 = AtomicI64::new(RETENTION_CFG.default);
+    pub static ref LIVE_TTL: AtomicI64 = AtomicI64::new(LIVE_TTL_CFG.default);
+    pub static ref LIVE_MAX: AtomicI64 = AtomicI64::new(LIVE_MAX_CFG.default);
+    pub static ref TICK_CAP: AtomicI64 = AtomicI64::new(TICK_CAP_CFG.default);
     /// Newest official candles per series whose `FORMAT JSON` text is kept for chart loads.
-    pub static ref JSON_CACHE: AtomicI64 = AtomicI64::new(1024);
+    pub static ref JSON_CACHE: AtomicI64 = AtomicI64::new(JSON_CACHE_CFG.default);
     pub static ref DUPLICATE_POLICY: Mutex<PolicyConfig> = Mutex::new(PolicyConfig::replace);
 }
 

@@ -25,7 +25,8 @@ use redis_module_macros::info_command_handler;
 
 use crate::candle::series_type::SERIES_TYPE;
 use crate::config::{
-    PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, LIVE_MAX, LIVE_TTL, RETENTION, TICK_CAP,
+    PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, JSON_CACHE_CFG, LIVE_MAX, LIVE_MAX_CFG, LIVE_TTL,
+    LIVE_TTL_CFG, RETENTION, RETENTION_CFG, TICK_CAP, TICK_CAP_CFG,
 };
 use crate::ticks::book_type::TICKS_TYPE;
 
@@ -55,7 +56,13 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     Ok(())
 }
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
+    if let Err(e) = config::check_load_args(&words) {
+        // Redis refuses to load the module and the server stops: the log says why.
+        ctx.log_warning(&format!("redis-candles not loaded: {e}"));
+        return Status::Err;
+    }
     // Short reads and corrupt payloads during RDB/replication loading reach rdb_load as
     // errors (which refuses the value) instead of aborting the server.
     ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
@@ -74,11 +81,11 @@ redis_module! {
     commands: [],
     configurations: [
         i64: [
-            ["retention", &*RETENTION, 0, 0, i64::MAX, ConfigurationFlags::DEFAULT, None],
-            ["live_ttl", &*LIVE_TTL, 86_400, 0, candles_core::series::LIVE_TTL_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
-            ["live_max", &*LIVE_MAX, 64, 1, candles_core::series::LIVE_MAX_LIMIT as i64, ConfigurationFlags::DEFAULT, None],
-            ["tick_cap", &*TICK_CAP, 1000, 1, 1_000_000, ConfigurationFlags::DEFAULT, None],
-            ["json_cache", &*JSON_CACHE, 1024, 0, 1_000_000, ConfigurationFlags::DEFAULT, None],
+            ["retention", &*RETENTION, RETENTION_CFG.default, RETENTION_CFG.min, RETENTION_CFG.max, ConfigurationFlags::DEFAULT, None],
+            ["live_ttl", &*LIVE_TTL, LIVE_TTL_CFG.default, LIVE_TTL_CFG.min, LIVE_TTL_CFG.max, ConfigurationFlags::DEFAULT, None],
+            ["live_max", &*LIVE_MAX, LIVE_MAX_CFG.default, LIVE_MAX_CFG.min, LIVE_MAX_CFG.max, ConfigurationFlags::DEFAULT, None],
+            ["tick_cap", &*TICK_CAP, TICK_CAP_CFG.default, TICK_CAP_CFG.min, TICK_CAP_CFG.max, ConfigurationFlags::DEFAULT, None],
+            ["json_cache", &*JSON_CACHE, JSON_CACHE_CFG.default, JSON_CACHE_CFG.min, JSON_CACHE_CFG.max, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],
