@@ -28,6 +28,7 @@
 use super::bits::{BitReader, BitWriter};
 use super::corrupt;
 use super::model::{at_scale, hint_bits, predict, Int, Model, Plain, Qv, Tbb, Tbq};
+use super::scratch::Scratch;
 use super::series::{get_series, put_series, put_series_i64, SeriesScratch};
 use crate::candle::Candle;
 use crate::decimal::Dec;
@@ -36,53 +37,6 @@ use crate::varint::{unzigzag128, zigzag128};
 
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
-
-/// Column buffers of the encoder and decoder.
-pub(super) struct Scratch {
-    pub(super) vals: Vec<i128>,
-    pub(super) us: SeriesScratch,
-    pub(super) aux: Vec<i128>,
-    pub(super) hints: Vec<u32>,
-    /// Price rows.
-    pub(super) rows: Vec<[i128; 4]>,
-    /// The 64-bit encoding path's column values and price rows.
-    pub(super) vals64: Vec<i64>,
-    pub(super) rows64: Vec<[i64; 4]>,
-    /// Encode every column by the 128-bit reference path (differential tests).
-    #[cfg(test)]
-    pub(super) reference: bool,
-    /// Decoding only: presence flags.
-    pub(super) has: [Vec<bool>; 5],
-    pub(super) all: Vec<bool>,
-}
-
-impl Scratch {
-    fn new(n: usize) -> Self {
-        Scratch {
-            vals: Vec::with_capacity(n),
-            us: SeriesScratch::default(),
-            aux: Vec::with_capacity(n),
-            hints: Vec::with_capacity(n),
-            rows: Vec::new(),
-            vals64: Vec::new(),
-            rows64: Vec::new(),
-            #[cfg(test)]
-            reference: false,
-            has: Default::default(),
-            all: Vec::new(),
-        }
-    }
-
-    /// Whether the 64-bit paths may be tried.
-    #[inline]
-    fn fast(&self) -> bool {
-        #[cfg(test)]
-        if self.reference {
-            return false;
-        }
-        true
-    }
-}
 
 fn put_presence(w: &mut BitWriter, cs: &[Candle], has: impl Fn(&Candle) -> bool) {
     let cnt = cs.iter().filter(|c| has(c)).count();

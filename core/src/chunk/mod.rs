@@ -23,6 +23,7 @@ mod codec;
 mod model;
 mod rice;
 mod rows;
+mod scratch;
 mod series;
 
 use crate::candle::Candle;

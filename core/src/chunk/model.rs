@@ -5,7 +5,7 @@
 //! must stay bit-identical between encoder and decoder and are tested on their own.
 
 use super::bits::BitWriter;
-use super::codec::Scratch;
+use super::scratch::Scratch;
 use super::series::{put_series, put_series_i64, SeriesScratch};
 use crate::candle::Candle;
 use crate::decimal::{Dec, POW10, POW10_I64 as POW10_64};

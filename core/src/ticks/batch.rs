@@ -6,50 +6,10 @@
 //! names and strings have no escapes) and yields exactly what the serde path yields for it;
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
-use super::value::{canonical_i64, validate_tick_with, validate_values, Tick, ValueKind};
+use super::value::{canonical_i64, validate_tick_with, validate_values, Tick, TickSrc, ValueKind};
 use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
 use crate::decimal::swar;
 use crate::error::CoreResult;
-
-/// A tick as the book's encoder reads it: time, time field and position, fields by index.
-pub(super) trait TickSrc {
-    fn time(&self) -> i64;
-    fn time_field(&self) -> &[u8];
-    fn time_pos(&self) -> usize;
-    fn n_fields(&self) -> usize;
-    /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
-    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]);
-    /// The name of field `i` (as `field`).
-    fn name(&self, i: usize) -> &[u8] {
-        self.field(i).0
-    }
-    /// The kind and text of field `i` (as `field`).
-    fn value(&self, i: usize) -> (ValueKind, &[u8]) {
-        let (_, kind, text) = self.field(i);
-        (kind, text)
-    }
-}
-
-impl TickSrc for Tick {
-    fn time(&self) -> i64 {
-        self.time
-    }
-    fn time_field(&self) -> &[u8] {
-        &self.time_field
-    }
-    fn time_pos(&self) -> usize {
-        self.time_pos
-    }
-    fn n_fields(&self) -> usize {
-        self.fields.len()
-    }
-    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]) {
-        match self.fields.get(i) {
-            Some((n, v)) => (n, v.kind, &v.text),
-            None => (&[], ValueKind::Str, &[]),
-        }
-    }
-}
 
 /// `start..end` in the batch's text.
 #[derive(Clone, Copy, Debug, Default)]

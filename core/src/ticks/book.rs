@@ -2,9 +2,10 @@
 //! commands' checks, the reads (latest, range, merged across streams), and the canonical
 //! encoding (RDB payload and digest input) with its validating decoder.
 
-use super::batch::{TickBatch, TickSrc};
+use super::batch::TickBatch;
 use super::codec::{corrupt, CodecState, Reader};
 use super::stream::{AscIter, DescIter, Raw, Shape, Stream, NO_SHAPE};
+use super::value::TickSrc;
 use super::value::{check_name, Tick};
 use super::{
     CHUNK, MAX_CAP, MAX_FIELDS, MAX_NAMES_PER_STREAM, MAX_NAME_BYTES, MAX_SHAPES_PER_STREAM,

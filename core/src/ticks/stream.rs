@@ -2,8 +2,8 @@
 //! chunks of delta-coded records, and the late-tick index that keeps every read a merge of
 //! two sorted sequences (see the module documentation of [`super`]).
 
-use super::batch::TickSrc;
 use super::codec::{corrupt, decode_value, encode_value, CodecState, Reader};
+use super::value::TickSrc;
 use super::value::{Tick, Value};
 use super::{eq_short, CHUNK, MAX_CAP, MAX_FIELDS, MAX_SHAPES_PER_STREAM};
 use crate::error::CoreResult;

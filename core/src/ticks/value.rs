@@ -2,7 +2,6 @@
 //! checks every way in applies (names, fields, values), so that pushes and decoding hold
 //! ticks to one set of rules.
 
-use super::batch::TickSrc;
 use super::{DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
 
@@ -439,4 +438,44 @@ pub(super) fn is_json_number(b: &[u8]) -> bool {
         }
     }
     i == b.len()
+}
+
+/// A tick as the book's encoder reads it: time, time field and position, fields by index.
+pub(super) trait TickSrc {
+    fn time(&self) -> i64;
+    fn time_field(&self) -> &[u8];
+    fn time_pos(&self) -> usize;
+    fn n_fields(&self) -> usize;
+    /// Field `i` (`i < n_fields()`): name, kind, exact text. Out of range: empty.
+    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]);
+    /// The name of field `i` (as `field`).
+    fn name(&self, i: usize) -> &[u8] {
+        self.field(i).0
+    }
+    /// The kind and text of field `i` (as `field`).
+    fn value(&self, i: usize) -> (ValueKind, &[u8]) {
+        let (_, kind, text) = self.field(i);
+        (kind, text)
+    }
+}
+
+impl TickSrc for Tick {
+    fn time(&self) -> i64 {
+        self.time
+    }
+    fn time_field(&self) -> &[u8] {
+        &self.time_field
+    }
+    fn time_pos(&self) -> usize {
+        self.time_pos
+    }
+    fn n_fields(&self) -> usize {
+        self.fields.len()
+    }
+    fn field(&self, i: usize) -> (&[u8], ValueKind, &[u8]) {
+        match self.fields.get(i) {
+            Some((n, v)) => (n, v.kind, &v.text),
+            None => (&[], ValueKind::Str, &[]),
+        }
+    }
 }
