@@ -3,10 +3,15 @@
 
 pub mod app;
 pub mod backoff;
+pub mod bootstrap;
 pub mod config;
+pub mod gapfill;
+pub mod replay;
 pub mod rest;
 pub mod route;
 pub mod sink;
+pub mod stream;
+pub mod writer;
 
 pub use app::{run, Hooks};
 pub use config::Args;
