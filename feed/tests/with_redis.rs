@@ -71,7 +71,7 @@ async fn bootstrap_pages_and_keeps_the_forming_row_live() {
     ds.shift_to_now = true;
     si.set_dataset("BTCUSDT", Interval::M1, ds.clone());
     away_from_minute_end(Duration::from_secs(8)).await;
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -126,7 +126,7 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -260,7 +260,7 @@ fn check_capture(c: &mut redis::Connection, per: &[(String, String, String)]) ->
 async fn recorded_frames_route_to_live_and_official() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -302,7 +302,7 @@ async fn rate_limit_429_retry_after_is_honoured() {
     let rows = rows_1m();
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows.clone()));
     si.state().fail_next.push_back((429, Some(1)));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -338,7 +338,7 @@ async fn redis_restart_mid_stream_is_repaired() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -402,7 +402,7 @@ async fn replay_sends_the_same_commands_and_exits() {
     let redis = Redis::start();
     let capture =
         candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
-    let mut f = Feeder::spawn(&[
+    let mut f = spawn_feeder(&[
         "--replay".into(),
         capture.display().to_string(),
         "--redis".into(),
@@ -422,7 +422,7 @@ async fn replay_sends_the_same_commands_and_exits() {
     // raw frames (no recv_ts wrapper), filtered to one symbol
     let redis2 = Redis::start();
     let raw = candles_testkit::fixtures::path("ws_kline_1m_combined.jsonl");
-    let mut f = Feeder::spawn(&[
+    let mut f = spawn_feeder(&[
         "--replay".into(),
         raw.display().to_string(),
         "--redis".into(),
@@ -445,7 +445,7 @@ async fn replay_sends_the_same_commands_and_exits() {
 async fn trades_go_to_the_tick_book_and_live_candles() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
