@@ -22,6 +22,16 @@ fn bad_options_exit_with_2() {
     assert!(f.log().contains("--symbols"), "{}", f.log());
 }
 
+/// An option error with a closed stderr: still exit code 2, no panic (101) or abort (signal).
+#[test]
+fn bad_options_with_a_closed_stderr_exit_with_2() {
+    use std::os::unix::process::ExitStatusExt;
+    let st = run_with_closed_output(&["--intervals".into(), "1m".into()], Duration::from_secs(5))
+        .expect("exits");
+    assert_eq!(st.signal(), None, "{st:?}");
+    assert_eq!(st.code(), Some(2), "{st:?}");
+}
+
 #[test]
 fn keeps_retrying_without_binance_and_stops_on_sigterm() {
     let p = closed_port();

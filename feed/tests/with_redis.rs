@@ -441,6 +441,29 @@ async fn replay_sends_the_same_commands_and_exits() {
     assert_eq!(got, vec![expected_of_frame(&btc.1, "official")]);
 }
 
+/// A closed stderr and stdout (`candles-feed … 2>&1 | head -1`) must not kill the feeder: the
+/// replay runs to its end and exits 0 by itself, not by a signal or an abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_survives_a_closed_stderr_and_stdout() {
+    use std::os::unix::process::ExitStatusExt;
+    let redis = Redis::start();
+    let capture =
+        candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
+    let args = [
+        "--replay".to_string(),
+        capture.display().to_string(),
+        "--redis".into(),
+        redis.url(),
+    ];
+    let st = tokio::task::block_in_place(|| run_with_closed_output(&args, Duration::from_secs(30)))
+        .expect("the replay exits by itself");
+    assert_eq!(st.signal(), None, "killed by a signal: {st:?}");
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    // and it did its work
+    let (_, per) = capture_klines();
+    assert!(check_capture(&mut redis.conn(), &per));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trades_go_to_the_tick_book_and_live_candles() {
     let redis = Redis::start();

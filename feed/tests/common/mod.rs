@@ -74,3 +74,36 @@ pub fn assert_official_equals(
         assert_eq!(g, w);
     }
 }
+
+/// Runs the feeder binary with `args`, stdout and stderr both on a pipe whose read end is
+/// already closed (as `candles-feed … 2>&1 | head -1` once `head` exited), and debug logging so
+/// that it writes a lot. Returns how it exited; None if it was still running after `d` (then
+/// it is killed).
+pub fn run_with_closed_output(
+    args: &[String],
+    d: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(FEED_BIN)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .env_remove("CANDLES_FEED_SYMBOLS")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .expect("spawn candles-feed");
+    let end = std::time::Instant::now() + d;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
