@@ -107,10 +107,10 @@ fn bench_replay(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (f64, f6
             .unwrap();
         let fps = stats.frames as f64 / stats.elapsed.as_secs_f64();
         println!(
-            "replay  {name}: {} frames, {} commands, {} reply errors in {:.3} s = {:.0} frames/s",
+            "replay  {name}: {} frames, {} commands, {} refused in {:.3} s = {:.0} frames/s",
             stats.frames,
             stats.commands,
-            stats.reply_errors,
+            stats.failed,
             stats.elapsed.as_secs_f64(),
             fps
         );

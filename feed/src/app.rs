@@ -12,7 +12,7 @@ use crate::stream::{stream_chunks, stream_url, ws_reader, CHANNEL_CAPACITY};
 use crate::writer::{Writer, WriterOptions};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{error, info};
 
 pub use crate::replay::{replay, ReplayStats};
 pub use crate::stream::{Msg, Utf8Bytes};
@@ -29,17 +29,40 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
     init_tls();
     if let Some(file) = args.replay.clone() {
         let stats = replay(&args, &file, &shutdown).await?;
-        info!(
-            frames = stats.frames,
-            commands = stats.commands,
-            reply_errors = stats.reply_errors,
-            seconds = format!("{:.3}", stats.elapsed.as_secs_f64()),
-            frames_per_sec = format!(
-                "{:.0}",
-                stats.frames as f64 / stats.elapsed.as_secs_f64().max(1e-9)
-            ),
-            "replay done"
+        let frames_per_sec = format!(
+            "{:.0}",
+            stats.frames as f64 / stats.elapsed.as_secs_f64().max(1e-9)
         );
+        let seconds = format!("{:.3}", stats.elapsed.as_secs_f64());
+        if stats.failed == 0 {
+            info!(
+                frames = stats.frames,
+                not_understood = stats.invalid,
+                commands = stats.commands,
+                failed = 0,
+                seconds,
+                frames_per_sec,
+                "replay done"
+            );
+        } else {
+            for f in &stats.failures {
+                error!(key = %f.key, error = %f.error, commands = f.commands, "replay: commands refused");
+            }
+            let named: u64 = stats.failures.iter().map(|f| f.commands).sum();
+            if named < stats.failed {
+                error!(
+                    commands = stats.failed - named,
+                    "replay: more commands refused (other keys or errors)"
+                );
+            }
+            anyhow::bail!(
+                "replay: redis refused {} of {} commands ({} frames, {} s)",
+                stats.failed,
+                stats.commands,
+                stats.frames,
+                seconds
+            );
+        }
         return Ok(());
     }
     let series = config::series_of(&args)?;
