@@ -473,6 +473,37 @@ fn keys(redis: &Redis) -> Vec<String> {
     k
 }
 
+/// With no --symbols (and the default --intervals), a replay stores every symbol of the file;
+/// --symbols narrows it.
+#[test]
+fn replay_without_symbols_stores_every_symbol_of_the_file() {
+    let (_, per) = capture_klines();
+    let redis = Redis::start();
+    let (st, log) = replay_capture(&redis, &[]);
+    assert!(st.success(), "{st:?} {log}");
+    assert_eq!(
+        keys(&redis),
+        [
+            "candle:{BTCUSDT}:1m",
+            "candle:{DOTUSDT}:1m",
+            "candle:{ETHUSDT}:1m"
+        ],
+        "{log}"
+    );
+    assert!(check_capture(&mut redis.conn(), &per));
+
+    // what `make run` passes by default: DOTUSDT is left out
+    let redis = Redis::start();
+    let (st, log) = replay_capture(&redis, &["--symbols", "BTCUSDT,ETHUSDT"]);
+    assert!(st.success(), "{st:?} {log}");
+    assert_eq!(
+        keys(&redis),
+        ["candle:{BTCUSDT}:1m", "candle:{ETHUSDT}:1m"],
+        "{log}"
+    );
+    assert!(check_capture(&mut redis.conn(), &per[..2]));
+}
+
 /// Refused commands are counted one by one and named (key, error) in the summary, and the
 /// replay exits non-zero; the other keys are still stored.
 #[test]
