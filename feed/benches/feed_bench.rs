@@ -8,16 +8,15 @@
 //! Prints the figures; exits 1 if a target is missed (≥ 50k frames/s, p99 < 1 ms, < 30 MB RSS).
 //! `FEED_BENCH_QUICK=1` shortens every part.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use candles_core::Interval;
 use candles_feed::backoff::shutdown_pair;
 use candles_feed::config::Args;
 use candles_feed::Hooks;
+use candles_testkit::feeder::{rows_1m, Feeder, Redis};
+use candles_testkit::fixtures::text as fixture;
+use candles_testkit::server::module_path;
 use candles_testkit::standin::{kline_frame, open_time, Dataset, StandIn};
 use clap::Parser;
-use common::*;
 use serde_json::Value;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -108,10 +107,10 @@ fn bench_replay(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (f64, f6
             .unwrap();
         let fps = stats.frames as f64 / stats.elapsed.as_secs_f64();
         println!(
-            "replay  {name}: {} frames, {} commands, {} reply errors in {:.3} s = {:.0} frames/s",
+            "replay  {name}: {} frames, {} commands, {} refused in {:.3} s = {:.0} frames/s",
             stats.frames,
             stats.commands,
-            stats.reply_errors,
+            stats.failed,
             stats.elapsed.as_secs_f64(),
             fps
         );
@@ -250,24 +249,27 @@ fn bench_rss(rt: &tokio::runtime::Runtime) -> (f64, f64) {
         si.set_fallback(Interval::M1, Dataset::new(rows.clone()));
         si.set_fallback(Interval::H1, Dataset::new(rows_h.clone()));
         let symbols: Vec<String> = (0..n_symbols).map(|i| format!("SYM{i}USDT")).collect();
-        let f = Feeder::spawn(&[
-            "--symbols".into(),
-            symbols.join(","),
-            "--intervals".into(),
-            "1m,1h".into(),
-            "--bootstrap".into(),
-            "1000".into(),
-            "--redis".into(),
-            redis.url(),
-            "--rest-url".into(),
-            si.rest_url.clone(),
-            "--ws-url".into(),
-            si.ws_url.clone(),
-            "--progress".into(),
-            "log".into(),
-            "--weight-limit".into(),
-            "100000".into(),
-        ]);
+        let f = Feeder::spawn(
+            env!("CARGO_BIN_EXE_candles-feed"),
+            &[
+                "--symbols".into(),
+                symbols.join(","),
+                "--intervals".into(),
+                "1m,1h".into(),
+                "--bootstrap".into(),
+                "1000".into(),
+                "--redis".into(),
+                redis.url(),
+                "--rest-url".into(),
+                si.rest_url.clone(),
+                "--ws-url".into(),
+                si.ws_url.clone(),
+                "--progress".into(),
+                "log".into(),
+                "--weight-limit".into(),
+                "100000".into(),
+            ],
+        );
         let pid = f.child.id();
         let t = Instant::now();
         assert!(

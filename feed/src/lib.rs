@@ -3,10 +3,16 @@
 
 pub mod app;
 pub mod backoff;
+pub mod bootstrap;
 pub mod config;
+pub mod gapfill;
+pub mod quiet;
+pub mod replay;
 pub mod rest;
 pub mod route;
 pub mod sink;
+pub mod stream;
+pub mod writer;
 
 pub use app::{run, Hooks};
 pub use config::Args;
@@ -27,7 +33,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// Sets up `tracing` (text or JSON lines on stderr; `RUST_LOG` filters, default `info`).
+/// Sets up `tracing` (text or JSON lines on stderr; `RUST_LOG` filters, default `info`). Write
+/// errors are ignored: a closed stderr never stops the feeder.
 pub fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -35,7 +42,8 @@ pub fn init_logging(format: config::LogFormat) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(quiet::QuietStderr)
+        .log_internal_errors(false);
     let _ = match format {
         config::LogFormat::Text => b.try_init(),
         config::LogFormat::Json => b.json().flatten_event(true).try_init(),

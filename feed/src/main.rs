@@ -1,4 +1,5 @@
 use candles_feed::backoff::shutdown_pair;
+use candles_feed::quiet::eprint_line;
 use candles_feed::{init_logging, Args, Hooks};
 use clap::Parser;
 use std::time::Duration;
@@ -7,13 +8,13 @@ fn main() {
     let args = Args::parse();
     init_logging(args.log_format);
     if let Err(e) = candles_feed::config::validate(&args) {
-        eprintln!("candles-feed: {e:#}");
+        eprint_line(format_args!("candles-feed: {e:#}"));
         std::process::exit(2);
     }
     let rt = match candles_feed::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("candles-feed: cannot start the runtime: {e}");
+            eprint_line(format_args!("candles-feed: cannot start the runtime: {e}"));
             std::process::exit(1);
         }
     };

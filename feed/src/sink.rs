@@ -100,6 +100,61 @@ impl Sink {
         r.map_err(|e| self.on_error(classify(e)))
     }
 
+    /// Runs the commands as one pipeline and returns each command's own reply: `Err` with the
+    /// server's error text for a command the server refused. Only connection trouble fails the
+    /// whole call.
+    pub async fn exec_each(
+        &mut self,
+        cmds: &[Command],
+    ) -> Result<Vec<Result<Value, String>>, SinkError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for c in cmds {
+            pipe.add_command(c.to_redis());
+        }
+        let r = {
+            let conn = self.conn().await?;
+            conn.send_packed_commands(&pipe, 0, cmds.len()).await
+        };
+        let values = r.map_err(|e| self.on_error(classify(e)))?;
+        Ok(values
+            .into_iter()
+            .map(|v| match v.extract_error() {
+                Ok(v) => Ok(v),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect())
+    }
+
+    /// [`Sink::exec_each`], retrying connection failures with backoff until it goes through
+    /// (or shutdown).
+    pub async fn exec_each_retrying(
+        &mut self,
+        cmds: &[Command],
+        backoff: &mut Backoff,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<Result<Value, String>>, SinkError> {
+        loop {
+            match self.exec_each(cmds).await {
+                Err(SinkError::Connection(e)) => {
+                    let d = backoff.next_delay();
+                    warn!(error = %e, retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "redis unavailable, retrying");
+                    if !shutdown.sleep(d).await {
+                        return Err(SinkError::Shutdown);
+                    }
+                }
+                other => {
+                    if other.is_ok() {
+                        backoff.reset();
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
     /// One command.
     pub async fn query(&mut self, cmd: &Command) -> Result<Value, SinkError> {
         let r = {

@@ -16,16 +16,26 @@ fn closed_port() -> u16 {
 
 #[test]
 fn bad_options_exit_with_2() {
-    let mut f = Feeder::spawn(&["--intervals".into(), "1m".into()]);
+    let mut f = spawn_feeder(&["--intervals".into(), "1m".into()]);
     let st = f.wait_exit(Duration::from_secs(5)).expect("exits");
     assert_eq!(st.code(), Some(2), "{}", f.log());
     assert!(f.log().contains("--symbols"), "{}", f.log());
 }
 
+/// An option error with a closed stderr: still exit code 2, no panic (101) or abort (signal).
+#[test]
+fn bad_options_with_a_closed_stderr_exit_with_2() {
+    use std::os::unix::process::ExitStatusExt;
+    let st = run_with_closed_output(&["--intervals".into(), "1m".into()], Duration::from_secs(5))
+        .expect("exits");
+    assert_eq!(st.signal(), None, "{st:?}");
+    assert_eq!(st.code(), Some(2), "{st:?}");
+}
+
 #[test]
 fn keeps_retrying_without_binance_and_stops_on_sigterm() {
     let p = closed_port();
-    let mut f = Feeder::spawn(&[
+    let mut f = spawn_feeder(&[
         "--symbols".into(),
         "BTCUSDT".into(),
         "--rest-url".into(),
@@ -211,7 +221,7 @@ fn ws_feeder(si: &StandIn, extra: &[&str]) -> Feeder {
         "100ms".into(),
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
-    Feeder::spawn(&a)
+    spawn_feeder(&a)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,7 +71,7 @@ async fn bootstrap_pages_and_keeps_the_forming_row_live() {
     ds.shift_to_now = true;
     si.set_dataset("BTCUSDT", Interval::M1, ds.clone());
     away_from_minute_end(Duration::from_secs(8)).await;
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -126,7 +126,7 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -260,7 +260,7 @@ fn check_capture(c: &mut redis::Connection, per: &[(String, String, String)]) ->
 async fn recorded_frames_route_to_live_and_official() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -302,7 +302,7 @@ async fn rate_limit_429_retry_after_is_honoured() {
     let rows = rows_1m();
     si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows.clone()));
     si.state().fail_next.push_back((429, Some(1)));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -338,7 +338,7 @@ async fn redis_restart_mid_stream_is_repaired() {
     let rows = rows_1m();
     let t = |i: usize| open_time(&rows[i]);
     si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[
@@ -402,7 +402,7 @@ async fn replay_sends_the_same_commands_and_exits() {
     let redis = Redis::start();
     let capture =
         candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
-    let mut f = Feeder::spawn(&[
+    let mut f = spawn_feeder(&[
         "--replay".into(),
         capture.display().to_string(),
         "--redis".into(),
@@ -422,7 +422,7 @@ async fn replay_sends_the_same_commands_and_exits() {
     // raw frames (no recv_ts wrapper), filtered to one symbol
     let redis2 = Redis::start();
     let raw = candles_testkit::fixtures::path("ws_kline_1m_combined.jsonl");
-    let mut f = Feeder::spawn(&[
+    let mut f = spawn_feeder(&[
         "--replay".into(),
         raw.display().to_string(),
         "--redis".into(),
@@ -441,11 +441,171 @@ async fn replay_sends_the_same_commands_and_exits() {
     assert_eq!(got, vec![expected_of_frame(&btc.1, "official")]);
 }
 
+fn replay_capture(redis: &Redis, extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let capture =
+        candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
+    replay_file(redis, &capture, extra)
+}
+
+fn replay_file(
+    redis: &Redis,
+    file: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut a = vec![
+        "--replay".to_string(),
+        file.display().to_string(),
+        "--redis".into(),
+        redis.url(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let mut f = spawn_feeder(&a);
+    let st = f.wait_exit(Duration::from_secs(30)).expect("replay exits");
+    (st, f.log())
+}
+
+fn keys(redis: &Redis) -> Vec<String> {
+    let mut k: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.conn())
+        .unwrap();
+    k.sort();
+    k
+}
+
+/// With no --symbols (and the default --intervals), a replay stores every symbol of the file;
+/// --symbols narrows it.
+#[test]
+fn replay_without_symbols_stores_every_symbol_of_the_file() {
+    let (_, per) = capture_klines();
+    let redis = Redis::start();
+    let (st, log) = replay_capture(&redis, &[]);
+    assert!(st.success(), "{st:?} {log}");
+    assert_eq!(
+        keys(&redis),
+        [
+            "candle:{BTCUSDT}:1m",
+            "candle:{DOTUSDT}:1m",
+            "candle:{ETHUSDT}:1m"
+        ],
+        "{log}"
+    );
+    assert!(check_capture(&mut redis.conn(), &per));
+
+    // what `make run` passes by default: DOTUSDT is left out
+    let redis = Redis::start();
+    let (st, log) = replay_capture(&redis, &["--symbols", "BTCUSDT,ETHUSDT"]);
+    assert!(st.success(), "{st:?} {log}");
+    assert_eq!(
+        keys(&redis),
+        ["candle:{BTCUSDT}:1m", "candle:{ETHUSDT}:1m"],
+        "{log}"
+    );
+    assert!(check_capture(&mut redis.conn(), &per[..2]));
+}
+
+/// Refused commands are counted one by one and named (key, error) in the summary, and the
+/// replay exits non-zero; the other keys are still stored.
+#[test]
+fn replay_counts_refused_commands_and_names_them() {
+    let (frames, per) = capture_klines();
+    let btc_frames = frames
+        .iter()
+        .filter(|f| f.contains("\"s\":\"BTCUSDT\""))
+        .count();
+    assert_eq!(btc_frames, 44);
+    let redis = Redis::start();
+    let _: () = redis::cmd("SET")
+        .arg(KEY)
+        .arg("not a series")
+        .query(&mut redis.conn())
+        .unwrap();
+    let (st, log) = replay_capture(&redis, &[]);
+    assert_eq!(st.code(), Some(1), "{st:?} {log}");
+    assert!(!log.contains("replay done"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "redis refused {btc_frames} of {} commands",
+            frames.len()
+        )),
+        "{log}"
+    );
+    let named = log
+        .lines()
+        .find(|l| l.contains("replay: commands refused"))
+        .unwrap_or_else(|| panic!("no refused line: {log}"));
+    assert!(
+        named.contains(&format!("key={KEY}"))
+            && named.contains("WRONGTYPE")
+            && named.contains(&format!("commands={btc_frames}")),
+        "{named}"
+    );
+    assert!(check_capture(&mut redis.conn(), &per[1..]));
+}
+
+/// A replay file that does not exist, or yields no command, is an error, never "replay done".
+#[test]
+fn replay_of_a_missing_or_commandless_file_fails() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let (st, log) = replay_file(&redis, &missing, &[]);
+    assert_eq!(st.code(), Some(1), "{st:?} {log}");
+    assert!(log.contains("missing.jsonl"), "{log}");
+    assert!(!log.contains("replay done"), "{log}");
+
+    // recorded frames, none of which makes a command (bookTicker only)
+    let book = candles_testkit::fixtures::path("ws_bookTicker_combined.jsonl");
+    let (st, log) = replay_file(&redis, &book, &[]);
+    assert_eq!(st.code(), Some(1), "{st:?} {log}");
+    assert!(log.contains("no commands"), "{log}");
+    assert!(!log.contains("replay done"), "{log}");
+
+    // an empty file, and one with no recorded frame at all
+    for (name, body) in [("empty.jsonl", ""), ("junk.jsonl", "hello\n{\"a\":1}\n")] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let (st, log) = replay_file(&redis, &p, &[]);
+        assert_eq!(st.code(), Some(1), "{name}: {st:?} {log}");
+        assert!(log.contains("no commands"), "{name}: {log}");
+        assert!(!log.contains("replay done"), "{name}: {log}");
+    }
+
+    // everything filtered out by --symbols
+    let (st, log) = replay_capture(&redis, &["--symbols", "XRPUSDT"]);
+    assert_eq!(st.code(), Some(1), "{st:?} {log}");
+    assert!(log.contains("no commands for --symbols XRPUSDT"), "{log}");
+    assert!(keys(&redis).is_empty());
+}
+
+/// A closed stderr and stdout (`candles-feed … 2>&1 | head -1`) must not kill the feeder: the
+/// replay runs to its end and exits 0 by itself, not by a signal or an abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_survives_a_closed_stderr_and_stdout() {
+    use std::os::unix::process::ExitStatusExt;
+    let redis = Redis::start();
+    let capture =
+        candles_testkit::fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
+    let args = [
+        "--replay".to_string(),
+        capture.display().to_string(),
+        "--redis".into(),
+        redis.url(),
+    ];
+    let st = tokio::task::block_in_place(|| run_with_closed_output(&args, Duration::from_secs(30)))
+        .expect("the replay exits by itself");
+    assert_eq!(st.signal(), None, "killed by a signal: {st:?}");
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    // and it did its work
+    let (_, per) = capture_klines();
+    assert!(check_capture(&mut redis.conn(), &per));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trades_go_to_the_tick_book_and_live_candles() {
     let redis = Redis::start();
     let si = StandIn::start().await.unwrap();
-    let f = Feeder::standard(
+    let f = standard_feeder(
         &si,
         &redis,
         &[

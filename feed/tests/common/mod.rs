@@ -1,210 +1,43 @@
-//! Test harness for candles-feed: a real `redis-server` with the module (killed on drop), the
-//! feeder binary (killed on drop), the Binance stand-in, and fixture helpers.
+//! The feeder's own test helpers on top of `candles_testkit::feeder` (the Redis, the feeder
+//! process, reading candles back): the binary of this crate, its standard options against a
+//! stand-in, and the checks that use the feeder's `CANDLE.GAPS` parser.
 #![allow(dead_code)]
 
-use candles_core::Dec;
-use candles_testkit::standin::{open_time, Dataset, StandIn};
+use candles_testkit::standin::StandIn;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-pub const M: i64 = 60_000;
-
+pub use candles_testkit::feeder::*;
+#[allow(unused_imports)] // not every test binary uses it
 pub use candles_testkit::fixtures::text as fixture;
-
-/// The 1000 real BTCUSDT 1m REST rows (2024-09-04).
-pub fn rows_1m() -> Vec<Value> {
-    candles_testkit::standin::rows_of_body(&fixture("rest_klines_BTCUSDT_1m_limit1000.json"))
-        .unwrap()
-}
-
-use candles_testkit::server;
 #[allow(unused_imports)] // not every test binary uses it
 pub use candles_testkit::server::{free_port, module_path};
 
-/// `redis-server` with the module, no persistence, on a free loopback port; killed on drop.
-pub struct Redis(server::Server);
+/// The feeder binary of this crate.
+pub const FEED_BIN: &str = env!("CARGO_BIN_EXE_candles-feed");
 
-impl Redis {
-    pub fn start() -> Redis {
-        Redis(server::Server::start_with(
-            &["--save", "", "--appendonly", "no"],
-            &[],
-        ))
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.0.port)
-    }
-
-    pub fn conn(&self) -> redis::Connection {
-        self.0.conn()
-    }
-
-    pub fn log(&self) -> String {
-        self.0.log()
-    }
-
-    /// Stops it and starts it again on the same port, empty (nothing is persisted).
-    pub fn restart(&mut self) {
-        self.0.restart("NOSAVE");
-    }
+/// The feeder binary with `args`; killed on drop.
+pub fn spawn_feeder(args: &[String]) -> Feeder {
+    Feeder::spawn(FEED_BIN, args)
 }
 
-/// The feeder binary, its stderr in a file; killed on drop.
-pub struct Feeder {
-    pub child: Child,
-    pub log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Feeder {
-    pub fn spawn(args: &[String]) -> Feeder {
-        let dir = tempfile::tempdir().unwrap();
-        let log_path = dir.path().join("feed.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_candles-feed"))
-            .args(args)
-            .env("RUST_LOG", "candles_feed=debug,info")
-            .env_remove("CANDLES_FEED_SYMBOLS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn candles-feed");
-        Feeder {
-            child,
-            log_path,
-            _dir: dir,
-        }
-    }
-
-    /// Standard options against a stand-in and a redis, plus `extra`.
-    pub fn standard(standin: &StandIn, redis: &Redis, extra: &[&str]) -> Feeder {
-        let mut a: Vec<String> = vec![
-            "--redis".into(),
-            redis.url(),
-            "--rest-url".into(),
-            standin.rest_url.clone(),
-            "--ws-url".into(),
-            standin.ws_url.clone(),
-            "--backoff-min".into(),
-            "50ms".into(),
-            "--backoff-max".into(),
-            "500ms".into(),
-            "--progress".into(),
-            "log".into(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        Feeder::spawn(&a)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    pub fn sigterm(&self) {
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-    }
-
-    /// Waits for the exit up to `d`; None if still running.
-    pub fn wait_exit(&mut self, d: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + d;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Feeder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` (async-friendly) until true or `d` passes.
-pub async fn eventually<F: FnMut() -> bool>(d: Duration, mut f: F) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn norm(v: &Value) -> String {
-    match v {
-        Value::String(s) => Dec::parse(s)
-            .map(|d| d.to_string())
-            .unwrap_or_else(|_| s.clone()),
-        other => other.to_string(),
-    }
-}
-
-/// A REST row as `CANDLE.RANGE_MERGED … FULL` returns it (as strings).
-pub fn expected_full(row: &Value, kind: &str) -> Vec<String> {
-    let f = |i: usize| norm(&row[i]);
-    vec![
-        f(0),
-        f(1),
-        f(2),
-        f(3),
-        f(4),
-        f(5),
-        kind.to_string(),
-        f(6),
-        f(7),
-        f(8),
-        f(9),
-        f(10),
-    ]
-}
-
-fn value_str(v: &redis::Value) -> String {
-    match v {
-        redis::Value::Int(i) => i.to_string(),
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        redis::Value::SimpleString(s) => s.clone(),
-        redis::Value::Double(d) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// `CANDLE.RANGE_MERGED key from to FULL` as rows of strings.
-pub fn range_full(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Vec<Vec<String>> {
-    let v: redis::Value = redis::cmd("CANDLE.RANGE_MERGED")
-        .arg(key)
-        .arg(from)
-        .arg(to)
-        .arg("FULL")
-        .query(c)
-        .unwrap_or_else(|e| panic!("RANGE_MERGED {key}: {e}"));
-    match v {
-        redis::Value::Array(rows) => rows
-            .iter()
-            .map(|r| match r {
-                redis::Value::Array(f) => f.iter().map(value_str).collect(),
-                other => panic!("row {other:?}"),
-            })
-            .collect(),
-        other => panic!("RANGE_MERGED reply {other:?}"),
-    }
+/// The feeder with the standard options against a stand-in and a redis, plus `extra`.
+pub fn standard_feeder(standin: &StandIn, redis: &Redis, extra: &[&str]) -> Feeder {
+    let mut a: Vec<String> = vec![
+        "--redis".into(),
+        redis.url(),
+        "--rest-url".into(),
+        standin.rest_url.clone(),
+        "--ws-url".into(),
+        standin.ws_url.clone(),
+        "--backoff-min".into(),
+        "50ms".into(),
+        "--backoff-max".into(),
+        "500ms".into(),
+        "--progress".into(),
+        "log".into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    spawn_feeder(&a)
 }
 
 /// `CANDLE.GAPS key from to` (None if the key does not exist).
@@ -216,14 +49,6 @@ pub fn gaps(c: &mut redis::Connection, key: &str, from: i64, to: i64) -> Option<
         .query(c)
         .ok()?;
     candles_feed::sink::parse_gaps(&v).ok()
-}
-
-/// Rows with open time in `from..=to`.
-pub fn rows_between(rows: &[Value], from: i64, to: i64) -> Vec<Value> {
-    rows.iter()
-        .filter(|r| (from..=to).contains(&open_time(r)))
-        .cloned()
-        .collect()
 }
 
 /// Asserts the official data of `key` over `from..=to` equals `rows` exactly and has no gap.
@@ -250,8 +75,35 @@ pub fn assert_official_equals(
     }
 }
 
-pub fn dataset(rows: Vec<Value>, visible_until: Option<i64>) -> Dataset {
-    let mut d = Dataset::new(rows);
-    d.visible_until = visible_until;
-    d
+/// Runs the feeder binary with `args`, stdout and stderr both on a pipe whose read end is
+/// already closed (as `candles-feed … 2>&1 | head -1` once `head` exited), and debug logging so
+/// that it writes a lot. Returns how it exited; None if it was still running after `d` (then
+/// it is killed).
+pub fn run_with_closed_output(
+    args: &[String],
+    d: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(FEED_BIN)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .env_remove("CANDLES_FEED_SYMBOLS")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .expect("spawn candles-feed");
+    let end = std::time::Instant::now() + d;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
