@@ -477,6 +477,12 @@ async fn serve_ws(
     result
 }
 
+/// The `stream` of a combined-stream frame (`{"stream":"btcusdt@kline_1m","data":…}`).
+fn stream_name(frame: &str) -> Option<&str> {
+    let rest = frame.trim_start().strip_prefix("{\"stream\":\"")?;
+    rest.split('"').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,10 +558,4 @@ mod tests {
         .unwrap();
         assert_eq!(rest[0].candle, k[0].candle);
     }
-}
-
-/// The `stream` of a combined-stream frame (`{"stream":"btcusdt@kline_1m","data":…}`).
-fn stream_name(frame: &str) -> Option<&str> {
-    let rest = frame.trim_start().strip_prefix("{\"stream\":\"")?;
-    rest.split('"').next()
 }

@@ -51,11 +51,11 @@ pub fn candle_args(data: &[u8]) {
             );
         }
         let batch = [Incoming {
-            candle: c.clone(),
+            candle: *c,
             closed: if i % 2 == 0 { None } else { Some(i % 3 == 0) },
         }];
         let _ = s.add_official(&batch, now);
-        let _ = s.live_update(c.clone(), now);
+        let _ = s.live_update(*c, now);
         let _ = s.live_tick(c.open_time.saturating_add(1), c.close, c.volume, now);
         let _ = s.live_tick(c.open_time, c.high, Dec::ZERO, now.saturating_add(1));
     }

@@ -27,7 +27,7 @@ pub fn chunk_decode(data: &[u8]) {
     // Mutating a decoded store keeps it consistent.
     let mut m = back;
     if let Some(c) = all.first() {
-        m.put(c.clone());
+        m.put(*c);
         m.remove_oldest(1);
         assert_eq!(m.len(), s.len() - 1);
     }

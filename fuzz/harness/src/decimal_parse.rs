@@ -17,7 +17,7 @@ pub fn decimal_parse(data: &[u8]) {
     // Arithmetic never panics: an exact result or an error.
     if let Ok(s) = d.checked_add(d) {
         assert!(
-            (s >= d) == !d.is_negative() || d == Dec::ZERO,
+            (s >= d) != d.is_negative() || d == Dec::ZERO,
             "{d} + {d} = {s}"
         );
         // A sum may have one digit more than parse accepts (MAX_DIGITS); within it, it re-parses.

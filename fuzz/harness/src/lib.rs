@@ -18,8 +18,11 @@ pub use tick_json::tick_json;
 mod ticks_decode;
 pub use ticks_decode::ticks_decode;
 
+/// A target's body: panics on a finding.
+pub type Harness = fn(&[u8]);
+
 /// Every target, by the name of its corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("candle_args", candle_args),
     ("chunk_decode", chunk_decode),
     ("decimal_parse", decimal_parse),
