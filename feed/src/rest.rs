@@ -1,6 +1,7 @@
 //! Binance REST klines: weight-aware, honours 429/418 `Retry-After`, retries with backoff, pages.
 
 use crate::backoff::{Backoff, Shutdown};
+use crate::errors::chain;
 use candles_core::binance::parse_klines;
 use candles_core::Interval;
 use std::sync::Mutex;
@@ -188,7 +189,7 @@ impl Rest {
             .get(&url)
             .send()
             .await
-            .map_err(|e| RestError::Transport(format!("GET {url}: {e}")))?;
+            .map_err(|e| RestError::Transport(format!("GET {url}: {}", chain(&e))))?;
         let status = resp.status().as_u16();
         let header = |n: &str| {
             resp.headers()
@@ -211,7 +212,7 @@ impl Rest {
         let body = resp
             .text()
             .await
-            .map_err(|e| RestError::Transport(format!("GET {url}: reading body: {e}")))?;
+            .map_err(|e| RestError::Transport(format!("GET {url}: reading body: {}", chain(&e))))?;
         if !(200..300).contains(&status) {
             let mut body = body;
             body.truncate(300);

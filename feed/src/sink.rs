@@ -1,6 +1,7 @@
 //! The Redis side: one multiplexed connection, re-opened after any connection error, pipelines.
 
 use crate::backoff::{Backoff, Shutdown};
+use crate::errors::chain;
 use crate::route::Command;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Value};
@@ -34,9 +35,9 @@ fn classify(e: RedisError) -> SinkError {
         || e.is_timeout()
         || e.is_unrecoverable_error()
     {
-        SinkError::Connection(e.to_string())
+        SinkError::Connection(chain(&e))
     } else {
-        SinkError::Reply(e.to_string())
+        SinkError::Reply(chain(&e))
     }
 }
 
@@ -64,7 +65,7 @@ impl Sink {
                 .client
                 .get_multiplexed_async_connection_with_config(&cfg)
                 .await
-                .map_err(|e| SinkError::Connection(format!("{}: {e}", self.url)))?;
+                .map_err(|e| SinkError::Connection(format!("{}: {}", self.url, chain(&e))))?;
             self.generation += 1;
             if self.generation > 1 {
                 info!(redis = %self.url, "reconnected to redis");

@@ -4,6 +4,7 @@
 
 use crate::backoff::{Backoff, Shutdown};
 use crate::config::{self, Args, Series};
+use crate::errors::chain;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -71,7 +72,7 @@ pub async fn ws_reader(
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
                 let d = backoff.next_delay();
-                warn!(conn, url = %short_url(&url), error = %e, retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "websocket connect failed, retrying");
+                warn!(conn, url = %short_url(&url), error = %chain(&e), retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "websocket connect failed, retrying");
                 if !shutdown.sleep(d).await {
                     return;
                 }
@@ -106,7 +107,7 @@ pub async fn ws_reader(
             match next {
                 Err(_) => break (format!("no frame for {:?}", args.ws_idle_timeout), false),
                 Ok(None) => break ("closed by the server".into(), false),
-                Ok(Some(Err(e))) => break (format!("read error: {e}"), false),
+                Ok(Some(Err(e))) => break (format!("read error: {}", chain(&e)), false),
                 Ok(Some(Ok(Message::Text(t)))) => {
                     frames += 1;
                     if t.len() < 200 && t.contains("serverShutdown") {
@@ -126,7 +127,7 @@ pub async fn ws_reader(
                 Ok(Some(Ok(Message::Ping(_)))) => {
                     // tungstenite queued the pong; flush it now rather than on the next read.
                     if let Err(e) = ws.flush().await {
-                        break (format!("sending pong: {e}"), false);
+                        break (format!("sending pong: {}", chain(&e)), false);
                     }
                 }
                 Ok(Some(Ok(Message::Close(f)))) => break (format!("close frame {f:?}"), false),
