@@ -73,7 +73,7 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         args.backoff_max,
         shutdown.clone(),
     )?);
-    let mut sink = Sink::new(&args.redis)?;
+    let sink = Sink::new(&args.redis)?;
     info!(
         series = series.len(),
         redis = %args.redis,
@@ -83,11 +83,6 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         live_tick = args.live_tick,
         "candles-feed starting"
     );
-    let first_known = bootstrap(&args, &series, &rest, &mut sink, &shutdown).await;
-    if shutdown.is_set() {
-        return Ok(());
-    }
-
     let chunks = stream_chunks(
         &series,
         args.ticks || args.live_tick,
@@ -109,6 +104,7 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         rest.clone(),
         series.clone(),
         gap_rx,
+        gap_tx.clone(),
         args.clone(),
         shutdown.clone(),
     )));
@@ -123,12 +119,22 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
             shutdown.clone(),
         )));
     }
+    // Every series bootstraps on its own schedule while the streams already run (see
+    // bootstrap.rs): a series whose REST keeps failing delays no other.
+    tasks.push(tokio::spawn(bootstrap(
+        args.clone(),
+        series.clone(),
+        rest.clone(),
+        Sink::new(&args.redis)?,
+        msg_tx.clone(),
+        shutdown.clone(),
+    )));
     drop(msg_tx);
     let router = Router::new(series.clone(), router_options(&args, false));
     let w = Writer::new(
         sink,
         router,
-        first_known,
+        vec![None; series.len()],
         conn_series,
         gap_tx,
         hooks,

@@ -23,6 +23,12 @@ pub enum Msg {
         conn: usize,
     },
     Frame(Utf8Bytes),
+    /// The bootstrap stored the history of series `series` (index into the series); its oldest
+    /// open time (None if the exchange had none).
+    Bootstrapped {
+        series: usize,
+        first_open: Option<i64>,
+    },
 }
 
 /// Stream names (klines of every series, then aggTrade per symbol if asked) cut into

@@ -73,8 +73,8 @@ fn keeps_retrying_without_binance_and_stops_on_sigterm() {
     assert!(st.success(), "{st:?} {}", f.log());
 }
 
-/// Every error line carries its root cause: against a closed port the REST lines say
-/// "Connection refused", not just "error sending request for url (…)".
+/// Every error line carries its root cause: against a closed port the REST, WebSocket and Redis
+/// lines say "Connection refused", not just "error sending request for url (…)".
 #[test]
 fn error_lines_name_their_root_cause() {
     let p = closed_port();
@@ -99,7 +99,10 @@ fn error_lines_name_their_root_cause() {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let log = f.log();
-        if has(&log, "REST klines request failed") {
+        if has(&log, "REST klines request failed")
+            && has(&log, "websocket connect failed")
+            && has(&log, "redis unavailable")
+        {
             break;
         }
         assert!(Instant::now() < end, "no cause in the error lines:\n{log}");
