@@ -8,9 +8,11 @@ use crate::gapfill::gap_filler;
 use crate::rest::{Rest, MAX_LIMIT};
 use crate::route::{Router, RouterOptions};
 use crate::sink::Sink;
+use crate::stats;
 use crate::stream::{stream_chunks, stream_url, ws_reader, CHANNEL_CAPACITY};
 use crate::writer::{Writer, WriterOptions};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -23,10 +25,20 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Runs the feeder until shutdown (live) or the end of the file (replay).
+/// Runs the feeder until shutdown (live) or the end of the file (replay), logging its counters
+/// every `--stats-interval` and once at exit.
 pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result<()> {
     config::validate(&args)?;
     init_tls();
+    let started = Instant::now();
+    let reporter = tokio::spawn(stats::reporter(args.stats_interval, shutdown.clone()));
+    let r = run_inner(args, shutdown, hooks).await;
+    reporter.abort();
+    stats::log_exit(started.elapsed());
+    r
+}
+
+async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result<()> {
     if let Some(file) = args.replay.clone() {
         let stats = replay(&args, &file, &shutdown).await?;
         let frames_per_sec = format!(

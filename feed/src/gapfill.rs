@@ -7,6 +7,7 @@ use crate::config::{Args, Series};
 use crate::rest::{next_page_start, Rest, RestError, MAX_LIMIT};
 use crate::route::{self, Command};
 use crate::sink::{parse_gaps, Sink, SinkError};
+use crate::stats::STATS;
 use crate::writer::GapCheck;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,7 +98,10 @@ pub async fn gap_filler(
                         info!(key = %s.key, from, to, "gap: the exchange has no candles there");
                         empty.push((from, to));
                     }
-                    Ok(n) => info!(key = %s.key, from, to, candles = n, "gap filled"),
+                    Ok(n) => {
+                        STATS.add_gap_fill(n as u64);
+                        info!(key = %s.key, from, to, candles = n, "gap filled")
+                    }
                     Err(FillError::Shutdown) => return,
                     Err(FillError::Other(e)) => {
                         error!(key = %s.key, from, to, error = %e, "gap fill failed")

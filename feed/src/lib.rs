@@ -12,6 +12,7 @@ pub mod replay;
 pub mod rest;
 pub mod route;
 pub mod sink;
+pub mod stats;
 pub mod stream;
 pub mod writer;
 

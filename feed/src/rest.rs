@@ -2,6 +2,7 @@
 
 use crate::backoff::{Backoff, Shutdown};
 use crate::errors::chain;
+use crate::stats::STATS;
 use candles_core::binance::parse_klines;
 use candles_core::Interval;
 use std::sync::Mutex;
@@ -183,6 +184,19 @@ impl Rest {
         limit: usize,
     ) -> Result<Page, RestError> {
         self.pace().await?;
+        let r = self.request(symbol, interval, start, end, limit).await;
+        STATS.add_rest_request(r.is_err());
+        r
+    }
+
+    async fn request(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: usize,
+    ) -> Result<Page, RestError> {
         let url = klines_url(&self.base, symbol, interval, start, end, limit);
         let resp = self
             .http

@@ -5,6 +5,7 @@
 use crate::backoff::{Backoff, Shutdown};
 use crate::config::{self, Args, Series};
 use crate::errors::chain;
+use crate::stats::STATS;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -65,6 +66,7 @@ pub async fn ws_reader(
 ) {
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     let mut dropped: u64 = 0;
+    let mut connected_before = false;
     loop {
         if shutdown.is_set() {
             return;
@@ -77,6 +79,7 @@ pub async fn ws_reader(
         let mut ws = match ws {
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
+                STATS.add_ws_error();
                 let d = backoff.next_delay();
                 warn!(conn, url = %short_url(&url), error = %chain(&e), retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "websocket connect failed, retrying");
                 if !shutdown.sleep(d).await {
@@ -85,6 +88,7 @@ pub async fn ws_reader(
                 continue;
             }
             Err(_) => {
+                STATS.add_ws_error();
                 let d = backoff.next_delay();
                 warn!(conn, url = %short_url(&url), retry_in_ms = d.as_millis() as u64, "websocket connect timed out, retrying");
                 if !shutdown.sleep(d).await {
@@ -94,6 +98,10 @@ pub async fn ws_reader(
             }
         };
         info!(conn, streams = n_streams, url = %short_url(&url), "websocket connected");
+        if connected_before {
+            STATS.add_reconnect();
+        }
+        connected_before = true;
         if tx.send(Msg::Connected { conn }).await.is_err() {
             return;
         }
@@ -146,6 +154,7 @@ pub async fn ws_reader(
             backoff.reset();
             continue;
         }
+        STATS.add_ws_error();
         if frames > 0 && opened.elapsed() > Duration::from_secs(30) {
             backoff.reset();
         }

@@ -5,6 +5,7 @@
 use crate::backoff::{Backoff, Shutdown};
 use crate::route::{Command, Router, Seen};
 use crate::sink::{Sink, SinkError};
+use crate::stats::STATS;
 use crate::stream::{Msg, Utf8Bytes};
 use candles_core::Interval;
 use std::sync::Arc;
@@ -244,6 +245,7 @@ impl Writer {
                 }
             }
             Msg::Frame(f) => {
+                STATS.add_frames(1);
                 match self.router.route(&f, cmds) {
                     Seen::Kline {
                         series,

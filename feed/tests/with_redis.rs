@@ -235,6 +235,108 @@ async fn a_failing_symbol_delays_no_other_and_fills_once_rest_answers() {
     .await;
 }
 
+/// The value of `name=` on `line` (text log format).
+fn field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+}
+
+/// `--stats-interval 200ms`: counter lines while it runs, and the summary at exit, with the
+/// frames, commands, REST requests, gap fills and reconnects it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_logged_periodically_and_at_exit() {
+    let redis = Redis::start();
+    let si = StandIn::start().await.unwrap();
+    let rows = rows_1m();
+    let t = |i: usize| open_time(&rows[i]);
+    si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
+    let mut f = standard_feeder(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "20",
+            "--stats-interval",
+            "200ms",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    wait_log(&f, "bootstrap done", Duration::from_secs(10)).await;
+    let frame = |i: usize, closed: bool| {
+        kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
+    };
+    si.send_frame(frame(101, true));
+    si.send_frame(frame(102, false));
+    wait_redis(&redis, &f, "live 102", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[102], "live")
+    })
+    .await;
+    // a dropped connection: one reconnect, one websocket error
+    si.drop_connections();
+    assert!(
+        si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 2
+            && s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    si.set_visible_until("BTCUSDT", Interval::M1, Some(t(104)));
+    si.send_frame(frame(104, false));
+    wait_log(&f, "gap filled", Duration::from_secs(5)).await;
+    let stats_line = |log: &str, what: &str| -> Option<String> {
+        log.lines()
+            .rev()
+            .find(|l| l.contains(what) && field(l, "frames") == Some(3))
+            .map(str::to_string)
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || stats_line(&f.log(), " stats ")
+            .is_some_and(|l| field(&l, "reconnects") == Some(1)))
+        .await,
+        "no periodic counters line:\n{}",
+        f.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || f
+            .log()
+            .lines()
+            .filter(|l| l.contains(" stats "))
+            .count()
+            >= 2)
+        .await,
+        "{}",
+        f.log()
+    );
+    f.sigterm();
+    let st = tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(3))).expect("exits");
+    assert!(st.success(), "{st:?}");
+    let log = f.log();
+    let exit = log
+        .lines()
+        .find(|l| l.contains("stats at exit"))
+        .unwrap_or_else(|| panic!("no exit summary:\n{log}"));
+    assert_eq!(field(exit, "frames"), Some(3), "{exit}");
+    // 1 bootstrap page, 3 frames, 1 gap page (102, only live before, and 103)
+    assert_eq!(field(exit, "commands"), Some(5), "{exit}");
+    assert_eq!(field(exit, "rest_requests"), Some(2), "{exit}");
+    assert_eq!(field(exit, "rest_errors"), Some(0), "{exit}");
+    assert_eq!(field(exit, "gap_fills"), Some(1), "{exit}");
+    assert_eq!(field(exit, "gap_candles"), Some(2), "{exit}");
+    assert_eq!(field(exit, "reconnects"), Some(1), "{exit}");
+    assert_eq!(field(exit, "ws_errors"), Some(1), "{exit}");
+    assert_eq!(field(exit, "errors"), Some(1), "{exit}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     let redis = Redis::start();
@@ -610,6 +712,13 @@ fn replay_without_symbols_stores_every_symbol_of_the_file() {
         ],
         "{log}"
     );
+    // the exit summary counts what "replay done" counts
+    let done = log.lines().find(|l| l.contains("replay done")).unwrap();
+    let exit = log.lines().find(|l| l.contains("stats at exit")).unwrap();
+    assert!(field(done, "frames").is_some_and(|n| n > 0), "{done}");
+    assert_eq!(field(exit, "frames"), field(done, "frames"), "{log}");
+    assert_eq!(field(exit, "commands"), field(done, "commands"), "{log}");
+    assert_eq!(field(exit, "errors"), Some(0), "{log}");
     assert!(check_capture(&mut redis.conn(), &per));
 
     // what `make run` passes by default: DOTUSDT is left out
