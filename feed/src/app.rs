@@ -8,9 +8,11 @@ use crate::gapfill::gap_filler;
 use crate::rest::{Rest, MAX_LIMIT};
 use crate::route::{Router, RouterOptions};
 use crate::sink::Sink;
+use crate::stats;
 use crate::stream::{stream_chunks, stream_url, ws_reader, CHANNEL_CAPACITY};
 use crate::writer::{Writer, WriterOptions};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -23,10 +25,20 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Runs the feeder until shutdown (live) or the end of the file (replay).
+/// Runs the feeder until shutdown (live) or the end of the file (replay), logging its counters
+/// every `--stats-interval` and once at exit.
 pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result<()> {
     config::validate(&args)?;
     init_tls();
+    let started = Instant::now();
+    let reporter = tokio::spawn(stats::reporter(args.stats_interval, shutdown.clone()));
+    let r = run_inner(args, shutdown, hooks).await;
+    reporter.abort();
+    stats::log_exit(started.elapsed());
+    r
+}
+
+async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result<()> {
     if let Some(file) = args.replay.clone() {
         let stats = replay(&args, &file, &shutdown).await?;
         let frames_per_sec = format!(
@@ -73,7 +85,7 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         args.backoff_max,
         shutdown.clone(),
     )?);
-    let mut sink = Sink::new(&args.redis)?;
+    let sink = Sink::new(&args.redis)?;
     info!(
         series = series.len(),
         redis = %args.redis,
@@ -83,11 +95,6 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         live_tick = args.live_tick,
         "candles-feed starting"
     );
-    let first_known = bootstrap(&args, &series, &rest, &mut sink, &shutdown).await;
-    if shutdown.is_set() {
-        return Ok(());
-    }
-
     let chunks = stream_chunks(
         &series,
         args.ticks || args.live_tick,
@@ -109,6 +116,7 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
         rest.clone(),
         series.clone(),
         gap_rx,
+        gap_tx.clone(),
         args.clone(),
         shutdown.clone(),
     )));
@@ -123,12 +131,22 @@ pub async fn run(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Result
             shutdown.clone(),
         )));
     }
+    // Every series bootstraps on its own schedule while the streams already run (see
+    // bootstrap.rs): a series whose REST keeps failing delays no other.
+    tasks.push(tokio::spawn(bootstrap(
+        args.clone(),
+        series.clone(),
+        rest.clone(),
+        Sink::new(&args.redis)?,
+        msg_tx.clone(),
+        shutdown.clone(),
+    )));
     drop(msg_tx);
     let router = Router::new(series.clone(), router_options(&args, false));
     let w = Writer::new(
         sink,
         router,
-        first_known,
+        vec![None; series.len()],
         conn_series,
         gap_tx,
         hooks,

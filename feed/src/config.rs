@@ -121,6 +121,11 @@ pub struct Args {
     /// Bootstrap progress display: auto (a bar on a terminal, log lines otherwise), bar, log.
     #[arg(long, env = "CANDLES_FEED_PROGRESS", value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+
+    /// Log the feeder's counters (frames, commands, errors, gap fills, reconnects, REST
+    /// requests) this often; 0 = never. They are logged once more at exit either way.
+    #[arg(long, env = "CANDLES_FEED_STATS_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -380,5 +385,8 @@ mod tests {
         }
         let a = args(&["--symbols", "X"]);
         assert_eq!(a.ws_max_age, Duration::from_secs(85_800));
+        assert_eq!(a.stats_interval, Duration::from_secs(60));
+        let a = args(&["--symbols", "X", "--stats-interval", "0"]);
+        assert_eq!(a.stats_interval, Duration::ZERO);
     }
 }

@@ -7,17 +7,24 @@ use crate::config::{Args, Series};
 use crate::rest::{next_page_start, Rest, RestError, MAX_LIMIT};
 use crate::route::{self, Command};
 use crate::sink::{parse_gaps, Sink, SinkError};
+use crate::stats::STATS;
 use crate::writer::GapCheck;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+/// REST tries for one page of a gap before the gap is put aside (and asked again after
+/// `--backoff-max`), so one symbol whose REST keeps failing does not hold the others' gaps.
+pub const GAP_TRIES: u32 = 3;
+
+/// `requeue`: where a gap whose REST kept failing is sent again later (the sender of `rx`).
 pub async fn gap_filler(
     mut sink: Sink,
     rest: Arc<Rest>,
     series: Vec<Series>,
     mut rx: mpsc::UnboundedReceiver<GapCheck>,
+    requeue: mpsc::UnboundedSender<GapCheck>,
     args: Args,
     shutdown: Shutdown,
 ) {
@@ -91,10 +98,28 @@ pub async fn gap_filler(
                         info!(key = %s.key, from, to, "gap: the exchange has no candles there");
                         empty.push((from, to));
                     }
-                    Ok(n) => info!(key = %s.key, from, to, candles = n, "gap filled"),
+                    Ok(n) => {
+                        STATS.add_gap_fill(n as u64);
+                        info!(key = %s.key, from, to, candles = n, "gap filled")
+                    }
                     Err(FillError::Shutdown) => return,
                     Err(FillError::Other(e)) => {
                         error!(key = %s.key, from, to, error = %e, "gap fill failed")
+                    }
+                    Err(FillError::Later(e)) => {
+                        let d = args.backoff_max;
+                        error!(key = %s.key, from, to, error = %e, retry_in_ms = d.as_millis() as u64, "gap fill failed, will try again (the other series go on)");
+                        let (tx, sh) = (requeue.clone(), shutdown.clone());
+                        let again = GapCheck {
+                            series: c.series,
+                            from,
+                            to,
+                        };
+                        tokio::spawn(async move {
+                            if sh.sleep(d).await {
+                                let _ = tx.send(again);
+                            }
+                        });
                     }
                 }
             }
@@ -104,7 +129,10 @@ pub async fn gap_filler(
 
 enum FillError {
     Shutdown,
+    /// Will not get better by asking again (a 4xx, a refused write).
     Other(String),
+    /// REST kept failing: ask again later.
+    Later(String),
 }
 
 async fn fill(
@@ -120,12 +148,20 @@ async fn fill(
     let mut total = 0;
     loop {
         let page = match rest
-            .klines(&s.symbol, s.interval, Some(start), Some(to), MAX_LIMIT)
+            .klines_tries(
+                &s.symbol,
+                s.interval,
+                Some(start),
+                Some(to),
+                MAX_LIMIT,
+                GAP_TRIES,
+            )
             .await
         {
             Ok(p) => p,
             Err(RestError::Shutdown) => return Err(FillError::Shutdown),
-            Err(e) => return Err(FillError::Other(e.to_string())),
+            Err(e) if e.is_permanent() => return Err(FillError::Other(e.to_string())),
+            Err(e) => return Err(FillError::Later(e.to_string())),
         };
         if page.rows > 0 {
             let cmd = route::official_add(&s.key, s.interval, page.body.as_bytes());

@@ -5,12 +5,14 @@ pub mod app;
 pub mod backoff;
 pub mod bootstrap;
 pub mod config;
+pub mod errors;
 pub mod gapfill;
 pub mod quiet;
 pub mod replay;
 pub mod rest;
 pub mod route;
 pub mod sink;
+pub mod stats;
 pub mod stream;
 pub mod writer;
 

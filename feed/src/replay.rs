@@ -6,6 +6,7 @@ use crate::backoff::{Backoff, Shutdown};
 use crate::config::Args;
 use crate::route::{self, Command, Router, Seen};
 use crate::sink::{Sink, SinkError};
+use crate::stats::STATS;
 use crate::writer::truncate;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -119,6 +120,7 @@ pub async fn replay(
                 continue;
             };
             stats.frames += 1;
+            STATS.add_frames(1);
             if let Seen::Invalid(e) = router.route(frame, &mut cmds) {
                 stats.invalid += 1;
                 if stats.invalid <= 5 {

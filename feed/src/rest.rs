@@ -1,6 +1,8 @@
 //! Binance REST klines: weight-aware, honours 429/418 `Retry-After`, retries with backoff, pages.
 
 use crate::backoff::{Backoff, Shutdown};
+use crate::errors::chain;
+use crate::stats::STATS;
 use candles_core::binance::parse_klines;
 use candles_core::Interval;
 use std::sync::Mutex;
@@ -182,13 +184,26 @@ impl Rest {
         limit: usize,
     ) -> Result<Page, RestError> {
         self.pace().await?;
+        let r = self.request(symbol, interval, start, end, limit).await;
+        STATS.add_rest_request(r.is_err());
+        r
+    }
+
+    async fn request(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: usize,
+    ) -> Result<Page, RestError> {
         let url = klines_url(&self.base, symbol, interval, start, end, limit);
         let resp = self
             .http
             .get(&url)
             .send()
             .await
-            .map_err(|e| RestError::Transport(format!("GET {url}: {e}")))?;
+            .map_err(|e| RestError::Transport(format!("GET {url}: {}", chain(&e))))?;
         let status = resp.status().as_u16();
         let header = |n: &str| {
             resp.headers()
@@ -211,7 +226,7 @@ impl Rest {
         let body = resp
             .text()
             .await
-            .map_err(|e| RestError::Transport(format!("GET {url}: reading body: {e}")))?;
+            .map_err(|e| RestError::Transport(format!("GET {url}: reading body: {}", chain(&e))))?;
         if !(200..300).contains(&status) {
             let mut body = body;
             body.truncate(300);
@@ -237,7 +252,23 @@ impl Rest {
         end: Option<i64>,
         limit: usize,
     ) -> Result<Page, RestError> {
+        self.klines_tries(symbol, interval, start, end, limit, u32::MAX)
+            .await
+    }
+
+    /// One klines request, tried at most `tries` times (at least once): the last error is
+    /// returned once they are spent, so one failing symbol cannot hold its caller forever.
+    pub async fn klines_tries(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: usize,
+        tries: u32,
+    ) -> Result<Page, RestError> {
         let mut backoff = Backoff::new(self.backoff_min, self.backoff_max);
+        let mut tried = 0u32;
         loop {
             if self.shutdown.is_set() {
                 return Err(RestError::Shutdown);
@@ -247,30 +278,48 @@ impl Rest {
                 Err(e) if e.is_permanent() || matches!(e, RestError::Shutdown) => return Err(e),
                 Err(e) => e,
             };
+            tried = tried.saturating_add(1);
+            if tried >= tries {
+                return Err(err);
+            }
             let wait = match &err {
                 RestError::RateLimited { after, .. } => *after,
                 _ => backoff.next_delay(),
             };
-            warn!(symbol, interval = interval.as_str(), error = %err, retry_in_ms = wait.as_millis() as u64, attempt = backoff.attempts(), "REST klines request failed, retrying");
+            warn!(symbol, interval = interval.as_str(), error = %err, retry_in_ms = wait.as_millis() as u64, attempt = tried, "REST klines request failed, retrying");
             if !self.shutdown.sleep(wait).await {
                 return Err(RestError::Shutdown);
             }
         }
     }
 
-    /// The last `n` klines (the forming one included), oldest page first.
+    /// The last `n` klines (the forming one included), oldest page first; each request retried
+    /// until it succeeds (see [`Rest::klines`]).
     pub async fn last_klines(
         &self,
         symbol: &str,
         interval: Interval,
         n: usize,
     ) -> Result<Vec<Page>, RestError> {
+        self.last_klines_tries(symbol, interval, n, u32::MAX).await
+    }
+
+    /// [`Rest::last_klines`] with each request tried at most `tries` times.
+    pub async fn last_klines_tries(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        n: usize,
+        tries: u32,
+    ) -> Result<Vec<Page>, RestError> {
         let mut pages = Vec::new();
         let mut remaining = n;
         let mut end = None;
         while remaining > 0 {
             let limit = remaining.min(MAX_LIMIT);
-            let p = self.klines(symbol, interval, None, end, limit).await?;
+            let p = self
+                .klines_tries(symbol, interval, None, end, limit, tries)
+                .await?;
             if p.rows == 0 {
                 break;
             }

@@ -1,7 +1,9 @@
 //! The Redis side: one multiplexed connection, re-opened after any connection error, pipelines.
 
 use crate::backoff::{Backoff, Shutdown};
+use crate::errors::chain;
 use crate::route::Command;
+use crate::stats::STATS;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Value};
 use std::time::Duration;
@@ -34,10 +36,15 @@ fn classify(e: RedisError) -> SinkError {
         || e.is_timeout()
         || e.is_unrecoverable_error()
     {
-        SinkError::Connection(e.to_string())
+        SinkError::Connection(chain(&e))
     } else {
-        SinkError::Reply(e.to_string())
+        SinkError::Reply(chain(&e))
     }
+}
+
+/// Commands counted in the stats: all but PING.
+fn counted(cmds: &[Command]) -> u64 {
+    cmds.iter().filter(|c| c.name() != "PING").count() as u64
 }
 
 impl Sink {
@@ -64,7 +71,10 @@ impl Sink {
                 .client
                 .get_multiplexed_async_connection_with_config(&cfg)
                 .await
-                .map_err(|e| SinkError::Connection(format!("{}: {e}", self.url)))?;
+                .map_err(|e| {
+                    STATS.add_redis_errors(1);
+                    SinkError::Connection(format!("{}: {}", self.url, chain(&e)))
+                })?;
             self.generation += 1;
             if self.generation > 1 {
                 info!(redis = %self.url, "reconnected to redis");
@@ -77,6 +87,7 @@ impl Sink {
     }
 
     fn on_error(&mut self, e: SinkError) -> SinkError {
+        STATS.add_redis_errors(1);
         if matches!(e, SinkError::Connection(_)) {
             self.conn = None;
         }
@@ -97,7 +108,16 @@ impl Sink {
             let conn = self.conn().await?;
             pipe.query_async::<Vec<Value>>(conn).await
         };
-        r.map_err(|e| self.on_error(classify(e)))
+        let values = r.map_err(|e| {
+            let e = classify(e);
+            if matches!(e, SinkError::Reply(_)) {
+                // the server ran them (and refused at least one)
+                STATS.add_commands(counted(cmds));
+            }
+            self.on_error(e)
+        })?;
+        STATS.add_commands(counted(cmds));
+        Ok(values)
     }
 
     /// Runs the commands as one pipeline and returns each command's own reply: `Err` with the
@@ -119,13 +139,16 @@ impl Sink {
             conn.send_packed_commands(&pipe, 0, cmds.len()).await
         };
         let values = r.map_err(|e| self.on_error(classify(e)))?;
-        Ok(values
+        STATS.add_commands(counted(cmds));
+        let replies: Vec<Result<Value, String>> = values
             .into_iter()
             .map(|v| match v.extract_error() {
                 Ok(v) => Ok(v),
                 Err(e) => Err(e.to_string()),
             })
-            .collect())
+            .collect();
+        STATS.add_redis_errors(replies.iter().filter(|r| r.is_err()).count() as u64);
+        Ok(replies)
     }
 
     /// [`Sink::exec_each`], retrying connection failures with backoff until it goes through

@@ -4,6 +4,8 @@
 
 use crate::backoff::{Backoff, Shutdown};
 use crate::config::{self, Args, Series};
+use crate::errors::chain;
+use crate::stats::STATS;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -22,6 +24,12 @@ pub enum Msg {
         conn: usize,
     },
     Frame(Utf8Bytes),
+    /// The bootstrap stored the history of series `series` (index into the series); its oldest
+    /// open time (None if the exchange had none).
+    Bootstrapped {
+        series: usize,
+        first_open: Option<i64>,
+    },
 }
 
 /// Stream names (klines of every series, then aggTrade per symbol if asked) cut into
@@ -58,6 +66,7 @@ pub async fn ws_reader(
 ) {
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     let mut dropped: u64 = 0;
+    let mut connected_before = false;
     loop {
         if shutdown.is_set() {
             return;
@@ -70,14 +79,16 @@ pub async fn ws_reader(
         let mut ws = match ws {
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
+                STATS.add_ws_error();
                 let d = backoff.next_delay();
-                warn!(conn, url = %short_url(&url), error = %e, retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "websocket connect failed, retrying");
+                warn!(conn, url = %short_url(&url), error = %chain(&e), retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "websocket connect failed, retrying");
                 if !shutdown.sleep(d).await {
                     return;
                 }
                 continue;
             }
             Err(_) => {
+                STATS.add_ws_error();
                 let d = backoff.next_delay();
                 warn!(conn, url = %short_url(&url), retry_in_ms = d.as_millis() as u64, "websocket connect timed out, retrying");
                 if !shutdown.sleep(d).await {
@@ -87,6 +98,10 @@ pub async fn ws_reader(
             }
         };
         info!(conn, streams = n_streams, url = %short_url(&url), "websocket connected");
+        if connected_before {
+            STATS.add_reconnect();
+        }
+        connected_before = true;
         if tx.send(Msg::Connected { conn }).await.is_err() {
             return;
         }
@@ -106,7 +121,7 @@ pub async fn ws_reader(
             match next {
                 Err(_) => break (format!("no frame for {:?}", args.ws_idle_timeout), false),
                 Ok(None) => break ("closed by the server".into(), false),
-                Ok(Some(Err(e))) => break (format!("read error: {e}"), false),
+                Ok(Some(Err(e))) => break (format!("read error: {}", chain(&e)), false),
                 Ok(Some(Ok(Message::Text(t)))) => {
                     frames += 1;
                     if t.len() < 200 && t.contains("serverShutdown") {
@@ -126,7 +141,7 @@ pub async fn ws_reader(
                 Ok(Some(Ok(Message::Ping(_)))) => {
                     // tungstenite queued the pong; flush it now rather than on the next read.
                     if let Err(e) = ws.flush().await {
-                        break (format!("sending pong: {e}"), false);
+                        break (format!("sending pong: {}", chain(&e)), false);
                     }
                 }
                 Ok(Some(Ok(Message::Close(f)))) => break (format!("close frame {f:?}"), false),
@@ -139,6 +154,7 @@ pub async fn ws_reader(
             backoff.reset();
             continue;
         }
+        STATS.add_ws_error();
         if frames > 0 && opened.elapsed() > Duration::from_secs(30) {
             backoff.reset();
         }

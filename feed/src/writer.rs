@@ -5,6 +5,7 @@
 use crate::backoff::{Backoff, Shutdown};
 use crate::route::{Command, Router, Seen};
 use crate::sink::{Sink, SinkError};
+use crate::stats::STATS;
 use crate::stream::{Msg, Utf8Bytes};
 use candles_core::Interval;
 use std::sync::Arc;
@@ -230,7 +231,21 @@ impl Writer {
                     }
                 }
             }
+            Msg::Bootstrapped { series, first_open } => {
+                let Some(st) = self.states.get_mut(series) else {
+                    return;
+                };
+                if let Some(f) = first_open {
+                    st.first_known = Some(st.first_known.map_or(f, |k| k.min(f)));
+                }
+                // Frames of this series were written while its bootstrap was retrying: make the
+                // range between the history and the stream complete.
+                if let Some(t) = st.last_open {
+                    self.push_check(series, t, checks);
+                }
+            }
             Msg::Frame(f) => {
+                STATS.add_frames(1);
                 match self.router.route(&f, cmds) {
                     Seen::Kline {
                         series,
@@ -401,6 +416,50 @@ mod tests {
         checks.clear();
         w.on_kline(0, 3 * M, true, &mut checks);
         assert!(checks.is_empty());
+    }
+
+    #[test]
+    fn a_late_bootstrap_lowers_first_known_and_checks_up_to_the_stream() {
+        const M: i64 = 60_000;
+        let (mut w, _rx) = writer(None);
+        let mut checks = vec![];
+        let (mut cmds, mut frames) = (vec![], vec![]);
+        // streamed before its bootstrap succeeded
+        w.on_kline(0, 20 * M, true, &mut checks);
+        w.on_kline(0, 21 * M, false, &mut checks);
+        assert!(checks.is_empty());
+        w.take(
+            Msg::Bootstrapped {
+                series: 0,
+                first_open: Some(5 * M),
+            },
+            &mut cmds,
+            &mut frames,
+            &mut checks,
+        );
+        assert_eq!(w.states[0].first_known, Some(5 * M));
+        assert_eq!(
+            checks,
+            [GapCheck {
+                series: 0,
+                from: 5 * M,
+                to: 20 * M
+            }]
+        );
+        // a bootstrap before any frame: no check, first_known set
+        let (mut w, _rx) = writer(None);
+        checks.clear();
+        w.take(
+            Msg::Bootstrapped {
+                series: 0,
+                first_open: Some(5 * M),
+            },
+            &mut cmds,
+            &mut frames,
+            &mut checks,
+        );
+        assert!(checks.is_empty());
+        assert_eq!(w.states[0].first_known, Some(5 * M));
     }
 
     #[test]

@@ -73,6 +73,54 @@ fn keeps_retrying_without_binance_and_stops_on_sigterm() {
     assert!(st.success(), "{st:?} {}", f.log());
 }
 
+/// Every error line carries its root cause: against a closed port the REST, WebSocket and Redis
+/// lines say "Connection refused", not just "error sending request for url (…)".
+#[test]
+fn error_lines_name_their_root_cause() {
+    let p = closed_port();
+    let mut f = spawn_feeder(&[
+        "--symbols".into(),
+        "BTCUSDT".into(),
+        "--bootstrap".into(),
+        "10".into(),
+        "--rest-url".into(),
+        format!("http://127.0.0.1:{p}"),
+        "--ws-url".into(),
+        format!("ws://127.0.0.1:{p}"),
+        "--redis".into(),
+        format!("redis://127.0.0.1:{p}"),
+        "--backoff-min".into(),
+        "50ms".into(),
+        "--backoff-max".into(),
+        "200ms".into(),
+    ]);
+    let refused = |line: &str| line.to_ascii_lowercase().contains("connection refused");
+    let has = |log: &str, what: &str| log.lines().any(|l| l.contains(what) && refused(l));
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = f.log();
+        if has(&log, "REST klines request failed")
+            && has(&log, "websocket connect failed")
+            && has(&log, "redis unavailable")
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "no cause in the error lines:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = f.log();
+    let rest_line = log
+        .lines()
+        .find(|l| l.contains("REST klines request failed"))
+        .unwrap_or_default();
+    assert!(
+        rest_line.contains("error sending request") && refused(rest_line),
+        "{rest_line}"
+    );
+    f.sigterm();
+    assert!(f.wait_exit(Duration::from_secs(2)).is_some());
+}
+
 fn rest(si: &StandIn) -> (Rest, candles_feed::backoff::ShutdownTrigger) {
     let (t, s) = shutdown_pair();
     (

@@ -7,7 +7,9 @@ mod common;
 
 use candles_core::Interval;
 use candles_feed::route::unwrap_recorded;
-use candles_testkit::standin::{kline_frame, open_time, real_now_ms, Dataset, StandIn};
+use candles_testkit::standin::{
+    kline_frame, open_time, real_now_ms, Dataset, StandIn, SymbolFault,
+};
 use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -119,6 +121,222 @@ async fn bootstrap_pages_and_keeps_the_forming_row_live() {
     );
 }
 
+/// One symbol whose REST answers 500 (listed first): the other is bootstrapped and streamed all
+/// the same; the failing one keeps retrying on its own, its frames are written meanwhile, and
+/// once REST answers its history is stored and complete up to the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_symbol_delays_no_other_and_fills_once_rest_answers() {
+    const ETH: &str = "candle:{ETHUSDT}:1m";
+    let redis = Redis::start();
+    let si = StandIn::start().await.unwrap();
+    let rows = rows_1m();
+    let t = |i: usize| open_time(&rows[i]);
+    for sym in ["BTCUSDT", "ETHUSDT"] {
+        si.set_dataset(sym, Interval::M1, dataset(rows.clone(), Some(t(100))));
+    }
+    si.fault_symbol("ETHUSDT", SymbolFault::Status(500));
+    let f = standard_feeder(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "ETHUSDT,BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "50",
+        ],
+    );
+    // the healthy series: fully bootstrapped, streamed
+    wait_redis(
+        &redis,
+        &f,
+        "BTCUSDT bootstrapped",
+        Duration::from_secs(10),
+        |c| range_full(c, KEY, t(51), t(100)).len() == 50,
+    )
+    .await;
+    assert_official_equals(&mut redis.conn(), KEY, &rows, t(51), t(100));
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
+            .await,
+        "streaming never started: {}",
+        f.log()
+    );
+    let frame = |sym: &str, i: usize, closed: bool| {
+        kline_frame(sym, Interval::M1, &rows[i], closed, t(i) + 30_000)
+    };
+    si.send_frame(frame("BTCUSDT", 101, true));
+    si.send_frame(frame("ETHUSDT", 101, false));
+    wait_redis(
+        &redis,
+        &f,
+        "BTCUSDT 101 streamed",
+        Duration::from_secs(5),
+        |c| row_is(c, KEY, &rows[101], "official"),
+    )
+    .await;
+    wait_redis(
+        &redis,
+        &f,
+        "ETHUSDT 101 streamed",
+        Duration::from_secs(5),
+        |c| row_is(c, ETH, &rows[101], "live"),
+    )
+    .await;
+    assert_official_equals(&mut redis.conn(), KEY, &rows, t(51), t(101));
+    // the failing one keeps trying, on its own
+    let before = si.klines_requests_for("ETHUSDT");
+    assert!(
+        eventually(Duration::from_secs(5), || si.klines_requests_for("ETHUSDT")
+            >= before + 2)
+        .await,
+        "ETHUSDT is not retried: {}",
+        f.log()
+    );
+    assert!(range_full(&mut redis.conn(), ETH, t(51), t(100)).is_empty());
+    assert!(
+        f.log()
+            .lines()
+            .any(|l| l.contains("REST klines request failed")
+                && l.contains("ETHUSDT")
+                && l.contains("500")),
+        "{}",
+        f.log()
+    );
+    assert!(!f.log().contains("bootstrap done"), "{}", f.log());
+    assert_eq!(si.klines_requests_for("BTCUSDT"), 1);
+    si.send_frame(frame("ETHUSDT", 101, true));
+    wait_redis(
+        &redis,
+        &f,
+        "ETHUSDT 101 official",
+        Duration::from_secs(5),
+        |c| row_is(c, ETH, &rows[101], "official"),
+    )
+    .await;
+
+    // REST answers again: its history is stored, complete up to the stream
+    si.heal_symbol("ETHUSDT");
+    wait_redis(&redis, &f, "ETHUSDT filled", Duration::from_secs(10), |c| {
+        gaps(c, ETH, t(51), t(101)) == Some(vec![]) && range_full(c, ETH, t(51), t(101)).len() == 51
+    })
+    .await;
+    assert_official_equals(&mut redis.conn(), ETH, &rows, t(51), t(101));
+    wait_log(&f, "bootstrap done", Duration::from_secs(5)).await;
+    si.send_frame(frame("ETHUSDT", 102, false));
+    wait_redis(
+        &redis,
+        &f,
+        "ETHUSDT 102 streamed",
+        Duration::from_secs(5),
+        |c| row_is(c, ETH, &rows[102], "live"),
+    )
+    .await;
+}
+
+/// The value of `name=` on `line` (text log format).
+fn field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+}
+
+/// `--stats-interval 200ms`: counter lines while it runs, and the summary at exit, with the
+/// frames, commands, REST requests, gap fills and reconnects it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_logged_periodically_and_at_exit() {
+    let redis = Redis::start();
+    let si = StandIn::start().await.unwrap();
+    let rows = rows_1m();
+    let t = |i: usize| open_time(&rows[i]);
+    si.set_dataset("BTCUSDT", Interval::M1, dataset(rows.clone(), Some(t(100))));
+    let mut f = standard_feeder(
+        &si,
+        &redis,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--bootstrap",
+            "20",
+            "--stats-interval",
+            "200ms",
+        ],
+    );
+    assert!(
+        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    wait_log(&f, "bootstrap done", Duration::from_secs(10)).await;
+    let frame = |i: usize, closed: bool| {
+        kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
+    };
+    si.send_frame(frame(101, true));
+    si.send_frame(frame(102, false));
+    wait_redis(&redis, &f, "live 102", Duration::from_secs(5), |c| {
+        row_is(c, KEY, &rows[102], "live")
+    })
+    .await;
+    // a dropped connection: one reconnect, one websocket error
+    si.drop_connections();
+    assert!(
+        si.wait_for(Duration::from_secs(5), |s| s.ws_connections.len() == 2
+            && s.ws_open == 1)
+            .await,
+        "{}",
+        f.log()
+    );
+    si.set_visible_until("BTCUSDT", Interval::M1, Some(t(104)));
+    si.send_frame(frame(104, false));
+    wait_log(&f, "gap filled", Duration::from_secs(5)).await;
+    let stats_line = |log: &str, what: &str| -> Option<String> {
+        log.lines()
+            .rev()
+            .find(|l| l.contains(what) && field(l, "frames") == Some(3))
+            .map(str::to_string)
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || stats_line(&f.log(), " stats ")
+            .is_some_and(|l| field(&l, "reconnects") == Some(1)))
+        .await,
+        "no periodic counters line:\n{}",
+        f.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || f
+            .log()
+            .lines()
+            .filter(|l| l.contains(" stats "))
+            .count()
+            >= 2)
+        .await,
+        "{}",
+        f.log()
+    );
+    f.sigterm();
+    let st = tokio::task::block_in_place(|| f.wait_exit(Duration::from_secs(3))).expect("exits");
+    assert!(st.success(), "{st:?}");
+    let log = f.log();
+    let exit = log
+        .lines()
+        .find(|l| l.contains("stats at exit"))
+        .unwrap_or_else(|| panic!("no exit summary:\n{log}"));
+    assert_eq!(field(exit, "frames"), Some(3), "{exit}");
+    // 1 bootstrap page, 3 frames, 1 gap page (102, only live before, and 103)
+    assert_eq!(field(exit, "commands"), Some(5), "{exit}");
+    assert_eq!(field(exit, "rest_requests"), Some(2), "{exit}");
+    assert_eq!(field(exit, "rest_errors"), Some(0), "{exit}");
+    assert_eq!(field(exit, "gap_fills"), Some(1), "{exit}");
+    assert_eq!(field(exit, "gap_candles"), Some(2), "{exit}");
+    assert_eq!(field(exit, "reconnects"), Some(1), "{exit}");
+    assert_eq!(field(exit, "ws_errors"), Some(1), "{exit}");
+    assert_eq!(field(exit, "errors"), Some(1), "{exit}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
     let redis = Redis::start();
@@ -144,6 +362,8 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
         "{}",
         f.log()
     );
+    // the streams start beside the bootstrap: wait for both
+    wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
     let frame = |i: usize, closed: bool| {
         kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
     };
@@ -356,6 +576,8 @@ async fn redis_restart_mid_stream_is_repaired() {
         "{}",
         f.log()
     );
+    // the streams start beside the bootstrap: wait for both
+    wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(71), t(100));
     // frames keep coming, every 50 ms
     let sender = {
@@ -490,6 +712,13 @@ fn replay_without_symbols_stores_every_symbol_of_the_file() {
         ],
         "{log}"
     );
+    // the exit summary counts what "replay done" counts
+    let done = log.lines().find(|l| l.contains("replay done")).unwrap();
+    let exit = log.lines().find(|l| l.contains("stats at exit")).unwrap();
+    assert!(field(done, "frames").is_some_and(|n| n > 0), "{done}");
+    assert_eq!(field(exit, "frames"), field(done, "frames"), "{log}");
+    assert_eq!(field(exit, "commands"), field(done, "commands"), "{log}");
+    assert_eq!(field(exit, "errors"), Some(0), "{log}");
     assert!(check_capture(&mut redis.conn(), &per));
 
     // what `make run` passes by default: DOTUSDT is left out

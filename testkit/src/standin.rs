@@ -72,6 +72,15 @@ pub fn real_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How the klines endpoint misbehaves for one symbol, until healed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolFault {
+    /// Answer every klines request of the symbol with this HTTP status (e.g. 500).
+    Status(u16),
+    /// Never answer (the request hangs until the fault is healed or the client gives up).
+    Hang,
+}
+
 /// What the stand-in saw and how it should misbehave.
 #[derive(Debug, Default)]
 pub struct State {
@@ -81,6 +90,8 @@ pub struct State {
     pub fallback: HashMap<String, Dataset>,
     /// Status (and Retry-After seconds) for the next klines requests, one each.
     pub fail_next: VecDeque<(u16, Option<u64>)>,
+    /// Per-symbol faults (upper-case symbol), until removed.
+    pub symbol_faults: HashMap<String, SymbolFault>,
     /// Every REST request: when, and its path with query.
     pub requests: Vec<(Instant, String)>,
     /// X-MBX-USED-WEIGHT-1M sent back: grows by 2 per klines request unless set.
@@ -185,6 +196,34 @@ impl StandIn {
         {
             ds.visible_until = t;
         }
+    }
+
+    /// Makes every klines request of `symbol` fail (`SymbolFault::Status`) or hang, until
+    /// [`StandIn::heal_symbol`]. The other symbols are served as usual.
+    pub fn fault_symbol(&self, symbol: &str, fault: SymbolFault) {
+        self.state()
+            .symbol_faults
+            .insert(symbol.to_ascii_uppercase(), fault);
+    }
+
+    /// Ends the fault of `symbol` (a hanging request is then answered).
+    pub fn heal_symbol(&self, symbol: &str) {
+        self.state()
+            .symbol_faults
+            .remove(&symbol.to_ascii_uppercase());
+    }
+
+    /// Klines requests made for `symbol` so far.
+    pub fn klines_requests_for(&self, symbol: &str) -> usize {
+        let want = format!("symbol={}", symbol.to_ascii_uppercase());
+        self.state()
+            .requests
+            .iter()
+            .filter(|(_, p)| {
+                p.starts_with("/api/v3/klines")
+                    && p.split(['?', '&']).any(|kv| kv.eq_ignore_ascii_case(&want))
+            })
+            .count()
     }
 
     /// Sends a frame to every open connection subscribed to its stream (all, if it has none).
@@ -324,14 +363,21 @@ fn klines_response(state: &Arc<Mutex<State>>, query: &str) -> (u16, Vec<(String,
             format!(r#"{{"code":-1003,"msg":"stand-in: status {status}"}}"#),
         );
     }
+    let symbol = query_param(query, "symbol")
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if let Some(SymbolFault::Status(status)) = st.symbol_faults.get(&symbol).copied() {
+        return (
+            status,
+            vec![],
+            format!(r#"{{"code":-1000,"msg":"stand-in: {symbol} fails with {status}"}}"#),
+        );
+    }
     st.used_weight += 2;
     let h = vec![(
         "X-MBX-USED-WEIGHT-1M".to_string(),
         st.used_weight.to_string(),
     )];
-    let symbol = query_param(query, "symbol")
-        .unwrap_or("")
-        .to_ascii_uppercase();
     let interval = query_param(query, "interval").unwrap_or("");
     let Ok(iv) = Interval::parse(interval) else {
         return (400, h, r#"{"code":-1120,"msg":"Invalid interval."}"#.into());
@@ -388,6 +434,20 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
             .requests
             .push((Instant::now(), target.clone()));
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        if path == "/api/v3/klines" {
+            let symbol = query_param(query, "symbol")
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            while state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .symbol_faults
+                .get(&symbol)
+                == Some(&SymbolFault::Hang)
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         let (status, headers, body) = match path {
             "/api/v3/klines" => klines_response(&state, query),
             "/api/v3/ping" => (200, vec![], "{}".into()),
@@ -404,6 +464,9 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
             404 => "Not Found",
             418 => "I'm a teapot",
             429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
             _ => "Error",
         };
         let mut head = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
