@@ -192,30 +192,19 @@ impl Sink {
     }
 
     /// Runs the pipeline, retrying connection failures with backoff until it goes through
-    /// (or shutdown). Reply errors are returned, not retried.
+    /// (or shutdown). A refused command is returned as the call's error (the first one; the
+    /// server ran them all), not retried.
     pub async fn exec_retrying(
         &mut self,
         cmds: &[Command],
         backoff: &mut Backoff,
         shutdown: &Shutdown,
     ) -> Result<Vec<Value>, SinkError> {
-        loop {
-            match self.exec(cmds).await {
-                Err(SinkError::Connection(e)) => {
-                    let d = backoff.next_delay();
-                    warn!(error = %e, retry_in_ms = d.as_millis() as u64, attempt = backoff.attempts(), "redis unavailable, retrying");
-                    if !shutdown.sleep(d).await {
-                        return Err(SinkError::Shutdown);
-                    }
-                }
-                other => {
-                    if other.is_ok() {
-                        backoff.reset();
-                    }
-                    return other;
-                }
-            }
-        }
+        self.exec_each_retrying(cmds, backoff, shutdown)
+            .await?
+            .into_iter()
+            .map(|r| r.map_err(SinkError::Reply))
+            .collect()
     }
 }
 
