@@ -283,3 +283,163 @@ impl std::fmt::Debug for CacheSlot {
         write!(f, "CacheSlot({} bytes)", self.bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Candle, Dec};
+
+    /// Fills (or keeps) the window with `n` candles.
+    fn fill(n: usize) -> impl FnOnce(&mut Option<Box<Window>>) {
+        move |w| {
+            if w.is_none() {
+                let mut win = Window::new(0, false);
+                let d = Dec::parse("12345.678").unwrap_or_default();
+                for t in 0..n as i64 {
+                    win.push(&Candle::ohlcv(t * 60_000, d, d, d, d, d));
+                }
+                win.shrink();
+                *w = Some(Box::new(win));
+            }
+        }
+    }
+
+    /// Bytes of a window of `n` candles.
+    fn cost(n: usize) -> usize {
+        let c = ChartCache::new(usize::MAX);
+        let s = CacheSlot::default();
+        c.with_window(&s, false, fill(n));
+        s.bytes()
+    }
+
+    fn check(c: &ChartCache, slots: &[CacheSlot]) -> CacheStats {
+        let st = c.stats();
+        assert!(st.bytes <= st.budget, "{st:?}");
+        assert_eq!(st.bytes, slots.iter().map(CacheSlot::bytes).sum::<usize>());
+        st
+    }
+
+    #[test]
+    fn budget_holds_after_every_use_and_the_least_recent_go_first() {
+        let one = cost(100);
+        assert!(one > 100 * 50, "{one}");
+        // Room for three windows of 100 candles, not four.
+        let c = ChartCache::new(one * 3 + one / 2);
+        let slots: Vec<CacheSlot> = (0..6).map(|_| CacheSlot::default()).collect();
+        for s in &slots[..3] {
+            assert_eq!(c.with_window(s, false, fill(100)), Some(()));
+            check(&c, &slots);
+        }
+        assert_eq!(c.stats().series, 3);
+        assert_eq!(c.stats().evictions, 0);
+        // Using 0 makes 1 the least recent: the fourth series evicts 1.
+        c.with_window(&slots[0], false, fill(100));
+        c.with_window(&slots[3], false, fill(100));
+        let st = check(&c, &slots);
+        assert_eq!((st.series, st.evictions), (3, 1));
+        assert_eq!(slots[1].bytes(), 0);
+        assert!(slots[0].bytes() > 0 && slots[2].bytes() > 0 && slots[3].bytes() > 0);
+        // A FULL window is a second window of the same entry; the oldest (2) goes.
+        c.with_window(&slots[3], true, fill(100));
+        let st = check(&c, &slots);
+        assert_eq!((st.series, st.windows, st.evictions), (2, 3, 2));
+        assert_eq!(slots[2].bytes(), 0);
+        assert_eq!(slots[3].bytes(), 2 * one);
+        // A window of its own over the budget is served, not kept; the others stay.
+        let mut seen = false;
+        c.with_window(&slots[4], false, |w| {
+            fill(1000)(w);
+            seen = w.is_some();
+        });
+        assert!(seen);
+        let st = check(&c, &slots);
+        assert_eq!((st.series, st.evictions), (2, 3));
+        assert_eq!(slots[4].bytes(), 0);
+        // Lowering the budget evicts at once, least recent first: 0 goes, 3 stays.
+        c.set_budget(one * 2 + one / 2);
+        let st = check(&c, &slots);
+        assert_eq!((st.series, st.windows), (1, 2));
+        assert_eq!(slots[0].bytes(), 0);
+        // The entry being served keeps the window it serves over its other one.
+        c.set_budget(one + one / 2);
+        check(&c, &slots);
+        c.with_window(&slots[3], true, fill(100));
+        c.with_window(&slots[3], false, fill(100));
+        let st = check(&c, &slots);
+        assert_eq!((st.series, st.windows), (1, 1));
+        assert_eq!(c.with_window(&slots[3], false, |w| w.is_some()), Some(true));
+        assert_eq!(c.with_window(&slots[3], true, |w| w.is_some()), Some(false));
+        check(&c, &slots);
+        // Budget 0: nothing is cached, nothing is run.
+        c.set_budget(0);
+        assert_eq!(check(&c, &slots).bytes, 0);
+        assert_eq!(c.with_window(&slots[5], false, |_| ()), None);
+        assert_eq!(check(&c, &slots).series, 0);
+    }
+
+    #[test]
+    fn a_dropped_slot_returns_its_bytes_even_on_another_thread() {
+        let c = ChartCache::new(usize::MAX);
+        let a = CacheSlot::default();
+        let b = CacheSlot::default();
+        c.with_window(&a, false, fill(50));
+        c.with_window(&a, true, fill(50));
+        c.with_window(&b, false, fill(50));
+        assert_eq!(c.stats().series, 2);
+        let held = c.stats().bytes;
+        let a_bytes = a.bytes();
+        std::thread::spawn(move || drop(a)).join().unwrap();
+        let st = c.stats();
+        assert_eq!((st.series, st.bytes), (1, held - a_bytes));
+        // A clone is a fresh slot: it holds nothing, and dropping it leaves b alone.
+        let b2 = b.clone();
+        assert_eq!(b2.bytes(), 0);
+        drop(b2);
+        assert_eq!(c.stats().bytes, b.bytes());
+        b.forget();
+        assert_eq!(
+            c.stats(),
+            CacheStats {
+                evictions: 0,
+                budget: usize::MAX,
+                ..CacheStats::default()
+            }
+        );
+        // A slot outlives its cache harmlessly.
+        let d = CacheSlot::default();
+        {
+            let c2 = ChartCache::new(usize::MAX);
+            c2.with_window(&d, false, fill(10));
+            assert!(d.bytes() > 0);
+        }
+        assert_eq!(d.bytes(), 0);
+    }
+
+    #[test]
+    fn a_slot_serves_one_cache_only() {
+        let (c1, c2) = (ChartCache::new(usize::MAX), ChartCache::new(usize::MAX));
+        let s = CacheSlot::default();
+        assert_eq!(c1.with_window(&s, false, fill(10)), Some(()));
+        assert_eq!(c2.with_window(&s, false, fill(10)), None);
+        assert_eq!(c2.stats().series, 0);
+    }
+
+    #[test]
+    fn a_poisoned_ledger_starts_empty_without_panicking() {
+        let c = ChartCache::new(usize::MAX);
+        let a = CacheSlot::default();
+        c.with_window(&a, false, fill(10));
+        let b = CacheSlot::default();
+        let c2 = c.clone();
+        let hit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c2.with_window(&b, false, |_| panic!("mid-update"));
+        }));
+        assert!(hit.is_err());
+        let st = c.stats();
+        assert_eq!((st.series, st.bytes), (0, 0));
+        assert_eq!(a.bytes(), 0);
+        assert_eq!(c.with_window(&a, false, fill(10)), Some(()));
+        assert!(a.bytes() > 0);
+        assert_eq!(c.stats().bytes, a.bytes());
+    }
+}

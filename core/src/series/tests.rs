@@ -963,3 +963,66 @@ fn merged_reads_match_a_plain_merge() {
         assert_eq!(json, want_json, "{a}..{b} {count:?}");
     }
 }
+
+/// Several series read as charts (plain and FULL) through one cache whose budget holds only
+/// a couple of windows: every reply is byte-for-byte the uncached render, the cache stays
+/// within its budget after every read, evicts the least recently read series, and a series
+/// dropped (or whose reads turn the cache off) gives its bytes back.
+#[test]
+fn json_reads_agree_under_a_small_shared_budget() {
+    let window = {
+        let c = ChartCache::new(usize::MAX);
+        let mut s = Series::new(settings(Interval::M1));
+        s.add_official(&rest_1m(), FAR).unwrap();
+        s.range_merged_json(i64::MIN, i64::MAX, Some(720), false, FAR, &c, 1024);
+        s.cache_bytes()
+    };
+    let cache = ChartCache::new(window * 5 / 2);
+    let mut series: Vec<Series> = (0..5)
+        .map(|rep| {
+            let mut s = Series::new(settings(Interval::M1));
+            s.add_official(&rest_1m_copy(rep), FAR).unwrap();
+            s
+        })
+        .collect();
+    let mut rng = crate::test_rng::XorShift(0x1234_5678_9abc_def1);
+    for step in 0..200 {
+        let i = rng.below(series.len() as u64) as usize;
+        let full = rng.below(3) == 0;
+        let count = Some(1 + rng.below(1100) as usize);
+        if step % 17 == 16 {
+            let next = rest_1m_copy(5 + i as i64).swap_remove(step % 50);
+            let _ = series[i].add_official(&[next], FAR);
+        }
+        let s = &series[i];
+        let want = s
+            .clone()
+            .range_merged_json(i64::MIN, i64::MAX, count, full, FAR, &cache, 0);
+        let got = s.range_merged_json(i64::MIN, i64::MAX, count, full, FAR, &cache, 1024);
+        assert_eq!(got, want, "step {step} series {i} {count:?} full {full}");
+        let st = cache.stats();
+        assert!(st.bytes <= st.budget, "step {step}: {st:?}");
+        assert_eq!(
+            st.bytes,
+            series.iter().map(Series::cache_bytes).sum::<usize>()
+        );
+        // The series just read is the last to go: it is cached unless its window alone
+        // is over the budget.
+        assert!(s.cache_bytes() > 0, "step {step}");
+    }
+    assert!(cache.stats().evictions > 0);
+    // Dropped series give their bytes back.
+    let last = series.pop().unwrap();
+    let held = last.cache_bytes();
+    let before = cache.stats().bytes;
+    drop(last);
+    assert_eq!(cache.stats().bytes, before - held);
+    // A read with json_cache 0 drops its series' windows.
+    let s = &series[0];
+    s.range_merged_json(i64::MIN, i64::MAX, Some(5), false, FAR, &cache, 1024);
+    assert!(s.cache_bytes() > 0);
+    s.range_merged_json(i64::MIN, i64::MAX, Some(5), false, FAR, &cache, 0);
+    assert_eq!(s.cache_bytes(), 0);
+    drop(series);
+    assert_eq!(cache.stats().bytes, 0);
+}
