@@ -25,8 +25,9 @@ use redis_module_macros::info_command_handler;
 
 use crate::candle::series_type::SERIES_TYPE;
 use crate::config::{
-    PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, JSON_CACHE_CFG, LIVE_MAX, LIVE_MAX_CFG, LIVE_TTL,
-    LIVE_TTL_CFG, RETENTION, RETENTION_CFG, TICK_CAP, TICK_CAP_CFG,
+    PolicyConfig, DUPLICATE_POLICY, JSON_CACHE, JSON_CACHE_CFG, JSON_CACHE_MEMORY,
+    JSON_CACHE_MEMORY_CFG, LIVE_MAX, LIVE_MAX_CFG, LIVE_TTL, LIVE_TTL_CFG, RETENTION,
+    RETENTION_CFG, TICK_CAP, TICK_CAP_CFG,
 };
 use crate::ticks::book_type::TICKS_TYPE;
 
@@ -51,6 +52,16 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
             for (i, name) in names.into_iter().enumerate() {
                 ctx.add_info_field_long_long(name, gauges.get(i));
             }
+        }
+        // The chart cache (not data: the gauges above leave it out).
+        let cache = stats::CHART_CACHE.stats();
+        for (name, v) in [
+            ("json_cache_bytes", cache.bytes as u64),
+            ("json_cache_series", cache.series as u64),
+            ("json_cache_evictions", cache.evictions),
+            ("json_cache_budget", cache.budget as u64),
+        ] {
+            ctx.add_info_field_long_long(name, i64::try_from(v).unwrap_or(i64::MAX));
         }
     }
     Ok(())
@@ -86,6 +97,7 @@ redis_module! {
             ["live_max", &*LIVE_MAX, LIVE_MAX_CFG.default, LIVE_MAX_CFG.min, LIVE_MAX_CFG.max, ConfigurationFlags::DEFAULT, None],
             ["tick_cap", &*TICK_CAP, TICK_CAP_CFG.default, TICK_CAP_CFG.min, TICK_CAP_CFG.max, ConfigurationFlags::DEFAULT, None],
             ["json_cache", &*JSON_CACHE, JSON_CACHE_CFG.default, JSON_CACHE_CFG.min, JSON_CACHE_CFG.max, ConfigurationFlags::DEFAULT, None],
+            ["json_cache_memory", &*JSON_CACHE_MEMORY, JSON_CACHE_MEMORY_CFG.default, JSON_CACHE_MEMORY_CFG.min, JSON_CACHE_MEMORY_CFG.max, ConfigurationFlags::DEFAULT, config::on_json_cache_memory()],
         ],
         string: [],
         bool: [],

@@ -58,6 +58,7 @@ fn bad_load_time_arguments_stop_the_module_naming_the_argument() {
         (&["tick_cap", "0"], "tick_cap 0"),
         (&["retention", "-3"], "retention -3"),
         (&["json_cache", "-1"], "json_cache -1"),
+        (&["json_cache_memory", "-1"], "json_cache_memory -1"),
         (&["live_ttl", "999999999999"], "live_ttl 999999999999"),
         (&["bogus", "1"], "unknown load-time argument 'bogus'"),
         (&["retention"], "'retention' has no value"),
@@ -99,6 +100,8 @@ fn good_load_time_arguments_set_the_configs() {
             "2000",
             "json_cache",
             "0",
+            "json_cache_memory",
+            "1048576",
         ],
     );
     let mut c = srv.conn();
@@ -114,9 +117,15 @@ fn good_load_time_arguments_set_the_configs() {
         ("candles.duplicate_policy", "keep"),
         ("candles.tick_cap", "2000"),
         ("candles.json_cache", "0"),
+        ("candles.json_cache_memory", "1048576"),
     ] {
         assert_eq!(pairs.get(k).map(String::as_str), Some(v), "{k}");
     }
+    // The chart cache took its budget at load.
+    assert_eq!(
+        info_field(&mut c, "candles", "candles_json_cache_budget").as_deref(),
+        Some("1048576")
+    );
     // A new series takes them.
     let _: () = q(&mut c, &["CANDLE.CREATE", "s", "INTERVAL", "1m"]).unwrap();
     let info = val(&mut c, &["CANDLE.INFO", "s"]);
@@ -128,6 +137,7 @@ fn good_load_time_arguments_set_the_configs() {
         ("candles.tick_cap", "0"),
         ("candles.retention", "-3"),
         ("candles.live_ttl", "999999999999"),
+        ("candles.json_cache_memory", "-1"),
     ] {
         assert!(
             q::<()>(&mut c, &["CONFIG", "SET", name, bad]).is_err(),

@@ -5,6 +5,7 @@
 
 pub mod binance;
 pub mod candle;
+pub mod chart_cache;
 pub mod chunk;
 pub mod codec;
 pub mod decimal;

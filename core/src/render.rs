@@ -1,8 +1,6 @@
 //! Candles as reply text: decimals and integers straight into a byte buffer (no `fmt`), the
-//! JSON object of `RANGE_MERGED ... FORMAT JSON`, and the per-series cache of that text for
-//! the newest official candles (what chart loads read again and again).
-
-use std::cell::RefCell;
+//! JSON object of `RANGE_MERGED ... FORMAT JSON`, and the window of that text for a series'
+//! newest official candles that the chart cache (`chart_cache.rs`) keeps for chart loads.
 
 use crate::candle::Candle;
 use crate::candle::CandleKind;
@@ -180,14 +178,8 @@ pub fn candles_json_with(
     out
 }
 
-/// The JSON text of a series' newest official candles (each object followed by a comma),
-/// kept between reads, one window per shape (plain, `FULL`): a client alternating the two
-/// keeps both warm instead of rebuilding one at every switch. Never persisted, copied or
-/// compared: a copy starts empty, and two series are equal whatever their caches hold.
-#[derive(Default)]
-pub struct JsonCache(RefCell<[Option<Box<Window>>; 2]>);
-
-/// The newest `times.len()` official candles of the series as of `gen`, rendered with `full`.
+/// The newest `times.len()` official candles of a series as of `gen`, rendered with `full`,
+/// each object followed by a comma (held by a [`ChartCache`](crate::chart_cache::ChartCache)).
 pub(crate) struct Window {
     pub gen: u64,
     pub full: bool,
@@ -261,53 +253,6 @@ impl Window {
 
     pub fn heap_bytes(&self) -> usize {
         self.text.capacity() + self.times.capacity() * 8 + self.ends.capacity() * 4
-    }
-}
-
-impl JsonCache {
-    /// `f` on the window of the `full` shape.
-    pub(crate) fn with<R>(
-        &self,
-        full: bool,
-        f: impl FnOnce(&mut Option<Box<Window>>) -> R,
-    ) -> Option<R> {
-        // Never re-entered (reads run one at a time on Redis' main thread); should it be,
-        // the caller renders without the cache.
-        self.0.try_borrow_mut().ok().map(|mut w| {
-            let [plain, with_full] = &mut *w;
-            f(if full { with_full } else { plain })
-        })
-    }
-
-    /// Heap bytes held (reported by MEMORY USAGE, not counted as data).
-    pub fn heap_bytes(&self) -> usize {
-        self.0
-            .try_borrow()
-            .map_or(0, |w| w.iter().flatten().map(|w| w.heap_bytes()).sum())
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut w) = self.0.try_borrow_mut() {
-            *w = [None, None];
-        }
-    }
-}
-
-impl Clone for JsonCache {
-    fn clone(&self) -> Self {
-        JsonCache::default()
-    }
-}
-
-impl PartialEq for JsonCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for JsonCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "JsonCache({} bytes)", self.heap_bytes())
     }
 }
 

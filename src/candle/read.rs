@@ -159,7 +159,12 @@ fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
         let cap = config::JSON_CACHE
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(0) as usize;
-        let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cap);
+        let cache = &*crate::stats::CHART_CACHE;
+        let budget = config::json_cache_budget();
+        if cache.budget() != budget {
+            cache.set_budget(budget);
+        }
+        let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cache, cap);
         return Ok(json_reply(ctx, &text));
     }
     let now = now_ms();

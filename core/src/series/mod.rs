@@ -15,9 +15,9 @@ mod tests;
 mod wire;
 
 use crate::candle::Candle;
+use crate::chart_cache::CacheSlot;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
-use crate::render::JsonCache;
 use crate::store::OfficialStore;
 use std::collections::BTreeMap;
 
@@ -158,8 +158,9 @@ pub struct Series {
     live: BTreeMap<i64, LiveCandle>,
     /// Bumped by every official write that is not a pure append (what invalidates `json`).
     official_gen: u64,
-    /// JSON text of the newest official candles (see `range_merged_json`).
-    json: JsonCache,
+    /// Its place in the chart cache, which holds the JSON text of its newest official
+    /// candles (see `range_merged_json`).
+    json: CacheSlot,
     /// The server time of the last write replicated as an effect (see `write_clock`).
     stamp: Option<i64>,
 }
@@ -216,7 +217,7 @@ impl Series {
             official: OfficialStore::new(),
             live: BTreeMap::new(),
             official_gen: 0,
-            json: JsonCache::default(),
+            json: CacheSlot::default(),
             stamp: None,
         }
     }

@@ -4,6 +4,7 @@
 
 use super::{LiveCandle, Series};
 use crate::candle::{Candle, CandleKind};
+use crate::chart_cache::ChartCache;
 use crate::error::CoreResult;
 use crate::render::{self, Window};
 
@@ -69,9 +70,12 @@ impl Series {
     }
 
     /// `range_merged` as the JSON text of `FORMAT JSON`. A read that reaches the newest
-    /// official candle (what a chart loads) is served from a cache of the newest `cache_cap`
-    /// officials' text, extended as candles are appended and dropped when older ones change;
-    /// other reads, and `cache_cap == 0`, render from the store.
+    /// official candle (what a chart loads) is served from `cache`'s window of the newest
+    /// `cache_cap` officials' text, extended as candles are appended and dropped when older
+    /// ones change; other reads, reads with `cache_cap == 0` (which drop the series' windows)
+    /// or a zero budget, and reads whose window was evicted, render from the store (and
+    /// refill the window). The text is the same either way.
+    #[allow(clippy::too_many_arguments)]
     pub fn range_merged_json(
         &self,
         from: i64,
@@ -79,15 +83,16 @@ impl Series {
         count: Option<usize>,
         full: bool,
         now_ms: i64,
+        cache: &ChartCache,
         cache_cap: usize,
     ) -> Vec<u8> {
         if from > to || count == Some(0) {
             return b"[]".to_vec();
         }
         if cache_cap == 0 {
-            self.json.clear();
+            self.json.forget();
         } else if self.official.last_time().is_some_and(|l| to >= l) {
-            let cached = self.json.with(full, |slot| {
+            let cached = cache.with_window(&self.json, full, |slot| {
                 self.sync_window(slot, full, cache_cap);
                 self.json_from_window(slot.as_ref()?, from, to, count, full, now_ms)
             });
@@ -182,9 +187,10 @@ impl Series {
         Some(out)
     }
 
-    /// Heap bytes of the JSON cache (MEMORY USAGE shows them; INFO counts data only).
+    /// Bytes the chart cache holds for this series now (0 once evicted; MEMORY USAGE shows
+    /// them, the data gauges of INFO do not).
     pub fn cache_bytes(&self) -> usize {
-        self.json.heap_bytes()
+        self.json.bytes()
     }
 
     /// The fresh live candles, oldest first.

@@ -329,7 +329,7 @@ impl Series {
                 // Cached text may show candles this write changes. (Retention only drops the
                 // oldest, which reads skip by time.)
                 self.official_gen = self.official_gen.wrapping_add(1);
-                self.json.clear();
+                self.json.forget();
             }
             self.official.put_all(&e.official);
         }

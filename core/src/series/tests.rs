@@ -4,6 +4,7 @@
 use super::*;
 use crate::binance::{parse_klines, parse_stream_frame, StreamEvent};
 use crate::candle::{CandleKind, Incoming};
+use crate::chart_cache::ChartCache;
 use crate::decimal::Dec;
 use crate::render;
 
@@ -419,6 +420,7 @@ fn effects_replay_to_the_same_state() {
 /// stored data: a warm cache and a bumped generation change nothing, the data does.
 #[test]
 fn round_trip_equals_the_series_whatever_its_cache_state() {
+    let cache = ChartCache::new(usize::MAX);
     let round_trip = |s: &Series| {
         let mut buf = Vec::new();
         s.encode(&mut buf);
@@ -433,7 +435,7 @@ fn round_trip_equals_the_series_whatever_its_cache_state() {
     let mut s = Series::new(settings(Interval::M1));
     s.add_official(&rows[..600], FAR).unwrap();
     // A JSON read fills the cache and bumps nothing.
-    let json = s.range_merged_json(i64::MIN, i64::MAX, Some(100), false, FAR, 1024);
+    let json = s.range_merged_json(i64::MIN, i64::MAX, Some(100), false, FAR, &cache, 1024);
     assert!(s.cache_bytes() > 0);
     assert_eq!(s.official_gen, 0);
     round_trip(&s);
@@ -445,7 +447,7 @@ fn round_trip_equals_the_series_whatever_its_cache_state() {
     round_trip(&s);
     // With the cache warm again (the corrected candle is older than the 100 read).
     assert_eq!(
-        s.range_merged_json(i64::MIN, i64::MAX, Some(100), false, FAR, 1024),
+        s.range_merged_json(i64::MIN, i64::MAX, Some(100), false, FAR, &cache, 1024),
         json
     );
     assert!(s.cache_bytes() > 0);
@@ -494,6 +496,7 @@ const MIN: i64 = 60_000;
 /// gives, through appends, inserts, replacements, live updates, expiry and retention.
 #[test]
 fn json_cache_matches_uncached_render() {
+    let cache = ChartCache::new(usize::MAX);
     let rows = rest_1m();
     let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
     let mut rnd = |n: u64| rng.below(n);
@@ -547,8 +550,10 @@ fn json_cache_matches_uncached_render() {
             for (from, to, count) in queries {
                 {
                     // On a copy: a read with the cache off drops the cache it is checking.
-                    let want = s.clone().range_merged_json(from, to, count, full, now, 0);
-                    let got = s.range_merged_json(from, to, count, full, now, cap);
+                    let want = s
+                        .clone()
+                        .range_merged_json(from, to, count, full, now, &cache, 0);
+                    let got = s.range_merged_json(from, to, count, full, now, &cache, cap);
                     assert_eq!(
                         String::from_utf8(got).unwrap(),
                         String::from_utf8(want).unwrap(),
@@ -557,18 +562,19 @@ fn json_cache_matches_uncached_render() {
                 }
             }
         }
-        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, cap);
+        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, &cache, cap);
         assert!(s.cache_bytes() > 0 || fed == 0);
-        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, 0);
+        s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, &cache, 0);
         assert_eq!(s.cache_bytes(), 0, "json_cache 0 frees the cache");
     }
 }
 
 #[test]
 fn json_render_is_valid_json_with_exact_decimals() {
+    let cache = ChartCache::new(usize::MAX);
     let mut s = Series::new(settings(Interval::M1));
     s.add_official(&rest_1m(), FAR).unwrap();
-    let text = s.range_merged_json(i64::MIN, i64::MAX, Some(3), true, FAR, 1024);
+    let text = s.range_merged_json(i64::MIN, i64::MAX, Some(3), true, FAR, &cache, 1024);
     let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -861,6 +867,7 @@ fn rest_1m_copy(rep: i64) -> Vec<Incoming> {
 
 #[test]
 fn merged_reads_decode_only_the_newest_chunks() {
+    let cache = ChartCache::new(usize::MAX);
     use crate::chunk::{take_decoded, CHUNK_MAX};
     let mut s = Series::new(settings(Interval::M1));
     for rep in 0..5 {
@@ -881,33 +888,34 @@ fn merged_reads_decode_only_the_newest_chunks() {
     // only, the next decodes nothing, nor does one after an appended candle.
     let cap = 1024;
     let from = last - 719 * MIN;
-    s.range_merged_json(from, i64::MAX, None, false, FAR, cap);
+    s.range_merged_json(from, i64::MAX, None, false, FAR, &cache, cap);
     let first = take_decoded();
     assert!(whole(first.clone()) <= cap / CHUNK_MAX + 1, "{first:?}");
-    s.range_merged_json(from, i64::MAX, None, false, FAR, cap);
+    s.range_merged_json(from, i64::MAX, None, false, FAR, &cache, cap);
     assert_eq!(take_decoded(), vec![]);
     // The other shape (FULL) has a window of its own: once both are loaded, reads that
     // alternate the two decode nothing.
-    s.range_merged_json(from, i64::MAX, None, true, FAR, cap);
+    s.range_merged_json(from, i64::MAX, None, true, FAR, &cache, cap);
     take_decoded();
     for full in [false, true, false, true] {
-        s.range_merged_json(from, i64::MAX, None, full, FAR, cap);
+        s.range_merged_json(from, i64::MAX, None, full, FAR, &cache, cap);
         assert_eq!(take_decoded(), vec![], "full {full}");
     }
     let next = rest_1m_copy(5).swap_remove(0);
     s.add_official(&[next], FAR).unwrap();
     take_decoded();
-    let out = s.range_merged_json(from + MIN, i64::MAX, None, false, FAR, cap);
+    let out = s.range_merged_json(from + MIN, i64::MAX, None, false, FAR, &cache, cap);
     assert_eq!(take_decoded(), vec![]);
     assert_eq!(
         out,
         s.clone()
-            .range_merged_json(from + MIN, i64::MAX, None, false, FAR, 0)
+            .range_merged_json(from + MIN, i64::MAX, None, false, FAR, &cache, 0)
     );
 }
 
 #[test]
 fn merged_reads_match_a_plain_merge() {
+    let cache = ChartCache::new(usize::MAX);
     // 3,000 real officials (in 20 chunks' worth of batches) and live candles after them,
     // some expired: every read equals "all officials in range, then the fresh lives, the
     // newest `count` of them".
@@ -950,8 +958,71 @@ fn merged_reads_match_a_plain_merge() {
         };
         let want = plain(a, b, count);
         assert_eq!(s.range_merged(a, b, count, now), want, "{a}..{b} {count:?}");
-        let json = s.range_merged_json(a, b, count, i % 3 == 0, now, 0);
+        let json = s.range_merged_json(a, b, count, i % 3 == 0, now, &cache, 0);
         let want_json = render::candles_json(want.iter().map(|(c, k)| (c, *k)), i % 3 == 0);
         assert_eq!(json, want_json, "{a}..{b} {count:?}");
     }
+}
+
+/// Several series read as charts (plain and FULL) through one cache whose budget holds only
+/// a couple of windows: every reply is byte-for-byte the uncached render, the cache stays
+/// within its budget after every read, evicts the least recently read series, and a series
+/// dropped (or whose reads turn the cache off) gives its bytes back.
+#[test]
+fn json_reads_agree_under_a_small_shared_budget() {
+    let window = {
+        let c = ChartCache::new(usize::MAX);
+        let mut s = Series::new(settings(Interval::M1));
+        s.add_official(&rest_1m(), FAR).unwrap();
+        s.range_merged_json(i64::MIN, i64::MAX, Some(720), false, FAR, &c, 1024);
+        s.cache_bytes()
+    };
+    let cache = ChartCache::new(window * 5 / 2);
+    let mut series: Vec<Series> = (0..5)
+        .map(|rep| {
+            let mut s = Series::new(settings(Interval::M1));
+            s.add_official(&rest_1m_copy(rep), FAR).unwrap();
+            s
+        })
+        .collect();
+    let mut rng = crate::test_rng::XorShift(0x1234_5678_9abc_def1);
+    for step in 0..200 {
+        let i = rng.below(series.len() as u64) as usize;
+        let full = rng.below(3) == 0;
+        let count = Some(1 + rng.below(1100) as usize);
+        if step % 17 == 16 {
+            let next = rest_1m_copy(5 + i as i64).swap_remove(step % 50);
+            let _ = series[i].add_official(&[next], FAR);
+        }
+        let s = &series[i];
+        let want = s
+            .clone()
+            .range_merged_json(i64::MIN, i64::MAX, count, full, FAR, &cache, 0);
+        let got = s.range_merged_json(i64::MIN, i64::MAX, count, full, FAR, &cache, 1024);
+        assert_eq!(got, want, "step {step} series {i} {count:?} full {full}");
+        let st = cache.stats();
+        assert!(st.bytes <= st.budget, "step {step}: {st:?}");
+        assert_eq!(
+            st.bytes,
+            series.iter().map(Series::cache_bytes).sum::<usize>()
+        );
+        // The series just read is the last to go: it is cached unless its window alone
+        // is over the budget.
+        assert!(s.cache_bytes() > 0, "step {step}");
+    }
+    assert!(cache.stats().evictions > 0);
+    // Dropped series give their bytes back.
+    let last = series.pop().unwrap();
+    let held = last.cache_bytes();
+    let before = cache.stats().bytes;
+    drop(last);
+    assert_eq!(cache.stats().bytes, before - held);
+    // A read with json_cache 0 drops its series' windows.
+    let s = &series[0];
+    s.range_merged_json(i64::MIN, i64::MAX, Some(5), false, FAR, &cache, 1024);
+    assert!(s.cache_bytes() > 0);
+    s.range_merged_json(i64::MIN, i64::MAX, Some(5), false, FAR, &cache, 0);
+    assert_eq!(s.cache_bytes(), 0);
+    drop(series);
+    assert_eq!(cache.stats().bytes, 0);
 }
