@@ -1,11 +1,11 @@
 //! Phases 1 + 2: official candles (bytes per candle, server cost of ingest), and the
 //! informational 5m/15m bytes per candle.
 
-use crate::data::{klines, shifted};
+use crate::data::{klines, rep_shift, shifted};
 use crate::server::Server;
 use crate::stats::{cmdstats, memory_usage, per_call, reset_stats, settled_memory};
 use crate::table::{b, us, Table};
-use crate::{MIN, N_REPS, R, SERIES_KEY, ZSET_KEY};
+use crate::{N_REPS, R, SERIES_KEY, ZSET_KEY};
 use redis::Connection;
 use serde_json::Value as Json;
 
@@ -19,7 +19,7 @@ pub fn official_phases(
     // Module: CANDLE.CREATE, then 100 OFFICIAL_ADD of 1000 real rows each.
     let batches: Vec<String> = (0..N_REPS)
         .map(|rep| {
-            let shift = rep as i64 * 1000 * MIN;
+            let shift = rep_shift(rep);
             Json::Array(rows_1m.iter().map(|r| shifted(r, shift)).collect()).to_string()
         })
         .collect();
@@ -53,16 +53,10 @@ pub fn official_phases(
     {
         let mut c = srv.conn()?;
         for rep in 0..N_REPS {
-            let shift = rep as i64 * 1000 * MIN;
+            let shift = rep_shift(rep);
             let mut p = redis::pipe();
             for r in rows_1m {
-                let r = shifted(r, shift);
-                p.cmd("ZADD")
-                    .arg(ZSET_KEY)
-                    .arg("NX")
-                    .arg(r[0].as_i64().unwrap_or(0))
-                    .arg(r.to_string())
-                    .ignore();
+                zadd_nx(&mut p, ZSET_KEY, &shifted(r, shift));
             }
             p.query::<()>(&mut c)?;
         }
@@ -75,24 +69,27 @@ pub fn official_phases(
         return Err(format!("ZCARD {zcard}, expected {n}").into());
     }
 
-    let (m, z) = (mu_mod as f64 / n, mu_z as f64 / n);
-    t.add(
-        "1. B/official candle, MEMORY USAGE (100k 1m)",
-        b(m),
-        b(z),
-        z / m,
-        "<= 24 B and >= 12x",
-        Some(m <= 24.0 && z / m >= 12.0),
-    );
-    let (m, z) = ((mem1 - mem0) as f64 / n, (mem2 - mem1) as f64 / n);
-    t.add(
-        "1. B/official candle, used_memory delta",
-        b(m),
-        b(z),
-        z / m,
-        "<= 24 B and >= 12x",
-        Some(m <= 24.0 && z / m >= 12.0),
-    );
+    for (measure, m, z) in [
+        (
+            "1. B/official candle, MEMORY USAGE (100k 1m)",
+            mu_mod as f64 / n,
+            mu_z as f64 / n,
+        ),
+        (
+            "1. B/official candle, used_memory delta",
+            (mem1 - mem0) as f64 / n,
+            (mem2 - mem1) as f64 / n,
+        ),
+    ] {
+        t.add(
+            measure,
+            b(m),
+            b(z),
+            z / m,
+            "<= 24 B and >= 12x",
+            Some(m <= 24.0 && z / m >= 12.0),
+        );
+    }
 
     let (calls, add) = per_call(&stats_mod, "candle.official_add")?;
     let (zcalls, zadd) = per_call(&stats_z, "zadd")?;
@@ -127,12 +124,7 @@ pub fn other_intervals(srv: &Server, meter: &mut Connection, t: &mut Table) -> R
             .query(&mut c)?;
         let mut p = redis::pipe();
         for r in &rows {
-            p.cmd("ZADD")
-                .arg(&zkey)
-                .arg("NX")
-                .arg(r[0].as_i64().unwrap_or(0))
-                .arg(r.to_string())
-                .ignore();
+            zadd_nx(&mut p, &zkey, r);
         }
         p.query::<()>(&mut c)?;
         let (m, z) = (
@@ -149,4 +141,15 @@ pub fn other_intervals(srv: &Server, meter: &mut Connection, t: &mut Table) -> R
         );
     }
     Ok(())
+}
+
+/// Adds one kline row to `key` as the original design did: ZADD NX, score = open time,
+/// member = the JSON row.
+fn zadd_nx(p: &mut redis::Pipeline, key: &str, row: &Json) {
+    p.cmd("ZADD")
+        .arg(key)
+        .arg("NX")
+        .arg(row[0].as_i64().unwrap_or(0))
+        .arg(row.to_string())
+        .ignore();
 }

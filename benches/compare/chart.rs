@@ -1,12 +1,12 @@
 //! Phases 3 + 4: the 720-candle chart load, and LIVE_UPDATE vs SET ... EX.
 
 use crate::bench::{k, strs, Bench};
-use crate::data::{fixture, positional, shifted};
+use crate::data::{fixture, positional, rep_shift, shifted};
 use crate::server::Server;
 use crate::stats::{cmdstats, per_call, reset_stats};
 use crate::table::{us, Table};
 use crate::{CHART, LIVE_KEY, MIN, N_REPS, R, SERIES_KEY, ZSET_KEY};
-use redis::{Connection, Value};
+use redis::{Connection, FromRedisValue, Value};
 use serde_json::Value as Json;
 
 /// 3: chart load, and the live row used by 4.
@@ -17,21 +17,20 @@ pub fn chart_phase(
     t: &mut Table,
     rows_1m: &[Json],
 ) -> R<()> {
-    let last = (N_REPS as i64 - 1) * 1000 * MIN + rows_1m[999][0].as_i64().unwrap_or(0);
+    let last = rep_shift(N_REPS - 1) + rows_1m[999][0].as_i64().unwrap_or(0);
     let live_row = shifted(
         &rows_1m[999],
         last + MIN - rows_1m[999][0].as_i64().unwrap_or(0),
     );
+    // The live row in positional form (measured again in 4).
+    let mut lu_pos = strs(&["CANDLE.LIVE_UPDATE", SERIES_KEY]);
+    lu_pos.extend(positional(&live_row));
     let mut c = srv.conn()?;
-    let mut cmd = redis::cmd("CANDLE.LIVE_UPDATE");
-    cmd.arg(SERIES_KEY);
-    for a in positional(&live_row) {
-        cmd.arg(a);
-    }
-    let changed: i64 = cmd.query(&mut c)?;
-    if changed != 1 {
-        return Err("CANDLE.LIVE_UPDATE of the live row did not change the series".into());
-    }
+    live_update(
+        &mut c,
+        &lu_pos,
+        "CANDLE.LIVE_UPDATE of the live row did not change the series",
+    )?;
     redis::cmd("SET")
         .arg(LIVE_KEY)
         .arg(live_row.to_string())
@@ -56,10 +55,7 @@ pub fn chart_phase(
     ]);
     let get = strs(&["GET", LIVE_KEY]);
     // Sanity: the replies hold what the chart needs.
-    let Value::Array(rows) = redis::cmd(&merged[0])
-        .arg(&merged[1..])
-        .query::<Value>(&mut c)?
-    else {
+    let Value::Array(rows) = query::<Value>(&mut c, &merged)? else {
         return Err("RANGE_MERGED: not an array".into());
     };
     let kinds: Vec<bool> = rows
@@ -78,14 +74,12 @@ pub fn chart_phase(
     }
     let mut merged_json = merged.clone();
     merged_json.extend(strs(&["FORMAT", "JSON"]));
-    let text: String = redis::cmd(&merged_json[0])
-        .arg(&merged_json[1..])
-        .query(&mut c)?;
+    let text: String = query(&mut c, &merged_json)?;
     let parsed: Vec<Json> = serde_json::from_str(&text)?;
     if parsed.len() != CHART || parsed[CHART - 1]["status"] != "live" {
         return Err(format!("RANGE_MERGED FORMAT JSON: {} rows", parsed.len()).into());
     }
-    let zn: Vec<String> = redis::cmd(&zrange[0]).arg(&zrange[1..]).query(&mut c)?;
+    let zn: Vec<String> = query(&mut c, &zrange)?;
     if zn.len() != CHART {
         return Err(format!(
             "ZRANGEBYSCORE returned {} members, expected {CHART}",
@@ -104,24 +98,15 @@ pub fn chart_phase(
         (&zrange, "zrangebyscore"),
         (&get, "get"),
     ] {
-        reset_stats(meter)?;
-        rps.push(bench.run(if cmd[0] == "GET" { 200_000 } else { 5_000 }, 4, 2, cmd)?);
-        usec.push(per_call(&cmdstats(meter)?, stat)?.1);
+        let n = if cmd[0] == "GET" { 200_000 } else { 5_000 };
+        let (r, u) = server_cost(meter, bench, n, cmd, stat)?;
+        rps.push(r);
+        usec.push(u);
     }
     // The same JSON load with the cache off: every call renders from the chunks.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("candles.json_cache")
-        .arg(0)
-        .query::<()>(meter)?;
-    reset_stats(meter)?;
-    bench.run(2_000, 4, 2, &merged_json)?;
-    let cold = per_call(&cmdstats(meter)?, "candle.range_merged")?.1;
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("candles.json_cache")
-        .arg(1024)
-        .query::<()>(meter)?;
+    set_json_cache(meter, 0)?;
+    let (_, cold) = server_cost(meter, bench, 2_000, &merged_json, "candle.range_merged")?;
+    set_json_cache(meter, 1024)?;
     let (mj, mr, z, g) = (usec[0], usec[1], usec[2], usec[3]);
     let base = format!("{} (Z {z:.1} + GET {g:.2})", us(z + g));
     t.add(
@@ -163,8 +148,6 @@ pub fn chart_phase(
     // the live region; SET stores the bytes. Then the positional form of the same candle.
     let row_text = live_row.to_string();
     let lu = strs(&["CANDLE.LIVE_UPDATE", SERIES_KEY, "JSON", &row_text]);
-    let mut lu_pos = strs(&["CANDLE.LIVE_UPDATE", SERIES_KEY]);
-    lu_pos.extend(positional(&live_row));
     let set = strs(&["SET", LIVE_KEY, &row_text, "EX", "86400"]);
     reset_stats(meter)?;
     let r = bench.medians(&[&lu, &set], 32)?;
@@ -211,16 +194,50 @@ pub fn chart_phase(
         "JSON",
         &frame,
     ]);
-    let mut cmd = redis::cmd("CANDLE.LIVE_UPDATE");
-    for a in lu_json.iter().skip(1) {
-        cmd.arg(a);
-    }
-    let changed: i64 = cmd.query(&mut c)?;
-    if changed != 1 {
-        return Err("CANDLE.LIVE_UPDATE of the WebSocket frame did not change its series".into());
-    }
+    live_update(
+        &mut c,
+        &lu_json,
+        "CANDLE.LIVE_UPDATE of the WebSocket frame did not change its series",
+    )?;
     let set_frame = strs(&["SET", "live_candle:ETHUSDT:1m", &frame, "EX", "86400"]);
     let r = bench.medians(&[&lu_json, &set_frame], 32)?;
     t.rates("   LIVE_UPDATE JSON <WS kline frame> vs SET EX", &r, None);
+    Ok(())
+}
+
+/// Sends one command given as its words (`cmd[0]` the name; the form redis-benchmark is given).
+fn query<T: FromRedisValue>(c: &mut Connection, cmd: &[String]) -> R<T> {
+    Ok(redis::cmd(&cmd[0]).arg(&cmd[1..]).query(c)?)
+}
+
+/// One CANDLE.LIVE_UPDATE; `err` when it did not change its series.
+fn live_update(c: &mut Connection, cmd: &[String], err: &str) -> R<()> {
+    let changed: i64 = query(c, cmd)?;
+    if changed != 1 {
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// One redis-benchmark run of `cmd` (`n` requests, -P 4, 2 clients) in its own commandstats
+/// window: (client-side rps, server usec per call of `stat`).
+fn server_cost(
+    meter: &mut Connection,
+    bench: &Bench,
+    n: u64,
+    cmd: &[String],
+    stat: &str,
+) -> R<(f64, f64)> {
+    reset_stats(meter)?;
+    let rps = bench.run(n, 4, 2, cmd)?;
+    Ok((rps, per_call(&cmdstats(meter)?, stat)?.1))
+}
+
+fn set_json_cache(meter: &mut Connection, entries: i64) -> R<()> {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("candles.json_cache")
+        .arg(entries)
+        .query::<()>(meter)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! tick documents in the original design's shape.
 
 use crate::bench::strs;
-use crate::R;
+use crate::{MIN, R};
 use serde_json::Value as Json;
 
 pub fn fixture(name: &str) -> R<String> {
@@ -18,6 +18,11 @@ pub fn klines(interval: &str) -> R<Vec<Json>> {
         return Err(format!("{interval} fixture: expected 1000 rows of 12 fields").into());
     }
     Ok(rows)
+}
+
+/// The time shift of repetition `rep` of the 1000 real 1m rows: 1000 minutes per repetition.
+pub fn rep_shift(rep: usize) -> i64 {
+    rep as i64 * 1000 * MIN
 }
 
 /// A row with open and close times shifted by `shift` ms (prices untouched).

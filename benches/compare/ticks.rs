@@ -1,6 +1,6 @@
 //! Phases 5 + 6: tick push throughput and bytes per tick (when the module has TICKS.*).
 
-use crate::bench::{k, strs, Bench};
+use crate::bench::{k, strs, Bench, Throughput};
 use crate::data::{ticks, TickDoc};
 use crate::server::Server;
 use crate::stats::{memory_usage, settled_memory};
@@ -95,20 +95,8 @@ pub fn tick_phases(
         ..*bench
     };
     let r1 = bench1.medians_with(&cmds1, 1, &[], &mut trim)?;
-    let pair1 = 1.0 / (1.0 / r1[0].median + 1.0 / r1[1].median);
-    let base1 = format!(
-        "{} pair (LPUSH {} + LTRIM {})",
-        k(pair1),
-        k(r1[0].median),
-        k(r1[1].median)
-    );
-    let pair = 1.0 / (1.0 / r[0].median + 1.0 / r[1].median);
-    let base = format!(
-        "{} pair (LPUSH {} + LTRIM {})",
-        k(pair),
-        k(r[0].median),
-        k(r[1].median)
-    );
+    let (pair1, base1) = pair_rate(&r1);
+    let (pair, base) = pair_rate(&r);
     let xbase = format!("{} XADD MAXLEN ~ 1000", k(r[2].median));
     if built {
         let (pj, pp) = (r[3].median, r[4].median);
@@ -216,21 +204,35 @@ pub fn tick_phases(
     let mem2 = settled_memory(meter)?;
     let mu_book = memory_usage(meter, book)? as f64 / n;
     let d_book = (mem2 - mem1) as f64 / n;
-    t.add(
-        "6. B/tick, MEMORY USAGE (100 x 1000)",
-        b(mu_book),
-        b(list_bytes.0),
-        list_bytes.0 / mu_book,
-        "<= 1/4 (>= 4x)",
-        Some(list_bytes.0 / mu_book >= 4.0),
-    );
-    t.add(
-        "   B/tick, used_memory delta",
-        b(d_book),
-        b(list_bytes.1),
-        list_bytes.1 / d_book,
-        "<= 1/4 (>= 4x)",
-        Some(list_bytes.1 / d_book >= 4.0),
-    );
+    for (measure, m, l) in [
+        (
+            "6. B/tick, MEMORY USAGE (100 x 1000)",
+            mu_book,
+            list_bytes.0,
+        ),
+        ("   B/tick, used_memory delta", d_book, list_bytes.1),
+    ] {
+        t.add(
+            measure,
+            b(m),
+            b(l),
+            l / m,
+            "<= 1/4 (>= 4x)",
+            Some(l / m >= 4.0),
+        );
+    }
     Ok(())
+}
+
+/// The LPUSH+LTRIM pair's rate, 1/(1/LPUSH + 1/LTRIM), from `r[0]` (LPUSH) and `r[1]` (LTRIM),
+/// and its baseline cell.
+fn pair_rate(r: &[Throughput]) -> (f64, String) {
+    let pair = 1.0 / (1.0 / r[0].median + 1.0 / r[1].median);
+    let base = format!(
+        "{} pair (LPUSH {} + LTRIM {})",
+        k(pair),
+        k(r[0].median),
+        k(r[1].median)
+    );
+    (pair, base)
 }
