@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: the module against the hand-written Redis patterns it replaces
-# (benches/compare.rs: one redis-server, side by side, table with ratios and targets), then the
+# (benches/compare/: one redis-server, side by side, table with ratios and targets), then the
 # feeder's own benchmark when it exists. Exits non-zero when any target is missed.
 #   BENCH_SECS=2.5 BENCH_REPEATS=3   seconds per redis-benchmark run, runs per figure (median)
 #   FEED_BENCH_QUICK=1               shortens the feeder's benchmark (default here: 1)
