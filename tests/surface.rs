@@ -1,0 +1,107 @@
+//! The command surface as a whole, against a real redis-server with the module: which reads
+//! of a missing key error and which return empty, `-`/`+` in CANDLE.GAPS, options given twice,
+//! positions in batch errors, the ranges bounded options state, and the value limit of the
+//! JSON tick form. Every refused command is checked to have changed nothing.
+
+use candles_core::series::{LIVE_MAX_LIMIT, LIVE_TTL_LIMIT};
+use candles_core::ticks::{MAX_CAP, MAX_VALUE_BYTES};
+use candles_testkit::server::*;
+use redis::Value;
+
+const M: i64 = 60_000;
+
+/// The error of `words`, which must be exactly `want` (the `ERR` prefix aside).
+fn refused(c: &mut redis::Connection, words: &[&str], want: &str) {
+    let e = error(c, words);
+    let text = e.split_once(": ").map_or(e.as_str(), |(_, t)| t);
+    assert_eq!(text, want, "{words:?}: {e}");
+}
+
+fn digest(c: &mut redis::Connection) -> Value {
+    val(c, &["DEBUG", "DIGEST"])
+}
+
+/// A positional candle `t 1 1 1 1 1`.
+fn flat(t: i64) -> Vec<String> {
+    vec![
+        t.to_string(),
+        "1".into(),
+        "1".into(),
+        "1".into(),
+        "1".into(),
+        "1".into(),
+    ]
+}
+
+fn add(c: &mut redis::Connection, key: &str, times: &[i64]) -> i64 {
+    let mut words: Vec<String> = vec!["CANDLE.OFFICIAL_ADD".into(), key.into()];
+    words.extend(["INTERVAL".into(), "1m".into()]);
+    for &t in times {
+        words.extend(flat(t));
+    }
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    int(c, &w)
+}
+
+fn gaps(c: &mut redis::Connection, key: &str, from: &str, to: &str) -> Vec<(i64, i64)> {
+    q(c, &["CANDLE.GAPS", key, from, to]).unwrap()
+}
+
+#[test]
+fn positions_in_batch_errors_count_from_one() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    add(&mut c, "k", &[M]);
+    let before = digest(&mut c);
+    // The second candle of a positional batch is misaligned.
+    let mut words: Vec<String> = vec!["CANDLE.OFFICIAL_ADD".into(), "k".into()];
+    words.extend(flat(2 * M));
+    words.extend(flat(3 * M + 1));
+    words.extend(flat(4 * M));
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    refused(
+        &mut c,
+        &w,
+        "candle #2: time 180001 is not aligned to interval 1m (nearest earlier open time: 180000)",
+    );
+    // The same in a REST klines body: row 2 of 2.
+    let body = format!(
+        r#"[[{},"1","1","1","1","1",{},"1",1,"1","1","0"],[{},"1","1","1","1","1",{},"1",1,"1","1","0"]]"#,
+        2 * M,
+        3 * M - 1,
+        3 * M + 1,
+        4 * M - 1
+    );
+    refused(
+        &mut c,
+        &["CANDLE.OFFICIAL_ADD", "k", "JSON", &body],
+        "candle #2: time 180001 is not aligned to interval 1m (nearest earlier open time: 180000)",
+    );
+    // A row that is not a klines row, second in its body.
+    let body = format!(r#"[[{},"1","1","1","1","1"],{{"a":1}}]"#, 2 * M);
+    refused(
+        &mut c,
+        &["CANDLE.OFFICIAL_ADD", "k", "JSON", &body],
+        "row 2: a klines row is a JSON array",
+    );
+    // A single candle names no position.
+    refused(
+        &mut c,
+        &["CANDLE.OFFICIAL_ADD", "k", "60001", "1", "1", "1", "1", "1"],
+        "time 60001 is not aligned to interval 1m (nearest earlier open time: 60000)",
+    );
+    // Ticks count from 1 as well.
+    refused(
+        &mut c,
+        &[
+            "TICKS.PUSH",
+            "k2",
+            "s",
+            "JSON",
+            r#"{"time":1}"#,
+            r#"{"x":1}"#,
+        ],
+        "document 2: JSON document has no integer time field 'time'",
+    );
+    assert_eq!(digest(&mut c), before, "no refused batch changed anything");
+}
