@@ -105,3 +105,69 @@ fn positions_in_batch_errors_count_from_one() {
     );
     assert_eq!(digest(&mut c), before, "no refused batch changed anything");
 }
+
+#[test]
+fn json_tick_values_are_held_to_the_same_limit_as_field_values() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    let too_long = format!("value longer than {MAX_VALUE_BYTES} bytes");
+    let doc = |n: usize| format!(r#"{{"time":1,"lp":125.5,"v":"{}"}}"#, "x".repeat(n));
+    let nested = |n: usize| format!(r#"{{"time":1,"v":["{}"]}}"#, "x".repeat(n - 4));
+    // One value over the limit: refused, nothing written (the key is not even created).
+    for d in [doc(MAX_VALUE_BYTES + 1), nested(MAX_VALUE_BYTES + 1)] {
+        refused(&mut c, &["TICKS.PUSH", "b", "s", "JSON", &d], &too_long);
+        assert_eq!(int(&mut c, &["EXISTS", "b"]), 0);
+    }
+    // The field/value form, the same.
+    let big = "x".repeat(MAX_VALUE_BYTES + 1);
+    refused(&mut c, &["TICKS.PUSH", "b", "s", "1", "v", &big], &too_long);
+    assert_eq!(int(&mut c, &["EXISTS", "b"]), 0);
+    // Exactly at the limit: accepted, and read back whole.
+    assert_eq!(
+        int(
+            &mut c,
+            &["TICKS.PUSH", "b", "s", "JSON", &doc(MAX_VALUE_BYTES)]
+        ),
+        1
+    );
+    assert_eq!(
+        int(
+            &mut c,
+            &["TICKS.PUSH", "b", "s", "JSON", &nested(MAX_VALUE_BYTES)]
+        ),
+        2
+    );
+    let latest: String = q(
+        &mut c,
+        &["TICKS.LATEST", "b", "s", "COUNT", "2", "FORMAT", "JSON"],
+    )
+    .unwrap();
+    let latest: serde_json::Value = serde_json::from_str(&latest).unwrap();
+    assert_eq!(
+        latest[0]["v"][0].as_str().unwrap().len(),
+        MAX_VALUE_BYTES - 4
+    );
+    assert_eq!(latest[1]["v"].as_str().unwrap().len(), MAX_VALUE_BYTES);
+    // A stream that has seen this shape (the push reuses it): still refused, nothing written,
+    // also as the second document of a batch.
+    let before = digest(&mut c);
+    refused(
+        &mut c,
+        &["TICKS.PUSH", "b", "s", "JSON", &doc(MAX_VALUE_BYTES + 1)],
+        &too_long,
+    );
+    refused(
+        &mut c,
+        &[
+            "TICKS.PUSH",
+            "b",
+            "s",
+            "JSON",
+            &doc(3),
+            &doc(MAX_VALUE_BYTES + 1),
+        ],
+        &format!("document 2: {too_long}"),
+    );
+    assert_eq!(digest(&mut c), before, "no refused push changed anything");
+    assert_eq!(int(&mut c, &["TICKS.PUSH", "b", "s", "JSON", &doc(3)]), 3);
+}
