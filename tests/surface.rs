@@ -48,6 +48,50 @@ fn gaps(c: &mut redis::Connection, key: &str, from: &str, to: &str) -> Vec<(i64,
 }
 
 #[test]
+fn reads_of_a_missing_key_info_and_gaps_error_the_others_are_empty() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    // INFO and GAPS need the series: an error naming the key (like XINFO STREAM, TS.INFO).
+    refused(
+        &mut c,
+        &["CANDLE.INFO", "nokey"],
+        "no candle series at 'nokey'",
+    );
+    for (from, to) in [("0", "60000")] {
+        refused(
+            &mut c,
+            &["CANDLE.GAPS", "nokey", from, to],
+            "no candle series at 'nokey'",
+        );
+    }
+    // The other reads answer with an empty array (an empty JSON array with FORMAT JSON).
+    let empty = Value::Array(vec![]);
+    assert_eq!(
+        val(&mut c, &["CANDLE.RANGE_MERGED", "nokey", "-", "+"]),
+        empty
+    );
+    assert_eq!(val(&mut c, &["CANDLE.LIVE", "nokey"]), empty);
+    let json: String = q(
+        &mut c,
+        &["CANDLE.RANGE_MERGED", "nokey", "-", "+", "FORMAT", "JSON"],
+    )
+    .unwrap();
+    assert_eq!(json, "[]");
+    for words in [
+        &["TICKS.LATEST", "nokey", "s"][..],
+        &["TICKS.RANGE", "nokey", "s", "-", "+"],
+        &["TICKS.MERGED", "nokey"],
+        &["TICKS.STREAMS", "nokey"],
+        &["TICKS.INFO", "nokey"],
+    ] {
+        assert_eq!(val(&mut c, words), empty, "{words:?}");
+    }
+    // Nothing was created by any of them.
+    assert_eq!(int(&mut c, &["EXISTS", "nokey"]), 0);
+    assert_eq!(int(&mut c, &["DBSIZE"]), 0);
+}
+
+#[test]
 fn positions_in_batch_errors_count_from_one() {
     let srv = Server::start();
     let mut c = srv.conn();

@@ -10,7 +10,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::publish::notify;
 use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
-use super::{apply_op, no_series, write};
+use super::{apply_op, missing_series, no_series, write};
 use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
@@ -105,7 +105,7 @@ fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
     args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
-        return Err(no_series(name));
+        return Err(missing_series(name));
     };
     let st = s.settings();
     let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);

@@ -7,7 +7,7 @@ use candles_core::{render, Candle, Dec};
 use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::no_series;
+use super::missing_series;
 use super::series_type::SERIES_TYPE;
 use crate::args::Args;
 use crate::command::module_command;
@@ -216,7 +216,7 @@ fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
     args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
-        return Err(no_series(name));
+        return Err(missing_series(name));
     };
     let gaps = s.gaps(from, to).map_err(core_err)?;
     Ok(RedisValue::Array(
