@@ -5,7 +5,7 @@
 
 use redis_module::{RedisError, RedisString};
 
-use crate::util::{err, is_kw, parse_bound, parse_bounded, parse_int};
+use crate::util::{err, is_kw, parse_bound, parse_bounded};
 
 pub struct Args<'a> {
     rest: &'a [RedisString],
@@ -53,11 +53,6 @@ impl<'a> Args<'a> {
     /// The key name (a positional argument).
     pub fn next_key(&mut self) -> Result<&'a RedisString, RedisError> {
         self.next_arg()
-    }
-
-    /// The next positional argument as an integer (`<what> must be an integer`).
-    pub fn next_i64(&mut self, what: &str) -> Result<i64, RedisError> {
-        parse_int(self.next_arg()?, what)
     }
 
     /// The next positional argument as a timestamp bound: an integer, `-` or `+`.

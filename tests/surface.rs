@@ -57,7 +57,7 @@ fn reads_of_a_missing_key_info_and_gaps_error_the_others_are_empty() {
         &["CANDLE.INFO", "nokey"],
         "no candle series at 'nokey'",
     );
-    for (from, to) in [("0", "60000")] {
+    for (from, to) in [("0", "60000"), ("-", "+")] {
         refused(
             &mut c,
             &["CANDLE.GAPS", "nokey", from, to],
@@ -89,6 +89,60 @@ fn reads_of_a_missing_key_info_and_gaps_error_the_others_are_empty() {
     // Nothing was created by any of them.
     assert_eq!(int(&mut c, &["EXISTS", "nokey"]), 0);
     assert_eq!(int(&mut c, &["DBSIZE"]), 0);
+}
+
+#[test]
+fn gaps_accepts_first_and_last_official_as_minus_and_plus() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    // Officials at minutes 2, 3, 5 and 8: holes at 4 and 6..=7.
+    assert_eq!(add(&mut c, "k", &[2 * M, 3 * M, 5 * M, 8 * M]), 4);
+    let (m4, m6, m7) = (4 * M, 6 * M, 7 * M);
+    assert_eq!(gaps(&mut c, "k", "-", "+"), vec![(m4, m4), (m6, m7)]);
+    // `-` is the first official (minute 2), `+` the last (minute 8).
+    assert_eq!(
+        gaps(&mut c, "k", "-", "+"),
+        gaps(&mut c, "k", &(2 * M).to_string(), &(8 * M).to_string())
+    );
+    assert_eq!(
+        gaps(&mut c, "k", &M.to_string(), "+"),
+        vec![(M, M), (m4, m4), (m6, m7)]
+    );
+    assert_eq!(
+        gaps(&mut c, "k", "-", &(10 * M).to_string()),
+        vec![(m4, m4), (m6, m7), (9 * M, 10 * M)]
+    );
+    // Reversed ends: an empty range, as with explicit times.
+    assert_eq!(gaps(&mut c, "k", "+", "-"), vec![]);
+    assert_eq!(gaps(&mut c, "k", &(9 * M).to_string(), "+"), vec![]);
+    // Other words are still refused, and an explicit end is still checked for alignment.
+    refused(
+        &mut c,
+        &["CANDLE.GAPS", "k", "x", "+"],
+        "from must be an integer",
+    );
+    refused(
+        &mut c,
+        &["CANDLE.GAPS", "k", "-", "++"],
+        "to must be an integer",
+    );
+    refused(
+        &mut c,
+        &["CANDLE.GAPS", "k", "-", "60001"],
+        "time 60001 is not aligned to interval 1m (nearest earlier open time: 60000)",
+    );
+
+    // A series with no official candle: `-`/`+` stand for nothing, so the range between the
+    // first and the last official is empty and so is the reply; explicit ends still report.
+    val(&mut c, &["CANDLE.CREATE", "e", "INTERVAL", "1m"]);
+    assert_eq!(gaps(&mut c, "e", "-", "+"), vec![]);
+    assert_eq!(gaps(&mut c, "e", &M.to_string(), "+"), vec![]);
+    assert_eq!(gaps(&mut c, "e", "-", &M.to_string()), vec![]);
+    assert_eq!(gaps(&mut c, "e", "0", &M.to_string()), vec![(0, M)]);
+    // Live candles are not officials: `-`/`+` ignore them.
+    let now = now_ms() / M * M;
+    int(&mut c, &["CANDLE.LIVE_TICK", "e", &now.to_string(), "5"]);
+    assert_eq!(gaps(&mut c, "e", "-", "+"), vec![]);
 }
 
 #[test]

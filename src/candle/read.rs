@@ -12,7 +12,7 @@ use super::series_type::SERIES_TYPE;
 use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
-use crate::util::core_err;
+use crate::util::{core_err, parse_int};
 use crate::util::{err, is_kw, json_reply, now_ms, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by reads.
@@ -208,15 +208,46 @@ module_command!(
     key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
 );
 
+/// An end of a GAPS range: an open time, or `-` / `+` for the first / last official candle.
+enum GapEnd {
+    At(i64),
+    FirstOfficial,
+    LastOfficial,
+}
+
+impl GapEnd {
+    fn parse(arg: &RedisString, what: &str) -> Result<GapEnd, RedisError> {
+        match arg.as_slice() {
+            b"-" => Ok(GapEnd::FirstOfficial),
+            b"+" => Ok(GapEnd::LastOfficial),
+            _ => parse_int(arg, what).map(GapEnd::At),
+        }
+    }
+
+    /// The time it stands for; `None` for `-`/`+` on a series with no official candle.
+    fn resolve(&self, s: &Series) -> Option<i64> {
+        match self {
+            GapEnd::At(t) => Some(*t),
+            GapEnd::FirstOfficial => s.official().first_time(),
+            GapEnd::LastOfficial => s.official().last_time(),
+        }
+    }
+}
+
 fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let mut args = Args::new(args);
     let name = args.next_key()?;
-    let from = args.next_i64("from")?;
-    let to = args.next_i64("to")?;
+    let from = GapEnd::parse(args.next_arg()?, "from")?;
+    let to = GapEnd::parse(args.next_arg()?, "to")?;
     args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
         return Err(missing_series(name));
+    };
+    // `-`/`+` with no official candle: the range between the first and the last official
+    // candle is empty, so nothing in it is missing.
+    let (Some(from), Some(to)) = (from.resolve(s), to.resolve(s)) else {
+        return Ok(RedisValue::Array(vec![]));
     };
     let gaps = s.gaps(from, to).map_err(core_err)?;
     Ok(RedisValue::Array(
