@@ -146,6 +146,279 @@ fn gaps_accepts_first_and_last_official_as_minus_and_plus() {
 }
 
 #[test]
+fn every_option_given_twice_is_refused_the_same_way() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    add(&mut c, "k", &[M]);
+    int(&mut c, &["TICKS.PUSH", "t", "s", "1", "a", "b"]);
+    let before = digest(&mut c);
+    let cr = |rest: &[&'static str]| {
+        let mut w = vec!["CANDLE.CREATE", "new", "INTERVAL", "1m"];
+        w.extend_from_slice(rest);
+        w
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["CANDLE.CREATE", "new", "INTERVAL", "1m", "interval", "1m"],
+            "INTERVAL",
+        ),
+        (cr(&["RETENTION", "5", "RETENTION", "6"]), "RETENTION"),
+        (cr(&["RETENTION", "5", "retention", "5"]), "RETENTION"),
+        (cr(&["LIVE_TTL", "5", "LIVE_TTL", "6"]), "LIVE_TTL"),
+        (cr(&["LIVE_MAX", "5", "LIVE_MAX", "6"]), "LIVE_MAX"),
+        (
+            cr(&["DUPLICATE_POLICY", "KEEP", "DUPLICATE_POLICY", "BLOCK"]),
+            "DUPLICATE_POLICY",
+        ),
+        // Refused at the repeat, before its (here missing or bad) value is read.
+        (cr(&["LIVE_MAX", "5", "LIVE_MAX"]), "LIVE_MAX"),
+        (cr(&["RETENTION", "5", "RETENTION", "x"]), "RETENTION"),
+        (
+            vec![
+                "CANDLE.OFFICIAL_ADD",
+                "k",
+                "INTERVAL",
+                "1m",
+                "INTERVAL",
+                "1m",
+                "120000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "INTERVAL",
+        ),
+        (
+            vec![
+                "CANDLE.LIVE_UPDATE",
+                "k",
+                "INTERVAL",
+                "1m",
+                "INTERVAL",
+                "1m",
+                "120000",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1",
+            ],
+            "INTERVAL",
+        ),
+        (
+            vec![
+                "CANDLE.LIVE_TICK",
+                "k",
+                "INTERVAL",
+                "1m",
+                "INTERVAL",
+                "1m",
+                "120000",
+                "1",
+            ],
+            "INTERVAL",
+        ),
+        (
+            vec![
+                "CANDLE.RANGE_MERGED",
+                "k",
+                "-",
+                "+",
+                "COUNT",
+                "1",
+                "COUNT",
+                "2",
+            ],
+            "COUNT",
+        ),
+        (
+            vec!["CANDLE.RANGE_MERGED", "k", "-", "+", "FULL", "full"],
+            "FULL",
+        ),
+        (
+            vec![
+                "CANDLE.RANGE_MERGED",
+                "k",
+                "-",
+                "+",
+                "FORMAT",
+                "JSON",
+                "FORMAT",
+                "RESP",
+            ],
+            "FORMAT",
+        ),
+        (vec!["CANDLE.LIVE", "k", "FULL", "FULL"], "FULL"),
+        (
+            vec!["CANDLE.LIVE", "k", "FORMAT", "JSON", "FORMAT", "JSON"],
+            "FORMAT",
+        ),
+        (
+            vec![
+                "TICKS.PUSH",
+                "t",
+                "s",
+                "MAXLEN",
+                "5",
+                "MAXLEN",
+                "6",
+                "2",
+                "a",
+                "b",
+            ],
+            "MAXLEN",
+        ),
+        (
+            vec![
+                "TICKS.PUSH",
+                "t",
+                "s",
+                "MAXLEN",
+                "5",
+                "TIMEFIELD",
+                "ft",
+                "maxlen",
+                "5",
+                "JSON",
+                r#"{"ft":2}"#,
+            ],
+            "MAXLEN",
+        ),
+        (
+            vec![
+                "TICKS.PUSH",
+                "t",
+                "s",
+                "TIMEFIELD",
+                "ft",
+                "TIMEFIELD",
+                "ft",
+                "JSON",
+                r#"{"ft":2}"#,
+            ],
+            "TIMEFIELD",
+        ),
+        (
+            vec!["TICKS.LATEST", "t", "s", "COUNT", "1", "COUNT", "1"],
+            "COUNT",
+        ),
+        (
+            vec!["TICKS.LATEST", "t", "s", "FORMAT", "RESP", "FORMAT", "JSON"],
+            "FORMAT",
+        ),
+        (
+            vec![
+                "TICKS.RANGE",
+                "t",
+                "s",
+                "-",
+                "+",
+                "COUNT",
+                "1",
+                "COUNT",
+                "1",
+            ],
+            "COUNT",
+        ),
+        (
+            vec![
+                "TICKS.RANGE",
+                "t",
+                "s",
+                "-",
+                "+",
+                "FORMAT",
+                "JSON",
+                "FORMAT",
+                "JSON",
+            ],
+            "FORMAT",
+        ),
+        (
+            vec!["TICKS.MERGED", "t", "PREFIX", "a", "PREFIX", "b"],
+            "PREFIX",
+        ),
+        (
+            vec!["TICKS.MERGED", "t", "COUNT", "1", "COUNT", "1"],
+            "COUNT",
+        ),
+        (
+            vec!["TICKS.MERGED", "t", "FORMAT", "JSON", "FORMAT", "JSON"],
+            "FORMAT",
+        ),
+        (
+            vec!["TICKS.STREAMS", "t", "PREFIX", "a", "PREFIX", "a"],
+            "PREFIX",
+        ),
+    ];
+    for (words, option) in &cases {
+        refused(&mut c, words, &format!("{option} given more than once"));
+    }
+    assert_eq!(
+        digest(&mut c),
+        before,
+        "no refused command changed anything"
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "new"]), 0);
+    // Each option once, in any order and case, is still fine.
+    val(
+        &mut c,
+        &[
+            "CANDLE.CREATE",
+            "new",
+            "retention",
+            "5",
+            "LIVE_TTL",
+            "6",
+            "INTERVAL",
+            "1m",
+            "live_max",
+            "7",
+            "duplicate_policy",
+            "keep",
+        ],
+    );
+    let _: String = q(
+        &mut c,
+        &[
+            "CANDLE.RANGE_MERGED",
+            "k",
+            "-",
+            "+",
+            "format",
+            "JSON",
+            "FULL",
+            "COUNT",
+            "1",
+        ],
+    )
+    .unwrap();
+    int(
+        &mut c,
+        &[
+            "TICKS.PUSH",
+            "t",
+            "s",
+            "TIMEFIELD",
+            "ft",
+            "MAXLEN",
+            "5",
+            "JSON",
+            r#"{"ft":2}"#,
+        ],
+    );
+    // An unknown option is still named as such (CREATE used to ask it for a value first).
+    refused(
+        &mut c,
+        &["CANDLE.CREATE", "other", "INTERVAL", "1m", "BOGUS"],
+        "unknown option 'BOGUS'",
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "other"]), 0);
+}
+
+#[test]
 fn positions_in_batch_errors_count_from_one() {
     let srv = Server::start();
     let mut c = srv.conn();
@@ -202,6 +475,110 @@ fn positions_in_batch_errors_count_from_one() {
         "document 2: JSON document has no integer time field 'time'",
     );
     assert_eq!(digest(&mut c), before, "no refused batch changed anything");
+}
+
+#[test]
+fn bounded_options_state_the_range_they_enforce() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    add(&mut c, "k", &[M]);
+    int(&mut c, &["TICKS.PUSH", "t", "s", "1", "a", "b"]);
+    let before = digest(&mut c);
+    let live_max = format!("LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}");
+    let live_ttl = format!("LIVE_TTL must be between 0 and {LIVE_TTL_LIMIT}");
+    let retention = format!("RETENTION must be between 0 and {}", i64::MAX);
+    let maxlen = format!("MAXLEN must be between 1 and {MAX_CAP}");
+    let candle_count = "COUNT must be between 0 and 10000000".to_string();
+    let tick_count = "COUNT must be between 0 and 100000".to_string();
+    let over = |n: u64| (n + 1).to_string();
+    let (lm, lt, mc) = (
+        over(LIVE_MAX_LIMIT),
+        over(LIVE_TTL_LIMIT),
+        over(MAX_CAP as u64),
+    );
+    let create = |opt: &'static str, v: &str| -> Vec<String> {
+        ["CANDLE.CREATE", "new", "INTERVAL", "1m", opt, v]
+            .map(String::from)
+            .to_vec()
+    };
+    let words = |w: &[&str]| -> Vec<String> { w.iter().map(|s| s.to_string()).collect() };
+    let cases: Vec<(Vec<String>, &String)> = vec![
+        (create("LIVE_MAX", "0"), &live_max),
+        (create("LIVE_MAX", "-1"), &live_max),
+        (create("LIVE_MAX", &lm), &live_max),
+        (create("LIVE_TTL", "-1"), &live_ttl),
+        (create("LIVE_TTL", &lt), &live_ttl),
+        (create("RETENTION", "-1"), &retention),
+        (
+            words(&["CANDLE.RANGE_MERGED", "k", "-", "+", "COUNT", "-1"]),
+            &candle_count,
+        ),
+        (
+            words(&["CANDLE.RANGE_MERGED", "k", "-", "+", "COUNT", "10000001"]),
+            &candle_count,
+        ),
+        (
+            words(&["TICKS.PUSH", "t", "s", "MAXLEN", "0", "2", "a", "b"]),
+            &maxlen,
+        ),
+        (
+            words(&["TICKS.PUSH", "t", "s", "MAXLEN", "-1", "2", "a", "b"]),
+            &maxlen,
+        ),
+        (
+            words(&["TICKS.PUSH", "t", "s", "MAXLEN", &mc, "2", "a", "b"]),
+            &maxlen,
+        ),
+        (
+            words(&["TICKS.LATEST", "t", "s", "COUNT", "-1"]),
+            &tick_count,
+        ),
+        (
+            words(&["TICKS.LATEST", "t", "s", "COUNT", "100001"]),
+            &tick_count,
+        ),
+        (words(&["TICKS.MERGED", "t", "COUNT", "-1"]), &tick_count),
+        (
+            words(&["TICKS.RANGE", "t", "s", "-", "+", "COUNT", "100001"]),
+            &tick_count,
+        ),
+    ];
+    for (w, want) in &cases {
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        refused(&mut c, &w, want);
+    }
+    assert_eq!(
+        digest(&mut c),
+        before,
+        "no refused command changed anything"
+    );
+    assert_eq!(int(&mut c, &["EXISTS", "new"]), 0);
+    // Both ends of every range are accepted.
+    for (opt, v) in [
+        ("LIVE_MAX", "1".to_string()),
+        ("LIVE_MAX", LIVE_MAX_LIMIT.to_string()),
+        ("LIVE_TTL", "0".to_string()),
+        ("LIVE_TTL", LIVE_TTL_LIMIT.to_string()),
+        ("RETENTION", "0".to_string()),
+        ("RETENTION", i64::MAX.to_string()),
+    ] {
+        let w = create(opt, &v);
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        val(&mut c, &w);
+        int(&mut c, &["DEL", "new"]);
+    }
+    for n in ["1", &MAX_CAP.to_string()] {
+        int(
+            &mut c,
+            &["TICKS.PUSH", "t", "s2", "MAXLEN", n, "2", "a", "b"],
+        );
+    }
+    for n in ["0", "100000"] {
+        val(&mut c, &["TICKS.LATEST", "t", "s", "COUNT", n]);
+    }
+    for n in ["0", "10000000"] {
+        val(&mut c, &["CANDLE.RANGE_MERGED", "k", "-", "+", "COUNT", n]);
+    }
 }
 
 #[test]

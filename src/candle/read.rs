@@ -13,7 +13,7 @@ use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
 use crate::util::{core_err, parse_int};
-use crate::util::{err, is_kw, json_reply, now_ms, parse_format, wrong_type, Format};
+use crate::util::{err, json_reply, now_ms, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by reads.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -32,15 +32,17 @@ fn parse_read_opts(mut args: Args<'_>, allow_count: bool) -> Result<ReadOpts, Re
         full: false,
         format: Format::Resp,
     };
-    while let Some(a) = args.next_opt() {
-        if allow_count && is_kw(a, "COUNT") {
-            o.count = Some(args.value_bounded("COUNT", MAX_COUNT)? as usize);
-        } else if is_kw(a, "FULL") {
-            o.full = true;
-        } else if is_kw(a, "FORMAT") {
-            o.format = parse_format(args.value_of("FORMAT")?)?;
-        } else {
-            return Err(err(format!("unknown option '{a}'")));
+    let names: &[&'static str] = if allow_count {
+        &["COUNT", "FULL", "FORMAT"]
+    } else {
+        &["FULL", "FORMAT"]
+    };
+    while let Some(a) = args.peek() {
+        match args.take_option(names)? {
+            Some("COUNT") => o.count = Some(args.value_in("COUNT", 0, MAX_COUNT)? as usize),
+            Some("FULL") => o.full = true,
+            Some("FORMAT") => o.format = parse_format(args.value_of("FORMAT")?)?,
+            _ => return Err(err(format!("unknown option '{a}'"))),
         }
     }
     Ok(o)
