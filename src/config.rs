@@ -72,7 +72,7 @@ const POLICIES: [&str; 3] = ["replace", "keep", "block"];
 /// known names, each once, a value in range. redis-module applies load-time arguments as the
 /// configs' defaults without any range check, so without this a bad argument would load.
 pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         let last = args
             .last()
             .map(|a| String::from_utf8_lossy(a))
