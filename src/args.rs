@@ -1,14 +1,22 @@
 //! A cursor over a command's arguments, so commands parse by name (`next_key`, `take_kw`,
 //! `value_of`, ...) instead of by index. Every parse error is the text the commands always
 //! gave: a missing positional is a wrong-arity error, a missing option value is
-//! `<OPTION> needs a value`, a bad number is `<what> must be ...`.
+//! `<OPTION> needs a value`, a bad number is `<what> must be ...`, an option given twice is
+//! `<OPTION> given more than once` (every command takes its options with [`Args::take_option`],
+//! which keeps track of the options taken).
 
 use redis_module::{RedisError, RedisString};
 
-use crate::util::{err, is_kw, parse_bound, parse_bounded, parse_int};
+use crate::util::{err, is_kw, parse_bound, parse_range};
+
+/// Most distinct options one command takes (`CANDLE.CREATE`: five).
+const MAX_OPTIONS: usize = 8;
 
 pub struct Args<'a> {
     rest: &'a [RedisString],
+    /// The options taken so far, by [`Args::take_option`] (the first `n_seen`).
+    seen: [&'static str; MAX_OPTIONS],
+    n_seen: usize,
 }
 
 impl<'a> Args<'a> {
@@ -16,6 +24,8 @@ impl<'a> Args<'a> {
     pub fn new(argv: &'a [RedisString]) -> Args<'a> {
         Args {
             rest: argv.get(1..).unwrap_or_default(),
+            seen: [""; MAX_OPTIONS],
+            n_seen: 0,
         }
     }
 
@@ -38,6 +48,33 @@ impl<'a> Args<'a> {
         hit
     }
 
+    /// Consumes the next argument if it is one of the option keywords `names` (any case) and
+    /// returns that name as spelled in `names`; `None` (nothing consumed) if it is not one.
+    /// An option taken before by this cursor is an error, `<NAME> given more than once`, the
+    /// same for every option of every command. `names` holds at most [`MAX_OPTIONS`] names.
+    pub fn take_option(
+        &mut self,
+        names: &[&'static str],
+    ) -> Result<Option<&'static str>, RedisError> {
+        let Some(a) = self.peek() else {
+            return Ok(None);
+        };
+        let Some(&name) = names.iter().find(|n| is_kw(a, n)) else {
+            return Ok(None);
+        };
+        let seen = self.seen.get(..self.n_seen).unwrap_or_default();
+        if seen.contains(&name) {
+            return Err(err(format!("{name} given more than once")));
+        }
+        // Each name is recorded once and a command's names fit: the slot always exists.
+        if let Some(slot) = self.seen.get_mut(self.n_seen) {
+            *slot = name;
+            self.n_seen += 1;
+        }
+        self.advance();
+        Ok(Some(name))
+    }
+
     /// The next argument, if any, consumed.
     pub fn next_opt(&mut self) -> Option<&'a RedisString> {
         let a = self.peek()?;
@@ -55,11 +92,6 @@ impl<'a> Args<'a> {
         self.next_arg()
     }
 
-    /// The next positional argument as an integer (`<what> must be an integer`).
-    pub fn next_i64(&mut self, what: &str) -> Result<i64, RedisError> {
-        parse_int(self.next_arg()?, what)
-    }
-
     /// The next positional argument as a timestamp bound: an integer, `-` or `+`.
     pub fn next_bound(&mut self, what: &str) -> Result<i64, RedisError> {
         parse_bound(self.next_arg()?, what)
@@ -72,9 +104,10 @@ impl<'a> Args<'a> {
             .ok_or_else(|| err(format!("{name} needs a value")))
     }
 
-    /// The value of option `name` as an integer in `0..=max`.
-    pub fn value_bounded(&mut self, name: &str, max: u64) -> Result<u64, RedisError> {
-        parse_bounded(self.value_of(name)?, name, max)
+    /// The value of option `name` as an integer in `min..=max`
+    /// (`<name> must be between <min> and <max>`).
+    pub fn value_in(&mut self, name: &str, min: u64, max: u64) -> Result<u64, RedisError> {
+        parse_range(self.value_of(name)?, name, min, max)
     }
 
     /// The arguments not consumed yet, all consumed.

@@ -31,13 +31,13 @@ pub fn parse_int(arg: &RedisString, what: &str) -> Result<i64, RedisError> {
         .ok_or_else(|| err(format!("{what} must be an integer")))
 }
 
-/// A non-negative integer no larger than `max`.
-pub fn parse_bounded(arg: &RedisString, what: &str, max: u64) -> Result<u64, RedisError> {
+/// An integer in `min..=max`; the error states exactly that range, whichever end is crossed.
+pub fn parse_range(arg: &RedisString, what: &str, min: u64, max: u64) -> Result<u64, RedisError> {
     let v = parse_int(arg, what)?;
-    if v < 0 || v as u64 > max {
-        return Err(err(format!("{what} must be between 0 and {max}")));
+    match u64::try_from(v) {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(err(format!("{what} must be between {min} and {max}"))),
     }
-    Ok(v as u64)
 }
 
 /// A timestamp bound: an integer, `-` (lowest) or `+` (highest).

@@ -1200,7 +1200,7 @@ fn every_error_path_changes_nothing() {
         ),
         (
             &["TICKS.PUSH", "sess", "s", "MAXLEN", "-1", "1", "a", "b"],
-            "MAXLEN must be between",
+            "MAXLEN must be between 1 and 1000000",
         ),
         (
             &[
@@ -1213,7 +1213,7 @@ fn every_error_path_changes_nothing() {
                 "a",
                 "b",
             ],
-            "MAXLEN must be between",
+            "MAXLEN must be between 1 and 1000000",
         ),
         (
             &["TICKS.PUSH", "sess", "s", "MAXLEN", "x", "1", "a", "b"],
@@ -1225,7 +1225,7 @@ fn every_error_path_changes_nothing() {
         ),
         (
             &["TICKS.PUSH", "sess", "s", "MAXLEN", "5", "MAXLEN", "6", "1"],
-            "MAXLEN given twice",
+            "MAXLEN given more than once",
         ),
         (&["TICKS.PUSH", "sess", "s", "MAXLEN", "5"], "needs a time"),
         (

@@ -10,15 +10,12 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::publish::notify;
 use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
-use super::{apply_op, no_series, write};
+use super::{apply_op, missing_series, no_series, write};
 use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
 use crate::datatype::{self, ModuleValue, Slot};
-use crate::util::{
-    as_str, bulk, core_err, err, field_list, is_kw, now_ms, parse_bounded, require_internal,
-    wrong_type,
-};
+use crate::util::{as_str, bulk, core_err, err, field_list, now_ms, require_internal, wrong_type};
 
 module_command!(
     candle_create,
@@ -41,26 +38,29 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let mut live_ttl = None;
     let mut live_max = None;
     let mut policy = None;
-    while let Some(a) = args.next_opt() {
-        let v = args.value_of(as_str(a).unwrap_or("option"))?;
-        if is_kw(a, "INTERVAL") {
-            interval = Some(Interval::parse(as_str(v)?).map_err(core_err)?);
-        } else if is_kw(a, "RETENTION") {
-            retention = Some(parse_bounded(v, "RETENTION", i64::MAX as u64)?);
-        } else if is_kw(a, "LIVE_TTL") {
-            live_ttl = Some(parse_bounded(v, "LIVE_TTL", LIVE_TTL_LIMIT)?);
-        } else if is_kw(a, "LIVE_MAX") {
-            let n = parse_bounded(v, "LIVE_MAX", LIVE_MAX_LIMIT)?;
-            if n == 0 {
-                return Err(err(format!(
-                    "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
-                )));
+    const OPTIONS: &[&str] = &[
+        "INTERVAL",
+        "RETENTION",
+        "LIVE_TTL",
+        "LIVE_MAX",
+        "DUPLICATE_POLICY",
+    ];
+    while let Some(a) = args.peek() {
+        match args.take_option(OPTIONS)? {
+            Some("INTERVAL") => {
+                let v = as_str(args.value_of("INTERVAL")?)?;
+                interval = Some(Interval::parse(v).map_err(core_err)?);
             }
-            live_max = Some(n);
-        } else if is_kw(a, "DUPLICATE_POLICY") {
-            policy = Some(DuplicatePolicy::parse(as_str(v)?).map_err(core_err)?);
-        } else {
-            return Err(err(format!("unknown option '{a}'")));
+            Some("RETENTION") => {
+                retention = Some(args.value_in("RETENTION", 0, i64::MAX as u64)?);
+            }
+            Some("LIVE_TTL") => live_ttl = Some(args.value_in("LIVE_TTL", 0, LIVE_TTL_LIMIT)?),
+            Some("LIVE_MAX") => live_max = Some(args.value_in("LIVE_MAX", 1, LIVE_MAX_LIMIT)?),
+            Some(_) => {
+                let v = as_str(args.value_of("DUPLICATE_POLICY")?)?;
+                policy = Some(DuplicatePolicy::parse(v).map_err(core_err)?);
+            }
+            None => return Err(err(format!("unknown option '{a}'"))),
         }
     }
     let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
@@ -105,7 +105,7 @@ fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
     args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
-        return Err(no_series(name));
+        return Err(missing_series(name));
     };
     let st = s.settings();
     let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);

@@ -24,6 +24,13 @@ use publish::publish;
 
 pub use read::MAX_COUNT;
 
+/// The error of a read that needs the series (`INFO`, `GAPS`) at a key that holds none: like
+/// `XINFO STREAM` and `TS.INFO`, not an empty reply (for `GAPS`, an empty reply would say
+/// nothing is missing).
+fn missing_series(key: &RedisString) -> RedisError {
+    err(format!("no candle series at '{key}'"))
+}
+
 fn no_series(key: &RedisString) -> RedisError {
     err(format!(
         "no candle series at '{key}'; create it with CANDLE.CREATE {key} INTERVAL <i>, or pass INTERVAL <i> to this write"

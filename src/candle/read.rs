@@ -7,13 +7,13 @@ use candles_core::{render, Candle, Dec};
 use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::no_series;
+use super::missing_series;
 use super::series_type::SERIES_TYPE;
 use crate::args::Args;
 use crate::command::module_command;
 use crate::config;
-use crate::util::core_err;
-use crate::util::{err, is_kw, json_reply, now_ms, parse_format, wrong_type, Format};
+use crate::util::{core_err, parse_int};
+use crate::util::{err, json_reply, now_ms, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by reads.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -32,15 +32,17 @@ fn parse_read_opts(mut args: Args<'_>, allow_count: bool) -> Result<ReadOpts, Re
         full: false,
         format: Format::Resp,
     };
-    while let Some(a) = args.next_opt() {
-        if allow_count && is_kw(a, "COUNT") {
-            o.count = Some(args.value_bounded("COUNT", MAX_COUNT)? as usize);
-        } else if is_kw(a, "FULL") {
-            o.full = true;
-        } else if is_kw(a, "FORMAT") {
-            o.format = parse_format(args.value_of("FORMAT")?)?;
-        } else {
-            return Err(err(format!("unknown option '{a}'")));
+    let names: &[&'static str] = if allow_count {
+        &["COUNT", "FULL", "FORMAT"]
+    } else {
+        &["FULL", "FORMAT"]
+    };
+    while let Some(a) = args.peek() {
+        match args.take_option(names)? {
+            Some("COUNT") => o.count = Some(args.value_in("COUNT", 0, MAX_COUNT)? as usize),
+            Some("FULL") => o.full = true,
+            Some("FORMAT") => o.format = parse_format(args.value_of("FORMAT")?)?,
+            _ => return Err(err(format!("unknown option '{a}'"))),
         }
     }
     Ok(o)
@@ -213,15 +215,46 @@ module_command!(
     key_flags: KeySpecFlags::READ_ONLY | KeySpecFlags::ACCESS,
 );
 
+/// An end of a GAPS range: an open time, or `-` / `+` for the first / last official candle.
+enum GapEnd {
+    At(i64),
+    FirstOfficial,
+    LastOfficial,
+}
+
+impl GapEnd {
+    fn parse(arg: &RedisString, what: &str) -> Result<GapEnd, RedisError> {
+        match arg.as_slice() {
+            b"-" => Ok(GapEnd::FirstOfficial),
+            b"+" => Ok(GapEnd::LastOfficial),
+            _ => parse_int(arg, what).map(GapEnd::At),
+        }
+    }
+
+    /// The time it stands for; `None` for `-`/`+` on a series with no official candle.
+    fn resolve(&self, s: &Series) -> Option<i64> {
+        match self {
+            GapEnd::At(t) => Some(*t),
+            GapEnd::FirstOfficial => s.official().first_time(),
+            GapEnd::LastOfficial => s.official().last_time(),
+        }
+    }
+}
+
 fn candle_gaps(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let mut args = Args::new(args);
     let name = args.next_key()?;
-    let from = args.next_i64("from")?;
-    let to = args.next_i64("to")?;
+    let from = GapEnd::parse(args.next_arg()?, "from")?;
+    let to = GapEnd::parse(args.next_arg()?, "to")?;
     args.done()?;
     let key = ctx.open_key(name);
     let Some(s) = key.get_value::<Series>(&SERIES_TYPE).map_err(wrong_type)? else {
-        return Err(no_series(name));
+        return Err(missing_series(name));
+    };
+    // `-`/`+` with no official candle: the range between the first and the last official
+    // candle is empty, so nothing in it is missing.
+    let (Some(from), Some(to)) = (from.resolve(s), to.resolve(s)) else {
+        return Ok(RedisValue::Array(vec![]));
     };
     let gaps = s.gaps(from, to).map_err(core_err)?;
     Ok(RedisValue::Array(

@@ -24,7 +24,12 @@ fn take_interval(args: &mut Args<'_>) -> Result<Option<Interval>, RedisError> {
         return Ok(None);
     }
     let v = args.value_of("INTERVAL")?;
-    Interval::parse(as_str(v)?).map(Some).map_err(core_err)
+    let interval = Interval::parse(as_str(v)?).map_err(core_err)?;
+    // The data follows: a second INTERVAL would otherwise be read as a candle or a time.
+    if args.peek_kw("INTERVAL") {
+        return Err(err("INTERVAL given more than once"));
+    }
+    Ok(Some(interval))
 }
 
 /// Candles of a write, from `JSON payload` or positional `t o h l c v ...`, and the

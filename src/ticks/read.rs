@@ -7,7 +7,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use super::book_type::TICKS_TYPE;
 use crate::args::Args;
 use crate::command::module_command;
-use crate::util::{bulk, core_err, err, is_kw, parse_format, wrong_type, Format};
+use crate::util::{bulk, core_err, err, parse_format, wrong_type, Format};
 
 /// Largest COUNT accepted by tick reads.
 pub const MAX_TICK_COUNT: u64 = 100_000;
@@ -32,15 +32,18 @@ fn parse_read_opts(
         prefix: None,
         format: Format::Resp,
     };
-    while let Some(a) = args.next_opt() {
-        if is_kw(a, "COUNT") && allow_format {
-            o.count = Some(args.value_bounded("COUNT", MAX_TICK_COUNT)? as usize);
-        } else if is_kw(a, "FORMAT") && allow_format {
-            o.format = parse_format(args.value_of("FORMAT")?)?;
-        } else if is_kw(a, "PREFIX") && allow_prefix {
-            o.prefix = Some(args.value_of("PREFIX")?.as_slice());
-        } else {
-            return Err(err(format!("unknown option '{a}'")));
+    let names: &[&'static str] = match (allow_prefix, allow_format) {
+        (true, true) => &["PREFIX", "COUNT", "FORMAT"],
+        (false, true) => &["COUNT", "FORMAT"],
+        (true, false) => &["PREFIX"],
+        (false, false) => &[],
+    };
+    while let Some(a) = args.peek() {
+        match args.take_option(names)? {
+            Some("COUNT") => o.count = Some(args.value_in("COUNT", 0, MAX_TICK_COUNT)? as usize),
+            Some("FORMAT") => o.format = parse_format(args.value_of("FORMAT")?)?,
+            Some("PREFIX") => o.prefix = Some(args.value_of("PREFIX")?.as_slice()),
+            _ => return Err(err(format!("unknown option '{a}'"))),
         }
     }
     Ok(o)

@@ -42,27 +42,24 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
     let mut maxlen = None;
     let mut timefield = None;
     loop {
+        match args.take_option(&["MAXLEN", "TIMEFIELD"])? {
+            Some("MAXLEN") => {
+                maxlen = Some(args.value_in("MAXLEN", 1, MAX_CAP as u64)? as usize);
+                continue;
+            }
+            Some(_) => {
+                timefield = Some(args.value_of("TIMEFIELD")?);
+                continue;
+            }
+            None => {}
+        }
         let body_args = args.remaining();
         let Some(a) = args.next_opt() else {
             return Err(err(
                 "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
             ));
         };
-        if is_kw(a, "MAXLEN") {
-            if maxlen.is_some() {
-                return Err(err("MAXLEN given twice"));
-            }
-            let n = args.value_bounded("MAXLEN", MAX_CAP as u64)?;
-            if n == 0 {
-                return Err(err(format!("MAXLEN must be between 1 and {MAX_CAP}")));
-            }
-            maxlen = Some(n as usize);
-        } else if is_kw(a, "TIMEFIELD") {
-            if timefield.is_some() {
-                return Err(err("TIMEFIELD given twice"));
-            }
-            timefield = Some(args.value_of("TIMEFIELD")?);
-        } else if is_kw(a, "JSON") {
+        if is_kw(a, "JSON") {
             let docs = args.rest();
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));

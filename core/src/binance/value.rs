@@ -25,12 +25,14 @@ pub(super) fn klines_of(v: &Value) -> CoreResult<Vec<Kline>> {
             Some(Value::Array(_)) => rows
                 .iter()
                 .enumerate()
-                .map(|(i, r)| match r {
+                // Positions count from 1.
+                .map(|(i, r)| (i + 1, r))
+                .map(|(n, r)| match r {
                     Value::Array(f) => {
-                        kline_of_row(f).map_err(|e| CoreError::invalid(format!("row {i}: {e}")))
+                        kline_of_row(f).map_err(|e| CoreError::invalid(format!("row {n}: {e}")))
                     }
                     _ => Err(CoreError::invalid(format!(
-                        "row {i}: a klines row is a JSON array"
+                        "row {n}: a klines row is a JSON array"
                     ))),
                 })
                 .collect(),

@@ -55,7 +55,8 @@ impl Series {
         for (i, inc) in batch.iter().enumerate() {
             inc.candle.validate(interval).map_err(|e| {
                 if batch.len() > 1 {
-                    CoreError::invalid(format!("candle #{i}: {e}"))
+                    // Positions count from 1, as `document n` of TICKS.PUSH.
+                    CoreError::invalid(format!("candle #{}: {e}", i + 1))
                 } else {
                     e
                 }

@@ -6,7 +6,10 @@
 //! names and strings have no escapes) and yields exactly what the serde path yields for it;
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
-use super::value::{canonical_i64, validate_tick_with, validate_values, Tick, TickSrc, ValueKind};
+use super::value::{
+    canonical_i64, validate_tick_with, validate_value_lens, validate_values, Tick, TickSrc,
+    ValueKind,
+};
 use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
 use crate::decimal::swar;
 use crate::error::CoreResult;
@@ -209,7 +212,7 @@ impl TickBatch {
             if values {
                 validate_values(&t)
             } else {
-                Ok(())
+                validate_value_lens(&t)
             }
         } else {
             validate_tick_with(&t, values)

@@ -71,11 +71,7 @@ impl Value {
 
 /// Checks that `text` fits `kind` (untrusted input: decode, pushes).
 pub(super) fn validate_value(kind: ValueKind, text: &[u8]) -> CoreResult<()> {
-    if text.len() > MAX_VALUE_BYTES {
-        return Err(CoreError::invalid(format!(
-            "value longer than {MAX_VALUE_BYTES} bytes"
-        )));
-    }
+    check_value_len(text)?;
     let ok = match kind {
         ValueKind::Str => true,
         ValueKind::Num => is_json_number(text),
@@ -91,6 +87,17 @@ pub(super) fn validate_value(kind: ValueKind, text: &[u8]) -> CoreResult<()> {
     } else {
         Err(CoreError::invalid("value text does not match its kind"))
     }
+}
+
+/// The length limit of a value, [`MAX_VALUE_BYTES`]: held by every way in, including values
+/// whose grammar a parser already checked.
+pub(super) fn check_value_len(text: &[u8]) -> CoreResult<()> {
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(CoreError::invalid(format!(
+            "value longer than {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// One tick. `seq` is assigned by the book on push (global arrival order within the book) and
@@ -279,8 +286,9 @@ pub(super) fn validate_tick<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
     validate_tick_with(t, true)
 }
 
-/// [`validate_tick`]; `values: false` skips the value checks, for values whose text the
-/// caller's parser already held to their kind's grammar.
+/// [`validate_tick`]; `values: false` skips the grammar checks of the values, for values whose
+/// text the caller's parser already held to their kind's grammar (their length is checked
+/// either way).
 pub(super) fn validate_tick_with<T: TickSrc + ?Sized>(t: &T, values: bool) -> CoreResult<()> {
     let n = t.n_fields();
     if n > MAX_FIELDS {
@@ -319,6 +327,8 @@ pub(super) fn validate_tick_with<T: TickSrc + ?Sized>(t: &T, values: bool) -> Co
         }
         if values {
             validate_value(kind, text)?;
+        } else {
+            check_value_len(text)?;
         }
     }
     Ok(())
@@ -330,6 +340,15 @@ pub(super) fn validate_values<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
     for i in 0..t.n_fields() {
         let (kind, text) = t.value(i);
         validate_value(kind, text)?;
+    }
+    Ok(())
+}
+
+/// The length checks of the values alone: for a tick whose names are known to pass and whose
+/// values' grammar was held by the parser.
+pub(super) fn validate_value_lens<T: TickSrc + ?Sized>(t: &T) -> CoreResult<()> {
+    for i in 0..t.n_fields() {
+        check_value_len(t.value(i).1)?;
     }
     Ok(())
 }
