@@ -95,7 +95,7 @@ pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
         let value = String::from_utf8_lossy(value);
         let name = name.strip_prefix("candles.").unwrap_or(&name).to_string();
         if seen.contains(&name) {
-            return Err(format!("load-time argument '{name}' is given twice"));
+            return Err(format!("load-time argument '{name}' given more than once"));
         }
         if name == "duplicate_policy" {
             if !POLICIES.iter().any(|p| p.eq_ignore_ascii_case(&value)) {

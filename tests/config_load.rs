@@ -64,7 +64,7 @@ fn bad_load_time_arguments_stop_the_module_naming_the_argument() {
         (&["retention"], "'retention' has no value"),
         (
             &["retention", "5", "retention", "6"],
-            "'retention' is given twice",
+            "'retention' given more than once",
         ),
         (
             // Checked by redis-module before our own check runs; its message names the value.
