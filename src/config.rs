@@ -133,7 +133,7 @@ lazy_static! {
     pub static ref TICK_CAP: AtomicI64 = AtomicI64::new(TICK_CAP_CFG.default);
     /// Newest official candles per series whose `FORMAT JSON` text is kept for chart loads.
     pub static ref JSON_CACHE: AtomicI64 = AtomicI64::new(JSON_CACHE_CFG.default);
-    /// Bytes the chart cache may hold across all series (`stats::CHART_CACHE`).
+    /// Bytes the chart cache may hold across all series (`chart_cache::CHART_CACHE`).
     pub static ref JSON_CACHE_MEMORY: AtomicI64 = AtomicI64::new(JSON_CACHE_MEMORY_CFG.default);
     pub static ref DUPLICATE_POLICY: Mutex<PolicyConfig> = Mutex::new(PolicyConfig::replace);
 }
@@ -164,15 +164,4 @@ pub fn default_settings(interval: Interval) -> Settings {
 /// The chart cache's budget as configured.
 pub fn json_cache_budget() -> usize {
     JSON_CACHE_MEMORY.load(Ordering::Relaxed).max(0) as usize
-}
-
-/// The change callback of `candles.json_cache_memory` (CONFIG SET, load): the chart cache
-/// evicts at once, least recently used first, down to the new budget.
-pub type OnChanged =
-    Box<dyn Fn(&redis_module::configuration::ConfigurationContext, &str, &'static AtomicI64)>;
-
-pub fn on_json_cache_memory() -> Option<OnChanged> {
-    Some(Box::new(|_, _, v| {
-        crate::stats::CHART_CACHE.set_budget(v.load(Ordering::Relaxed).max(0) as usize)
-    }))
 }

@@ -10,6 +10,7 @@
 
 mod args;
 pub mod candle;
+pub mod chart_cache;
 mod command;
 pub mod config;
 pub mod datatype;
@@ -54,7 +55,7 @@ fn module_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
             }
         }
         // The chart cache (not data: the gauges above leave it out).
-        let cache = stats::CHART_CACHE.stats();
+        let cache = chart_cache::CHART_CACHE.stats();
         for (name, v) in [
             ("json_cache_bytes", cache.bytes as u64),
             ("json_cache_series", cache.series as u64),
@@ -97,7 +98,7 @@ redis_module! {
             ["live_max", &*LIVE_MAX, LIVE_MAX_CFG.default, LIVE_MAX_CFG.min, LIVE_MAX_CFG.max, ConfigurationFlags::DEFAULT, None],
             ["tick_cap", &*TICK_CAP, TICK_CAP_CFG.default, TICK_CAP_CFG.min, TICK_CAP_CFG.max, ConfigurationFlags::DEFAULT, None],
             ["json_cache", &*JSON_CACHE, JSON_CACHE_CFG.default, JSON_CACHE_CFG.min, JSON_CACHE_CFG.max, ConfigurationFlags::DEFAULT, None],
-            ["json_cache_memory", &*JSON_CACHE_MEMORY, JSON_CACHE_MEMORY_CFG.default, JSON_CACHE_MEMORY_CFG.min, JSON_CACHE_MEMORY_CFG.max, ConfigurationFlags::DEFAULT, config::on_json_cache_memory()],
+            ["json_cache_memory", &*JSON_CACHE_MEMORY, JSON_CACHE_MEMORY_CFG.default, JSON_CACHE_MEMORY_CFG.min, JSON_CACHE_MEMORY_CFG.max, ConfigurationFlags::DEFAULT, chart_cache::on_json_cache_memory()],
         ],
         string: [],
         bool: [],

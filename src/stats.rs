@@ -2,9 +2,6 @@
 //! load and free (free may run on the lazy-free thread, hence atomics).
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::LazyLock;
-
-use candles_core::chart_cache::ChartCache;
 
 /// What one value contributes to its type's gauges: `[values, items, items, bytes]`.
 pub type Footprint = [i64; 4];
@@ -50,8 +47,3 @@ impl Default for Gauges {
 pub static SERIES: Gauges = Gauges::new();
 /// Tick books: `[books, streams, ticks, bytes]`.
 pub static TICK_BOOKS: Gauges = Gauges::new();
-
-/// The chart cache of every series' `FORMAT JSON` windows, under `candles.json_cache_memory`
-/// (INFO shows its bytes, series, evictions and budget).
-pub static CHART_CACHE: LazyLock<ChartCache> =
-    LazyLock::new(|| ChartCache::new(crate::config::json_cache_budget()));

@@ -142,7 +142,7 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         shutdown.clone(),
     )));
     drop(msg_tx);
-    let router = Router::new(series.clone(), router_options(&args, false));
+    let router = Router::new(series.clone(), RouterOptions::from_args(&args, false));
     let w = Writer::new(
         sink,
         router,
@@ -161,21 +161,4 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
     }
     info!("candles-feed stopped");
     Ok(())
-}
-
-pub fn router_options(args: &Args, open: bool) -> RouterOptions {
-    RouterOptions {
-        key_template: args.candle_key.clone(),
-        ticks: args.ticks,
-        live_tick: args.live_tick,
-        ticks_key: args.ticks_key.clone(),
-        ticks_maxlen: args.ticks_maxlen,
-        open,
-        symbol_filter: args
-            .symbols
-            .iter()
-            .map(|s| s.trim().to_ascii_uppercase())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    }
 }

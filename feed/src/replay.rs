@@ -1,10 +1,9 @@
 //! Replay: sends the commands of every frame of a recording (`--replay FILE`) with the live
 //! routing, batch by batch, then exits.
 
-use crate::app::router_options;
 use crate::backoff::{Backoff, Shutdown};
 use crate::config::Args;
-use crate::route::{self, Command, Router, Seen};
+use crate::route::{self, Command, Router, RouterOptions, Seen};
 use crate::sink::{Sink, SinkError};
 use crate::stats::STATS;
 use crate::writer::truncate;
@@ -69,7 +68,7 @@ pub async fn replay(
     let text = tokio::fs::read_to_string(file)
         .await
         .map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
-    let mut router = Router::new(Vec::new(), router_options(args, true));
+    let mut router = Router::new(Vec::new(), RouterOptions::from_args(args, true));
     let mut sink = Sink::new(&args.redis)?;
     let mut backoff = Backoff::new(args.backoff_min, args.backoff_max);
     let started = Instant::now();

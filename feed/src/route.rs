@@ -1,7 +1,7 @@
 //! Turns WebSocket frames into module commands. Pure: no I/O, so live mode and replay send
 //! exactly the same commands and tests can look at them.
 
-use crate::config::{candle_key, Series};
+use crate::config::{candle_key, Args, Series};
 use candles_core::binance::{parse_stream_frame, StreamEvent};
 use candles_core::{Dec, Interval};
 use std::collections::HashMap;
@@ -162,6 +162,27 @@ pub struct RouterOptions {
     pub open: bool,
     /// With `open`: only these symbols (upper case); empty = all.
     pub symbol_filter: Vec<String>,
+}
+
+impl RouterOptions {
+    /// The options the command line gives; `open` routes symbols the series list lacks
+    /// (a replay stores every symbol of its file unless `--symbols` narrows it).
+    pub fn from_args(args: &Args, open: bool) -> RouterOptions {
+        RouterOptions {
+            key_template: args.candle_key.clone(),
+            ticks: args.ticks,
+            live_tick: args.live_tick,
+            ticks_key: args.ticks_key.clone(),
+            ticks_maxlen: args.ticks_maxlen,
+            open,
+            symbol_filter: args
+                .symbols
+                .iter()
+                .map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
 }
 
 /// Routes frames to commands; knows the series (and learns new ones when `open`).

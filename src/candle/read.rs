@@ -161,7 +161,7 @@ fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
         let cap = config::JSON_CACHE
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(0) as usize;
-        let cache = &*crate::stats::CHART_CACHE;
+        let cache = &*crate::chart_cache::CHART_CACHE;
         let budget = config::json_cache_budget();
         if cache.budget() != budget {
             cache.set_budget(budget);
