@@ -88,7 +88,7 @@ pub fn ticks(n_streams: usize, per_stream: usize) -> R<Vec<(String, Vec<TickDoc>
             docs.push(TickDoc {
                 ts,
                 token: token.clone(),
-                lp: json_decimal(p),
+                lp: candles_testkit::fixtures::json_decimal(p),
                 pc: format!("{:.2}", (price - p0) / p0 * 100.0),
             });
         }
@@ -140,18 +140,5 @@ impl TickDoc {
             "data_type",
             "optiontick",
         ])
-    }
-}
-
-/// "58001.03000000" → "58001.03" (a JSON number as a Python float would print it).
-fn json_decimal(p: &str) -> String {
-    if !p.contains('.') {
-        return p.to_string();
-    }
-    let t = p.trim_end_matches('0');
-    if t.ends_with('.') {
-        format!("{t}0")
-    } else {
-        t.to_string()
     }
 }

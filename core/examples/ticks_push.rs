@@ -28,19 +28,6 @@ struct Doc {
     pairs: Vec<Vec<u8>>,
 }
 
-/// "58001.03000000" → "58001.03" (a JSON number as a Python float would print it).
-fn json_decimal(p: &str) -> String {
-    if !p.contains('.') {
-        return p.to_string();
-    }
-    let t = p.trim_end_matches('0');
-    if t.ends_with('.') {
-        format!("{t}0")
-    } else {
-        t.to_string()
-    }
-}
-
 fn docs(n: usize) -> Vec<Doc> {
     let text = candles_testkit::fixtures::text("ws_aggTrade_combined.jsonl");
     let mut by_sym: Vec<(String, Vec<(i64, String)>)> = Vec::new();
@@ -68,7 +55,7 @@ fn docs(n: usize) -> Vec<Doc> {
             let ft = ts.div_euclid(1000);
             let s = ft.rem_euclid(86_400);
             let rt = format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-            let lp = json_decimal(p);
+            let lp = candles_testkit::fixtures::json_decimal(p);
             let pc = format!("{:.2}", (price - p0) / p0 * 100.0);
             let json = format!(
                 "{{\"ft\": {ft}, \"token\": \"26001\", \"lp\": {lp}, \"pc\": {pc}, \"rt\": \"{rt}\", \"ts\": {ts}, \"data_type\": \"optiontick\"}}"

@@ -24,6 +24,13 @@ async fn wait_log(f: &Feeder, what: &str, d: Duration) {
     );
 }
 
+/// Waits until the feeder streams (its WebSocket is open) and its bootstrap is done: the streams
+/// start beside the bootstrap, so both are awaited.
+async fn wait_streaming(si: &StandIn, f: &Feeder, d: Duration) {
+    assert!(si.wait_for(d, |s| s.ws_open == 1).await, "{}", f.log());
+    wait_log(f, "bootstrap done", d).await;
+}
+
 /// Waits until `check` holds on a fresh redis connection.
 async fn wait_redis(
     redis: &Redis,
@@ -265,13 +272,7 @@ async fn counters_are_logged_periodically_and_at_exit() {
             "200ms",
         ],
     );
-    assert!(
-        si.wait_for(Duration::from_secs(10), |s| s.ws_open == 1)
-            .await,
-        "{}",
-        f.log()
-    );
-    wait_log(&f, "bootstrap done", Duration::from_secs(10)).await;
+    wait_streaming(&si, &f, Duration::from_secs(10)).await;
     let frame = |i: usize, closed: bool| {
         kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
     };
@@ -356,14 +357,8 @@ async fn stream_routing_and_gap_fill_after_a_dropped_connection() {
             "50",
         ],
     );
-    assert!(
-        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
-            .await,
-        "{}",
-        f.log()
-    );
     // the streams start beside the bootstrap: wait for both
-    wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
+    wait_streaming(&si, &f, Duration::from_secs(20)).await;
     let frame = |i: usize, closed: bool| {
         kline_frame("BTCUSDT", Interval::M1, &rows[i], closed, t(i) + 30_000)
     };
@@ -570,14 +565,8 @@ async fn redis_restart_mid_stream_is_repaired() {
             "30",
         ],
     );
-    assert!(
-        si.wait_for(Duration::from_secs(20), |s| s.ws_open == 1)
-            .await,
-        "{}",
-        f.log()
-    );
     // the streams start beside the bootstrap: wait for both
-    wait_log(&f, "bootstrap done", Duration::from_secs(20)).await;
+    wait_streaming(&si, &f, Duration::from_secs(20)).await;
     assert_official_equals(&mut redis.conn(), KEY, &rows, t(71), t(100));
     // frames keep coming, every 50 ms
     let sender = {

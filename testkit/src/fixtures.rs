@@ -46,3 +46,18 @@ pub fn candles(name: &str) -> Vec<candles_core::Candle> {
         .map(|k| k.candle)
         .collect()
 }
+
+/// A Binance decimal string as a JSON number, the way a Python float prints it
+/// ("58001.03000000" → "58001.03", "5.00" → "5.0"): how the recorded trades become the
+/// original design's tick documents in benches and examples.
+pub fn json_decimal(p: &str) -> String {
+    if !p.contains('.') {
+        return p.to_string();
+    }
+    let t = p.trim_end_matches('0');
+    if t.ends_with('.') {
+        format!("{t}0")
+    } else {
+        t.to_string()
+    }
+}
