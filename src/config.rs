@@ -153,6 +153,7 @@ pub fn default_policy() -> DuplicatePolicy {
 /// Settings for a new series from the current defaults.
 pub fn default_settings(interval: Interval) -> Settings {
     Settings {
+        align: Default::default(),
         interval,
         retention: RETENTION.load(Ordering::Relaxed).max(0) as u64,
         live_ttl_s: LIVE_TTL.load(Ordering::Relaxed).max(0) as u64,

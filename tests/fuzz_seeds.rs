@@ -129,6 +129,7 @@ fn seeds() -> Vec<(&'static str, Seeds)> {
 
     // series_decode: real encoded series (Series::encode) and effects (Effect::encode).
     let settings = |interval, retention, live_ttl_s, policy| Settings {
+        align: Default::default(),
         interval,
         retention,
         live_ttl_s,

@@ -1,5 +1,6 @@
 //! One candle (Binance kline) and its validation.
 
+use crate::align::Buckets;
 use crate::decimal::Dec;
 use crate::error::{CoreError, CoreResult};
 use crate::interval::Interval;
@@ -80,17 +81,18 @@ impl Candle {
     }
 
     /// The close time Binance would report: given, or the last ms of the bucket.
-    pub fn effective_close_time(&self, interval: Interval) -> i64 {
+    pub fn effective_close_time(&self, buckets: impl Into<Buckets>) -> i64 {
         self.close_time
-            .unwrap_or_else(|| interval.close_time(self.open_time))
+            .unwrap_or_else(|| buckets.into().close_time(self.open_time))
     }
 
     /// Rejects what no exchange could send: misaligned time, negative values, high below the
     /// body, low above it, a close time outside the bucket.
-    pub fn validate(&self, interval: Interval) -> CoreResult<()> {
+    pub fn validate(&self, buckets: impl Into<Buckets>) -> CoreResult<()> {
+        let buckets = buckets.into();
         // The happy path only compares; each error is built out of line (`#[cold]`), so the
         // checks stay a few instructions per candle and the function small.
-        interval.check_open_time(self.open_time)?;
+        buckets.check_open_time(self.open_time)?;
         let t = self.open_time;
         let any_negative = self.open.is_negative()
             | self.high.is_negative()
@@ -111,8 +113,8 @@ impl Candle {
             return Err(self.low_error());
         }
         if let Some(ct) = self.close_time {
-            if ct < t || ct >= interval.next(t) {
-                return Err(close_time_error(t, ct, interval));
+            if ct < t || ct >= buckets.next(t) {
+                return Err(close_time_error(t, ct, buckets.interval));
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! No Redis types and no clock in here: every time-dependent decision takes `now_ms` from the
 //! caller, so the module can replicate it as an effect and tests can pin time.
 
+pub mod align;
 pub mod binance;
 pub mod candle;
 pub mod chart_cache;

@@ -66,6 +66,7 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
     let d = config::default_settings(interval);
     let settings = Settings {
+        align: Default::default(),
         interval,
         retention: retention.unwrap_or(d.retention),
         live_ttl_s: live_ttl.unwrap_or(d.live_ttl_s),

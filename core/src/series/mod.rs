@@ -5,15 +5,19 @@
 //!
 //! This file holds the types and the state with its accessors; the rest of `Series` is
 //! split by concern: `rules` (writes: R1–R5 and R7, official/live, effects applied),
-//! `read` (merged reads, `GAPS`, JSON reads and their cache) and `wire` (the byte formats
+//! `derive` (R8 rollups and R9 sealing), `read` (merged reads, `GAPS`, JSON reads and their cache) and `wire` (the byte formats
 //! of the snapshot and of the effect).
 
+mod derive;
+#[cfg(test)]
+mod derive_tests;
 mod read;
 mod rules;
 #[cfg(test)]
 mod tests;
 mod wire;
 
+use crate::align::{Align, Buckets};
 use crate::candle::Candle;
 use crate::chart_cache::CacheSlot;
 use crate::error::{CoreError, CoreResult};
@@ -59,6 +63,8 @@ impl DuplicatePolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub interval: Interval,
+    /// Where buckets start (UTC unless `ALIGN`/`TIMEZONE` said otherwise).
+    pub align: Align,
     /// Newest official candles kept; 0 = unlimited.
     pub retention: u64,
     /// Seconds a live candle lives after its last update; 0 = until its official arrives.
@@ -68,7 +74,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The buckets of the series: its interval with its alignment.
+    pub fn buckets(&self) -> Buckets {
+        Buckets {
+            interval: self.interval,
+            align: self.align,
+        }
+    }
+
     pub fn validate(&self) -> CoreResult<()> {
+        Buckets::new(self.interval, self.align)?;
         if self.live_max == 0 || self.live_max > LIVE_MAX_LIMIT {
             return Err(CoreError::invalid(format!(
                 "LIVE_MAX must be between 1 and {LIVE_MAX_LIMIT}"
@@ -108,11 +123,17 @@ pub struct Effect {
     /// The server time the write decided with; applying the effect makes it the series'
     /// write stamp (see [`Series::write_clock`]). Not a change by itself.
     pub clock: Option<i64>,
+    /// Makes the series derived from this source key (`CANDLE.CREATE ... SOURCE`).
+    pub source: Option<Vec<u8>>,
+    /// Replaces the keys of the series derived from this one.
+    pub feeds: Option<Vec<Vec<u8>>>,
 }
 
 impl Effect {
     pub fn is_empty(&self) -> bool {
         self.create.is_none()
+            && self.source.is_none()
+            && self.feeds.is_none()
             && self.official.is_empty()
             && self.live_drop.is_empty()
             && self.live_put.is_empty()
@@ -163,6 +184,11 @@ pub struct Series {
     json: CacheSlot,
     /// The server time of the last write replicated as an effect (see `write_clock`).
     stamp: Option<i64>,
+    /// The key this series is derived from (R8), by name: the link holds while that key is
+    /// a series that lists this one in its `feeds`.
+    source: Option<Vec<u8>>,
+    /// The keys of the series derived from this one, in creation order.
+    feeds: Vec<Vec<u8>>,
 }
 
 /// Two series are equal when they hold the same data: what the snapshot (`wire.rs`)
@@ -178,6 +204,8 @@ impl PartialEq for Series {
             official,
             live,
             stamp,
+            source,
+            feeds,
             official_gen: _,
             json: _,
         } = self;
@@ -185,6 +213,8 @@ impl PartialEq for Series {
             && *official == other.official
             && *live == other.live
             && *stamp == other.stamp
+            && *source == other.source
+            && *feeds == other.feeds
     }
 }
 
@@ -219,7 +249,31 @@ impl Series {
             official_gen: 0,
             json: CacheSlot::default(),
             stamp: None,
+            source: None,
+            feeds: Vec::new(),
         }
+    }
+
+    /// The key this series is derived from, as stored (the caller checks the link holds).
+    pub fn source(&self) -> Option<&[u8]> {
+        self.source.as_deref()
+    }
+    /// The keys derived from this series, as stored.
+    pub fn feeds(&self) -> &[Vec<u8>] {
+        &self.feeds
+    }
+    /// Renames a link end (RENAME of a linked key): `old` becomes `new` as source or feed.
+    pub fn rename_link(&mut self, old: &[u8], new: &[u8]) -> bool {
+        let mut changed = false;
+        if self.source.as_deref() == Some(old) {
+            self.source = Some(new.to_vec());
+            changed = true;
+        }
+        for f in self.feeds.iter_mut().filter(|f| f.as_slice() == old) {
+            *f = new.to_vec();
+            changed = true;
+        }
+        changed
     }
 
     pub fn settings(&self) -> &Settings {
@@ -227,6 +281,9 @@ impl Series {
     }
     pub fn interval(&self) -> Interval {
         self.settings.interval
+    }
+    pub fn buckets(&self) -> Buckets {
+        self.settings.buckets()
     }
     pub fn official(&self) -> &OfficialStore {
         &self.official
@@ -246,6 +303,8 @@ impl Series {
     /// Heap bytes held by the value.
     pub fn mem_usage(&self) -> usize {
         std::mem::size_of::<Series>()
+            + self.source.as_ref().map_or(0, Vec::len)
+            + self.feeds.iter().map(|f| f.len() + 24).sum::<usize>()
             + self.official.mem_usage()
             + self.live.len()
                 * (std::mem::size_of::<LiveCandle>() + std::mem::size_of::<i64>() + 16)

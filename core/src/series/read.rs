@@ -207,7 +207,7 @@ impl Series {
 
     /// Missing official ranges `[start, end]` (inclusive open times) within `[from, to]`.
     pub fn gaps(&self, from: i64, to: i64) -> CoreResult<Vec<(i64, i64)>> {
-        let i = self.interval();
+        let i = self.buckets();
         i.check_open_time(from)?;
         i.check_open_time(to)?;
         let mut out = Vec::new();

@@ -40,7 +40,7 @@ impl Series {
         }
     }
 
-    fn expired_live(&self, now_ms: i64) -> Vec<i64> {
+    pub(super) fn expired_live(&self, now_ms: i64) -> Vec<i64> {
         self.live
             .values()
             .filter(|l| !self.is_live_fresh(l, now_ms))
@@ -51,7 +51,7 @@ impl Series {
     /// R1–R4: adds official candles. The whole batch is validated (and, under `BLOCK`,
     /// checked for conflicts) before anything is written.
     pub fn add_official(&mut self, batch: &[Incoming], now_ms: i64) -> CoreResult<OfficialOutcome> {
-        let interval = self.interval();
+        let interval = self.buckets();
         for (i, inc) in batch.iter().enumerate() {
             inc.candle.validate(interval).map_err(|e| {
                 if batch.len() > 1 {
@@ -206,7 +206,7 @@ impl Series {
         now_ms: i64,
         mode: EffectMode,
     ) -> CoreResult<LiveOutcome> {
-        candle.validate(self.interval())?;
+        candle.validate(self.buckets())?;
         if self.official_blocks(candle.open_time) {
             return Ok(LiveOutcome::default());
         }
@@ -241,7 +241,7 @@ impl Series {
         if price.is_negative() || qty.is_negative() {
             return Err(CoreError::invalid("price and qty must not be negative"));
         }
-        let t = self.interval().align_down(time);
+        let t = self.buckets().align_down(time);
         if t < 0 {
             // 1w buckets start on Mondays: the first days of 1970 belong to one opening on
             // 1969-12-29, which no stored candle may have (it could not be loaded back).
@@ -342,6 +342,12 @@ impl Series {
         }
         if e.clock.is_some() {
             self.stamp = e.clock;
+        }
+        if let Some(src) = &e.source {
+            self.source = Some(src.clone());
+        }
+        if let Some(feeds) = &e.feeds {
+            self.feeds = feeds.clone();
         }
         self.settle();
     }

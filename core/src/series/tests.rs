@@ -12,6 +12,7 @@ use candles_testkit::fixtures::bytes as fixture;
 
 fn settings(interval: Interval) -> Settings {
     Settings {
+        align: Default::default(),
         interval,
         retention: 0,
         live_ttl_s: 86_400,
@@ -202,6 +203,7 @@ fn r3_duplicate_policies() {
         (DuplicatePolicy::Keep, 0, &a),
     ] {
         let mut s = Series::new(Settings {
+            align: Default::default(),
             policy,
             ..settings(Interval::M1)
         });
@@ -213,6 +215,7 @@ fn r3_duplicate_policies() {
         assert_eq!(s.official().get(60_000).as_ref(), Some(expect));
     }
     let mut s = Series::new(Settings {
+        align: Default::default(),
         policy: DuplicatePolicy::Block,
         ..settings(Interval::M1)
     });
@@ -223,6 +226,7 @@ fn r3_duplicate_policies() {
     assert_eq!(s, before);
     // Two different candles for one time inside one batch conflict too.
     let mut fresh = Series::new(Settings {
+        align: Default::default(),
         policy: DuplicatePolicy::Block,
         ..settings(Interval::M1)
     });
@@ -275,6 +279,7 @@ fn r7_live_ticks_fold_exactly() {
 #[test]
 fn live_ttl_and_live_max() {
     let mut s = Series::new(Settings {
+        align: Default::default(),
         live_ttl_s: 10,
         live_max: 3,
         ..settings(Interval::M1)
@@ -350,6 +355,7 @@ fn gaps_between_aligned_times() {
 #[test]
 fn retention_keeps_newest() {
     let mut s = Series::new(Settings {
+        align: Default::default(),
         retention: 10,
         ..settings(Interval::M1)
     });
@@ -633,6 +639,7 @@ fn write_clock_reuses_the_stamp_briefly() {
     // At most 1% of LIVE_TTL: 10 s -> 100 ms; LIVE_TTL 0 (never expires) -> 1 s.
     for (ttl, reuse) in [(10, 100), (1, 10), (0, 1000), (86_400, 1000)] {
         let mut s = Series::new(Settings {
+            align: Default::default(),
             live_ttl_s: ttl,
             ..settings(Interval::M1)
         });
@@ -658,6 +665,7 @@ fn stamped_writes_replay_verbatim_to_the_same_state() {
     use crate::test_rng::XorShift;
     let rows = rest_1m();
     let mut master = Series::new(Settings {
+        align: Default::default(),
         live_ttl_s: 3,
         live_max: 8,
         ..settings(Interval::M1)
@@ -804,6 +812,7 @@ fn skipping_the_effect_reaches_the_same_state() {
     use crate::test_rng::XorShift;
     let rows = rest_1m();
     let mut built = Series::new(Settings {
+        align: Default::default(),
         live_ttl_s: 2,
         live_max: 5,
         ..settings(Interval::M1)

@@ -3,6 +3,7 @@
 //! write would have: untrusted bytes never make a series that breaks the rules.
 
 use super::{DuplicatePolicy, Effect, LiveCandle, Series, Settings};
+use crate::align::{Align, Buckets};
 use crate::candle::Candle;
 use crate::codec::{self, Reader};
 use crate::error::{CoreError, CoreResult};
@@ -23,21 +24,27 @@ impl DuplicatePolicy {
 impl Series {
     /// Encodes the whole series (versioned) for RDB, DUMP and AOF rewrite.
     ///
-    /// Version 2 is version 1 followed by the write stamp; a series without a stamp is
-    /// written as version 1, so data that never had one keeps its bytes (and its digest).
+    /// Version 2 is version 1 followed by the write stamp; version 3 (a series with an
+    /// alignment or links, R8) adds those. Each series is written in the oldest version that
+    /// holds it, so data that never used a newer field keeps its bytes (and its digest).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(if self.stamp.is_some() {
-            SNAPSHOT_V2
-        } else {
-            SNAPSHOT_V1
+        let v3 =
+            self.settings.align != Align::Utc || self.source.is_some() || !self.feeds.is_empty();
+        out.push(match (v3, self.stamp) {
+            (true, _) => SNAPSHOT_V3,
+            (false, Some(_)) => SNAPSHOT_V2,
+            (false, None) => SNAPSHOT_V1,
         });
-        put_settings(out, &self.settings);
+        put_settings(out, &self.settings, v3);
         // The chunked store's own encoding: sealed chunks are written as they are in memory.
         let mut official = Vec::new();
         self.official.encode(&mut official);
         codec::put_bytes(out, &official);
         put_live(out, self.live.values());
-        if let Some(t) = self.stamp {
+        if v3 {
+            put_opt_i64(out, self.stamp);
+            put_links(out, self.source.as_deref(), Some(&self.feeds));
+        } else if let Some(t) = self.stamp {
             codec::put_i64(out, t);
         }
     }
@@ -45,25 +52,33 @@ impl Series {
     pub fn decode(bytes: &[u8]) -> CoreResult<Series> {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
-        if v != SNAPSHOT_V1 && v != SNAPSHOT_V2 {
+        if !(SNAPSHOT_V1..=SNAPSHOT_V3).contains(&v) {
             return Err(CoreError::corrupt(format!(
                 "unknown series encoding version {v}"
             )));
         }
-        let settings = get_settings(&mut r)?;
+        let settings = get_settings(&mut r, v == SNAPSHOT_V3)?;
+        let buckets = settings.buckets();
         let mut s = Series::new(settings);
         s.official = OfficialStore::decode(r.bytes()?)?;
         let mut last = None;
         for c in s.official.iter() {
-            check_decoded(&c, settings.interval, &mut last)?;
+            check_decoded(&c, buckets, &mut last)?;
         }
         let mut last_live = None;
         for l in get_live(&mut r)? {
-            check_decoded(&l.candle, settings.interval, &mut last_live)?;
+            check_decoded(&l.candle, buckets, &mut last_live)?;
             s.live.insert(l.candle.open_time, l);
         }
-        if v == SNAPSHOT_V2 {
-            s.stamp = Some(r.i64()?);
+        match v {
+            SNAPSHOT_V2 => s.stamp = Some(r.i64()?),
+            SNAPSHOT_V3 => {
+                s.stamp = get_opt_i64(&mut r)?;
+                let (source, feeds) = get_links(&mut r)?;
+                s.source = source;
+                s.feeds = feeds.unwrap_or_default();
+            }
+            _ => {}
         }
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after series"));
@@ -89,11 +104,87 @@ impl Series {
 const SNAPSHOT_V1: u8 = 1;
 /// Adds the write stamp.
 const SNAPSHOT_V2: u8 = 2;
+/// Adds the alignment and the links of derived series (the stamp optional).
+const SNAPSHOT_V3: u8 = 3;
 const EFFECT_V1: u8 = 1;
 /// Adds the write clock (effects in AOF files written before it are version 1).
 const EFFECT_V2: u8 = 2;
+/// Adds the alignment of a created series and link changes (the clock optional).
+const EFFECT_V3: u8 = 3;
+/// Longest key name a link may hold (Redis keys are at most 512 MB; names this long are
+/// not keys anyone derives from).
+const MAX_LINK_NAME: usize = 64 * 1024;
+/// Most series one series may feed.
+pub const MAX_FEEDS: usize = 64;
 
-fn check_decoded(c: &Candle, i: Interval, last: &mut Option<i64>) -> CoreResult<()> {
+fn put_opt_i64(out: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(t) => {
+            out.push(1);
+            codec::put_i64(out, t);
+        }
+        None => out.push(0),
+    }
+}
+
+fn get_opt_i64(r: &mut Reader<'_>) -> CoreResult<Option<i64>> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.i64()?)),
+        _ => Err(CoreError::corrupt("bad optional time")),
+    }
+}
+
+fn put_links(out: &mut Vec<u8>, source: Option<&[u8]>, feeds: Option<&Vec<Vec<u8>>>) {
+    match source {
+        Some(s) => {
+            out.push(1);
+            codec::put_bytes(out, s);
+        }
+        None => out.push(0),
+    }
+    match feeds {
+        Some(f) => {
+            out.push(1);
+            codec::put_u64(out, f.len() as u64);
+            for k in f {
+                codec::put_bytes(out, k);
+            }
+        }
+        None => out.push(0),
+    }
+}
+
+type Links = (Option<Vec<u8>>, Option<Vec<Vec<u8>>>);
+
+fn get_links(r: &mut Reader<'_>) -> CoreResult<Links> {
+    let name = |r: &mut Reader<'_>| -> CoreResult<Vec<u8>> {
+        let b = r.bytes()?;
+        if b.len() > MAX_LINK_NAME {
+            return Err(CoreError::corrupt("link name too long"));
+        }
+        Ok(b.to_vec())
+    };
+    let source = match r.u8()? {
+        0 => None,
+        1 => Some(name(r)?),
+        _ => return Err(CoreError::corrupt("bad source link")),
+    };
+    let feeds = match r.u8()? {
+        0 => None,
+        1 => {
+            let n = r.count(1)?;
+            if n > MAX_FEEDS {
+                return Err(CoreError::corrupt("too many derived series"));
+            }
+            Some((0..n).map(|_| name(r)).collect::<CoreResult<Vec<_>>>()?)
+        }
+        _ => return Err(CoreError::corrupt("bad feed links")),
+    };
+    Ok((source, feeds))
+}
+
+fn check_decoded(c: &Candle, i: Buckets, last: &mut Option<i64>) -> CoreResult<()> {
     c.validate(i)
         .map_err(|e| CoreError::corrupt(format!("stored candle invalid: {e}")))?;
     if last.is_some_and(|l| c.open_time <= l) {
@@ -103,26 +194,60 @@ fn check_decoded(c: &Candle, i: Interval, last: &mut Option<i64>) -> CoreResult<
     Ok(())
 }
 
-fn put_settings(out: &mut Vec<u8>, s: &Settings) {
+/// The settings; with `align`, followed by the alignment (versions 3).
+fn put_settings(out: &mut Vec<u8>, s: &Settings, align: bool) {
     out.push(s.interval.code());
     out.push(s.policy.code());
     codec::put_u64(out, s.retention);
     codec::put_u64(out, s.live_ttl_s);
     codec::put_u64(out, s.live_max);
+    if align {
+        match s.align {
+            Align::Utc => out.push(0),
+            Align::Offset(secs) => {
+                out.push(1);
+                codec::put_i64(out, i64::from(secs));
+            }
+            Align::Zone(tz) => {
+                out.push(2);
+                codec::put_bytes(out, tz.name().as_bytes());
+            }
+        }
+    }
 }
 
-fn get_settings(r: &mut Reader<'_>) -> CoreResult<Settings> {
+fn get_align(r: &mut Reader<'_>) -> CoreResult<Align> {
+    match r.u8()? {
+        0 => Ok(Align::Utc),
+        1 => {
+            let secs = i32::try_from(r.i64()?).map_err(|_| CoreError::corrupt("bad offset"))?;
+            Ok(Align::Offset(secs))
+        }
+        2 => {
+            let name = std::str::from_utf8(r.bytes()?)
+                .map_err(|_| CoreError::corrupt("bad time zone name"))?;
+            Align::parse_zone(name).map_err(|e| CoreError::corrupt(e.message().to_string()))
+        }
+        _ => Err(CoreError::corrupt("unknown alignment")),
+    }
+}
+
+fn get_settings(r: &mut Reader<'_>, align: bool) -> CoreResult<Settings> {
     let interval =
         Interval::from_code(r.u8()?).ok_or_else(|| CoreError::corrupt("unknown interval code"))?;
     let policy = DuplicatePolicy::from_code(r.u8()?)
         .ok_or_else(|| CoreError::corrupt("unknown policy code"))?;
-    let s = Settings {
+    let mut s = Settings {
         interval,
+        align: Align::Utc,
         policy,
         retention: r.u64()?,
         live_ttl_s: r.u64()?,
         live_max: r.u64()?,
     };
+    if align {
+        s.align = get_align(r)?;
+    }
     s.validate()
         .map_err(|e| CoreError::corrupt(format!("bad settings: {e}")))?;
     Ok(s)
@@ -151,17 +276,22 @@ fn get_live(r: &mut Reader<'_>) -> CoreResult<Vec<LiveCandle>> {
 
 impl Effect {
     /// Versioned binary form, replicated as `CANDLE.APPLY key <blob>`.
-    /// Version 2 is version 1 followed by the clock; an effect without one is version 1.
+    /// Version 2 is version 1 followed by the clock; version 3 (a created series with an
+    /// alignment, or link changes) carries those. Each effect is written in the oldest
+    /// version that holds it.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(if self.clock.is_some() {
-            EFFECT_V2
-        } else {
-            EFFECT_V1
+        let v3 = self.source.is_some()
+            || self.feeds.is_some()
+            || self.create.is_some_and(|c| c.align != Align::Utc);
+        out.push(match (v3, self.clock) {
+            (true, _) => EFFECT_V3,
+            (false, Some(_)) => EFFECT_V2,
+            (false, None) => EFFECT_V1,
         });
         match &self.create {
             Some(s) => {
                 out.push(1);
-                put_settings(out, s);
+                put_settings(out, s, v3);
             }
             None => out.push(0),
         }
@@ -172,7 +302,10 @@ impl Effect {
             codec::put_i64(out, *t);
         }
         put_live(out, self.live_put.iter());
-        if let Some(t) = self.clock {
+        if v3 {
+            put_opt_i64(out, self.clock);
+            put_links(out, self.source.as_deref(), self.feeds.as_ref());
+        } else if let Some(t) = self.clock {
             codec::put_i64(out, t);
         }
     }
@@ -181,14 +314,14 @@ impl Effect {
     pub fn decode(bytes: &[u8]) -> CoreResult<Effect> {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
-        if v != EFFECT_V1 && v != EFFECT_V2 {
+        if !(EFFECT_V1..=EFFECT_V3).contains(&v) {
             return Err(CoreError::corrupt(format!(
                 "unknown effect encoding version {v}"
             )));
         }
         let create = match r.u8()? {
             0 => None,
-            1 => Some(get_settings(&mut r)?),
+            1 => Some(get_settings(&mut r, v == EFFECT_V3)?),
             _ => return Err(CoreError::corrupt("bad effect header")),
         };
         let n = r.count(codec::MIN_CANDLE_BYTES)?;
@@ -202,7 +335,11 @@ impl Effect {
             live_drop.push(r.i64()?);
         }
         let live_put = get_live(&mut r)?;
-        let clock = if v == EFFECT_V2 { Some(r.i64()?) } else { None };
+        let (clock, (source, feeds)) = match v {
+            EFFECT_V3 => (get_opt_i64(&mut r)?, get_links(&mut r)?),
+            EFFECT_V2 => (Some(r.i64()?), (None, None)),
+            _ => (None, (None, None)),
+        };
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after effect"));
         }
@@ -212,11 +349,14 @@ impl Effect {
             live_drop,
             live_put,
             clock,
+            source,
+            feeds,
         })
     }
 
     /// Checks every candle against the series' interval before the effect is applied.
-    pub fn validate(&self, interval: Interval) -> CoreResult<()> {
+    pub fn validate(&self, buckets: impl Into<Buckets>) -> CoreResult<()> {
+        let interval = buckets.into();
         for c in self
             .official
             .iter()

@@ -35,6 +35,7 @@ pub fn candle_args(data: &[u8]) {
         DuplicatePolicy::Block,
     ][data.len() % 3];
     let settings = Settings {
+        align: Default::default(),
         interval,
         retention: (data.len() % 5) as u64,
         live_ttl_s: 60,

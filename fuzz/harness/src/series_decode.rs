@@ -37,6 +37,7 @@ pub fn series_decode(data: &[u8]) {
         assert_eq!(back, e);
         // CANDLE.APPLY: the effect's own settings when it creates the series, else a default one.
         let settings = e.create.unwrap_or(Settings {
+            align: Default::default(),
             interval: ALL[data.len() % ALL.len()],
             retention: 0,
             live_ttl_s: 86_400,
