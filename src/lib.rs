@@ -91,6 +91,10 @@ redis_module! {
     ],
     init: init,
     commands: [],
+    // RENAME of a linked series carries its links (derived series, R8).
+    event_handlers: [
+        [@GENERIC: candle::derive::on_generic_event],
+    ],
     configurations: [
         i64: [
             ["retention", &*RETENTION, RETENTION_CFG.default, RETENTION_CFG.min, RETENTION_CFG.max, ConfigurationFlags::DEFAULT, None],

@@ -276,6 +276,17 @@ fn command_forms(key: &str, rows: &[Json], ws_frame: &str, ticks: bool) -> Vec<V
             ws_frame,
         ]),
         w(&["CANDLE.LIVE_TICK", key, &t0, "56714.5"]),
+        w(&["CANDLE.SEAL", key, &t0]),
+        w(&[
+            "CANDLE.CREATE",
+            key,
+            "INTERVAL",
+            "1d",
+            "SOURCE",
+            &format!("{key}:source"),
+            "TIMEZONE",
+            "Europe/Berlin",
+        ]),
         w(&[
             "CANDLE.LIVE_TICK",
             key,
@@ -622,6 +633,52 @@ fn cluster_routes_every_command_by_its_key() {
     }
     let read_time = t_read.elapsed();
 
+    // Derived series on every master: a 5m series derived from each symbol's 1m (one hash
+    // tag, one slot), kept current by writes through the cluster client.
+    for sym in SYMBOLS {
+        let k1 = format!("candle:{{{sym}}}:1m");
+        let k5 = format!("candle:{{{sym}}}:5m");
+        let ok: String = redis::cmd("CANDLE.CREATE")
+            .arg(&k5)
+            .arg("INTERVAL")
+            .arg("5m")
+            .arg("SOURCE")
+            .arg(&k1)
+            .query(&mut cc)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        let info: Vec<Value> = redis::cmd("CANDLE.INFO").arg(&k5).query(&mut cc).unwrap();
+        assert_eq!(info_int(&info, "official_count"), 199, "{k5}");
+        let n: i64 = redis::cmd("CANDLE.LIVE_TICK")
+            .arg(&k1)
+            .arg(last_t + 60_700)
+            .arg("100000.5")
+            .query(&mut cc)
+            .unwrap();
+        assert_eq!(n, 1);
+        let newest: Vec<Vec<Value>> = redis::cmd("CANDLE.RANGE_MERGED")
+            .arg(&k5)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query(&mut cc)
+            .unwrap();
+        assert_eq!(
+            redis::from_redis_value::<String>(&newest[0][2]).unwrap(),
+            "100000.5"
+        );
+        let e = redis::cmd("CANDLE.CREATE")
+            .arg("candle:{OTHER}:5m")
+            .arg("INTERVAL")
+            .arg("5m")
+            .arg("SOURCE")
+            .arg(&k1)
+            .query::<Value>(&mut cc)
+            .unwrap_err();
+        assert!(e.to_string().contains("slots"), "{e}");
+    }
+
     // Every key lives on the node that owns its slot; every node holds some.
     let mut total = 0;
     for (i, c) in direct.iter_mut().enumerate() {
@@ -629,7 +686,7 @@ fn cluster_routes_every_command_by_its_key() {
         assert!(n > 0, "node {i} holds no series");
         total += n;
     }
-    assert_eq!(total, 2 * SYMBOLS.len() as i64);
+    assert_eq!(total, 3 * SYMBOLS.len() as i64);
     for sym in SYMBOLS {
         let key = format!("candle:{{{sym}}}:1m");
         let slot = keyslot(&mut direct[0], &key);

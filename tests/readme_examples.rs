@@ -23,6 +23,17 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "derived.py",
+        &[
+            "binance 5m: 57684.01000000 54.65256000",
+            "derived 5m: ('57684.01', '54.65256', 'official')",
+            "1h: [(1725472800000, '57684.01', '805.58545', 'official'), (1725476400000, \
+             '57771.01', '121.51722', 'live')]",
+            "1h after a live minute: [(1725476400000, '57790.5', '124.76722', 'live')]",
+            "1h source: candle:{BTCUSDT}:5m",
+        ],
+    ),
+    (
         "ticks.py",
         &[
             "latest: {'ft': 1752810305, 'token': '26001', 'lp': Decimal('125.5'), \

@@ -11,7 +11,9 @@
 //!  4. LIVE_UPDATE vs SET ... EX throughput of the same JSON kline row (redis-benchmark,
 //!     pipelined), and the positional form;
 //!  5. TICKS.PUSH vs LPUSH+LTRIM and XADD MAXLEN ~ throughput (redis-benchmark);
-//!  6. bytes per tick, 100 streams x 1000 ticks: one tick book vs 100 lists of JSON.
+//!  6. bytes per tick, 100 streams x 1000 ticks: one tick book vs 100 lists of JSON;
+//!  7. derived series: ingest into a 1m series feeding a 5m/1h/1d chain vs feeding nothing,
+//!     live updates likewise, a chart read and bytes per candle of a derived series.
 //!
 //! Prints a table (measure | module | baseline | ratio | target | result) and exits 1 when a
 //! target is missed. TICKS.* rows print "n/a" (and do not fail) when the module has no TICKS.*.
@@ -20,12 +22,13 @@
 //!
 //! Files: `server.rs` (the redis-server), `stats.rs` (INFO helpers), `bench.rs` (redis-benchmark
 //! runner), `data.rs` (fixtures, shifted rows, tick docs), `table.rs` (results), and the phases:
-//! `candles.rs` (1, 2), `chart.rs` (3, 4), `ticks.rs` (5, 6).
+//! `candles.rs` (1, 2), `chart.rs` (3, 4), `ticks.rs` (5, 6), `derived.rs` (7).
 
 mod bench;
 mod candles;
 mod chart;
 mod data;
+mod derived;
 mod server;
 mod stats;
 mod table;
@@ -137,6 +140,8 @@ fn run(t: &mut Table) -> R<()> {
     );
     ticks::tick_phases(&srv, &mut meter, &bench, t, built)?;
     eprintln!("[{:.0}s] ticks done", t0.elapsed().as_secs_f64());
+    derived::derived_phase(&srv, &mut meter, t, &rows_1m)?;
+    eprintln!("[{:.0}s] derived series done", t0.elapsed().as_secs_f64());
     Ok(())
 }
 

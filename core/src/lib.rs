@@ -14,6 +14,7 @@ pub mod error;
 pub mod interval;
 pub mod render;
 pub mod series;
+pub mod slot;
 pub mod store;
 pub mod ticks;
 pub mod varint;

@@ -4,6 +4,7 @@
 use crate::backoff::{Backoff, Shutdown};
 use crate::bootstrap::bootstrap;
 use crate::config::{self, Args};
+use crate::derive;
 use crate::gapfill::gap_filler;
 use crate::rest::{Rest, MAX_LIMIT};
 use crate::route::{Router, RouterOptions};
@@ -78,6 +79,27 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         return Ok(());
     }
     let series = config::series_of(&args)?;
+    // --derive: only the smallest interval of each symbol comes from the exchange stream;
+    // the others are derived inside Redis (created here, their older history from REST).
+    let derived_args = args.clone();
+    let mut args = args;
+    let (series, derived) = if args.derive {
+        let plan = derive::plan(&series)?;
+        derive::create_links(&mut Sink::new(&args.redis)?, &plan, &shutdown).await?;
+        if args.bootstrap > 0 {
+            let depth = plan
+                .streamed
+                .iter()
+                .map(|s| derive::source_depth(&plan, s))
+                .max()
+                .unwrap_or(0);
+            args.bootstrap = args.bootstrap.max(depth);
+        }
+        let derived: Vec<_> = plan.derived.into_iter().map(|l| l.series).collect();
+        (plan.streamed, derived)
+    } else {
+        (series, Vec::new())
+    };
     let rest = Arc::new(Rest::new(
         &args.rest_url,
         args.weight_limit,
@@ -132,15 +154,40 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         )));
     }
     // Every series bootstraps on its own schedule while the streams already run (see
-    // bootstrap.rs): a series whose REST keeps failing delays no other.
-    tasks.push(tokio::spawn(bootstrap(
+    // bootstrap.rs): a series whose REST keeps failing delays no other. With --derive, the
+    // derived series' history follows once their sources are stored (the module keeps to
+    // the source what the source covers, so it must be known first); those notices have no
+    // writer to tell (derived series are not streamed or gap-filled: their source is).
+    let boot = bootstrap(
         args.clone(),
         series.clone(),
         rest.clone(),
         Sink::new(&args.redis)?,
         msg_tx.clone(),
         shutdown.clone(),
-    )));
+    );
+    let derived_boot = if derived.is_empty() {
+        None
+    } else {
+        let (tx, mut rx) = mpsc::channel(16);
+        tasks.push(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        ));
+        Some(bootstrap(
+            derived_args,
+            derived,
+            rest.clone(),
+            Sink::new(&args.redis)?,
+            tx,
+            shutdown.clone(),
+        ))
+    };
+    tasks.push(tokio::spawn(async move {
+        boot.await;
+        if let Some(b) = derived_boot {
+            b.await;
+        }
+    }));
     drop(msg_tx);
     let router = Router::new(series.clone(), RouterOptions::from_args(&args, false));
     let w = Writer::new(

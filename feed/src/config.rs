@@ -36,6 +36,12 @@ pub struct Args {
     #[arg(long, env = "CANDLES_FEED_BOOTSTRAP", default_value_t = 1000)]
     pub bootstrap: usize,
 
+    /// Stream and back-fill only the smallest of --intervals per symbol; create the others as
+    /// series derived from it inside Redis (CANDLE.CREATE ... SOURCE), each kept current by
+    /// the module from the one below it. Their older history still comes from REST.
+    #[arg(long, env = "CANDLES_FEED_DERIVE")]
+    pub derive: bool,
+
     /// Also subscribe to `<symbol>@aggTrade` and push every trade with TICKS.PUSH.
     #[arg(long, env = "CANDLES_FEED_TICKS")]
     pub ticks: bool,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod backoff;
 pub mod bootstrap;
 pub mod config;
+pub mod derive;
 pub mod errors;
 pub mod gapfill;
 pub mod quiet;

@@ -888,3 +888,58 @@ async fn trades_go_to_the_tick_book_and_live_candles() {
         "{rows:?}"
     );
 }
+
+/// `--derive`: only 1m is streamed and back-filled; 5m is created derived from it, its buckets
+/// computed by the module and equal to Binance's own 5m candles, and its older history comes
+/// from REST into the derived series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derive_streams_the_smallest_interval_and_derives_the_others() {
+    const M5: &str = "candle:{BTCUSDT}:5m";
+    let redis = Redis::start();
+    let si = StandIn::start().await.unwrap();
+    let five: Vec<Value> =
+        serde_json::from_str(&fixture("rest_klines_BTCUSDT_5m_limit1000.json")).unwrap();
+    si.set_dataset("BTCUSDT", Interval::M1, Dataset::new(rows_1m()));
+    si.set_dataset("BTCUSDT", Interval::M5, Dataset::new(five.clone()));
+    let f = standard_feeder(
+        &si,
+        &redis,
+        &["--symbols", "btcusdt", "--intervals", "5m,1m", "--derive"],
+    );
+    wait_streaming(&si, &f, Duration::from_secs(20)).await;
+    assert!(f.log().contains("derived series created"), "{}", f.log());
+    // The WebSocket carries 1m only.
+    let reqs = si.klines_requests();
+    assert!(reqs.iter().any(|r| r.1.contains("interval=5m")), "{reqs:?}");
+    let mut c = redis.conn();
+    let info: Vec<redis::Value> = redis::cmd("CANDLE.INFO").arg(M5).query(&mut c).unwrap();
+    let source = info
+        .chunks(2)
+        .find(|p| p[0] == redis::Value::BulkString(b"source".to_vec()))
+        .map(|p| p[1].clone());
+    assert_eq!(
+        source,
+        Some(redis::Value::BulkString(KEY.as_bytes().to_vec()))
+    );
+    // Every official 5m candle equals Binance's: 799 from REST (older than the 1m history),
+    // 199 derived from 1m.
+    wait_redis(&redis, &f, "5m history", Duration::from_secs(20), |c| {
+        range_full(c, M5, 0, i64::MAX / 2)
+            .iter()
+            .filter(|r| r[6] == "official")
+            .count()
+            == 998
+    })
+    .await;
+    let got = range_full(&mut c, M5, 0, i64::MAX / 2);
+    for row in got.iter().filter(|r| r[6] == "official") {
+        let t: i64 = row[0].parse().unwrap();
+        let want = five.iter().find(|r| open_time(r) == t).unwrap();
+        assert_eq!(row, &expected_full(want, "official"), "bucket {t}");
+    }
+    assert_eq!(
+        got.last().unwrap()[6],
+        "live",
+        "the 5m bucket the 1m history only starts"
+    );
+}

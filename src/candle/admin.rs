@@ -1,14 +1,18 @@
 //! The CANDLE.* commands about a series as a whole: CREATE, INFO, and the internal APPLY
 //! (the replication/AOF form of every write).
 
+use candles_core::align::Align;
 use candles_core::series::{
-    DuplicatePolicy, Effect, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT,
+    DuplicatePolicy, Effect, Series, Settings, LIVE_MAX_LIMIT, LIVE_TTL_LIMIT, MAX_FEEDS,
 };
+use candles_core::slot::key_slot;
 use candles_core::Interval;
 use redis_module::commands::KeySpecFlags;
+use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::publish::notify;
+use super::derive;
+use super::publish::{notify, publish};
 use super::series_type::{EFFECT_TAG, SERIES_TYPE, SNAPSHOT_TAG};
 use super::{apply_op, missing_series, no_series, write};
 use crate::args::Args;
@@ -38,12 +42,17 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let mut live_ttl = None;
     let mut live_max = None;
     let mut policy = None;
+    let mut source = None;
+    let mut align = None;
     const OPTIONS: &[&str] = &[
         "INTERVAL",
         "RETENTION",
         "LIVE_TTL",
         "LIVE_MAX",
         "DUPLICATE_POLICY",
+        "SOURCE",
+        "ALIGN",
+        "TIMEZONE",
     ];
     while let Some(a) = args.peek() {
         match args.take_option(OPTIONS)? {
@@ -56,6 +65,21 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
             }
             Some("LIVE_TTL") => live_ttl = Some(args.value_in("LIVE_TTL", 0, LIVE_TTL_LIMIT)?),
             Some("LIVE_MAX") => live_max = Some(args.value_in("LIVE_MAX", 1, LIVE_MAX_LIMIT)?),
+            Some("SOURCE") => source = Some(args.value_of("SOURCE")?),
+            Some(kw @ ("ALIGN" | "TIMEZONE")) => {
+                if align.is_some() {
+                    return Err(err("ALIGN and TIMEZONE exclude each other"));
+                }
+                let v = as_str(args.value_of(kw)?)?;
+                align = Some(
+                    if kw == "ALIGN" {
+                        Align::parse_offset(v)
+                    } else {
+                        Align::parse_zone(v)
+                    }
+                    .map_err(core_err)?,
+                );
+            }
             Some(_) => {
                 let v = as_str(args.value_of("DUPLICATE_POLICY")?)?;
                 policy = Some(DuplicatePolicy::parse(v).map_err(core_err)?);
@@ -66,8 +90,8 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let interval = interval.ok_or_else(|| err("CANDLE.CREATE needs INTERVAL <i>"))?;
     let d = config::default_settings(interval);
     let settings = Settings {
-        align: Default::default(),
         interval,
+        align: align.unwrap_or_default(),
         retention: retention.unwrap_or(d.retention),
         live_ttl_s: live_ttl.unwrap_or(d.live_ttl_s),
         live_max: live_max.unwrap_or(d.live_max),
@@ -81,10 +105,66 @@ fn candle_create(ctx: &Context, args: &[RedisString]) -> RedisResult {
             None => RedisError::WrongType,
         });
     }
-    write(ctx, &key, name, Slot::New(Series::new(settings)), |_| {
-        Ok(((), Effect::default()))
-    })?;
+    match source {
+        None => write(ctx, &key, name, Slot::New(Series::new(settings)), |_| {
+            Ok(((), Effect::default()))
+        })?,
+        Some(src) => create_derived(ctx, &key, name, src, settings)?,
+    }
     Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// `CANDLE.CREATE dst ... SOURCE src`: every check first (nothing is written on refusal),
+/// then the source lists `dst` among the series it feeds and `dst` is created back-filled
+/// from what the source holds (R8). Replicated as two effects, the source's then `dst`'s.
+fn create_derived(
+    ctx: &Context,
+    key: &RedisKeyWritable,
+    name: &RedisString,
+    src_name: &RedisString,
+    settings: Settings,
+) -> Result<(), RedisError> {
+    if src_name.as_slice() == name.as_slice() {
+        return Err(err("a series cannot be derived from itself"));
+    }
+    if key_slot(src_name.as_slice()) != key_slot(name.as_slice()) {
+        return Err(err(format!(
+            "'{name}' and its source '{src_name}' hash to different cluster slots; give them one hash tag, e.g. candle:{{BTCUSDT}}:1m and candle:{{BTCUSDT}}:1h"
+        )));
+    }
+    let src_key = ctx.open_key_writable(src_name);
+    let src = match datatype::get_mut::<Series>(&src_key)? {
+        Some(s) => s,
+        None => return Err(err(format!("no candle series at SOURCE '{src_name}'"))),
+    };
+    src.buckets()
+        .check_nests_in(settings.buckets())
+        .map_err(core_err)?;
+    let mut feeds = derive::feeds_of(ctx, src_name.as_slice(), src);
+    if feeds.len() >= MAX_FEEDS {
+        return Err(err(format!(
+            "'{src_name}' already feeds {MAX_FEEDS} series, the most one series may feed"
+        )));
+    }
+    feeds.push(name.as_slice().to_vec());
+    let now = now_ms();
+    let link = Effect {
+        feeds: Some(feeds),
+        ..Effect::default()
+    };
+    let mut dst = Series::new(settings);
+    let mut created = dst.derive_all(src, now);
+    created.create = Some(settings);
+    created.source = Some(src_name.as_slice().to_vec());
+    dst.apply(&created);
+    let ((), link) = apply_op(&src_key, Slot::Stored(src), |s| {
+        s.apply(&link);
+        Ok(((), link))
+    })?;
+    publish(ctx, src_name, &link);
+    datatype::store(key, dst)?;
+    publish(ctx, name, &created);
+    Ok(())
 }
 
 module_command!(
@@ -110,6 +190,8 @@ fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
     };
     let st = s.settings();
     let opt_int = |v: Option<i64>| v.map_or(RedisValue::Null, RedisValue::Integer);
+    let source = derive::source_of(ctx, name.as_slice(), s);
+    let feeds = derive::feeds_of(ctx, name.as_slice(), s);
     let fields = vec![
         ("interval", bulk(st.interval.as_str())),
         ("duplicate_policy", bulk(st.policy.as_str())),
@@ -134,6 +216,16 @@ fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
         (
             "json_cache_bytes",
             RedisValue::Integer(s.cache_bytes() as i64),
+        ),
+        // Derived series (R8), after the fields of earlier versions.
+        ("align", bulk(st.align.name())),
+        (
+            "source",
+            source.map_or(RedisValue::Null, |n| RedisValue::BulkRedisString(n)),
+        ),
+        (
+            "feeds",
+            RedisValue::Array(feeds.into_iter().map(RedisValue::StringBuffer).collect()),
         ),
     ];
     Ok(field_list(fields))
@@ -175,7 +267,7 @@ fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
                     .ok_or_else(|| no_series(name))
             })?;
             effect
-                .validate(target.value().interval())
+                .validate(target.value().buckets())
                 .map_err(core_err)?;
             let ((), applied) = apply_op(&key, target, |s| {
                 s.apply(&effect);

@@ -7,6 +7,7 @@
 //! reply.
 
 pub mod admin;
+pub mod derive;
 mod publish;
 pub mod read;
 pub mod series_type;
@@ -79,7 +80,8 @@ fn apply_op<T>(
     })
 }
 
-/// `apply_op`, then replicate the effect and notify if anything changed.
+/// `apply_op`, then replicate the effect and notify if anything changed, then re-derive the
+/// series this one feeds (R8).
 fn write<T>(
     ctx: &Context,
     key: &RedisKeyWritable,
@@ -87,7 +89,19 @@ fn write<T>(
     target: Target<'_>,
     op: impl FnOnce(&mut Series) -> Result<(T, Effect), RedisError>,
 ) -> Result<T, RedisError> {
+    let live_before = feeding(&target).then(|| target.value().live_times());
     let (out, effect) = apply_op(key, target, op)?;
     publish(ctx, name, &effect);
+    if let Some(before) = live_before {
+        if !effect.is_empty() {
+            let now = effect.clock.unwrap_or_else(crate::util::now_ms);
+            derive::cascade_from(ctx, key, name, &effect, &before, now);
+        }
+    }
     Ok(out)
+}
+
+/// Whether a write to the target must re-derive other series (it feeds some).
+fn feeding(target: &Target<'_>) -> bool {
+    matches!(target, Slot::Stored(s) if !s.feeds().is_empty())
 }

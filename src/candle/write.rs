@@ -12,7 +12,7 @@ use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::publish::{notify_event, publish};
-use super::{apply_op, open_target, write, Target};
+use super::{apply_op, derive, open_target, write, Target};
 use crate::args::Args;
 use crate::command::module_command;
 use crate::datatype::Slot;
@@ -100,6 +100,14 @@ fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
     let target = open_target(&key, name, interval)?;
     check_json_interval(&intervals, target.value().interval())?;
     let now = now_ms();
+    let mut batch = batch;
+    if let Slot::Stored(s) = &target {
+        // A derived series takes exchange history only for buckets older than its source's
+        // first candle: the rest is computed from the source, which wins (R8).
+        if let Some(coverage) = derive::source_coverage(ctx, name, s, now) {
+            batch.retain(|inc| coverage.is_none_or(|c| inc.candle.open_time < c));
+        }
+    }
     let changed = write(ctx, &key, name, target, |s| {
         let out = s.add_official(&batch, now).map_err(core_err)?;
         Ok((out.changed, out.effect))
@@ -205,6 +213,21 @@ fn live_write(
         EffectMode,
     ) -> candles_core::CoreResult<candles_core::series::LiveOutcome>,
 ) -> RedisResult {
+    if let Slot::Stored(s) = &target {
+        if s.source().is_some() {
+            derive::refuse_if_derived(ctx, name, s)?;
+        }
+        if !s.feeds().is_empty() {
+            // The cascade replicates the derived series' effects: the source's goes as its
+            // effect too, never verbatim (a replica does not re-derive).
+            let now = now_ms();
+            let changed = write(ctx, key, name, target, |s| {
+                let out = op(s, now, EffectMode::Build).map_err(core_err)?;
+                Ok((out.changed, out.effect))
+            })?;
+            return Ok(RedisValue::Integer(i64::from(changed)));
+        }
+    }
     let (now, verbatim) = live_clock(ctx, &target);
     // A write replicated verbatim needs no effect: the core skips building it.
     let mode = if verbatim {
@@ -262,4 +285,34 @@ fn candle_live_tick(ctx: &Context, args: &[RedisString]) -> RedisResult {
     live_write(ctx, &key, name, target, |s, now, mode| {
         s.live_tick_with(time, price, qty, now, mode)
     })
+}
+
+module_command!(
+    candle_seal,
+    entry: candle_seal_entry,
+    info: candle_seal_info,
+    name: "CANDLE.SEAL",
+    flags: "write deny-oom",
+    arity: 3,
+    summary: "Make official every live candle whose bucket ended at or before a time (R9)",
+    complexity: "O(L) for L live candles",
+    since: "0.2.0",
+    key_flags: KeySpecFlags::READ_WRITE | KeySpecFlags::UPDATE,
+);
+
+/// R9: for markets with no official feed (candles built with LIVE_TICK). Buckets still
+/// forming by the server clock stay live (R4), so the write replicates as its effect.
+fn candle_seal(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    let mut args = Args::new(args);
+    let name = args.next_key()?;
+    let until = parse_time(args.next_arg()?.as_slice()).map_err(core_err)?;
+    args.done()?;
+    let key = ctx.open_key_writable(name);
+    let target = open_target(&key, name, None)?;
+    if let Slot::Stored(s) = &target {
+        derive::refuse_if_derived(ctx, name, s)?;
+    }
+    let now = now_ms();
+    let sealed = write(ctx, &key, name, target, |s| Ok(s.seal(until, now)))?;
+    Ok(RedisValue::Integer(sealed as i64))
 }

@@ -17,6 +17,8 @@ mod rules;
 mod tests;
 mod wire;
 
+pub use wire::MAX_FEEDS;
+
 use crate::align::{Align, Buckets};
 use crate::candle::Candle;
 use crate::chart_cache::CacheSlot;
