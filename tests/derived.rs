@@ -11,6 +11,7 @@ const M1: &str = "candle:{BTCUSDT}:1m";
 const M5: &str = "candle:{BTCUSDT}:5m";
 const M15: &str = "candle:{BTCUSDT}:15m";
 const H1: &str = "candle:{BTCUSDT}:1h";
+const Q15: &str = "candle:{BTCUSDT}:q15";
 
 fn rows(name: &str) -> Vec<Json> {
     serde_json::from_slice(&fixtures::bytes(name)).unwrap()
@@ -390,7 +391,7 @@ fn deleting_or_renaming_either_end() {
         &[
             "CANDLE.LIVE_UPDATE",
             M5,
-            &last.to_string(),
+            &(last / 300_000 * 300_000).to_string(),
             "1",
             "2",
             "0.5",
@@ -430,32 +431,27 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
     let replica = start_replica(&s);
     let mut c = s.conn();
     chain(&mut c);
-    val(
-        &mut c,
-        &[
-            "CANDLE.CREATE",
-            "candle:{BTCUSDT}:1d",
-            "INTERVAL",
-            "1d",
-            "SOURCE",
-            H1,
-            "TIMEZONE",
-            "Europe/Berlin",
-        ],
-    );
-    val(
-        &mut c,
-        &[
-            "CANDLE.CREATE",
-            "candle:{BTCUSDT}:1dist",
-            "INTERVAL",
-            "1d",
-            "SOURCE",
-            M15,
-            "ALIGN",
-            "+05:30",
-        ],
-    );
+    // Ten days of 15m candles: local days of Berlin and of India derived from them.
+    load(&mut c, Q15, "15m", "rest_klines_BTCUSDT_15m_limit1000.json");
+    for (key, opt, v) in [
+        ("candle:{BTCUSDT}:1d", "TIMEZONE", "Europe/Berlin"),
+        ("candle:{BTCUSDT}:1dist", "ALIGN", "+05:30"),
+    ] {
+        val(
+            &mut c,
+            &[
+                "CANDLE.CREATE",
+                key,
+                "INTERVAL",
+                "1d",
+                "SOURCE",
+                Q15,
+                opt,
+                v,
+            ],
+        );
+        assert!(merged(&mut c, key).len() >= 9, "{key}");
+    }
     let last = merged(&mut c, M1).last().unwrap()["open_time"]
         .as_i64()
         .unwrap();
@@ -480,6 +476,7 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
     let keys = [
         M1,
         M5,
+        Q15,
         "candle:{BTCUSDT}:quarter",
         H1,
         "candle:{BTCUSDT}:1d",
@@ -491,7 +488,7 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
             .collect()
     };
     let want = snapshot(&mut c);
-    assert_eq!(want[4].1.as_deref(), Some(H1));
+    assert_eq!(want[5].1.as_deref(), Some(Q15));
     assert_eq!(
         info(&mut c, "candle:{BTCUSDT}:1d")["align"],
         redis::Value::BulkString(b"Europe/Berlin".to_vec())
@@ -521,10 +518,20 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
     assert_eq!(val(&mut c, &["DEBUG", "DIGEST"]), digest, "RDB");
     // The rules still run after all that.
     int(&mut c, &["CANDLE.LIVE_TICK", M1, &next, "100001", "1"]);
-    assert_eq!(
-        merged(&mut c, "candle:{BTCUSDT}:1d").last().unwrap()["high"],
-        "100001"
-    );
+    assert_eq!(merged(&mut c, H1).last().unwrap()["high"], "100001");
+    let q_last = merged(&mut c, Q15).last().unwrap()["open_time"]
+        .as_i64()
+        .unwrap();
+    let q_next = (q_last + 900_000 + 1).to_string();
+    int(&mut c, &["CANDLE.LIVE_TICK", Q15, &q_next, "100002", "1"]);
+    for key in ["candle:{BTCUSDT}:1d", "candle:{BTCUSDT}:1dist"] {
+        let bar = merged(&mut c, key).last().unwrap().clone();
+        assert_eq!(
+            (bar["high"].as_str(), bar["status"].as_str()),
+            (Some("100002"), Some("live")),
+            "{key}"
+        );
+    }
 }
 
 #[test]

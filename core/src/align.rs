@@ -36,7 +36,7 @@ impl Align {
     pub fn parse_offset(s: &str) -> CoreResult<Align> {
         let bad = || {
             CoreError::invalid(format!(
-                "ALIGN '{s}' is not an offset like +05:30 or -08:00 (within ±14:00)"
+                "ALIGN '{s}' is not an offset like +05:30 or -08:00 (within -14:00 to +14:00)"
             ))
         };
         let (sign, rest) = match s.as_bytes().first() {
@@ -124,7 +124,7 @@ impl Buckets {
         if let Align::Zone(_) = align {
             if !matches!(interval, Interval::D1 | Interval::W1 | Interval::Mo1) {
                 return Err(CoreError::invalid(format!(
-                    "TIMEZONE aligns 1d, 1w and 1M buckets, not {interval} (use ALIGN ±HH:MM)"
+                    "TIMEZONE aligns 1d, 1w and 1M buckets, not {interval} (use ALIGN +HH:MM or -HH:MM)"
                 )));
             }
         }

@@ -105,6 +105,7 @@ fn candle_official_add(ctx: &Context, args: &[RedisString]) -> RedisResult {
         // A derived series takes exchange history only for buckets older than its source's
         // first candle: the rest is computed from the source, which wins (R8).
         if let Some(coverage) = derive::source_coverage(ctx, name, s, now) {
+            s.validate_batch(&batch).map_err(core_err)?;
             batch.retain(|inc| coverage.is_none_or(|c| inc.candle.open_time < c));
         }
     }

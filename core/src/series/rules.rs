@@ -51,17 +51,8 @@ impl Series {
     /// R1–R4: adds official candles. The whole batch is validated (and, under `BLOCK`,
     /// checked for conflicts) before anything is written.
     pub fn add_official(&mut self, batch: &[Incoming], now_ms: i64) -> CoreResult<OfficialOutcome> {
+        self.validate_batch(batch)?;
         let interval = self.buckets();
-        for (i, inc) in batch.iter().enumerate() {
-            inc.candle.validate(interval).map_err(|e| {
-                if batch.len() > 1 {
-                    // Positions count from 1, as `document n` of TICKS.PUSH.
-                    CoreError::invalid(format!("candle #{}: {e}", i + 1))
-                } else {
-                    e
-                }
-            })?;
-        }
         // R4: a forming candle (x=false, or closing in the future) is never official.
         // Sized for the common case, all official: one allocation, no regrowth.
         let mut official: Vec<&Incoming> = Vec::with_capacity(batch.len());
@@ -191,6 +182,23 @@ impl Series {
             routed_live,
             effect,
         })
+    }
+
+    /// Checks every candle of a batch against the series' buckets (the first bad one named by
+    /// its position).
+    pub fn validate_batch(&self, batch: &[Incoming]) -> CoreResult<()> {
+        let buckets = self.buckets();
+        for (i, inc) in batch.iter().enumerate() {
+            inc.candle.validate(buckets).map_err(|e| {
+                if batch.len() > 1 {
+                    // Positions count from 1, as `document n` of TICKS.PUSH.
+                    CoreError::invalid(format!("candle #{}: {e}", i + 1))
+                } else {
+                    e
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// R2/R5: replaces the live candle at its open time with these absolute values.
