@@ -141,16 +141,14 @@ pub async fn create_links(sink: &mut Sink, plan: &Plan, shutdown: &Shutdown) -> 
     Ok(())
 }
 
-/// The `source` field of a `CANDLE.INFO` reply.
+/// The `source` field of a `CANDLE.INFO` reply (field names come as status strings in RESP2).
 fn source_field(v: &Value) -> Option<String> {
-    let items = match v {
-        Value::Array(a) => a.as_slice(),
-        Value::Map(_) => return None,
-        _ => return None,
+    let Value::Array(items) = v else {
+        return None;
     };
     items.chunks(2).find_map(|p| match p {
-        [Value::BulkString(k), Value::BulkString(v)] if k.as_slice() == b"source" => {
-            String::from_utf8(v.clone()).ok()
+        [k, v] if redis::from_redis_value::<String>(k).is_ok_and(|k| k == "source") => {
+            redis::from_redis_value::<String>(v).ok()
         }
         _ => None,
     })

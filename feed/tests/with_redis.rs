@@ -908,19 +908,17 @@ async fn derive_streams_the_smallest_interval_and_derives_the_others() {
     );
     wait_streaming(&si, &f, Duration::from_secs(20)).await;
     assert!(f.log().contains("derived series created"), "{}", f.log());
-    // The WebSocket carries 1m only.
+    // One series streamed (1m); 5m's history by REST.
+    assert!(f.log().contains("series=1 "), "{}", f.log());
     let reqs = si.klines_requests();
     assert!(reqs.iter().any(|r| r.1.contains("interval=5m")), "{reqs:?}");
     let mut c = redis.conn();
     let info: Vec<redis::Value> = redis::cmd("CANDLE.INFO").arg(M5).query(&mut c).unwrap();
     let source = info
         .chunks(2)
-        .find(|p| p[0] == redis::Value::BulkString(b"source".to_vec()))
-        .map(|p| p[1].clone());
-    assert_eq!(
-        source,
-        Some(redis::Value::BulkString(KEY.as_bytes().to_vec()))
-    );
+        .find(|p| redis::from_redis_value::<String>(&p[0]).is_ok_and(|k| k == "source"))
+        .and_then(|p| redis::from_redis_value::<String>(&p[1]).ok());
+    assert_eq!(source.as_deref(), Some(KEY));
     // Every official 5m candle equals Binance's: 799 from REST (older than the 1m history),
     // 199 derived from 1m.
     wait_redis(&redis, &f, "5m history", Duration::from_secs(20), |c| {
