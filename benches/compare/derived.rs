@@ -189,10 +189,22 @@ pub fn derived_phase(
         "(info)",
         None,
     );
+    // Data only: MEMORY USAGE less the chart cache the reads above filled.
+    let data_bytes = |c: &mut Connection, key: &str| -> R<f64> {
+        let info: Vec<redis::Value> = redis::cmd("CANDLE.INFO").arg(key).query(c)?;
+        let cache = info
+            .chunks(2)
+            .find(|p| {
+                redis::from_redis_value::<String>(&p[0]).is_ok_and(|k| k == "json_cache_bytes")
+            })
+            .and_then(|p| redis::from_redis_value::<i64>(&p[1]).ok())
+            .unwrap_or(0);
+        Ok((memory_usage(c, key)? - cache) as f64)
+    };
     let n5 = plain5.len() as f64;
     let (md, mp) = (
-        memory_usage(meter, CHAIN[0].0)? as f64 / n5,
-        memory_usage(meter, "plain:{BTCUSDT}:5m")? as f64 / n5,
+        data_bytes(meter, CHAIN[0].0)? / n5,
+        data_bytes(meter, "plain:{BTCUSDT}:5m")? / n5,
     );
     t.add(
         &format!("   B/derived candle, MEMORY USAGE ({} 5m)", plain5.len()),

@@ -10,6 +10,7 @@
 //! same command as the source write.
 
 use candles_core::series::{Effect, Series};
+use candles_core::Candle;
 use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, RedisError, RedisString};
 
@@ -88,11 +89,19 @@ pub(super) fn cascade_from(
     };
     let touched = src.touched_times(effect, live_before);
     let mut path = vec![name.as_slice().to_vec()];
-    cascade(ctx, src, &touched, now, &mut path);
+    cascade(ctx, src, &touched, &effect.official, now, &mut path);
 }
 
-/// `path`: the chain from the written series to `src` (its last element is `src`'s name).
-fn cascade(ctx: &Context, src: &Series, touched: &[i64], now: i64, path: &mut Vec<Vec<u8>>) {
+/// `path`: the chain from the written series to `src` (its last element is `src`'s name);
+/// `given`: the official candles the write stored in `src`.
+fn cascade(
+    ctx: &Context,
+    src: &Series,
+    touched: &[i64],
+    given: &[Candle],
+    now: i64,
+    path: &mut Vec<Vec<u8>>,
+) {
     if touched.is_empty() || path.len() > MAX_DEPTH {
         return;
     }
@@ -112,7 +121,7 @@ fn cascade(ctx: &Context, src: &Series, touched: &[i64], now: i64, path: &mut Ve
         if dst.source() != Some(src_name.as_slice()) {
             continue;
         }
-        let effect = dst.derive(src, touched, now);
+        let effect = dst.derive(src, touched, given, now);
         if effect.is_empty() {
             continue;
         }
@@ -132,7 +141,7 @@ fn cascade(ctx: &Context, src: &Series, touched: &[i64], now: i64, path: &mut Ve
         };
         let next = dst.touched_times(&effect, &before);
         path.push(feed.clone());
-        cascade(ctx, dst, &next, now, path);
+        cascade(ctx, dst, &next, &effect.official, now, path);
         path.pop();
     }
 }

@@ -9,7 +9,7 @@
 use super::{Effect, LiveCandle, Series};
 use crate::align::Buckets;
 use crate::candle::{Candle, CandleKind};
-use crate::decimal::Dec;
+use crate::decimal::{Dec, DecSum};
 use crate::interval::MAX_TIME;
 
 /// What a derived bucket becomes.
@@ -24,8 +24,14 @@ enum Derived {
 }
 
 /// The running aggregate of one bucket.
-struct Acc {
+#[derive(Clone, Debug)]
+pub(super) struct Acc {
+    /// Open, high, low, close and the trade count; the sums are below.
     c: Candle,
+    volume: DecSum,
+    quote_volume: Option<DecSum>,
+    taker_buy_base: Option<DecSum>,
+    taker_buy_quote: Option<DecSum>,
     all_official: bool,
     /// The source buckets seen so far follow each other from the bucket's start.
     contiguous: bool,
@@ -33,10 +39,11 @@ struct Acc {
     overflow: bool,
 }
 
-fn add_opt(a: Option<Dec>, b: Option<Dec>, overflow: &mut bool) -> Option<Dec> {
-    match (a, b) {
-        (Some(a), Some(b)) => a.checked_add(b).map_err(|_| *overflow = true).ok(),
-        _ => None,
+/// An optional sum: present while every candle has the field.
+fn add_opt(a: &mut Option<DecSum>, b: Option<Dec>, overflow: &mut bool) {
+    match (a.as_mut(), b) {
+        (Some(sum), Some(d)) => *overflow |= !sum.add(d),
+        _ => *a = None,
     }
 }
 
@@ -47,6 +54,10 @@ impl Acc {
                 open_time: start,
                 ..*c
             },
+            volume: c.volume.sum(),
+            quote_volume: c.quote_volume.map(Dec::sum),
+            taker_buy_base: c.taker_buy_base.map(Dec::sum),
+            taker_buy_quote: c.taker_buy_quote.map(Dec::sum),
             all_official: kind == CandleKind::Official,
             contiguous: c.open_time == start,
             expect: src.next(c.open_time),
@@ -59,13 +70,18 @@ impl Acc {
         a.high = a.high.max(c.high);
         a.low = a.low.min(c.low);
         a.close = c.close;
-        match a.volume.checked_add(c.volume) {
-            Ok(v) => a.volume = v,
-            Err(_) => self.overflow = true,
-        }
-        a.quote_volume = add_opt(a.quote_volume, c.quote_volume, &mut self.overflow);
-        a.taker_buy_base = add_opt(a.taker_buy_base, c.taker_buy_base, &mut self.overflow);
-        a.taker_buy_quote = add_opt(a.taker_buy_quote, c.taker_buy_quote, &mut self.overflow);
+        self.overflow |= !self.volume.add(c.volume);
+        add_opt(&mut self.quote_volume, c.quote_volume, &mut self.overflow);
+        add_opt(
+            &mut self.taker_buy_base,
+            c.taker_buy_base,
+            &mut self.overflow,
+        );
+        add_opt(
+            &mut self.taker_buy_quote,
+            c.taker_buy_quote,
+            &mut self.overflow,
+        );
         a.trades = match (a.trades, c.trades) {
             (Some(x), Some(y)) => x.checked_add(y).or_else(|| {
                 self.overflow = true;
@@ -83,12 +99,55 @@ impl Acc {
             return Derived::Skip;
         }
         self.c.close_time = Some(end - 1);
+        self.c.volume = self.volume.finish();
+        self.c.quote_volume = self.quote_volume.map(DecSum::finish);
+        self.c.taker_buy_base = self.taker_buy_base.map(DecSum::finish);
+        self.c.taker_buy_quote = self.taker_buy_quote.map(DecSum::finish);
         if self.all_official && self.contiguous && self.expect == end {
             Derived::Official(self.c)
         } else {
             Derived::Live(self.c)
         }
     }
+}
+
+/// What a cached aggregate of source officials was computed from: the source value, its
+/// official region's shape and write generation, and the bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PrefixKey {
+    source: u64,
+    gen: u64,
+    len: usize,
+    first: Option<i64>,
+    last: Option<i64>,
+    start: i64,
+}
+
+impl PrefixKey {
+    fn of(src: &Series, start: i64) -> PrefixKey {
+        PrefixKey {
+            source: src.uid,
+            gen: src.official_gen,
+            len: src.official.len(),
+            first: src.official.first_time(),
+            last: src.official.last_time(),
+            start,
+        }
+    }
+}
+
+/// The aggregate of `cs` (official, ascending) when they are consecutive source buckets from
+/// `start` on (its `expect` then says where they end).
+fn from_start(cs: &[Candle], start: i64, sb: Buckets) -> Option<Acc> {
+    let (first, rest) = cs.split_first()?;
+    if first.open_time != start {
+        return None;
+    }
+    let mut acc = Acc::new(start, first, CandleKind::Official, sb);
+    for c in rest {
+        acc.add(c, CandleKind::Official, sb);
+    }
+    acc.contiguous.then_some(acc)
 }
 
 impl Series {
@@ -120,8 +179,16 @@ impl Series {
     }
 
     /// R8: the effect that brings this derived series up to date with `src` in every bucket
-    /// holding one of the source open times `touched`.
-    pub fn derive(&self, src: &Series, touched: &[i64], now_ms: i64) -> Effect {
+    /// holding one of the source open times `touched`. `given`: official candles the write
+    /// just stored in `src` (any order); a bucket they cover whole is aggregated from them
+    /// without reading the source's chunks.
+    pub fn derive(
+        &mut self,
+        src: &Series,
+        touched: &[i64],
+        given: &[Candle],
+        now_ms: i64,
+    ) -> Effect {
         let b = self.buckets();
         let mut starts: Vec<i64> = touched
             .iter()
@@ -129,13 +196,29 @@ impl Series {
             .map(|&t| b.align_down(t))
             .filter(|s| *s >= 0)
             .collect();
-        starts.sort_unstable();
+        // Usually ascending already (an append's times).
+        if !starts.windows(2).all(|w| matches!(w, [a, b] if a <= b)) {
+            starts.sort_unstable();
+        }
         starts.dedup();
-        self.derive_buckets(src, &starts, now_ms)
+        let sorted = given
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time));
+        let given: std::borrow::Cow<'_, [Candle]> = if sorted {
+            given.into()
+        } else {
+            let mut v = given.to_vec();
+            v.sort_unstable_by_key(|c| c.open_time);
+            v.into()
+        };
+        let results = self.aggregate(src, &starts, &given, now_ms);
+        self.effect_of(&starts, results, now_ms)
     }
 
-    /// R8 over everything the source holds (creation back-fill).
-    pub fn derive_all(&self, src: &Series, now_ms: i64) -> Effect {
+    /// R8 over everything the source holds (creation back-fill), a window of source candles
+    /// at a time.
+    pub fn derive_all(&mut self, src: &Series, now_ms: i64) -> Effect {
+        const WINDOW: usize = 4096;
         let b = self.buckets();
         let (Some(first), Some(last)) = (src.coverage_start(now_ms), src.last_time(now_ms)) else {
             return Effect::default();
@@ -150,7 +233,29 @@ impl Series {
             starts.push(s);
             s = b.next(s);
         }
-        self.derive_buckets(src, &starts, now_ms)
+        let mut results = Vec::with_capacity(starts.len());
+        // Source buckets a bucket spans, at most (a month counts 28 days).
+        let src_len = src.interval().fixed_ms().unwrap_or(28 * 86_400_000).max(1);
+        let span = |s: i64| ((b.next(s) - s) / src_len).max(1) as usize;
+        let mut i = 0;
+        while i < starts.len() {
+            // Buckets whose source candles fill about one window, read once.
+            let from = starts.get(i).copied().unwrap_or(0);
+            let mut j = i + 1;
+            let mut n = span(from);
+            while let Some(&next) = starts.get(j) {
+                if n + span(next) > WINDOW {
+                    break;
+                }
+                n += span(next);
+                j += 1;
+            }
+            let upto = starts.get(j - 1).map_or(from, |&s| b.next(s) - 1);
+            let given = src.official.range(from, upto, None);
+            results.extend(self.aggregate(src, starts.get(i..j).unwrap_or(&[]), &given, now_ms));
+            i = j;
+        }
+        self.effect_of(&starts, results, now_ms)
     }
 
     /// The newest open time the merged view holds.
@@ -162,23 +267,35 @@ impl Series {
         live.or(self.official.last_time())
     }
 
-    /// `starts`: ascending bucket open times of this series.
-    fn derive_buckets(&self, src: &Series, starts: &[i64], now_ms: i64) -> Effect {
+    /// The effect of the derived buckets `starts` (ascending) becoming `results`.
+    fn effect_of(&self, starts: &[i64], results: Vec<Derived>, now_ms: i64) -> Effect {
         let mut effect = Effect::default();
-        if starts.is_empty() {
-            return effect;
-        }
-        let results = self.aggregate(src, starts, now_ms);
-        let existing = self.official.get_many(starts);
-        for ((start, result), existing) in starts.iter().zip(results).zip(existing) {
+        let newest = self.official.last_time();
+        // Only buckets that may hold an official already are looked up (appends never do).
+        let lookup: Vec<i64> = starts
+            .iter()
+            .zip(&results)
+            .filter(|(s, r)| matches!(r, Derived::Official(_)) && newest.is_some_and(|n| **s <= n))
+            .map(|(s, _)| *s)
+            .collect();
+        let existing: std::collections::HashMap<i64, Candle> = if lookup.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            lookup
+                .iter()
+                .zip(self.official.get_many(&lookup))
+                .filter_map(|(t, c)| c.map(|c| (*t, c)))
+                .collect()
+        };
+        for (start, result) in starts.iter().zip(results) {
             match result {
                 Derived::Official(c) => {
-                    if existing.as_ref() != Some(&c) {
+                    if existing.get(start) != Some(&c) {
                         effect.official.push(c);
                     }
                 }
                 Derived::Live(c) => {
-                    if !self.official.last_time().is_some_and(|n| *start <= n) {
+                    if !newest.is_some_and(|n| *start <= n) {
                         effect.live_put.push(LiveCandle {
                             candle: c,
                             updated_ms: now_ms,
@@ -209,54 +326,106 @@ impl Series {
         effect
     }
 
-    /// Aggregates the source's merged candles into each bucket of `starts` (ascending), one
-    /// source read per run of adjacent buckets.
-    fn aggregate(&self, src: &Series, starts: &[i64], now_ms: i64) -> Vec<Derived> {
+    /// Aggregates the source's merged candles into each bucket of `starts` (ascending): from
+    /// `given` (ascending) when it holds the bucket whole, else from the source's officials
+    /// (through the prefix cache) and its live candles.
+    fn aggregate(
+        &mut self,
+        src: &Series,
+        starts: &[i64],
+        given: &[Candle],
+        now_ms: i64,
+    ) -> Vec<Derived> {
         let b = self.buckets();
         let sb = src.buckets();
         let coverage = src.coverage_start(now_ms);
-        let mut out: Vec<Derived> = Vec::with_capacity(starts.len());
-        let mut i = 0;
-        while i < starts.len() {
-            // A run: buckets each starting where the one before ends.
-            let mut j = i + 1;
-            while j < starts.len()
-                && starts.get(j).copied() == starts.get(j - 1).map(|&s| b.next(s))
-            {
-                j += 1;
-            }
-            let (Some(&first), Some(&last)) = (starts.get(i), starts.get(j - 1)) else {
-                break;
-            };
-            let run_end = b.next(last);
-            let mut accs: Vec<Option<Acc>> = (i..j).map(|_| None).collect();
-            let mut k = 0;
-            src.visit_merged(first, run_end - 1, None, now_ms, |c, kind| {
-                while starts.get(i + k + 1).is_some_and(|&s| s <= c.open_time) {
-                    k += 1;
+        starts
+            .iter()
+            .map(|&start| {
+                let end = b.next(start);
+                if coverage.is_some_and(|cov| start < cov) {
+                    return Derived::Skip;
                 }
-                let Some(&start) = starts.get(i + k) else {
-                    return;
+                let lo = given.partition_point(|c| c.open_time < start);
+                let hi = given.partition_point(|c| c.open_time < end);
+                let mine = given.get(lo..hi).unwrap_or(&[]);
+                let run = from_start(mine, start, sb);
+                let run = match run {
+                    Some(acc) if acc.expect == end => return acc.finish(end),
+                    other => other,
                 };
-                if let Some(slot) = accs.get_mut(k) {
-                    match slot {
-                        Some(acc) => acc.add(c, kind, sb),
-                        None => *slot = Some(Acc::new(start, c, kind, sb)),
+                // The source's officials in the bucket: `given`'s when they run from its start
+                // to the newest official (the bucket still forming: nothing else can be in
+                // it), else the stored ones.
+                let newest = mine.last().map(|c| c.open_time);
+                let mut acc = match run {
+                    Some(acc) if newest.is_some() && newest == src.official.last_time() => {
+                        // The next write to this bucket starts from here.
+                        self.prefix = Some((PrefixKey::of(src, start), Some(acc.clone())));
+                        Some(acc)
+                    }
+                    _ => self.officials_of(src, start, end, given),
+                };
+                for c in src.fresh_live(start, end - 1, now_ms) {
+                    match acc.as_mut() {
+                        Some(a) => a.add(c, CandleKind::Live, sb),
+                        None => acc = Some(Acc::new(start, c, CandleKind::Live, sb)),
                     }
                 }
-            });
-            for (n, acc) in accs.into_iter().enumerate() {
-                let start = starts.get(i + n).copied().unwrap_or(0);
-                let end = b.next(start);
-                out.push(match (coverage, acc) {
-                    (Some(cov), _) if start < cov => Derived::Skip,
-                    (_, Some(acc)) => acc.finish(end),
-                    (_, None) => Derived::Empty,
-                });
+                acc.map_or(Derived::Empty, |a| a.finish(end))
+            })
+            .collect()
+    }
+
+    /// The aggregate of the source's officials in `[start, end)`, from the prefix cache when
+    /// the source's officials have not changed since it was filled (a live write to the
+    /// source, the common case, reads no chunk).
+    fn officials_of(
+        &mut self,
+        src: &Series,
+        start: i64,
+        end: i64,
+        given: &[Candle],
+    ) -> Option<Acc> {
+        let key = PrefixKey::of(src, start);
+        let sb = src.buckets();
+        if let Some((k, acc)) = &self.prefix {
+            if *k == key {
+                return acc.clone();
             }
-            i = j;
+            // Only appends since (same generation, nothing dropped): the cached officials
+            // plus the appended ones, all in `given` when their count says so.
+            let appended_after = k.last.unwrap_or(i64::MIN);
+            let from = given.partition_point(|c| c.open_time <= appended_after);
+            let appended = given.get(from..).unwrap_or(&[]);
+            if k.source == key.source
+                && k.gen == key.gen
+                && k.first == key.first
+                && k.start == start
+                && k.len + appended.len() == key.len
+            {
+                let mut acc = acc.clone();
+                for c in appended.iter().take_while(|c| c.open_time < end) {
+                    match acc.as_mut() {
+                        Some(a) => a.add(c, CandleKind::Official, sb),
+                        None => acc = Some(Acc::new(start, c, CandleKind::Official, sb)),
+                    }
+                }
+                self.prefix = Some((key, acc.clone()));
+                return acc;
+            }
         }
-        out
+        let mut acc: Option<Acc> = None;
+        src.official.visit_range(start, end - 1, None, |cs| {
+            for c in cs {
+                match acc.as_mut() {
+                    Some(a) => a.add(c, CandleKind::Official, sb),
+                    None => acc = Some(Acc::new(start, c, CandleKind::Official, sb)),
+                }
+            }
+        });
+        self.prefix = Some((key, acc.clone()));
+        acc
     }
 
     /// R9: makes official every fresh live candle whose bucket ended at or before `until`

@@ -191,10 +191,19 @@ pub struct Series {
     source: Option<Vec<u8>>,
     /// The keys of the series derived from this one, in creation order.
     feeds: Vec<Vec<u8>>,
+    /// This value's identity for caches built from it (never persisted).
+    uid: u64,
+    /// A derived series' aggregate of its source's officials in one bucket, and what it was
+    /// computed from (see `derive.rs`; never persisted).
+    prefix: Option<(derive::PrefixKey, Option<derive::Acc>)>,
 }
 
+/// Source of `Series::uid`.
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Two series are equal when they hold the same data: what the snapshot (`wire.rs`)
-/// persists, so that a series and its RDB round trip compare equal. `official_gen` and
+/// persists, so that a series and its RDB round trip compare equal. `uid`, `prefix`,
+/// `official_gen` and
 /// `json` are read-side cache state (a cache key and the text it keys), never persisted: a
 /// decoded series starts them afresh, whatever the original's history of non-append
 /// writes and JSON reads, so comparing them would make equal data unequal.
@@ -210,6 +219,8 @@ impl PartialEq for Series {
             feeds,
             official_gen: _,
             json: _,
+            uid: _,
+            prefix: _,
         } = self;
         *settings == other.settings
             && *official == other.official
@@ -253,6 +264,8 @@ impl Series {
             stamp: None,
             source: None,
             feeds: Vec::new(),
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            prefix: None,
         }
     }
 
