@@ -1284,4 +1284,36 @@ mod tests {
             .checked_add(Dec::new(9 * 10i128.pow(36), 0).unwrap())
             .is_err());
     }
+
+    #[test]
+    fn dec_sum_equals_repeated_checked_add() {
+        let mut rng = crate::test_rng::XorShift(7);
+        for _ in 0..2000 {
+            let n = 1 + rng.below(20);
+            let vals: Vec<Dec> = (0..n)
+                .map(|_| {
+                    let scale = rng.below(12) as u8;
+                    let mant = (rng.next() >> rng.below(64)) as i128;
+                    Dec::new(mant, scale).unwrap()
+                })
+                .collect();
+            let mut sum = vals[0].sum();
+            let mut ok = true;
+            let mut want = Ok(vals[0]);
+            for v in &vals[1..] {
+                ok &= sum.add(*v);
+                want = want.and_then(|w| w.checked_add(*v));
+            }
+            match want {
+                Ok(w) => assert!(ok && sum.finish() == w, "{vals:?}"),
+                Err(_) => assert!(!ok, "{vals:?}"),
+            }
+        }
+        // Near the top of the range.
+        let big = Dec::new(10i128.pow(35), 0).unwrap();
+        let mut s = big.sum();
+        assert!(
+            s.add(Dec::new(1, 20).unwrap()) == big.checked_add(Dec::new(1, 20).unwrap()).is_ok()
+        );
+    }
 }
