@@ -1,5 +1,6 @@
 //! The HTTP side: the page and its assets (embedded), the JSON API, the WebSocket.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -256,9 +257,15 @@ impl Drop for ViewerSlot {
 async fn ws(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let key = series_key(&state, &q).await?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            format!("/ws is a WebSocket endpoint: {e}"),
+        )
+    })?;
     let n = state.viewers.fetch_add(1, Ordering::AcqRel);
     let slot = ViewerSlot(state.clone());
     if n >= state.max_viewers {
