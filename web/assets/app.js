@@ -121,8 +121,13 @@
       }
     });
   }
+  const KEEP = 5000;
   function apply(list) {
     for (const c of list) byTime.set(c.open_time, c);
+    if (byTime.size > KEEP) {
+      const times = Array.from(byTime.keys()).sort((a, b) => a - b);
+      for (const t of times.slice(0, byTime.size - KEEP)) byTime.delete(t);
+    }
   }
   function applyUpdate(list) {
     const before = byTime.size ? Math.max(...byTime.keys()) : -Infinity;
@@ -164,7 +169,12 @@
         byTime = new Map();
         apply(m.candles);
         redraw();
-        if (!fitted) { chart.timeScale().fitContent(); fitted = true; }
+        if (!fitted) {
+          // Many candles: show them all; a few: a readable bar width, newest at the right.
+          if (m.candles.length >= 60) chart.timeScale().fitContent();
+          else { chart.timeScale().applyOptions({ barSpacing: 24 }); chart.timeScale().scrollToRealTime(); }
+          fitted = true;
+        }
         retry = 500;
         setStatus('live', 'live');
       } else if (m.type === 'update') {
