@@ -18,7 +18,7 @@ pub const SERIES_TYPE: &str = "rc-series";
 /// How reads reach Redis.
 #[derive(Clone)]
 enum Reader {
-    Single(ConnectionManager),
+    Single(Box<ConnectionManager>),
     Cluster(ClusterConnection),
 }
 
@@ -132,7 +132,7 @@ impl Backend {
                 .query_async(&mut conn)
                 .await
                 .with_context(|| shown.clone())?;
-            (Reader::Single(conn), db)
+            (Reader::Single(Box::new(conn)), db)
         };
         Ok(Backend {
             reader,
@@ -146,7 +146,7 @@ impl Backend {
     /// Runs a read routed by its key.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match &self.reader {
-            Reader::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Reader::Single(c) => cmd.query_async(&mut (**c).clone()).await,
             Reader::Cluster(c) => cmd.query_async(&mut c.clone()).await,
         }
     }
