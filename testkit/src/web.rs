@@ -22,6 +22,26 @@ impl Web {
     /// Starts `bin --redis <redis_url> --listen 127.0.0.1:<free port> <extra…>` and waits until
     /// it accepts connections (panics with its log if it exits or takes over 15 s).
     pub fn spawn(bin: impl AsRef<OsStr>, redis_url: &str, extra: &[&str]) -> Web {
+        let mut w = Web::spawn_unready(bin, redis_url, extra);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if w.log().contains("candles-web listening") {
+                return w;
+            }
+            if let Ok(Some(st)) = w.child.try_wait() {
+                panic!("candles-web exited ({st}); log:\n{}", w.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "candles-web did not start; log:\n{}",
+                w.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts it without waiting for it to listen.
+    pub fn spawn_unready(bin: impl AsRef<OsStr>, redis_url: &str, extra: &[&str]) -> Web {
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("web.log");
         let log = std::fs::File::create(&log_path).unwrap();
@@ -41,26 +61,11 @@ impl Web {
             .stderr(log)
             .spawn()
             .expect("spawn candles-web");
-        let mut w = Web {
+        Web {
             child,
             port,
             log_path,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if w.log().contains("candles-web listening") {
-                return w;
-            }
-            if let Ok(Some(st)) = w.child.try_wait() {
-                panic!("candles-web exited ({st}); log:\n{}", w.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "candles-web did not start; log:\n{}",
-                w.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

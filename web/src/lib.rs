@@ -42,7 +42,16 @@ pub async fn run(args: Args, shutdown: watch::Receiver<bool>) -> anyhow::Result<
     let local = listener.local_addr()?;
     let stop = shutdown.clone();
     let backend =
-        backend::Backend::connect(&args.redis, args.cluster, &args.keys, || *stop.borrow()).await?;
+        match backend::Backend::connect(&args.redis, args.cluster, &args.keys, || *stop.borrow())
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if *stop.borrow() => {
+                tracing::info!("stopped before Redis answered ({e:#})");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
     tracing::info!(
         redis = %args.redis.iter().map(|u| config::redact(u)).collect::<Vec<_>>().join(","),
         cluster = args.cluster,

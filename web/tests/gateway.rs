@@ -645,3 +645,53 @@ async fn sigterm_stops_it_within_a_second() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_auth_comes_from_the_url() {
+    let s = redis();
+    let mut c = s.conn();
+    // A password from now on (this connection stays authenticated).
+    let _: () = q(&mut c, &["CONFIG", "SET", "requirepass", "s3cret"]).unwrap();
+    let last = load_1m(&mut c, KEY);
+    let w = candles_testkit::web::Web::spawn(
+        BIN,
+        &format!("redis://:s3cret@127.0.0.1:{}", s.port),
+        &[],
+    );
+    assert!(
+        !w.log().contains("s3cret"),
+        "the password is logged:\n{}",
+        w.log()
+    );
+    assert_eq!(parse(&w.get("/api/series").body)[0]["key"], KEY);
+    let mut ws = connect(&w, KEY).await;
+    assert_eq!(next_msg(&mut ws).await["type"], "snapshot");
+    let t = (last + M).to_string();
+    let _: i64 = q(
+        &mut c,
+        &["CANDLE.LIVE_UPDATE", KEY, &t, "1", "2", "1", "2", "3"],
+    )
+    .unwrap();
+    assert_eq!(next_msg(&mut ws).await["candles"][0]["status"], "live");
+    // A wrong password is a clear, retried error, not a crash.
+    let mut bad = candles_testkit::web::Web::spawn_unready(
+        BIN,
+        &format!("redis://:wrong@127.0.0.1:{}", s.port),
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bad.log().contains("Redis not reachable yet") {
+        assert!(Instant::now() < deadline, "{}", bad.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !bad.log().contains("wrong"),
+        "the password is logged:\n{}",
+        bad.log()
+    );
+    bad.sigterm();
+    assert!(
+        bad.wait_exit(Duration::from_secs(2)).is_some(),
+        "SIGTERM while connecting"
+    );
+}
