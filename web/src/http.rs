@@ -226,9 +226,9 @@ async fn candles(
     let from = bound("from", Bound::Min)?;
     let to = bound("to", Bound::Max)?;
     let count = match q.get("count") {
-        None => state.snapshot,
+        None => None,
         Some(s) => match s.parse::<usize>() {
-            Ok(n) if n <= state.max_count => n,
+            Ok(n) if n <= state.max_count => Some(n),
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -237,11 +237,23 @@ async fn candles(
             }
         },
     };
+    // Without `count` the whole range is asked for, bounded: one more than --max-count is
+    // read, and a range holding more is refused rather than cut.
+    let ask = count.unwrap_or(state.max_count.saturating_add(1));
     let body = state
         .backend
-        .range_json(&key, from, to, Some(count))
+        .range_json(&key, from, to, Some(ask))
         .await
         .map_err(ApiError::redis)?;
+    if count.is_none() && body.matches("{\"open_time\":").count() > state.max_count {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the range holds more than {} candles: narrow 'from'/'to' or give 'count'",
+                state.max_count
+            ),
+        ));
+    }
     Ok(json(body))
 }
 

@@ -57,7 +57,13 @@ fn api_equals_range_merged_and_errors_are_json() {
             "+",
             Some(720),
         ),
-        (format!("/api/candles?key={k}"), "-", "+", Some(720)),
+        (format!("/api/candles?key={k}"), "-", "+", None),
+        (
+            format!("/api/candles?key={k}&from=1725417000000&to=1725420000000"),
+            "1725417000000",
+            "1725420000000",
+            None,
+        ),
         (format!("/api/candles?key={k}&count=5"), "-", "+", Some(5)),
         (format!("/api/candles?key={k}&count=0"), "-", "+", Some(0)),
         (
@@ -208,6 +214,33 @@ fn key_pattern_narrows_what_is_served() {
     let r = w.get(&format!("/api/candles?key={}&count=1", encode(eth)));
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(w.get(&format!("/ws?key={}", encode(eth))).status, 404);
+}
+
+#[test]
+fn a_range_beyond_max_count_is_refused_not_cut() {
+    let s = redis();
+    let mut c = s.conn();
+    load_1m(&mut c, KEY);
+    let w = web(&s, &["--max-count", "500"]);
+    let k = encode(KEY);
+    let r = w.get(&format!("/api/candles?key={k}"));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(parse(&r.body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("more than 500"));
+    // With a count, or a narrower range, it answers.
+    assert_eq!(
+        w.get(&format!("/api/candles?key={k}&count=500")).body,
+        range_json(&mut c, KEY, "-", "+", Some(500))
+    );
+    let r = w.get(&format!("/api/candles?key={k}&from=1725446820000"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, range_json(&mut c, KEY, "1725446820000", "+", None));
+    assert_eq!(
+        w.get(&format!("/api/candles?key={k}&count=501")).status,
+        400
+    );
 }
 
 /// The candle at `t` as `RANGE_MERGED t t FORMAT JSON` gives it.
