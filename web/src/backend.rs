@@ -143,8 +143,16 @@ impl Backend {
         })
     }
 
-    /// Runs a read routed by its key.
+    /// Runs a read routed by its key; once more if the connection had dropped (Redis
+    /// restarted: the first command on the old connection fails, the retry reconnects).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        match self.query_once(cmd).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => self.query_once(cmd).await,
+            r => r,
+        }
+    }
+
+    async fn query_once<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match &self.reader {
             Reader::Single(c) => cmd.query_async(&mut (**c).clone()).await,
             Reader::Cluster(c) => cmd.query_async(&mut c.clone()).await,

@@ -728,3 +728,48 @@ async fn redis_auth_comes_from_the_url() {
         "SIGTERM while connecting"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_is_survived_and_resubscribed() {
+    let mut s = redis();
+    let mut c = s.conn();
+    let last = load_1m(&mut c, KEY);
+    let w = web(&s, &[]);
+    let mut ws = connect(&w, KEY).await;
+    assert_eq!(next_msg(&mut ws).await["type"], "snapshot");
+    // An empty server comes back on the same port (nothing persisted).
+    s.restart("NOSAVE");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.log().matches("subscribed to keyspace events").count() < 2 {
+        assert!(Instant::now() < deadline, "not resubscribed:\n{}", w.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = s.conn();
+    let t = last + M;
+    let _: i64 = q(
+        &mut c,
+        &[
+            "CANDLE.LIVE_UPDATE",
+            KEY,
+            "INTERVAL",
+            "1m",
+            &t.to_string(),
+            "1",
+            "2",
+            "1",
+            "2",
+            "3",
+        ],
+    )
+    .unwrap();
+    let u = next_msg(&mut ws).await;
+    assert_eq!(u["type"], "update");
+    assert_eq!(
+        u["candles"],
+        parse(&range_json(&mut c, KEY, "-", "+", None))
+    );
+    // And the API reads through the reconnected connection.
+    let r = w.get(&format!("/api/candles?key={}", encode(KEY)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, range_json(&mut c, KEY, "-", "+", None));
+}
