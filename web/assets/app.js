@@ -102,24 +102,27 @@
     legend(all[all.length - 1]);
     markDrawn(all.length);
   }
-  // For tests and tools: how many candles are drawn, and how much of the canvas is painted.
+  // For tests and tools: how many candles are drawn, and how much of the canvas is painted
+  // (measured once the chart has rendered: a few frames may pass first).
   function markDrawn(n) {
     document.body.dataset.candles = String(n);
-    requestAnimationFrame(() => {
+    let tries = 0;
+    const measure = () => {
       try {
         const canvas = chart.takeScreenshot();
-        const ctx = canvas.getContext('2d');
-        const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        const img = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         const bg = [img[0], img[1], img[2]];
         let painted = 0;
         for (let i = 0; i < img.length; i += 16) {
           if (Math.abs(img[i] - bg[0]) + Math.abs(img[i + 1] - bg[1]) + Math.abs(img[i + 2] - bg[2]) > 30) painted++;
         }
-        document.body.dataset.painted = String(painted);
+        if (painted > 0 || ++tries >= 20) document.body.dataset.painted = String(painted);
+        else setTimeout(measure, 50);
       } catch (e) {
         document.body.dataset.painted = 'error: ' + e;
       }
-    });
+    };
+    requestAnimationFrame(measure);
   }
   const KEEP = 5000;
   function apply(list) {
