@@ -1,11 +1,14 @@
 # redis-candles — two commands set everything up on a fresh Debian machine:
-#   make run    build, start redis-server with the module (redis.conf), start the feeder
+#   make run    build, start redis-server with the module (redis.conf), the chart (candles-web)
+#               and the feeder
 #   make test   install what is missing, build, run every test
 SHELL := /bin/bash
 CARGO ?= cargo
 MODULE := target/release/libredis_candles.so
 FEED := target/release/candles-feed
 REDIS_PORT ?= 6379
+# candles-web's port: make run prints http://127.0.0.1:$(WEB_PORT)/
+WEB_PORT ?= 8080
 # Empty: live mode feeds BTCUSDT,ETHUSDT at 1m,1h; a REPLAY stores everything in its file.
 SYMBOLS ?=
 INTERVALS ?=
@@ -43,7 +46,7 @@ unit:
 	$(CARGO) test -p candles-core
 
 run: build
-	@scripts/run.sh "$(REDIS_PORT)" "$(SYMBOLS)" "$(INTERVALS)" "$(REPLAY)" $(FEED_ARGS)
+	@WEB_PORT="$(WEB_PORT)" scripts/run.sh "$(REDIS_PORT)" "$(SYMBOLS)" "$(INTERVALS)" "$(REPLAY)" $(FEED_ARGS)
 
 bench: build
 	@scripts/bench.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: the module against the hand-written Redis patterns it replaces
 # (benches/compare/: one redis-server, side by side, table with ratios and targets), then the
-# feeder's own benchmark when it exists. Exits non-zero when any target is missed.
+# feeder's own benchmark when it exists, then candles-web's (push latency from a module write
+# to 100 WebSocket viewers, CPU per update). Exits non-zero when any target is missed.
 #   BENCH_SECS=2.5 BENCH_REPEATS=3   seconds per redis-benchmark run, runs per figure (median)
 #   FEED_BENCH_QUICK=1               shortens the feeder's benchmark (default here: 1)
 #   SKIP_FEED_BENCH=1                skips it
+#   SKIP_WEB_BENCH=1                 skips candles-web's
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="${BENCH_DIR:-$PWD/.bench}"
@@ -37,6 +39,11 @@ if [ -z "${SKIP_FEED_BENCH:-}" ] && compgen -G "feed/benches/*.rs" >/dev/null; t
   for f in feed/benches/*.rs; do feed_benches+=(--bench "$(basename "$f" .rs)"); done
   echo "== feeder benchmark: cargo bench -p candles-feed ${feed_benches[*]} (FEED_BENCH_QUICK=${FEED_BENCH_QUICK:-1})"
   FEED_BENCH_QUICK="${FEED_BENCH_QUICK:-1}" cargo bench -p candles-feed "${feed_benches[@]}" || status=$?
+fi
+if [ -z "${SKIP_WEB_BENCH:-}" ] && [ -f web/benches/web_bench.rs ]; then
+  echo
+  echo "== candles-web benchmark: cargo bench -p candles-web --bench web_bench"
+  cargo bench -p candles-web --bench web_bench || status=$?
 fi
 echo
 echo "bench finished in $((SECONDS - start)) s, exit status $status"

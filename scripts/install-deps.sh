@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test redis-candles:
 # redis-server/redis-cli (tests and `make run`), libclang (bindgen in redis-module's build),
-# valkey-server 8.1 (the module suites run on it too) and redis-py (the README's Python
-# examples, examples/python/, run in tests/readme_examples.rs).
+# valkey-server 8.1 (the module suites run on it too), redis-py (the README's Python
+# examples, examples/python/, run in tests/readme_examples.rs) and chromium (candles-web's
+# browser test).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -11,6 +12,8 @@ command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# candles-web's browser test (web/tests/browser.rs) drives a real headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

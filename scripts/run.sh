@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `make run`: a redis-server of our own with the module (redis.conf), then the feeder in the
-# foreground. Ctrl-C stops the feeder and the redis-server this script started (data is kept in
-# the run directory), and nothing else: a server that was already on the port is never touched.
+# `make run`: a redis-server of our own with the module (redis.conf), candles-web (the live
+# chart, http://127.0.0.1:$WEB_PORT/, default 8080) beside it, then the feeder in the
+# foreground. Ctrl-C stops the feeder, candles-web and the redis-server this script started
+# (data is kept in the run directory), and nothing else: a server that was already on the port
+# is never touched.
 #
-#   scripts/run.sh PORT SYMBOLS INTERVALS REPLAY [feeder options...]
+#   [WEB_PORT=8080] scripts/run.sh PORT SYMBOLS INTERVALS REPLAY [feeder options...]
 #
 # Empty SYMBOLS/INTERVALS: live mode uses BTCUSDT,ETHUSDT and 1m,1h; a replay stores every
 # symbol and interval in its file unless they are given. RUN_DIR (default .run) must be a
@@ -16,12 +18,15 @@ extra=("$@")
 cd "$(dirname "$0")/.."
 run_dir=${RUN_DIR:-.run}
 feed=target/release/candles-feed
+web=target/release/candles-web
 module=target/release/libredis_candles.so
+web_port=${WEB_PORT:-8080}
 
 die() { echo "make run: $*" >&2; exit 1; }
 
 [ -x "$feed" ] || die "$feed is not built (make run builds it; or: cargo build --release --workspace)"
 [ -f "$module" ] || die "$module is not built"
+[ -x "$web" ] || die "$web is not built (make run builds it; or: cargo build --release --workspace)"
 if [ -n "$replay" ] && [ ! -f "$replay" ]; then
   die "replay file '$replay' does not exist"
 fi
@@ -31,6 +36,9 @@ fi
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if port_taken "$port"; then
   die "port $port is taken (another Redis?). Pick a free one, e.g.: make run REDIS_PORT=6390"
+fi
+if port_taken "$web_port"; then
+  die "port $web_port (candles-web) is taken. Pick a free one, e.g.: make run WEB_PORT=8090"
 fi
 
 # redis.conf says `dir ./.run` (applied before --dir overrides it): both must exist.
@@ -42,8 +50,13 @@ redis-server redis.conf --port "$port" --dir "$PWD/$run_dir" --daemonize yes \
   --pidfile "$pidfile" --logfile "$log"
 
 pid=""
+web_pid=""
 cleanup() {
-  # Only the server this script started, identified by its pid.
+  # Only the processes this script started, identified by their pids.
+  if [ -n "$web_pid" ] && kill -0 "$web_pid" 2>/dev/null; then
+    kill -TERM "$web_pid" 2>/dev/null || true
+    for _ in $(seq 20); do kill -0 "$web_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -72,6 +85,23 @@ if [ -z "$up" ]; then
 fi
 echo "redis-server (pid $pid) with redis-candles on 127.0.0.1:$port (log: $log)"
 
+# The chart, read-only, on loopback.
+web_log="$PWD/$run_dir/web.log"
+"$web" --redis "redis://127.0.0.1:$port" --listen "127.0.0.1:$web_port" 2>"$web_log" &
+web_pid=$!
+web_up=""
+for _ in $(seq 100); do
+  kill -0 "$web_pid" 2>/dev/null || break
+  if grep -q "candles-web listening" "$web_log" 2>/dev/null; then web_up=1; break; fi
+  sleep 0.1
+done
+if [ -z "$web_up" ]; then
+  echo "make run: candles-web did not start on 127.0.0.1:$web_port; last lines of $web_log:" >&2
+  tail -n 5 "$web_log" >&2 || true
+  exit 1
+fi
+echo "candles-web (pid $web_pid): open http://127.0.0.1:$web_port/ (log: $web_log)"
+
 args=(--redis "redis://127.0.0.1:$port")
 if [ -n "$replay" ]; then
   args+=(--replay "$replay")
@@ -90,6 +120,6 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 if [ -n "$replay" ]; then
-  echo "replay stored; Redis keeps running on 127.0.0.1:$port until Ctrl-C"
+  echo "replay stored; Redis keeps running on 127.0.0.1:$port and the chart on http://127.0.0.1:$web_port/ until Ctrl-C"
   while true; do sleep 3600 & wait $!; done
 fi

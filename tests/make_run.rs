@@ -20,11 +20,23 @@ fn run_dir() -> tempfile::TempDir {
 }
 
 fn script(dir: &tempfile::TempDir, port: u16, intervals: &str, replay: &str) -> Command {
+    script_web(dir, port, free_port(), intervals, replay)
+}
+
+/// The script with candles-web on `web_port`.
+fn script_web(
+    dir: &tempfile::TempDir,
+    port: u16,
+    web_port: u16,
+    intervals: &str,
+    replay: &str,
+) -> Command {
     let root = workspace_root();
     let mut c = Command::new("bash");
     c.arg(root.join("scripts/run.sh"))
         .args([&port.to_string(), "", intervals, replay])
         .env("RUN_DIR", dir.path().file_name().unwrap())
+        .env("WEB_PORT", web_port.to_string())
         .current_dir(&root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -73,6 +85,7 @@ fn answers(port: u16) -> bool {
 fn needs_release_build() -> bool {
     let root = workspace_root();
     let ok = root.join("target/release/candles-feed").exists()
+        && root.join("target/release/candles-web").exists()
         && root.join("target/release/libredis_candles.so").exists();
     assert!(
         ok || std::env::var("CI").is_err(),
@@ -149,8 +162,9 @@ fn replay_stores_every_symbol_of_the_capture_and_ctrl_c_stops_only_its_server() 
     let capture: PathBuf =
         fixtures::path("ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl");
     let port = free_port();
+    let web_port = free_port();
     let dir = run_dir();
-    let mut child = script(&dir, port, "", capture.to_str().unwrap())
+    let mut child = script_web(&dir, port, web_port, "", capture.to_str().unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -175,6 +189,25 @@ fn replay_stores_every_symbol_of_the_capture_and_ctrl_c_stops_only_its_server() 
         }
     }
     assert!(stored, "every symbol of the capture is stored");
+    // The chart beside it serves the replayed market.
+    let r = candles_testkit::web::http_get(web_port, "/api/series");
+    assert_eq!(r.status, 200, "{}", r.body);
+    for s in ["BTCUSDT", "ETHUSDT", "DOTUSDT"] {
+        assert!(
+            r.body.contains(&key_of(s)),
+            "{s} not on the chart: {}",
+            r.body
+        );
+    }
+    let r = candles_testkit::web::http_get(
+        web_port,
+        &format!(
+            "/api/candles?key={}",
+            candles_testkit::web::encode(&key_of("BTCUSDT"))
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"open_time\":1617566580000"), "{}", r.body);
     // Ctrl-C (the script's process gets SIGINT/SIGTERM): the script stops its own server.
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -183,4 +216,8 @@ fn replay_stores_every_symbol_of_the_capture_and_ctrl_c_stops_only_its_server() 
     assert!(st.success());
     assert!(wait_for(&mut child, Duration::from_secs(15)).is_some());
     assert!(!answers(port), "its redis-server stops with it");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", web_port)).is_err(),
+        "its candles-web stops with it"
+    );
 }

@@ -1,13 +1,17 @@
 //! candles-testkit: what the tests and benches of every crate of redis-candles share. Dev-only:
 //! no shipped crate depends on it.
 //!
+//! * [`cluster`]: a real three-master Redis Cluster with the module;
 //! * [`feeder`]: the `candles-feed` process and a Redis for the feeder's tests and benchmark;
 //! * [`fixtures`]: the recorded Binance data committed under `tests/fixtures/binance/`;
 //! * [`server`]: a real `redis-server` (or `valkey-server`, `$CANDLES_REDIS_SERVER`) with the
 //!   module, on a free loopback port, killed when its guard drops;
-//! * [`standin`]: a local Binance (REST klines + combined-stream WebSocket) on 127.0.0.1.
+//! * [`standin`]: a local Binance (REST klines + combined-stream WebSocket) on 127.0.0.1;
+//! * [`web`]: the `candles-web` process, a plain HTTP GET and query encoding.
 
+pub mod cluster;
 pub mod feeder;
 pub mod fixtures;
 pub mod server;
 pub mod standin;
+pub mod web;
