@@ -13,8 +13,9 @@ WEB_PORT ?= 8080
 SYMBOLS ?=
 INTERVALS ?=
 REPLAY ?=
-# More feeder options, e.g. FEED_ARGS="--live-tick --bootstrap 5000"
-FEED_ARGS ?= --ticks
+# More feeder options, e.g. FEED_ARGS="--live-tick --bootstrap 5000". --derive: 1m is
+# streamed, 1h derived from it inside Redis (a replay stores what its file holds).
+FEED_ARGS ?= --ticks --derive
 
 .PHONY: all deps build test unit lint run bench clean
 
