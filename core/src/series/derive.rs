@@ -270,6 +270,8 @@ impl Series {
     /// The effect of the derived buckets `starts` (ascending) becoming `results`.
     fn effect_of(&self, starts: &[i64], results: Vec<Derived>, now_ms: i64) -> Effect {
         let mut effect = Effect::default();
+        // One allocation: candles are large, and growing the vector copies them all again.
+        effect.official.reserve_exact(results.len());
         let newest = self.official.last_time();
         // Only buckets that may hold an official already are looked up (appends never do).
         let lookup: Vec<i64> = starts
