@@ -2,8 +2,10 @@
 //! WebSocket streams), or from a recording (`--replay`).
 
 pub mod app;
+pub mod archive;
 pub mod backoff;
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
 pub mod errors;
 pub mod gapfill;
@@ -11,6 +13,7 @@ pub mod quiet;
 pub mod replay;
 pub mod rest;
 pub mod route;
+pub mod shard;
 pub mod sink;
 pub mod stats;
 pub mod stream;
