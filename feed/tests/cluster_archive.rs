@@ -2,7 +2,8 @@
 //! stand-in: two `--shard`s split the symbols exactly and fill every series with zero missing
 //! candles; a slot moved away under the feeder (resharding: ASK, then MOVED) loses nothing;
 //! `--history-from` back-fills from the stand-in's kline archive (zips built from the recorded
-//! fixtures, one corrupted: refused, its data still arrives through the daily files).
+//! fixtures, one corrupted: refused, its data still arrives through the daily files); a master
+//! killed with `kill -9` fails over to its replica and the feeder follows.
 
 mod common;
 
@@ -315,4 +316,51 @@ async fn history_from_the_archive_with_a_corrupted_zip_refused_and_filled_from_d
         assert!(n <= 8, "{s}: {n} klines requests");
     }
     assert!(log.contains("history: series back-filled"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_mid_bootstrap_fails_over_and_nothing_is_lost() {
+    let mut cluster = Cluster::start();
+    let si = StandIn::start().await.unwrap();
+    let mut ds = Dataset::new(rows_1m());
+    ds.shift_to_now = true;
+    si.set_fallback(Interval::M1, ds.clone());
+    let key = "candle:{BTCUSDT}:1m";
+    let slot = cluster.keyslot(key);
+    let master = cluster.owner(slot);
+    let replica = cluster.add_replica(master);
+    away_from_minute_end(Duration::from_secs(40)).await;
+    // BTCUSDT's REST hangs until its master was killed and its replica took over.
+    si.fault_symbol("BTCUSDT", SymbolFault::Hang);
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
+    let f = cluster_feeder(
+        &si,
+        &cluster,
+        &["--symbols", &symbols.join(","), "--intervals", "1m"],
+    );
+    wait_log(&f, "progress=\"3/4\"", Duration::from_secs(60)).await;
+    cluster.nodes[master].kill9();
+    // failure detection (cluster-node-timeout 5 s), then the replica's election
+    let promoted = eventually(Duration::from_secs(40), || cluster.owner(slot) == replica).await;
+    assert!(promoted, "the replica took the slot over");
+    cluster.wait_ok();
+    si.heal_symbol("BTCUSDT");
+    wait_log(&f, "bootstrap done", Duration::from_secs(60)).await;
+    let want = ds.visible(Interval::M1);
+    let mut c = cluster.client();
+    let (a, b) = (open_time(&want[0]), open_time(&want[want.len() - 1]));
+    assert_eq!(gaps_c(&mut c, key, a, b - M), Some(vec![]));
+    assert_eq!(range_full_c(&mut c, key, a, b), expected(&want, "live"));
+    // the series of the other masters are untouched
+    for s in ["SOLUSDT", "XRPUSDT", "ETHUSDT"] {
+        let k = format!("candle:{{{s}}}:1m");
+        if cluster.owner(cluster.keyslot(&k)) != replica {
+            assert_eq!(
+                range_full_c(&mut c, &k, a, b),
+                expected(&want, "live"),
+                "{k}"
+            );
+        }
+    }
+    assert!(f.log().contains("slot map changed"), "{}", f.log());
 }

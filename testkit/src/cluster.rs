@@ -84,7 +84,12 @@ impl Cluster {
 
     /// Waits until every node reports a healthy cluster of three masters.
     pub fn wait_ok(&self) {
-        let mut conns: Vec<Connection> = self.nodes.iter().map(Server::conn).collect();
+        let mut conns: Vec<Connection> = self
+            .nodes
+            .iter()
+            .filter(|n| n.pid() != 0)
+            .map(Server::conn)
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = conns.iter_mut().all(|c| {
@@ -103,6 +108,73 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Adds a replica of master `master` (a new module-loaded node: CLUSTER MEET, then CLUSTER
+    /// REPLICATE) and waits until it is in sync. Returns its index in `nodes`.
+    pub fn add_replica(&mut self, master: usize) -> usize {
+        let bus = free_port().to_string();
+        let r = Server::start_with(
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &bus,
+                "--cluster-node-timeout",
+                "5000",
+            ],
+            &[],
+        );
+        let mut c = r.conn();
+        // The bus ports are not port + 10000: MEET names the master's (from its CLUSTER NODES).
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut self.nodes[master].conn())
+            .expect("CLUSTER NODES");
+        let bus_port = nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|a| a.split(['@', ',']).nth(1))
+            .and_then(|p| p.parse::<u16>().ok())
+            .expect("the master's bus port");
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(self.nodes[master].port)
+            .arg(bus_port)
+            .query::<()>(&mut c)
+            .expect("CLUSTER MEET");
+        let id = self.node_id(master);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // REPLICATE needs the master known to the new node first.
+        while redis::cmd("CLUSTER")
+            .arg("REPLICATE")
+            .arg(&id)
+            .query::<()>(&mut c)
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "CLUSTER REPLICATE never accepted"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut c)
+                .unwrap_or_default();
+            if info.contains("master_link_status:up") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica never in sync");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.nodes.push(r);
+        self.nodes.len() - 1
     }
 
     /// The nodes' URLs.
@@ -128,6 +200,14 @@ impl Cluster {
         client.get_connection().expect("cluster connection")
     }
 
+    /// The first node still running.
+    pub fn alive(&self) -> &Server {
+        self.nodes
+            .iter()
+            .find(|n| n.pid() != 0)
+            .expect("a running node")
+    }
+
     pub fn node_id(&self, i: usize) -> String {
         redis::cmd("CLUSTER")
             .arg("MYID")
@@ -139,15 +219,15 @@ impl Cluster {
         redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
-            .query(&mut self.nodes[0].conn())
+            .query(&mut self.alive().conn())
             .expect("CLUSTER KEYSLOT")
     }
 
-    /// Index of the node that owns `slot` (from CLUSTER SLOTS of node 0).
+    /// Index of the node that owns `slot` (from CLUSTER SLOTS of a running node).
     pub fn owner(&self, slot: u16) -> usize {
         let slots: Vec<Value> = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query(&mut self.nodes[0].conn())
+            .query(&mut self.alive().conn())
             .expect("CLUSTER SLOTS");
         for range in slots {
             let Value::Array(r) = range else { continue };

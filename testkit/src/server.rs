@@ -173,6 +173,14 @@ impl Server {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL (`kill -9`); it stays down ([`Server::pid`] is then 0).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Kills the server with SIGKILL (`kill -9`: no shutdown, no final save) and starts it
     /// again on the same port and directory, so it reloads what it had persisted (its AOF).
     pub fn kill9_restart(&mut self) {
