@@ -40,6 +40,8 @@ fn classify(e: RedisError) -> SinkError {
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
+        // A restarted server still loading its AOF/RDB ran nothing: retry, as for a restart.
+        || e.kind() == redis::ErrorKind::BusyLoadingError
     {
         SinkError::Connection(chain(&e))
     } else {
@@ -179,6 +181,18 @@ impl Sink {
                 conn.send_packed_commands(&pipe, 0, cmds.len()).await
             };
             let values = r.map_err(|e| self.on_error(classify(e)))?;
+            // A server loading its AOF/RDB after a restart refuses every command with LOADING
+            // (none ran): the whole call is retried after a backoff, on the same connection.
+            if values
+                .iter()
+                .any(|v| matches!(v, Value::ServerError(e) if e.code() == "LOADING"))
+            {
+                STATS.add_redis_errors(1);
+                return Err(SinkError::Connection(format!(
+                    "{}: the server is loading its dataset",
+                    self.url
+                )));
+            }
             values
                 .into_iter()
                 .map(|v| match v.extract_error() {
