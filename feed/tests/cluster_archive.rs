@@ -364,3 +364,71 @@ async fn a_master_killed_mid_bootstrap_fails_over_and_nothing_is_lost() {
     }
     assert!(f.log().contains("slot map changed"), "{}", f.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_a_slot_migration_follow_ask() {
+    let cluster = Cluster::start();
+    let si = StandIn::start().await.unwrap();
+    let mut ds = Dataset::new(rows_1m());
+    ds.shift_to_now = true;
+    si.set_fallback(Interval::M1, ds.clone());
+    si.set_fallback(Interval::M5, {
+        let mut d = Dataset::new(rows_of("rest_klines_BTCUSDT_5m_limit1000.json"));
+        d.shift_to_now = true;
+        d
+    });
+    away_from_minute_end(Duration::from_secs(25)).await;
+    // BTCUSDT's REST hangs while its slot is half-moved (MIGRATING/IMPORTING, its keys not
+    // yet anywhere): its bootstrap writes get ASK from the owner and must go to the target
+    // with ASKING.
+    si.fault_symbol("BTCUSDT", SymbolFault::Hang);
+    let f = cluster_feeder(
+        &si,
+        &cluster,
+        &[
+            "--symbols",
+            "BTCUSDT,ETHUSDT,SOLUSDT",
+            "--intervals",
+            "1m,5m",
+        ],
+    );
+    wait_log(&f, "progress=\"4/6\"", Duration::from_secs(60)).await;
+    let key = "candle:{BTCUSDT}:1m";
+    let slot = cluster.keyslot(key);
+    let from = cluster.owner(slot);
+    let to = (from + 1) % 3;
+    cluster.begin_move(slot, to);
+    si.heal_symbol("BTCUSDT");
+    wait_log(&f, "bootstrap done", Duration::from_secs(60)).await;
+    // Both series were written on the target during the migration.
+    let mut target = cluster.nodes[to].conn();
+    for k in [key, "candle:{BTCUSDT}:5m"] {
+        let n: i64 = redis::cmd("ASKING")
+            .query::<()>(&mut target)
+            .and_then(|_| redis::cmd("EXISTS").arg(k).query(&mut target))
+            .unwrap_or(0);
+        assert_eq!(n, 1, "{k} on the importing node; log:\n{}", f.log());
+    }
+    cluster.finish_move(slot, from, to);
+    let mut c = cluster.client();
+    for (k, iv) in [(key, Interval::M1), ("candle:{BTCUSDT}:5m", Interval::M5)] {
+        let want = ds_visible(&si, iv);
+        let (a, b) = (open_time(&want[0]), open_time(&want[want.len() - 1]));
+        assert_eq!(
+            range_full_c(&mut c, k, a, b),
+            expected(&want, "live"),
+            "{k}"
+        );
+    }
+}
+
+/// What the stand-in serves now for a symbol without its own dataset.
+fn ds_visible(si: &StandIn, iv: Interval) -> Vec<Value> {
+    let ds = si
+        .state()
+        .fallback
+        .get(iv.as_str())
+        .cloned()
+        .expect("fallback");
+    ds.visible(iv)
+}

@@ -87,6 +87,10 @@ async fn soak_kill9_ws_drops_and_429_lose_and_duplicate_nothing() {
         "1000",
         "--stats-interval",
         "10s",
+        // the stand-in's weight header only grows (no minute window): no pacing here; the
+        // 429s below are the rate limit under test
+        "--weight-limit",
+        "1000000",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -255,19 +255,24 @@ impl Cluster {
         if from == to {
             return;
         }
+        self.begin_move(slot, to);
+        self.finish_move(slot, from, to);
+    }
+
+    /// The first half of a slot move: the target IMPORTING, the owner MIGRATING. Until
+    /// [`Cluster::finish_move`], the owner answers `ASK` for keys of the slot it does not have.
+    pub fn begin_move(&self, slot: u16, to: usize) {
+        let from = self.owner(slot);
         let (src_id, dst_id) = (self.node_id(from), self.node_id(to));
+        setslot(&mut self.nodes[to].conn(), slot, &["IMPORTING", &src_id]);
+        setslot(&mut self.nodes[from].conn(), slot, &["MIGRATING", &dst_id]);
+    }
+
+    /// The second half: every key still on `from` migrated to `to`, then SETSLOT NODE on every
+    /// running node.
+    pub fn finish_move(&self, slot: u16, from: usize, to: usize) {
+        let dst_id = self.node_id(to);
         let mut src = self.nodes[from].conn();
-        let mut dst = self.nodes[to].conn();
-        let setslot = |c: &mut Connection, args: &[&str]| {
-            let mut cmd = redis::cmd("CLUSTER");
-            cmd.arg("SETSLOT").arg(slot);
-            for a in args {
-                cmd.arg(*a);
-            }
-            cmd.query::<()>(c).expect("CLUSTER SETSLOT");
-        };
-        setslot(&mut dst, &["IMPORTING", &src_id]);
-        setslot(&mut src, &["MIGRATING", &dst_id]);
         loop {
             let keys: Vec<String> = redis::cmd("CLUSTER")
                 .arg("GETKEYSINSLOT")
@@ -291,8 +296,17 @@ impl Cluster {
             m.query::<()>(&mut src).expect("MIGRATE");
             std::thread::sleep(Duration::from_millis(20));
         }
-        for i in 0..self.nodes.len() {
-            setslot(&mut self.nodes[i].conn(), &["NODE", &dst_id]);
+        for n in self.nodes.iter().filter(|n| n.pid() != 0) {
+            setslot(&mut n.conn(), slot, &["NODE", &dst_id]);
         }
     }
+}
+
+fn setslot(c: &mut Connection, slot: u16, args: &[&str]) {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SETSLOT").arg(slot);
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query::<()>(c).expect("CLUSTER SETSLOT");
 }
