@@ -5,6 +5,7 @@
 //!   (`{base}/data/spot/monthly/klines/{SYMBOL}/{interval}/{SYMBOL}-{interval}-{YYYY-MM}.zip`),
 //! * then the daily zips of the current month up to yesterday
 //!   (`…/daily/klines/…/{SYMBOL}-{interval}-{YYYY-MM-DD}.zip`),
+//!   (1s series read daily files only: a monthly 1s file is 2.6M rows),
 //! * then the gap filler fetches by REST whatever is still missing (today, a file the archive
 //!   lacks or refused) — it asks `CANDLE.GAPS`, so only the holes cost request weight.
 //!
@@ -432,7 +433,11 @@ pub async fn backfill_series(
     let mut backoff = Backoff::new(archive.backoff_min, archive.backoff_max);
     let mut done = Filled::default();
     let today = now.div_euclid(DAY) * DAY;
-    let periods = plan(from, now);
+    let mut periods = plan(from, now);
+    if s.interval == Interval::S1 {
+        // A month of 1s candles is 2.6M rows (a ~200 MB CSV): 1s series read the daily files.
+        periods = periods.into_iter().flat_map(|p| p.days()).collect();
+    }
     let last_month_end = periods
         .iter()
         .filter(|p| matches!(p, Period::Month(..)))

@@ -432,6 +432,24 @@ mod tests {
         };
         assert_eq!(a.symbols, ["DOTUSDT", "ETHUSDT"]);
         assert!(a.ticks);
+        let a = {
+            let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+            std::env::set_var("CANDLES_FEED_REDIS", "redis://h1:7000,redis://h2:7000");
+            std::env::set_var("CANDLES_FEED_CLUSTER", "true");
+            std::env::set_var("CANDLES_FEED_SHARD", "2/4");
+            let a = Args::try_parse_from(["candles-feed", "--symbols", "X"]).unwrap();
+            for v in [
+                "CANDLES_FEED_REDIS",
+                "CANDLES_FEED_CLUSTER",
+                "CANDLES_FEED_SHARD",
+            ] {
+                std::env::remove_var(v);
+            }
+            a
+        };
+        assert!(a.cluster && validate(&a).is_ok());
+        assert_eq!(redis_urls(&a), ["redis://h1:7000", "redis://h2:7000"]);
+        assert_eq!(a.shard, Some(crate::shard::Shard { k: 2, n: 4 }));
     }
 
     #[test]
