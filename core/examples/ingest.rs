@@ -64,6 +64,7 @@ fn add_body(s: &mut Series, body: &[u8], blob: &mut Vec<u8>) -> usize {
 
 fn new_series() -> Series {
     Series::new(Settings {
+        align: Default::default(),
         interval: Interval::parse("1m").expect("1m"),
         retention: 0,
         live_ttl_s: 86_400,

@@ -78,14 +78,22 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         }
         return Ok(());
     }
-    let series = config::series_of(&args)?;
+    let series = config::my_series(&args)?;
+    if let Some(sh) = args.shard {
+        let mut symbols: Vec<&str> = series.iter().map(|s| s.symbol.as_str()).collect();
+        symbols.dedup();
+        info!(shard = %sh, symbols = symbols.len(), list = %symbols.join(","), "this shard's symbols");
+        if series.is_empty() {
+            tracing::warn!(shard = %sh, "no symbol falls in this shard: nothing to feed");
+        }
+    }
     // --derive: only the smallest interval of each symbol comes from the exchange stream;
     // the others are derived inside Redis (created here, their older history from REST).
     let derived_args = args.clone();
     let mut args = args;
     let (series, derived) = if args.derive {
         let plan = derive::plan(&series)?;
-        derive::create_links(&mut Sink::new(&args.redis)?, &plan, &shutdown).await?;
+        derive::create_links(&mut Sink::from_args(&args)?, &plan, &shutdown).await?;
         if args.bootstrap > 0 {
             let depth = plan
                 .streamed
@@ -107,12 +115,14 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         args.backoff_max,
         shutdown.clone(),
     )?);
-    let sink = Sink::new(&args.redis)?;
+    let sink = Sink::from_args(&args)?;
     info!(
         series = series.len(),
         redis = %args.redis,
         rest = %args.rest_url,
         ws = %args.ws_url,
+        cluster = args.cluster,
+        history_from = args.history_from.is_some(),
         ticks = args.ticks,
         live_tick = args.live_tick,
         "candles-feed starting"
@@ -134,7 +144,7 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
     let (gap_tx, gap_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(gap_filler(
-        Sink::new(&args.redis)?,
+        Sink::from_args(&args)?,
         rest.clone(),
         series.clone(),
         gap_rx,
@@ -162,7 +172,7 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         args.clone(),
         series.clone(),
         rest.clone(),
-        Sink::new(&args.redis)?,
+        Sink::from_args(&args)?,
         msg_tx.clone(),
         shutdown.clone(),
     );
@@ -177,7 +187,7 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
             derived_args,
             derived,
             rest.clone(),
-            Sink::new(&args.redis)?,
+            Sink::from_args(&args)?,
             tx,
             shutdown.clone(),
         ))
@@ -189,6 +199,18 @@ async fn run_inner(args: Args, shutdown: Shutdown, hooks: Hooks) -> anyhow::Resu
         }
     }));
     drop(msg_tx);
+    if args.history_from.is_some() {
+        let sinks = (0..crate::bootstrap::CONCURRENCY)
+            .map(|_| Sink::from_args(&args))
+            .collect::<anyhow::Result<Vec<Sink>>>()?;
+        tasks.push(tokio::spawn(crate::archive::backfill(
+            args.clone(),
+            series.clone(),
+            sinks,
+            gap_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
     let router = Router::new(series.clone(), RouterOptions::from_args(&args, false));
     let w = Writer::new(
         sink,

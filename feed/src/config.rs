@@ -11,7 +11,8 @@ use std::time::Duration;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "candles-feed", version, about, long_about = None)]
 pub struct Args {
-    /// Redis URL of the server that has the redis-candles module loaded.
+    /// Redis URL of the server that has the redis-candles module loaded; with --cluster, the
+    /// seed nodes of a Redis Cluster, comma-separated (redis://h1:7000,redis://h2:7000).
     #[arg(
         long,
         env = "CANDLES_FEED_REDIS",
@@ -132,6 +133,29 @@ pub struct Args {
     /// requests) this often; 0 = never. They are logged once more at exit either way.
     #[arg(long, env = "CANDLES_FEED_STATS_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub stats_interval: Duration,
+
+    /// Feed a Redis Cluster: --redis lists seed nodes; commands follow MOVED/ASK and are sent
+    /// as one pipeline per node.
+    #[arg(long, env = "CANDLES_FEED_CLUSTER")]
+    pub cluster: bool,
+
+    /// Feed only the symbols of shard k of n (1-based): n feeders split the symbols with no
+    /// overlap and no gap (FNV-1a 64 of the upper-case symbol, mod n, equals k-1).
+    #[arg(long, env = "CANDLES_FEED_SHARD", value_name = "K/N", value_parser = crate::shard::Shard::parse)]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// Back-fill every series from this date (YYYY-MM-DD or YYYY-MM, UTC) out of Binance's
+    /// public archive (monthly, then daily zips, SHA-256 checked), then REST for the rest.
+    #[arg(long, env = "CANDLES_FEED_HISTORY_FROM", value_name = "DATE", value_parser = crate::archive::parse_date)]
+    pub history_from: Option<i64>,
+
+    /// Base URL of the kline archive (--history-from).
+    #[arg(
+        long,
+        env = "CANDLES_FEED_ARCHIVE_URL",
+        default_value = "https://data.binance.vision"
+    )]
+    pub archive_url: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -277,6 +301,25 @@ pub fn intervals_of(args: &Args) -> Result<Vec<Interval>> {
     Ok(out)
 }
 
+/// The Redis URLs of `--redis` (comma-separated with --cluster), trimmed, empty ones dropped.
+pub fn redis_urls(args: &Args) -> Vec<String> {
+    args.redis
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The series of this feeder: [`series_of`] restricted to the symbols of `--shard`.
+pub fn my_series(args: &Args) -> Result<Vec<Series>> {
+    let all = series_of(args)?;
+    Ok(match args.shard {
+        Some(sh) => all.into_iter().filter(|s| sh.owns(&s.symbol)).collect(),
+        None => all,
+    })
+}
+
 /// Checks the options that clap cannot check alone.
 pub fn validate(args: &Args) -> Result<()> {
     if args.replay.is_none() {
@@ -294,13 +337,33 @@ pub fn validate(args: &Args) -> Result<()> {
     } else {
         intervals_of(args)?;
     }
-    if !args.redis.starts_with("redis://")
-        && !args.redis.starts_with("rediss://")
-        && !args.redis.starts_with("unix://")
+    let urls = redis_urls(args);
+    if urls.is_empty() {
+        bail!("--redis is empty");
+    }
+    for url in &urls {
+        if !url.starts_with("redis://")
+            && !url.starts_with("rediss://")
+            && !url.starts_with("unix://")
+        {
+            bail!("--redis '{url}' must be a redis://, rediss:// or unix:// URL");
+        }
+    }
+    if urls.len() > 1 && !args.cluster {
+        bail!(
+            "--redis lists {} URLs: several seed nodes need --cluster",
+            urls.len()
+        );
+    }
+    if args.cluster && args.replay.is_some() {
+        bail!("--replay writes to one Redis server: it does not take --cluster");
+    }
+    if args.history_from.is_some()
+        && !(args.archive_url.starts_with("http://") || args.archive_url.starts_with("https://"))
     {
         bail!(
-            "--redis '{}' must be a redis://, rediss:// or unix:// URL",
-            args.redis
+            "--archive-url '{}' must start with http:// or https://",
+            args.archive_url
         );
     }
     if args.backoff_min.is_zero() || args.backoff_min > args.backoff_max {
@@ -375,6 +438,80 @@ mod tests {
         };
         assert_eq!(a.symbols, ["DOTUSDT", "ETHUSDT"]);
         assert!(a.ticks);
+        let a = {
+            let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+            std::env::set_var("CANDLES_FEED_REDIS", "redis://h1:7000,redis://h2:7000");
+            std::env::set_var("CANDLES_FEED_CLUSTER", "true");
+            std::env::set_var("CANDLES_FEED_SHARD", "2/4");
+            let a = Args::try_parse_from(["candles-feed", "--symbols", "X"]).unwrap();
+            for v in [
+                "CANDLES_FEED_REDIS",
+                "CANDLES_FEED_CLUSTER",
+                "CANDLES_FEED_SHARD",
+            ] {
+                std::env::remove_var(v);
+            }
+            a
+        };
+        assert!(a.cluster && validate(&a).is_ok());
+        assert_eq!(redis_urls(&a), ["redis://h1:7000", "redis://h2:7000"]);
+        assert_eq!(a.shard, Some(crate::shard::Shard { k: 2, n: 4 }));
+    }
+
+    #[test]
+    fn cluster_shard_history_options() {
+        let a = args(&["--symbols", "X", "--redis", "redis://a:1,redis://b:2"]);
+        assert!(validate(&a).is_err(), "several URLs need --cluster");
+        let a = args(&[
+            "--symbols",
+            "X",
+            "--cluster",
+            "--redis",
+            "redis://a:1, redis://b:2,",
+        ]);
+        assert!(validate(&a).is_ok());
+        assert_eq!(redis_urls(&a), ["redis://a:1", "redis://b:2"]);
+        let a = args(&[
+            "--symbols",
+            "X",
+            "--cluster",
+            "--redis",
+            "redis://a:1,http://b",
+        ]);
+        assert!(validate(&a).is_err());
+        let a = args(&[
+            "--symbols",
+            "A,B,C,D,E,F",
+            "--intervals",
+            "1m,1h",
+            "--shard",
+            "2/3",
+        ]);
+        let mine = my_series(&a).unwrap();
+        assert!(mine
+            .iter()
+            .all(|s| crate::shard::Shard::owner_of(&s.symbol, 3) == 2));
+        let mut union = Vec::new();
+        for k in 1..=3 {
+            let a = args(&[
+                "--symbols",
+                "A,B,C,D,E,F",
+                "--intervals",
+                "1m,1h",
+                "--shard",
+                &format!("{k}/3"),
+            ]);
+            union.extend(my_series(&a).unwrap().into_iter().map(|s| s.key));
+        }
+        union.sort();
+        let mut all: Vec<String> = series_of(&a).unwrap().into_iter().map(|s| s.key).collect();
+        all.sort();
+        assert_eq!(union, all, "the shards cover every series once");
+        let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(Args::try_parse_from(["candles-feed", "--shard", "4/3"]).is_err());
+        assert!(Args::try_parse_from(["candles-feed", "--history-from", "2024-13-01"]).is_err());
+        let a = Args::try_parse_from(["candles-feed", "--history-from", "2024-09"]).unwrap();
+        assert_eq!(a.history_from, Some(1_725_148_800_000));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! WebSocket streams), or from a recording (`--replay`).
 
 pub mod app;
+pub mod archive;
 pub mod backoff;
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
 pub mod derive;
 pub mod errors;
@@ -12,6 +14,7 @@ pub mod quiet;
 pub mod replay;
 pub mod rest;
 pub mod route;
+pub mod shard;
 pub mod sink;
 pub mod stats;
 pub mod stream;

@@ -1,6 +1,9 @@
-//! The Redis side: one multiplexed connection, re-opened after any connection error, pipelines.
+//! The Redis side: one multiplexed connection, re-opened after any connection error, pipelines;
+//! or, with `--cluster`, a Redis Cluster behind the same calls (see cluster.rs).
 
 use crate::backoff::{Backoff, Shutdown};
+use crate::cluster::ClusterSink;
+use crate::config::{redis_urls, Args};
 use crate::errors::chain;
 use crate::route::Command;
 use crate::stats::STATS;
@@ -27,6 +30,8 @@ pub struct Sink {
     /// Counts successful (re)connections: 1 after the first, 2 after a reconnect, …
     pub generation: u64,
     url: String,
+    /// `--cluster`: every call goes there instead.
+    cluster: Option<ClusterSink>,
 }
 
 fn classify(e: RedisError) -> SinkError {
@@ -35,6 +40,8 @@ fn classify(e: RedisError) -> SinkError {
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
+        // A restarted server still loading its AOF/RDB ran nothing: retry, as for a restart.
+        || e.kind() == redis::ErrorKind::BusyLoadingError
     {
         SinkError::Connection(chain(&e))
     } else {
@@ -55,11 +62,33 @@ impl Sink {
             conn: None,
             generation: 0,
             url: url.to_string(),
+            cluster: None,
+        })
+    }
+
+    /// The sink of the options: a Redis Cluster reached through the seed nodes of `--redis`
+    /// with `--cluster`, else the one server of `--redis`.
+    pub fn from_args(args: &Args) -> anyhow::Result<Sink> {
+        if !args.cluster {
+            return Sink::new(&args.redis);
+        }
+        let seeds = redis_urls(args);
+        let cluster = ClusterSink::new(&seeds)?;
+        let first = seeds.first().cloned().unwrap_or_default();
+        Ok(Sink {
+            client: redis::Client::open(first.as_str())?,
+            conn: None,
+            generation: 0,
+            url: args.redis.clone(),
+            cluster: Some(cluster),
         })
     }
 
     pub fn is_connected(&self) -> bool {
-        self.conn.is_some()
+        match &self.cluster {
+            Some(c) => c.is_connected(),
+            None => self.conn.is_some(),
+        }
     }
 
     async fn conn(&mut self) -> Result<&mut MultiplexedConnection, SinkError> {
@@ -100,6 +129,14 @@ impl Sink {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
+        if self.cluster.is_some() {
+            return self
+                .exec_each(cmds)
+                .await?
+                .into_iter()
+                .map(|r| r.map_err(SinkError::Reply))
+                .collect();
+        }
         let mut pipe = redis::pipe();
         for c in cmds {
             pipe.add_command(c.to_redis());
@@ -130,23 +167,41 @@ impl Sink {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for c in cmds {
-            pipe.add_command(c.to_redis());
-        }
-        let r = {
-            let conn = self.conn().await?;
-            conn.send_packed_commands(&pipe, 0, cmds.len()).await
+        let replies: Vec<Result<Value, String>> = if let Some(c) = self.cluster.as_mut() {
+            let r = c.exec_each(cmds).await;
+            self.generation = c.generation;
+            r?
+        } else {
+            let mut pipe = redis::pipe();
+            for c in cmds {
+                pipe.add_command(c.to_redis());
+            }
+            let r = {
+                let conn = self.conn().await?;
+                conn.send_packed_commands(&pipe, 0, cmds.len()).await
+            };
+            let values = r.map_err(|e| self.on_error(classify(e)))?;
+            // A server loading its AOF/RDB after a restart refuses every command with LOADING
+            // (none ran): the whole call is retried after a backoff, on the same connection.
+            if values
+                .iter()
+                .any(|v| matches!(v, Value::ServerError(e) if e.code() == "LOADING"))
+            {
+                STATS.add_redis_errors(1);
+                return Err(SinkError::Connection(format!(
+                    "{}: the server is loading its dataset",
+                    self.url
+                )));
+            }
+            values
+                .into_iter()
+                .map(|v| match v.extract_error() {
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(e.to_string()),
+                })
+                .collect()
         };
-        let values = r.map_err(|e| self.on_error(classify(e)))?;
         STATS.add_commands(counted(cmds));
-        let replies: Vec<Result<Value, String>> = values
-            .into_iter()
-            .map(|v| match v.extract_error() {
-                Ok(v) => Ok(v),
-                Err(e) => Err(e.to_string()),
-            })
-            .collect();
         STATS.add_redis_errors(replies.iter().filter(|r| r.is_err()).count() as u64);
         Ok(replies)
     }
@@ -159,6 +214,14 @@ impl Sink {
         backoff: &mut Backoff,
         shutdown: &Shutdown,
     ) -> Result<Vec<Result<Value, String>>, SinkError> {
+        if let Some(c) = self.cluster.as_mut() {
+            let r = c.exec_each_retrying(cmds, backoff, shutdown).await;
+            self.generation = c.generation;
+            let replies = r?;
+            STATS.add_commands(counted(cmds));
+            STATS.add_redis_errors(replies.iter().filter(|r| r.is_err()).count() as u64);
+            return Ok(replies);
+        }
         loop {
             match self.exec_each(cmds).await {
                 Err(SinkError::Connection(e)) => {
@@ -180,6 +243,13 @@ impl Sink {
 
     /// One command.
     pub async fn query(&mut self, cmd: &Command) -> Result<Value, SinkError> {
+        if self.cluster.is_some() {
+            return match self.exec_each(std::slice::from_ref(cmd)).await?.pop() {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(SinkError::Reply(e)),
+                None => Err(SinkError::Connection("no reply".into())),
+            };
+        }
         let r = {
             let conn = self.conn().await?;
             cmd.to_redis().query_async::<Value>(conn).await

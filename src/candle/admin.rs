@@ -221,7 +221,7 @@ fn candle_info(ctx: &Context, args: &[RedisString]) -> RedisResult {
         ("align", bulk(st.align.name())),
         (
             "source",
-            source.map_or(RedisValue::Null, |n| RedisValue::BulkRedisString(n)),
+            source.map_or(RedisValue::Null, RedisValue::BulkRedisString),
         ),
         (
             "feeds",

@@ -1,7 +1,8 @@
 //! candles-testkit: what the tests and benches of every crate of redis-candles share. Dev-only:
 //! no shipped crate depends on it.
 //!
-//! * [`cluster`]: a real three-master Redis Cluster with the module;
+//! * [`archive`]: Binance's kline archive (monthly/daily zips + `.CHECKSUM`) from recorded rows;
+//! * [`cluster`]: a real 3-master Redis Cluster of module-loaded servers, slot moves;
 //! * [`feeder`]: the `candles-feed` process and a Redis for the feeder's tests and benchmark;
 //! * [`fixtures`]: the recorded Binance data committed under `tests/fixtures/binance/`;
 //! * [`server`]: a real `redis-server` (or `valkey-server`, `$CANDLES_REDIS_SERVER`) with the
@@ -9,6 +10,7 @@
 //! * [`standin`]: a local Binance (REST klines + combined-stream WebSocket) on 127.0.0.1;
 //! * [`web`]: the `candles-web` process, a plain HTTP GET and query encoding.
 
+pub mod archive;
 pub mod cluster;
 pub mod feeder;
 pub mod fixtures;

@@ -173,6 +173,24 @@ impl Server {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL (`kill -9`); it stays down ([`Server::pid`] is then 0).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`: no shutdown, no final save) and starts it
+    /// again on the same port and directory, so it reloads what it had persisted (its AOF).
+    pub fn kill9_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
     /// Restart with different server arguments appended (e.g. turning AOF on).
     pub fn restart_with(&mut self, how: &str, extra: &[&str]) {
         // Later arguments override earlier ones in redis-server's argv.

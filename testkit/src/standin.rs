@@ -102,6 +102,9 @@ pub struct State {
     pub ws_open: usize,
     /// Pongs received (answers to the stand-in's pings).
     pub pongs: usize,
+    /// The kline archive (`/data/spot/…` path → zip or `.CHECKSUM` bytes), see
+    /// [`crate::archive::files`]; other `/data/` paths answer 404.
+    pub archive: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -211,6 +214,34 @@ impl StandIn {
         self.state()
             .symbol_faults
             .remove(&symbol.to_ascii_uppercase());
+    }
+
+    /// Serves `files` (path → bytes) as the kline archive under `{rest_url}/data/…`.
+    pub fn add_archive(&self, files: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        self.state().archive.extend(files);
+    }
+
+    /// Corrupts the archive file at `path` (one byte of its middle flipped), its `.CHECKSUM`
+    /// left as it was: what a truncated or tampered download looks like.
+    pub fn corrupt_archive(&self, path: &str) -> bool {
+        match self.state().archive.get_mut(path) {
+            Some(b) if !b.is_empty() => {
+                let i = b.len() / 2;
+                b[i] ^= 0x55;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Archive requests (`/data/…` paths) made so far.
+    pub fn archive_requests(&self) -> Vec<String> {
+        self.state()
+            .requests
+            .iter()
+            .filter(|(_, p)| p.starts_with("/data/"))
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Klines requests made for `symbol` so far.
@@ -448,15 +479,33 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
-        let (status, headers, body) = match path {
-            "/api/v3/klines" => klines_response(&state, query),
-            "/api/v3/ping" => (200, vec![], "{}".into()),
+        let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = match path {
+            "/api/v3/klines" => {
+                let (s, h, b) = klines_response(&state, query);
+                (s, h, b.into_bytes())
+            }
+            "/api/v3/ping" => (200, vec![], b"{}".to_vec()),
             "/api/v3/time" => (
                 200,
                 vec![],
-                format!(r#"{{"serverTime":{}}}"#, real_now_ms()),
+                format!(r#"{{"serverTime":{}}}"#, real_now_ms()).into_bytes(),
             ),
-            _ => (404, vec![], r#"{"code":-1,"msg":"not found"}"#.into()),
+            p if p.starts_with("/data/") => {
+                match state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .archive
+                    .get(p)
+                {
+                    Some(b) => (200, vec![], b.clone()),
+                    None => (
+                        404,
+                        vec![],
+                        b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+                    ),
+                }
+            }
+            _ => (404, vec![], br#"{"code":-1,"msg":"not found"}"#.to_vec()),
         };
         let reason = match status {
             200 => "OK",
@@ -475,7 +524,7 @@ async fn serve_http(sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resul
         }
         head.push_str("\r\n");
         w.write_all(head.as_bytes()).await?;
-        w.write_all(body.as_bytes()).await?;
+        w.write_all(&body).await?;
         w.flush().await?;
     }
 }

@@ -23,7 +23,7 @@ fn range(c: &mut redis::cluster::ClusterConnection, key: &str, count: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_cluster_from_two_seeds() {
-    let cluster = Cluster::start(&["--notify-keyspace-events", "Kd"]);
+    let cluster = Cluster::start_with(&["--notify-keyspace-events", "Kd"]);
     let mut c = cluster.client();
     let body = candles_testkit::fixtures::text("rest_klines_BTCUSDT_1m_limit1000.json");
     let rows: Value = serde_json::from_str(&body).unwrap();

@@ -297,7 +297,7 @@ impl Series {
                     }
                 }
                 Derived::Live(c) => {
-                    if !newest.is_some_and(|n| *start <= n) {
+                    if newest.is_none_or(|n| *start > n) {
                         effect.live_put.push(LiveCandle {
                             candle: c,
                             updated_ms: now_ms,
