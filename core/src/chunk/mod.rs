@@ -467,19 +467,14 @@ impl ChunkedStore {
         }
     }
 
-    /// Moves the tail into the last chunk while that is less than half full (as a bulk
-    /// append does: topping up a fuller chunk decodes and re-encodes it for a few candles),
-    /// else into a new chunk.
+    /// Moves the tail into the last chunk when it fits, else into a new chunk.
     fn flush_tail(&mut self) {
         if self.tail_len == 0 {
             return;
         }
         let rows = self.tail_rows();
         match self.chunks.last_mut() {
-            Some(last)
-                if (last.n as usize) < REOPEN_BELOW
-                    && last.n as usize + rows.len() <= CHUNK_MAX =>
-            {
+            Some(last) if last.n as usize + rows.len() <= CHUNK_MAX => {
                 let mut cs = last.candles();
                 cs.extend(rows);
                 self.chunk_bytes -= last.data.len();
