@@ -121,44 +121,6 @@ pub fn derived_phase(
         "<= 1.3x (cost)",
         Some(chained / plain <= 1.3),
     );
-    // The stream: one closed kline per command, as the feeder writes x=true frames.
-    let mut last = rep_shift(N_REPS - 1) + rows_1m.last().and_then(|r| r[0].as_i64()).unwrap_or(0);
-    let (mut sp, mut sc) = (0.0, 0.0);
-    for round in 0..2 {
-        for (key, out) in [(PLAIN, &mut sp), (SRC, &mut sc)] {
-            reset_stats(meter)?;
-            let mut p = redis::pipe();
-            for (i, r) in rows_1m.iter().enumerate() {
-                let mut args = positional(r);
-                args[0] = (last + (i as i64 + 1) * MIN).to_string();
-                p.cmd("CANDLE.OFFICIAL_ADD").arg(key).arg(&args).ignore();
-            }
-            p.query::<()>(&mut c)?;
-            *out += per_call(&cmdstats(meter)?, "candle.official_add")?.1 / 2.0;
-            let _ = round;
-        }
-        last += rows_1m.len() as i64 * MIN;
-    }
-    t.add(
-        "   server usec/closed kline, one per command, chain vs none",
-        us(sc),
-        us(sp),
-        sc / sp,
-        "(info)",
-        None,
-    );
-    let (lp, lc) = (
-        live(&mut c, meter, PLAIN, rows_1m, last + MIN)?,
-        live(&mut c, meter, SRC, rows_1m, last + MIN)?,
-    );
-    t.add(
-        "   server usec/LIVE_UPDATE, 5m/1h/1d chain vs none",
-        us(lc),
-        us(lp),
-        lc / lp,
-        "(info)",
-        None,
-    );
     // A plain 5m series holding exactly the derived candles: the same read, two origins.
     let derived_json: String = redis::cmd("CANDLE.RANGE_MERGED")
         .arg(CHAIN[0].0)
@@ -236,6 +198,44 @@ pub fn derived_phase(
         b(md),
         b(mp),
         mp / md,
+        "(info)",
+        None,
+    );
+    // The stream: one closed kline per command, as the feeder writes x=true frames.
+    let mut last = rep_shift(N_REPS - 1) + rows_1m.last().and_then(|r| r[0].as_i64()).unwrap_or(0);
+    let (mut sp, mut sc) = (0.0, 0.0);
+    for round in 0..2 {
+        for (key, out) in [(PLAIN, &mut sp), (SRC, &mut sc)] {
+            reset_stats(meter)?;
+            let mut p = redis::pipe();
+            for (i, r) in rows_1m.iter().enumerate() {
+                let mut args = positional(r);
+                args[0] = (last + (i as i64 + 1) * MIN).to_string();
+                p.cmd("CANDLE.OFFICIAL_ADD").arg(key).arg(&args).ignore();
+            }
+            p.query::<()>(&mut c)?;
+            *out += per_call(&cmdstats(meter)?, "candle.official_add")?.1 / 2.0;
+            let _ = round;
+        }
+        last += rows_1m.len() as i64 * MIN;
+    }
+    t.add(
+        "   server usec/closed kline, one per command, chain vs none",
+        us(sc),
+        us(sp),
+        sc / sp,
+        "(info)",
+        None,
+    );
+    let (lp, lc) = (
+        live(&mut c, meter, PLAIN, rows_1m, last + MIN)?,
+        live(&mut c, meter, SRC, rows_1m, last + MIN)?,
+    );
+    t.add(
+        "   server usec/LIVE_UPDATE, 5m/1h/1d chain vs none",
+        us(lc),
+        us(lp),
+        lc / lp,
         "(info)",
         None,
     );
