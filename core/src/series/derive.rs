@@ -231,7 +231,11 @@ impl Series {
         let end = b.align_down(last);
         while s <= end {
             starts.push(s);
-            s = b.next(s);
+            let next = b.next(s);
+            if next <= s {
+                break; // never: buckets move forward (a guard against a zone's oddities)
+            }
+            s = next;
         }
         let mut results = Vec::with_capacity(starts.len());
         // Source buckets a bucket spans, at most (a month counts 28 days).
