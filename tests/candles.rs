@@ -2,6 +2,7 @@
 //! every error path, persistence, replication, COPY/DUMP/RESTORE, notifications, INFO/CONFIG.
 
 use candles_testkit::fixtures;
+use candles_testkit::fixtures::module_decimal as strip;
 use candles_testkit::server::*;
 use serde_json::{json, Value as Json};
 
@@ -44,19 +45,6 @@ fn expected(row: &Json, status: &str) -> Json {
         "status": status, "close_time": row[6], "quote_volume": s(7), "trades": row[8],
         "taker_buy_base": s(9), "taker_buy_quote": s(10),
     })
-}
-
-fn strip(s: &str) -> String {
-    if s.contains('.') {
-        let t = s.trim_end_matches('0').trim_end_matches('.');
-        if t.is_empty() {
-            "0".into()
-        } else {
-            t.into()
-        }
-    } else {
-        s.into()
-    }
 }
 
 fn bootstrap(c: &mut redis::Connection) {

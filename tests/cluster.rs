@@ -6,15 +6,19 @@
 //! * 30 symbols × {1m, 1h} with real Binance rows, written and read through redis-rs'
 //!   cluster client, land in every master's slot range and read back exactly;
 //! * the `candle:{SYMBOL}:<interval>` hash-tag convention puts all intervals of a symbol
-//!   in one slot.
+//!   in one slot, so a 5m series derived from each symbol's 1m works on every master (and a
+//!   source in another slot is refused).
+//!
+//! The cluster itself is `candles_testkit::cluster` (the feeder's and candles-web's tests use
+//! it too).
 
+use candles_testkit::cluster::Cluster;
 use candles_testkit::fixtures;
+use candles_testkit::fixtures::module_decimal as strip;
 use candles_testkit::server::*;
-use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, Value};
 use serde_json::Value as Json;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const REST_1M: &str = "rest_klines_BTCUSDT_1m_limit1000.json";
 const WS_1M: &str = "ws_kline_1m_combined.jsonl";
@@ -51,139 +55,6 @@ const SYMBOLS: [&str; 30] = [
     "EOSUSDT",
     "THETAUSDT",
 ];
-
-/// Three cluster-enabled servers with the module, joined into one cluster of three masters.
-struct Cluster {
-    nodes: Vec<Server>,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let nodes: Vec<Server> = (0..3)
-            .map(|_| {
-                // The bus port defaults to port + 10000, which may be out of range or taken for
-                // a random free port: give it its own free port.
-                let bus = free_port().to_string();
-                Server::start_with(
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-port",
-                        &bus,
-                        "--cluster-node-timeout",
-                        "5000",
-                    ],
-                    &[],
-                )
-            })
-            .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let mut cmd = Command::new("redis-cli");
-        cmd.arg("--cluster").arg("create").args(&addrs).args([
-            "--cluster-replicas",
-            "0",
-            "--cluster-yes",
-        ]);
-        run_bounded(cmd, Duration::from_secs(60));
-        let mut conns: Vec<Connection> = nodes.iter().map(Server::conn).collect();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = conns.iter_mut().all(|c| {
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query(c)
-                    .unwrap_or_default();
-                info.contains("cluster_state:ok")
-                    && info.contains("cluster_slots_ok:16384")
-                    && info.contains("cluster_known_nodes:3")
-                    && info.contains("cluster_size:3")
-            });
-            if ok {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cluster did not reach cluster_state:ok"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Cluster { nodes }
-    }
-
-    fn client(&self) -> ClusterConnection {
-        let urls: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("redis://127.0.0.1:{}/", n.port))
-            .collect();
-        let client = ClusterClient::builder(urls)
-            .connection_timeout(Duration::from_secs(5))
-            .response_timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        client.get_connection().unwrap()
-    }
-
-    /// Index of the node that owns `slot` (from CLUSTER SLOTS).
-    fn owner(&self, c: &mut Connection, slot: i64) -> usize {
-        let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(c).unwrap();
-        for range in slots {
-            let Value::Array(r) = range else {
-                panic!("CLUSTER SLOTS entry {range:?}")
-            };
-            let (Value::Int(lo), Value::Int(hi)) = (&r[0], &r[1]) else {
-                panic!("slot range {r:?}")
-            };
-            if (*lo..=*hi).contains(&slot) {
-                let Value::Array(master) = &r[2] else {
-                    panic!("master {r:?}")
-                };
-                let Value::Int(port) = master[1] else {
-                    panic!("master port {master:?}")
-                };
-                return self
-                    .nodes
-                    .iter()
-                    .position(|n| i64::from(n.port) == port)
-                    .expect("owner is one of ours");
-            }
-        }
-        panic!("slot {slot} not served");
-    }
-}
-
-/// Runs a process to completion, killing it if it outlives `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("redis-cli on PATH");
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                status.success(),
-                "{cmd:?} failed: {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} timed out");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn keyslot(c: &mut Connection, key: &str) -> i64 {
     redis::cmd("CLUSTER")
@@ -416,10 +287,6 @@ fn hourly(rows: &[Json]) -> Vec<[String; 6]> {
         .collect()
 }
 
-fn strip(s: &str) -> String {
-    candles_core::Dec::parse(s).unwrap().to_string()
-}
-
 #[test]
 fn cluster_routes_every_command_by_its_key() {
     let started = Instant::now();
@@ -469,7 +336,7 @@ fn cluster_routes_every_command_by_its_key() {
         for iv in ["1m", "1h"] {
             let key = format!("candle:{{{sym}}}:{iv}");
             let slot = keyslot(&mut direct[0], &key);
-            let owner = cluster.owner(&mut direct[0], slot);
+            let owner = cluster.owner(slot as u16);
             // Every form for BTCUSDT and for the first key of each master; enough.
             let first_of_owner = !owners_seen[owner];
             owners_seen[owner] = true;
@@ -690,7 +557,7 @@ fn cluster_routes_every_command_by_its_key() {
     for sym in SYMBOLS {
         let key = format!("candle:{{{sym}}}:1m");
         let slot = keyslot(&mut direct[0], &key);
-        let owner = cluster.owner(&mut direct[0], slot);
+        let owner = cluster.owner(slot as u16);
         let info: Vec<Value> = redis::cmd("CANDLE.INFO")
             .arg(&key)
             .query(&mut direct[owner])
@@ -731,7 +598,7 @@ fn cluster_routes_every_command_by_its_key() {
         assert_eq!(latest.len(), 1);
         assert!(latest[0].get("T").is_some(), "{latest:?}");
         let slot = keyslot(&mut direct[0], key);
-        let owner = cluster.owner(&mut direct[0], slot);
+        let owner = cluster.owner(slot as u16);
         let n: Vec<Value> = redis::cmd("TICKS.LATEST")
             .arg(key)
             .arg("aggTrade")

@@ -4,6 +4,7 @@
 //! RDB restart, AOF replay), a replica's digest, COPY/DUMP/RESTORE, alignment and SEAL.
 
 use candles_testkit::fixtures;
+use candles_testkit::fixtures::module_decimal as strip;
 use candles_testkit::server::*;
 use serde_json::Value as Json;
 
@@ -46,20 +47,6 @@ fn merged(c: &mut redis::Connection, key: &str) -> Vec<Json> {
     )
     .unwrap();
     serde_json::from_str(&s).unwrap()
-}
-
-/// A decimal text without trailing zeros (how the module prints it).
-fn strip(s: &str) -> String {
-    if s.contains('.') {
-        let t = s.trim_end_matches('0').trim_end_matches('.');
-        if t.is_empty() {
-            "0".into()
-        } else {
-            t.into()
-        }
-    } else {
-        s.into()
-    }
 }
 
 /// Every official candle of `key` equals the exchange row with its open time, field for

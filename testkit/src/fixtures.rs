@@ -61,3 +61,17 @@ pub fn json_decimal(p: &str) -> String {
         t.to_string()
     }
 }
+
+/// A Binance decimal text as the module prints it: trailing fractional zeros dropped
+/// (`"58194.01000000"` → `58194.01`, `"2.00000000"` → `2`, `"0.00000000"` → `0`).
+pub fn module_decimal(s: &str) -> String {
+    if !s.contains('.') {
+        return s.to_string();
+    }
+    let t = s.trim_end_matches('0').trim_end_matches('.');
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
+}
