@@ -730,3 +730,19 @@ fn derived_writes_fire_keyspace_events() {
         ]
     );
 }
+
+#[test]
+fn links_to_long_key_names_survive_a_reload() {
+    let s = Server::start();
+    let mut c = s.conn();
+    load(&mut c, M1, "1m", "rest_klines_BTCUSDT_1m_limit1000.json");
+    create(&mut c, M5, "5m", M1);
+    // A 100 KB name (Redis allows up to 512 MB): the link follows the RENAME and is saved.
+    let long = format!("candle:{{BTCUSDT}}:{}", "x".repeat(100_000));
+    val(&mut c, &["RENAME", M5, &long]);
+    let digest = val(&mut c, &["DEBUG", "DIGEST"]);
+    val(&mut c, &["DEBUG", "RELOAD"]);
+    assert_eq!(val(&mut c, &["DEBUG", "DIGEST"]), digest);
+    assert_eq!(feeds(&mut c, M1), vec![long.clone()]);
+    assert_eq!(source(&mut c, &long).as_deref(), Some(M1));
+}

@@ -111,9 +111,6 @@ const EFFECT_V1: u8 = 1;
 const EFFECT_V2: u8 = 2;
 /// Adds the alignment of a created series and link changes (the clock optional).
 const EFFECT_V3: u8 = 3;
-/// Longest key name a link may hold (Redis keys are at most 512 MB; names this long are
-/// not keys anyone derives from).
-const MAX_LINK_NAME: usize = 64 * 1024;
 /// Most series one series may feed.
 pub const MAX_FEEDS: usize = 64;
 
@@ -158,13 +155,9 @@ fn put_links(out: &mut Vec<u8>, source: Option<&[u8]>, feeds: Option<&Vec<Vec<u8
 type Links = (Option<Vec<u8>>, Option<Vec<Vec<u8>>>);
 
 fn get_links(r: &mut Reader<'_>) -> CoreResult<Links> {
-    let name = |r: &mut Reader<'_>| -> CoreResult<Vec<u8>> {
-        let b = r.bytes()?;
-        if b.len() > MAX_LINK_NAME {
-            return Err(CoreError::corrupt("link name too long"));
-        }
-        Ok(b.to_vec())
-    };
+    // Any key name a link was made with or renamed to reads back (its length is checked
+    // against the payload, like every length here).
+    let name = |r: &mut Reader<'_>| -> CoreResult<Vec<u8>> { Ok(r.bytes()?.to_vec()) };
     let source = match r.u8()? {
         0 => None,
         1 => Some(name(r)?),
