@@ -49,6 +49,20 @@ fn merged(c: &mut redis::Connection, key: &str) -> Vec<Json> {
     serde_json::from_str(&s).unwrap()
 }
 
+/// `CANDLE.LIVE_UPDATE key t o h l c v`.
+fn live_update(c: &mut redis::Connection, key: &str, t: &str, ohlcv: [&str; 5]) -> i64 {
+    let mut words = vec!["CANDLE.LIVE_UPDATE", key, t];
+    words.extend(ohlcv);
+    int(c, &words)
+}
+
+/// The open time of the newest candle of `key`.
+fn last_open(c: &mut redis::Connection, key: &str) -> i64 {
+    merged(c, key).last().unwrap()["open_time"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Every official candle of `key` equals the exchange row with its open time, field for
 /// field; returns how many were compared.
 fn compare_with_exchange(c: &mut redis::Connection, key: &str, exchange: &[Json]) -> usize {
@@ -186,23 +200,9 @@ fn a_correction_and_a_live_minute_reach_the_end_of_the_chain() {
     assert_eq!(after["high"], "99999.5");
     assert_eq!(after["status"], "official");
     // A live minute after the last one: every level's bucket turns live.
-    let last = merged(&mut c, M1).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
+    let last = last_open(&mut c, M1);
     let next = (last + 60_000).to_string();
-    int(
-        &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            M1,
-            &next,
-            "1",
-            "99999.9",
-            "0.5",
-            "2",
-            "3",
-        ],
-    );
+    live_update(&mut c, M1, &next, ["1", "99999.9", "0.5", "2", "3"]);
     for key in [M5, M15, H1] {
         let bar = merged(&mut c, key).last().unwrap().clone();
         assert_eq!(bar["status"], "live", "{key}");
@@ -349,23 +349,9 @@ fn deleting_or_renaming_either_end() {
         source(&mut c, H1).as_deref(),
         Some("candle:{BTCUSDT}:quarter")
     );
-    let last = merged(&mut c, M1).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
+    let last = last_open(&mut c, M1);
     let next = (last + 60_000).to_string();
-    int(
-        &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            M1,
-            &next,
-            "1",
-            "99999.9",
-            "0.5",
-            "2",
-            "3",
-        ],
-    );
+    live_update(&mut c, M1, &next, ["1", "99999.9", "0.5", "2", "3"]);
     assert_eq!(merged(&mut c, H1).last().unwrap()["high"], "99999.9");
     // DEL of a derived series: its source stops feeding it.
     int(&mut c, &["DEL", H1]);
@@ -373,18 +359,11 @@ fn deleting_or_renaming_either_end() {
     // DEL of a source: what it fed stays, an ordinary series that takes every write.
     int(&mut c, &["DEL", M1]);
     assert_eq!(source(&mut c, M5), None);
-    int(
+    live_update(
         &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            M5,
-            &(last / 300_000 * 300_000).to_string(),
-            "1",
-            "2",
-            "0.5",
-            "2",
-            "3",
-        ],
+        M5,
+        &(last / 300_000 * 300_000).to_string(),
+        ["1", "2", "0.5", "2", "3"],
     );
     // A new key under the old name does not feed the old derived series.
     load(&mut c, M1, "1m", "rest_klines_BTCUSDT_1m_limit1000.json");
@@ -439,23 +418,9 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
         );
         assert!(merged(&mut c, key).len() >= 9, "{key}");
     }
-    let last = merged(&mut c, M1).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
+    let last = last_open(&mut c, M1);
     let next = (last + 60_000).to_string();
-    int(
-        &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            M1,
-            &next,
-            "1",
-            "99999.9",
-            "0.5",
-            "2",
-            "3",
-        ],
-    );
+    live_update(&mut c, M1, &next, ["1", "99999.9", "0.5", "2", "3"]);
     int(&mut c, &["CANDLE.LIVE_TICK", M1, &next, "3", "1"]);
     val(&mut c, &["RENAME", M15, "candle:{BTCUSDT}:quarter"]);
     int(&mut c, &["CANDLE.LIVE_TICK", M1, &next, "4", "1"]);
@@ -506,9 +471,7 @@ fn derived_series_survive_reload_restart_aof_and_reach_a_replica() {
     // The rules still run after all that.
     int(&mut c, &["CANDLE.LIVE_TICK", M1, &next, "100001", "1"]);
     assert_eq!(merged(&mut c, H1).last().unwrap()["high"], "100001");
-    let q_last = merged(&mut c, Q15).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
+    let q_last = last_open(&mut c, Q15);
     let q_next = (q_last + 900_000 + 1).to_string();
     int(&mut c, &["CANDLE.LIVE_TICK", Q15, &q_next, "100002", "1"]);
     for key in ["candle:{BTCUSDT}:1d", "candle:{BTCUSDT}:1dist"] {
@@ -542,21 +505,12 @@ fn copy_dump_and_restore_keep_the_rule_only_where_both_ends_agree() {
     int(&mut c, &["COPY", M1, "candle:{BTCUSDT}:copy1m"]);
     assert!(feeds(&mut c, "candle:{BTCUSDT}:copy1m").is_empty());
     let before = merged(&mut c, M5);
-    let last = merged(&mut c, M1).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
-    int(
+    let last = last_open(&mut c, M1);
+    live_update(
         &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            "candle:{BTCUSDT}:copy1m",
-            &(last + 60_000).to_string(),
-            "1",
-            "2",
-            "0.5",
-            "2",
-            "3",
-        ],
+        "candle:{BTCUSDT}:copy1m",
+        &(last + 60_000).to_string(),
+        ["1", "2", "0.5", "2", "3"],
     );
     assert_eq!(merged(&mut c, M5), before);
 }
@@ -698,21 +652,12 @@ fn derived_writes_fire_keyspace_events() {
     ps.psubscribe("__keyspace@0__:candle:*").unwrap();
     ps.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let last = merged(&mut c, M1).last().unwrap()["open_time"]
-        .as_i64()
-        .unwrap();
-    int(
+    let last = last_open(&mut c, M1);
+    live_update(
         &mut c,
-        &[
-            "CANDLE.LIVE_UPDATE",
-            M1,
-            &(last + 60_000).to_string(),
-            "1",
-            "2",
-            "0.5",
-            "2",
-            "3",
-        ],
+        M1,
+        &(last + 60_000).to_string(),
+        ["1", "2", "0.5", "2", "3"],
     );
     let mut got = Vec::new();
     while got.len() < 2 {

@@ -505,17 +505,13 @@ impl Dec {
 
     /// Exact sum; an error instead of overflow.
     pub fn checked_add(self, other: Dec) -> CoreResult<Dec> {
-        let scale = self.scale.max(other.scale);
-        let a = self.rescaled(scale);
-        let b = other.rescaled(scale);
-        match (a, b) {
-            (Some(a), Some(b)) => match a.checked_add(b) {
-                Some(m) if m.unsigned_abs() < POW10[MAX_DIGITS + 1] as u128 => {
-                    Ok(Dec { mant: m, scale }.normalized())
-                }
-                _ => Err(CoreError::invalid("decimal sum out of range")),
-            },
-            _ => Err(CoreError::invalid("decimal sum out of range")),
+        // The one exact addition: a running sum of two terms (self is normalised, so no
+        // retry at a smaller scale is needed).
+        let mut sum = self.sum();
+        if sum.add_at_max_scale(other) {
+            Ok(sum.finish())
+        } else {
+            Err(CoreError::invalid("decimal sum out of range"))
         }
     }
 
