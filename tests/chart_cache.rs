@@ -154,3 +154,87 @@ fn many_series_share_one_budget_least_recently_read_out_first() {
     assert_eq!(&chart(&mut c, &keys[1], false), &want[1].0);
     assert_eq!(cache_info(&mut c, "bytes"), 0);
 }
+
+/// RESP-array reads that reach the newest official are served from the cached text: the
+/// same replies (element for element, types included) as decoding the chunks, in both shapes,
+/// for windows the cache covers and ranges it does not, with a live candle, after appends
+/// extend the window and after a correction of an older candle drops it.
+#[test]
+fn resp_arrays_from_the_cache_equal_decoded_ones() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    load(&mut c, "s");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&fixtures::bytes(ROWS)).unwrap();
+    let first = rows[0][0].as_i64().unwrap();
+    let last = rows[999][0].as_i64().unwrap();
+    let reads: Vec<Vec<String>> = [
+        vec!["-", "+", "COUNT", "720"],
+        vec!["-", "+"],
+        vec!["-", "+", "COUNT", "1"],
+        vec!["-", "+", "COUNT", "5000"],
+        vec![&*(last - 100 * 60_000).to_string(), "+"],
+        vec![
+            &*(first + 60_000).to_string(),
+            &*(last + 600_000).to_string(),
+        ],
+        vec![&*first.to_string(), &*(last - 60_000).to_string()],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|s| s.to_string()).collect())
+    .collect();
+    let read_all = |c: &mut redis::Connection| -> Vec<redis::Value> {
+        let mut out = Vec::new();
+        for r in &reads {
+            for full in [false, true] {
+                let mut words = vec!["CANDLE.RANGE_MERGED", "s"];
+                words.extend(r.iter().map(String::as_str));
+                if full {
+                    words.push("FULL");
+                }
+                out.push(q(c, &words).unwrap());
+            }
+        }
+        out
+    };
+    let compare = |c: &mut redis::Connection, what: &str| {
+        q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "0"]).unwrap();
+        let want = read_all(c);
+        q::<()>(c, &["CONFIG", "SET", "candles.json_cache", "1024"]).unwrap();
+        // Twice: the first read fills the window, the second is served from it.
+        assert_eq!(read_all(c), want, "{what}: filling");
+        assert!(series_cache(c, "s") > 0, "{what}: nothing cached");
+        assert_eq!(read_all(c), want, "{what}: cached");
+    };
+    compare(&mut c, "officials");
+    // A live candle after the newest official.
+    let mut live = rows[999].clone();
+    live[0] = (last + 60_000).into();
+    live[6] = (last + 119_999).into();
+    let n: i64 = q(
+        &mut c,
+        &["CANDLE.LIVE_UPDATE", "s", "JSON", &live.to_string()],
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    compare(&mut c, "with a live candle");
+    // Appends extend the cached window (read between them, so it is kept, not rebuilt).
+    q::<()>(&mut c, &["CONFIG", "SET", "candles.json_cache", "1024"]).unwrap();
+    read_all(&mut c);
+    for i in 1..=3 {
+        let mut row = rows[990 + i].clone();
+        row[0] = (last + i as i64 * 60_000).into();
+        row[6] = (last + i as i64 * 60_000 + 59_999).into();
+        let body = serde_json::Value::Array(vec![row]).to_string();
+        let n: i64 = q(&mut c, &["CANDLE.OFFICIAL_ADD", "s", "JSON", &body]).unwrap();
+        assert_eq!(n, 1);
+        read_all(&mut c);
+    }
+    compare(&mut c, "after appends");
+    // A correction of an older candle (DUPLICATE_POLICY REPLACE, the default).
+    let mut fix = rows[500].clone();
+    fix[5] = "123.45678".into();
+    let body = serde_json::Value::Array(vec![fix]).to_string();
+    let n: i64 = q(&mut c, &["CANDLE.OFFICIAL_ADD", "s", "JSON", &body]).unwrap();
+    assert_eq!(n, 1);
+    compare(&mut c, "after a correction");
+}

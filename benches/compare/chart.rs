@@ -103,9 +103,11 @@ pub fn chart_phase(
         rps.push(r);
         usec.push(u);
     }
-    // The same JSON load with the cache off: every call renders from the chunks.
+    // The same loads with the cache off: every call decodes the chunks and formats each
+    // decimal (for RESP arrays, the only path before the cache served them too).
     set_json_cache(meter, 0)?;
     let (_, cold) = server_cost(meter, bench, 2_000, &merged_json, "candle.range_merged")?;
+    let (_, cold_resp) = server_cost(meter, bench, 2_000, &merged, "candle.range_merged")?;
     set_json_cache(meter, 1024)?;
     let (mj, mr, z, g) = (usec[0], usec[1], usec[2], usec[3]);
     let base = format!("{} (Z {z:.1} + GET {g:.2})", us(z + g));
@@ -133,10 +135,18 @@ pub fn chart_phase(
         "(info)",
         None,
     );
+    t.add(
+        "   RESP arrays: cached text vs decoding (json_cache 0)",
+        us(mr),
+        us(cold_resp),
+        cold_resp / mr,
+        ">= 1.5x",
+        Some(cold_resp / mr >= 1.5),
+    );
     t.notes.push(format!(
         "3: RANGE_MERGED {SERIES_KEY} - + COUNT {CHART} [FORMAT JSON] = {} official + 1 live (100k officials); baseline ZRANGEBYSCORE {CHART} members + GET {LIVE_KEY}, \
          both hand JSON text to the chart server. JSON: the newest official candles' text is cached per series (candles.json_cache, default 1024), \
-         the live candle rendered per call. Client-side rates JSON {}, RESP {}, baseline Z {}",
+         the live candle rendered per call; RESP arrays read the officials' fields back from that text (no chunk decoding, no decimal formatting). Client-side rates JSON {}, RESP {}, baseline Z {}",
         CHART - 1,
         k(rps[0]),
         k(rps[1]),

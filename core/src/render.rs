@@ -256,6 +256,120 @@ impl Window {
     }
 }
 
+/// A field of a cached candle: a decimal's text, an integer, or absent (`null`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field<'a> {
+    Text(&'a [u8]),
+    Int(i64),
+    Null,
+}
+
+/// The fields of one official candle read back from the text [`candle_json`] wrote for the
+/// chart cache, in reply order: open time, open, high, low, close, volume, then with `FULL`
+/// close time, quote volume, trades, taker buy base, taker buy quote. Reading our own text
+/// back costs a scan of ~130 bytes, where decoding a candle from its chunk and formatting
+/// its decimals costs several times that (RESP chart loads).
+pub struct CachedCandle<'a> {
+    rest: &'a [u8],
+    field: usize,
+}
+
+/// The index of the first `"` in `s`, eight bytes at a time (the strings are decimals of
+/// 1-40 bytes).
+#[inline]
+fn find_quote(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(word);
+        // Bytes equal to '"' become zero; the lowest zero byte is the first quote (the
+        // borrow in the subtraction only runs upwards, so lower bytes are exact).
+        let x = u64::from_le_bytes(b) ^ (ONES * u64::from(b'"'));
+        let z = x.wrapping_sub(ONES) & !x & HIGHS;
+        if z != 0 {
+            return Some(at + (z.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    s.get(at..)?.iter().position(|&b| b == b'"').map(|i| at + i)
+}
+
+/// What precedes each field's value in [`candle_json`]'s text, in order.
+const NAMES: [&[u8]; 12] = [
+    b"{\"open_time\":",
+    b",\"open\":",
+    b",\"high\":",
+    b",\"low\":",
+    b",\"close\":",
+    b",\"volume\":",
+    b",\"status\":",
+    b",\"close_time\":",
+    b",\"quote_volume\":",
+    b",\"trades\":",
+    b",\"taker_buy_base\":",
+    b",\"taker_buy_quote\":",
+];
+
+impl<'a> CachedCandle<'a> {
+    pub fn new(text: &'a [u8]) -> CachedCandle<'a> {
+        CachedCandle {
+            rest: text,
+            field: 0,
+        }
+    }
+
+    /// Past the next field's name (a compare with the known text, no scan).
+    fn skip_name(&mut self) -> Option<()> {
+        let name = NAMES.get(self.field)?;
+        self.rest = self.rest.strip_prefix(*name)?;
+        self.field += 1;
+        Some(())
+    }
+
+    /// The next field; None when the text ends (or is not what `candle_json` writes).
+    pub fn next_field(&mut self) -> Option<Field<'a>> {
+        self.skip_name()?;
+        match *self.rest.first()? {
+            b'"' => {
+                let body = self.rest.get(1..)?;
+                let q = find_quote(body)?;
+                self.rest = body.get(q + 1..)?;
+                Some(Field::Text(body.get(..q)?))
+            }
+            b'n' => {
+                self.rest = self.rest.get(4..)?;
+                Some(Field::Null)
+            }
+            _ => {
+                let (neg, digits) = match self.rest.split_first()? {
+                    (b'-', d) => (true, d),
+                    _ => (false, self.rest),
+                };
+                let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                // Within u64::MAX's digits the sum cannot overflow: no checked arithmetic per
+                // digit.
+                let max = b"18446744073709551615".as_slice();
+                if n > max.len() || (n == max.len() && digits.get(..n)? > max) {
+                    return None;
+                }
+                let v = digits.get(..n)?.iter().fold(0u64, |v, &d| {
+                    v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+                });
+                self.rest = digits.get(n..)?;
+                // Times are i64; a trade count (u64) above i64::MAX wraps as the decoded
+                // candle's reply does (`n as i64`).
+                Some(Field::Int(if neg {
+                    0i64.checked_sub_unsigned(v)?
+                } else {
+                    v as i64
+                }))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,5 +458,85 @@ mod tests {
         let text = String::from_utf8(w.text[w.start_of(3)..].to_vec()).unwrap();
         assert!(text.starts_with("{\"open_time\":540000,"), "{text}");
         assert!(text.ends_with("},"));
+    }
+
+    #[test]
+    fn find_quote_finds_the_first() {
+        for len in 0..40 {
+            for q in 0..=len {
+                let mut s = vec![b'7'; len];
+                if q < len {
+                    s[q] = b'"';
+                    if q + 3 < len {
+                        s[q + 3] = b'"';
+                    }
+                }
+                assert_eq!(find_quote(&s), (q < len).then_some(q), "{len} {q}");
+            }
+        }
+        assert_eq!(find_quote(b"\xa2\x22"), Some(1));
+    }
+
+    #[test]
+    fn cached_text_reads_back() {
+        let mut rng = crate::test_rng::XorShift(0x5eed);
+        let dec = |rng: &mut crate::test_rng::XorShift| {
+            let x = rng.next();
+            Dec::new((x >> (x % 60)) as i128 - (1 << 20), (x % 12) as u8).unwrap()
+        };
+        for i in 0..2000 {
+            let mut c = Candle::ohlcv(
+                (rng.next() >> 20) as i64 - if i % 5 == 0 { 1 << 40 } else { 0 },
+                dec(&mut rng),
+                dec(&mut rng),
+                dec(&mut rng),
+                dec(&mut rng),
+                dec(&mut rng),
+            );
+            if i % 3 != 0 {
+                c.close_time = Some(c.open_time + 59_999);
+                c.quote_volume = Some(dec(&mut rng));
+                c.trades = Some(if i % 97 == 0 {
+                    u64::MAX
+                } else {
+                    rng.next() >> (i % 64)
+                });
+                c.taker_buy_base = (i % 4 != 1).then(|| dec(&mut rng));
+                c.taker_buy_quote = Some(dec(&mut rng));
+            }
+            for full in [false, true] {
+                let mut text = Vec::new();
+                candle_json(&mut text, &c, CandleKind::Official, full);
+                let mut r = CachedCandle::new(&text);
+                let mut got = Vec::new();
+                while let Some(f) = r.next_field() {
+                    got.push(f);
+                }
+                let d = |d: Dec| d.to_string().into_bytes();
+                let mut want: Vec<Vec<u8>> = vec![c.open_time.to_string().into_bytes()];
+                want.extend([c.open, c.high, c.low, c.close, c.volume].map(d));
+                want.push(b"official".to_vec());
+                if full {
+                    let od = |v: Option<Dec>| v.map_or(b"null".to_vec(), d);
+                    let oi = |v: Option<i128>| {
+                        v.map_or(b"null".to_vec(), |v| v.to_string().into_bytes())
+                    };
+                    want.push(oi(c.close_time.map(i128::from)));
+                    want.push(od(c.quote_volume));
+                    want.push(oi(c.trades.map(|n| i128::from(n as i64))));
+                    want.push(od(c.taker_buy_base));
+                    want.push(od(c.taker_buy_quote));
+                }
+                let got: Vec<Vec<u8>> = got
+                    .iter()
+                    .map(|f| match f {
+                        Field::Text(t) => t.to_vec(),
+                        Field::Int(v) => v.to_string().into_bytes(),
+                        Field::Null => b"null".to_vec(),
+                    })
+                    .collect();
+                assert_eq!(got, want, "{}", String::from_utf8_lossy(&text));
+            }
+        }
     }
 }

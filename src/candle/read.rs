@@ -2,6 +2,8 @@
 //! straight to the client, or JSON).
 
 use candles_core::candle::CandleKind;
+use candles_core::render::Field;
+use candles_core::series::Merged;
 use candles_core::series::Series;
 use candles_core::{render, Candle, Dec};
 use redis_module::commands::KeySpecFlags;
@@ -99,6 +101,29 @@ fn reply_candle_resp(
     }
 }
 
+/// Writes one official candle from its cached text (see [`render::CachedCandle`]): the same
+/// array as [`reply_candle_resp`] of the candle it was rendered from.
+fn reply_cached_resp(ctx: *mut raw::RedisModuleCtx, text: &[u8], full: bool) {
+    let len: usize = if full { 12 } else { 7 };
+    raw::reply_with_array(ctx, len as std::ffi::c_long);
+    let mut fields = render::CachedCandle::new(text);
+    for _ in 0..len {
+        match fields.next_field() {
+            Some(Field::Text(t)) => {
+                raw::reply_with_string_buffer(ctx, t.as_ptr().cast(), t.len());
+            }
+            Some(Field::Int(v)) => {
+                raw::reply_with_long_long(ctx, v);
+            }
+            // Null, or (never: the cache holds what `candle_json` wrote) a short text: the
+            // array still has its length.
+            Some(Field::Null) | None => {
+                raw::reply_with_null(ctx);
+            }
+        }
+    }
+}
+
 /// Replies with the candles `visit` hands, in order, to the function it is given: RESP
 /// arrays written as they come (the outer array's length set at the end), or one JSON text.
 /// Nothing is collected first, so a long range holds one decoded chunk at a time.
@@ -117,13 +142,7 @@ fn reply_candles(
                 reply_candle_resp(c, &mut buf, candle, kind, o.full);
                 n += 1;
             });
-            // SAFETY: a plain call into the server, closing the postponed array opened above
-            // on the same context; the function pointer is set once the module is loaded.
-            unsafe {
-                if let Some(set_len) = raw::RedisModule_ReplySetArrayLength {
-                    set_len(c, n);
-                }
-            }
+            set_array_len(c, n);
             RedisValue::NoReply
         }
         Format::Json => json_reply(ctx, &render::candles_json_with(o.full, visit)),
@@ -158,21 +177,58 @@ fn candle_range_merged(ctx: &Context, args: &[RedisString]) -> RedisResult {
         return Ok(empty_reply(ctx, &o));
     };
     if o.format == Format::Json {
-        let cap = config::JSON_CACHE
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .max(0) as usize;
-        let cache = &*crate::chart_cache::CHART_CACHE;
-        let budget = config::json_cache_budget();
-        if cache.budget() != budget {
-            cache.set_budget(budget);
-        }
+        let (cache, cap) = chart_cache();
         let text = s.range_merged_json(from, to, o.count, o.full, now_ms(), cache, cap);
         return Ok(json_reply(ctx, &text));
     }
     let now = now_ms();
+    if o.format == Format::Resp {
+        // Chart loads as RESP arrays: the cached text of the newest officials, as for JSON.
+        let (cache, cap) = chart_cache();
+        let c = ctx.get_raw();
+        raw::reply_with_array(c, raw::REDISMODULE_POSTPONED_LEN as std::ffi::c_long);
+        let mut buf = Vec::with_capacity(48);
+        let mut n: std::ffi::c_long = 0;
+        s.visit_merged_cached(from, to, o.count, o.full, now, cache, cap, |m| {
+            match m {
+                Merged::Cached(text) => reply_cached_resp(c, text, o.full),
+                Merged::Candle(candle, kind) => {
+                    reply_candle_resp(c, &mut buf, candle, kind, o.full)
+                }
+            }
+            n += 1;
+        });
+        set_array_len(c, n);
+        return Ok(RedisValue::NoReply);
+    }
     Ok(reply_candles(ctx, &o, |f| {
         s.visit_merged(from, to, o.count, now, |c, k| f(c, k))
     }))
+}
+
+/// The chart cache with the budget as configured, and the window length
+/// (`candles.json_cache`).
+fn chart_cache() -> (&'static candles_core::chart_cache::ChartCache, usize) {
+    let cap = config::JSON_CACHE
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(0) as usize;
+    let cache = &*crate::chart_cache::CHART_CACHE;
+    let budget = config::json_cache_budget();
+    if cache.budget() != budget {
+        cache.set_budget(budget);
+    }
+    (cache, cap)
+}
+
+/// Closes a postponed array opened on `c`.
+fn set_array_len(c: *mut raw::RedisModuleCtx, n: std::ffi::c_long) {
+    // SAFETY: a plain call into the server, closing the postponed array opened on the same
+    // context; the function pointer is set once the module is loaded.
+    unsafe {
+        if let Some(set_len) = raw::RedisModule_ReplySetArrayLength {
+            set_len(c, n);
+        }
+    }
 }
 
 module_command!(

@@ -17,6 +17,7 @@ mod rules;
 mod tests;
 mod wire;
 
+pub use read::Merged;
 pub use wire::MAX_FEEDS;
 
 use crate::align::{Align, Buckets};

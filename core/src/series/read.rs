@@ -8,6 +8,13 @@ use crate::chart_cache::ChartCache;
 use crate::error::CoreResult;
 use crate::render::{self, Window};
 
+/// One candle of [`Series::visit_merged_cached`]: the cached JSON text of an official candle,
+/// or a decoded candle.
+pub enum Merged<'a> {
+    Cached(&'a [u8]),
+    Candle(&'a Candle, CandleKind),
+}
+
 impl Series {
     /// R6: for every open time in `[from, to]`, the official candle, else a fresh live one,
     /// ascending; with `count`, only the newest `count`.
@@ -145,21 +152,24 @@ impl Series {
         w.shrink();
     }
 
-    /// The reply from the window, or None when the officials asked for are not all in it.
-    fn json_from_window(
-        &self,
+    /// The officials a read takes from the window (`start..hi`, indices into it) and the live
+    /// candles after them, or None when the officials asked for are not all in it.
+    fn window_span<'a>(
+        &'a self,
         w: &Window,
         from: i64,
         to: i64,
         count: Option<usize>,
-        full: bool,
         now_ms: i64,
-    ) -> Option<Vec<u8>> {
-        let live: Vec<&Candle> = self.fresh_live(from, to, now_ms).collect();
-        let (live, officials_wanted) = match count {
-            Some(n) if live.len() >= n => (live.get(live.len() - n..)?, Some(0)),
-            Some(n) => (live.as_slice(), Some(n - live.len())),
-            None => (live.as_slice(), None),
+    ) -> Option<(usize, usize, Vec<&'a Candle>)> {
+        let mut live: Vec<&Candle> = self.fresh_live(from, to, now_ms).collect();
+        let officials_wanted = match count {
+            Some(n) if live.len() >= n => {
+                live.drain(..live.len() - n);
+                Some(0)
+            }
+            Some(n) => Some(n - live.len()),
+            None => None,
         };
         // The window is a suffix of the store, so the officials in [lo_t, to] it holds are
         // all there are from its first time on (older ones were dropped by RETENTION).
@@ -172,6 +182,20 @@ impl Series {
             _ if covers_lo => lo,
             _ => return None,
         };
+        Some((start, hi, live))
+    }
+
+    /// The reply from the window, or None when the officials asked for are not all in it.
+    fn json_from_window(
+        &self,
+        w: &Window,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        full: bool,
+        now_ms: i64,
+    ) -> Option<Vec<u8>> {
+        let (start, hi, live) = self.window_span(w, from, to, count, now_ms)?;
         let body = w.text.get(w.start_of(start)..w.start_of(hi))?;
         let mut out = Vec::with_capacity(body.len() + 2 + live.len() * 400);
         out.push(b'[');
@@ -185,6 +209,53 @@ impl Series {
         }
         out.push(b']');
         Some(out)
+    }
+
+    /// [`visit_merged`](Self::visit_merged) for replies that are not one JSON text (RESP
+    /// arrays): a read that reaches the newest official candle hands `f` the officials as
+    /// their cached text ([`Merged::Cached`], read back by [`render::CachedCandle`]), sparing
+    /// the chunk decoding and the decimal formatting; the live candles, and every candle of
+    /// other reads, come decoded. The same cache and rules as
+    /// [`range_merged_json`](Self::range_merged_json); `f` runs under the cache's lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn visit_merged_cached(
+        &self,
+        from: i64,
+        to: i64,
+        count: Option<usize>,
+        full: bool,
+        now_ms: i64,
+        cache: &ChartCache,
+        cache_cap: usize,
+        mut f: impl FnMut(Merged<'_>),
+    ) {
+        if from > to || count == Some(0) {
+            return;
+        }
+        if cache_cap == 0 {
+            self.json.forget();
+        } else if self.official.last_time().is_some_and(|l| to >= l) {
+            let served = cache.with_window(&self.json, full, |slot| {
+                self.sync_window(slot, full, cache_cap);
+                let w = slot.as_ref()?;
+                let (start, hi, live) = self.window_span(w, from, to, count, now_ms)?;
+                for i in start..hi {
+                    // Each candle's text without the comma that follows it.
+                    let end = w.start_of(i + 1).saturating_sub(1);
+                    f(Merged::Cached(
+                        w.text.get(w.start_of(i)..end).unwrap_or_default(),
+                    ));
+                }
+                for c in live {
+                    f(Merged::Candle(c, CandleKind::Live));
+                }
+                Some(())
+            });
+            if let Some(Some(())) = served {
+                return;
+            }
+        }
+        self.visit_merged(from, to, count, now_ms, |c, k| f(Merged::Candle(c, k)));
     }
 
     /// Bytes the chart cache holds for this series now (0 once evicted; MEMORY USAGE shows

@@ -513,6 +513,7 @@ fn json_cache_matches_uncached_render() {
         let mut s = Series::new(st);
         let mut fed = 0usize;
         let mut now = T0;
+        let mut served_cached = 0;
         for step in 0..120 {
             match rnd(6) {
                 // append the next few rows (pure appends: the cache is extended)
@@ -562,12 +563,39 @@ fn json_cache_matches_uncached_render() {
                     let got = s.range_merged_json(from, to, count, full, now, &cache, cap);
                     assert_eq!(
                         String::from_utf8(got).unwrap(),
-                        String::from_utf8(want).unwrap(),
+                        String::from_utf8(want.clone()).unwrap(),
                         "cap {cap} retention {retention} step {step} {from}..{to} {count:?} full {full}"
                     );
+                    // The visit RESP replies use: cached texts and decoded candles, in
+                    // order, are the same candles (as their JSON, joined as the reply is).
+                    let mut visited = vec![b'['];
+                    let mut cached = 0;
+                    s.visit_merged_cached(from, to, count, full, now, &cache, cap, |m| {
+                        if visited.len() > 1 {
+                            visited.push(b',');
+                        }
+                        match m {
+                            Merged::Cached(text) => {
+                                visited.extend_from_slice(text);
+                                cached += 1;
+                            }
+                            Merged::Candle(c, k) => render::candle_json(&mut visited, c, k, full),
+                        }
+                    });
+                    visited.push(b']');
+                    assert_eq!(
+                        String::from_utf8(visited).unwrap(),
+                        String::from_utf8(want).unwrap(),
+                        "visit: cap {cap} retention {retention} step {step} {from}..{to} {count:?} full {full}"
+                    );
+                    served_cached += cached;
                 }
             }
         }
+        assert!(
+            served_cached > 0,
+            "cap {cap}: no read was served from the cache"
+        );
         s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, &cache, cap);
         assert!(s.cache_bytes() > 0 || fed == 0);
         s.range_merged_json(i64::MIN, i64::MAX, Some(1), false, now, &cache, 0);
