@@ -952,6 +952,55 @@ mod tests {
         assert!(fast > 100, "{fast}");
     }
 
+    /// The chunks of `testdata/v1_chunks.bin`: the real fixtures in full chunks and in chunks
+    /// of 7, then random and extreme candles (mantissas up to i128) in small chunks.
+    fn v1_corpus_sets() -> Vec<Vec<Candle>> {
+        let mut r = Rng(0x0001_c0de_c0ff_ee01);
+        let mut sets = chunk_sets(&mut r, (7, 10), 0);
+        for i in 0..60 {
+            let n = 1 + r.below(40) as usize;
+            sets.push(candles(&mut r, n, i % 2 == 0));
+        }
+        sets
+    }
+
+    const V1_CORPUS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/chunk/testdata/v1_chunks.bin"
+    );
+
+    /// Writes the corpus with the format-1 encoder (done once, before format 2; never
+    /// regenerate it with a newer encoder).
+    #[test]
+    #[ignore = "writes src/chunk/testdata/v1_chunks.bin; only the format-1 encoder may"]
+    fn generate_v1_corpus() {
+        let mut out = Vec::new();
+        for cs in v1_corpus_sets() {
+            let b = encode_chunk(&cs);
+            crate::varint::put_u64(&mut out, b.len() as u64);
+            out.extend_from_slice(&b);
+        }
+        std::fs::write(V1_CORPUS, out).unwrap();
+    }
+
+    /// Chunks written by format 1 (before the format-2 tag) still decode to their candles.
+    #[test]
+    fn v1_chunks_still_decode() {
+        let bytes = std::fs::read(V1_CORPUS).unwrap();
+        let sets = v1_corpus_sets();
+        let mut pos = 0;
+        for cs in &sets {
+            let len = crate::varint::get_u64(&bytes, &mut pos).unwrap() as usize;
+            let b = &bytes[pos..pos + len];
+            pos += len;
+            assert_eq!(decode_chunk(b).as_ref().ok(), Some(cs));
+            assert_eq!(decode_chunk_ref(b).as_ref().ok(), Some(cs));
+            let times: Vec<i64> = cs.iter().map(|c| c.open_time).collect();
+            assert_eq!(decode_times(b).unwrap(), times);
+        }
+        assert_eq!(pos, bytes.len());
+    }
+
     #[test]
     fn fast_paths_encode_the_bytes_of_the_general_path() {
         let mut r = Rng(0x5eed_0fc0_ffee);
