@@ -38,6 +38,11 @@ use crate::varint::{unzigzag128, zigzag128};
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
 
+/// The first byte of a format-2 chunk. A format-1 chunk starts with the 8-bit length of
+/// `num n`, 1..=9 for 1 <= n <= CHUNK_MAX, so the two never meet. Format 2 differs from 1
+/// only in its runs of values: each carries a zero-flags bit ([`super::rice`]).
+const FORMAT2_TAG: u8 = 0xF2;
+
 fn put_presence(w: &mut BitWriter, cs: &[Candle], has: impl Fn(&Candle) -> bool) {
     let cnt = cs.iter().filter(|c| has(c)).count();
     if cnt == 0 {
@@ -453,6 +458,7 @@ fn encode_chunk_sc(
 ) -> Vec<u8> {
     debug_assert!(!cs.is_empty() && cs.len() <= CHUNK_MAX);
     let mut w = BitWriter::with_capacity(cs.len() * 24 + 64);
+    w.bits(u64::from(FORMAT2_TAG), 8);
     w.num(cs.len() as u128);
     let t0 = cs.first().map_or(0, |c| c.open_time);
     w.num(zigzag128(i128::from(t0)));
@@ -500,7 +506,13 @@ fn encode_chunk_sc(
     w.finish()
 }
 
-fn read_times(r: &mut BitReader, sc: &mut Scratch) -> CoreResult<Vec<i64>> {
+/// The open times, after the format tag (none: format 1, which `r` is set to read).
+fn read_times(r: &mut BitReader, data: &[u8], sc: &mut Scratch) -> CoreResult<Vec<i64>> {
+    if data.first() == Some(&FORMAT2_TAG) {
+        r.bits(8)?;
+    } else {
+        r.v1 = true;
+    }
     let n = usize::try_from(r.num()?).map_err(|_| corrupt("bad count"))?;
     if n == 0 || n > CHUNK_MAX {
         return Err(corrupt("bad chunk length"));
@@ -545,7 +557,7 @@ fn probe(data: &[u8], whole: bool) {
 pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
     probe(data, false);
     let mut sc = Scratch::new(0);
-    read_times(&mut BitReader::new(data), &mut sc)
+    read_times(&mut BitReader::new(data), data, &mut sc)
 }
 
 /// Decodes a whole chunk; every bit must be accounted for.
@@ -589,7 +601,7 @@ fn decode_chunk_with(
 ) -> CoreResult<()> {
     let mut has = std::mem::take(&mut sc.has);
     let mut all = std::mem::take(&mut sc.all);
-    let ts = read_times(&mut r, sc)?;
+    let ts = read_times(&mut r, data, sc)?;
     let n = ts.len();
     let start = out.len();
     out.reserve(n);
