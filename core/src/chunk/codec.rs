@@ -1011,6 +1011,42 @@ mod tests {
             assert_eq!(decode_times(b).unwrap(), times);
         }
         assert_eq!(pos, bytes.len());
+
+        // A format-1 store of the 1m fixture's chunks (the corpus' first four): it decodes,
+        // keeps its chunks' bytes, and writes them back in a format-2 store.
+        let fixture_1m = fixture("rest_klines_BTCUSDT_1m_limit1000.json");
+        let mut pos = 0;
+        let mut store = vec![1u8];
+        crate::varint::put_u64(&mut store, fixture_1m.len() as u64);
+        crate::varint::put_u64(&mut store, 4);
+        let mut chunks = Vec::new();
+        for _ in 0..4 {
+            let len = crate::varint::get_u64(&bytes, &mut pos).unwrap() as usize;
+            crate::varint::put_u64(&mut store, len as u64);
+            store.extend_from_slice(&bytes[pos..pos + len]);
+            chunks.push(&bytes[pos..pos + len]);
+            pos += len;
+        }
+        store.extend_from_slice(&[0, 0]);
+        let s = crate::chunk::ChunkedStore::decode(&store).unwrap();
+        assert!(s.iter().eq(fixture_1m.iter().copied()));
+        let mut again = Vec::new();
+        s.encode(&mut again);
+        assert_eq!(again[0], 2);
+        assert_eq!(again[1..], store[1..]);
+        assert!(chunks.iter().all(|c| c[0] != FORMAT2_TAG));
+        // Rewriting a candle re-encodes its chunk in format 2.
+        let mut s = s;
+        let mut c = fixture_1m[3];
+        c.volume = Dec::new(123, 2).unwrap();
+        s.put(c);
+        let mut want = fixture_1m.clone();
+        want[3] = c;
+        assert!(s.iter().eq(want.iter().copied()));
+        again.clear();
+        s.encode(&mut again);
+        let s2 = crate::chunk::ChunkedStore::decode(&again).unwrap();
+        assert!(s2.iter().eq(want.iter().copied()));
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub const TAIL_MAX: usize = 32;
 /// A bulk append fills the last sealed chunk up only while it holds fewer candles than this.
 pub const REOPEN_BELOW: usize = CHUNK_MAX / 2;
 
-const FORMAT_VERSION: u8 = 1;
+/// The store's byte format: 2 since chunks may be format 2 (tagged, see `codec`); a
+/// format-1 store (whose chunks are all format 1) still decodes, its chunks kept as they are.
+const FORMAT_VERSION: u8 = 2;
 
 /// When the tail buffer has less room than a typical row, it grows by `TAIL_GROW` exactly.
 const TAIL_ROOM: usize = 64;
@@ -700,7 +702,7 @@ impl ChunkedStore {
         let bad = |m: &str| CoreError::corrupt(format!("corrupt candle store: {m}"));
         let mut pos = 0usize;
         match bytes.first() {
-            Some(&FORMAT_VERSION) => pos += 1,
+            Some(&(1 | FORMAT_VERSION)) => pos += 1,
             Some(v) => return Err(bad(&format!("unknown format version {v}"))),
             None => return Err(bad("empty")),
         }

@@ -160,10 +160,12 @@ fn mode_cost(us: &[u128], hints: &[u32], mode: KMode) -> u64 {
 }
 
 /// Whether a run with `zeros` zero values out of `m` (mean bit length `avg`) is worth
-/// costing with zero flags: each zero would save about `avg` bits, each flag costs one.
+/// costing with zero flags: each zero would save about `avg` bits, each flag costs one;
+/// costed only when the saving clearly passes the flags' cost (it rarely wins otherwise,
+/// and the costing is a second pass).
 #[inline]
 fn zero_flags_worth(zeros: u64, m: u64, avg: u32) -> bool {
-    zeros > 0 && zeros * (u64::from(avg) + 1) > m
+    4 * zeros * u64::from(avg) > 5 * m
 }
 
 /// The mean bit length of a run (the centre of the fixed parameters tried).
