@@ -173,6 +173,31 @@ fn static_bits(r: &[i128], est: Option<&[i32]>) -> f64 {
     h + raw
 }
 
+/// [`static_bits`] with the first bit below the leading one modelled too (static, per
+/// bucket and estimate): what a finer model of the values' shape inside a bucket would add.
+fn static_bits2(r: &[i128], est: Option<&[i32]>) -> f64 {
+    use std::collections::HashMap;
+    let mut top: HashMap<(i32, i32), [f64; 2]> = HashMap::new();
+    let mut saved = 0.0;
+    for (i, &v) in r.iter().enumerate() {
+        let u = zz(v);
+        let b = bitlen(u);
+        if b >= 2 {
+            let e = est.map_or(0, |h| h[i]);
+            top.entry((e, b)).or_default()[((u >> (b - 2)) & 1) as usize] += 1.0;
+        }
+    }
+    for c in top.values() {
+        let n = c[0] + c[1];
+        for &k in c {
+            if k > 0.0 {
+                saved += k * (1.0 + (k / n).log2());
+            }
+        }
+    }
+    static_bits(r, est) - saved
+}
+
 fn mant(d: candles_core::Dec, s: u8) -> i128 {
     d.mantissa() * 10i128.pow(u32::from(s - d.scale()))
 }
@@ -193,6 +218,7 @@ struct Row {
     zeros: f64,
     ac: f64,
     floor: f64,
+    floor2: f64,
 }
 
 fn study(name: &str, cs: &[Candle]) -> Vec<Row> {
@@ -252,6 +278,7 @@ fn study(name: &str, cs: &[Candle]) -> Vec<Row> {
             None => run,
         };
         let floor = static_bits(&r, hint.as_deref()) / n;
+        let floor2 = static_bits2(&r, hint.as_deref()) / n;
         rows.push(Row {
             col,
             model: model.to_string(),
@@ -260,6 +287,7 @@ fn study(name: &str, cs: &[Candle]) -> Vec<Row> {
             zeros,
             ac,
             floor,
+            floor2,
         });
     };
     let idx = 0..cs.len();
@@ -627,13 +655,13 @@ fn main() {
             .collect();
         println!("  codec today, bits/candle: {}", line.join(", "));
         println!(
-            "  {:<16} {:<44} {:>6} {:>7} {:>7} {:>7} {:>7}",
-            "column", "model", "zeros", "rice", "rice+z", "ac", "floor"
+            "  {:<16} {:<44} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            "column", "model", "zeros", "rice", "rice+z", "ac", "floor", "floor2"
         );
         for r in study(&name, &cs) {
             println!(
-                "  {:<16} {:<44} {:>6.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
-                r.col, r.model, r.zeros, r.rice, r.rz, r.ac, r.floor
+                "  {:<16} {:<44} {:>6.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+                r.col, r.model, r.zeros, r.rice, r.rz, r.ac, r.floor, r.floor2
             );
         }
     }
