@@ -26,7 +26,7 @@ fn rice_zero_bits(r: &[i128]) -> f64 {
     r.chunks(CHUNK)
         .map(|ch| {
             let plain = rice_bits(ch);
-            let nz: Vec<i128> = ch.iter().filter(|&&v| v != 0).map(|&v| v).collect();
+            let nz: Vec<i128> = ch.iter().filter(|&&v| v != 0).copied().collect();
             // non-zero values: zig-zag minus one, kept as a positive i128 for rice_bits
             let shifted: Vec<i128> = nz
                 .iter()
