@@ -2,6 +2,7 @@
 //! as a single LSB-first bit stream:
 //!
 //! ```text
+//! 8 bits 0xF2                                                 -- format 2 (absent: format 1)
 //! num n
 //! num zigzag(t0), series(t[i] - t[i-1])                       -- open times (1 bit if regular)
 //! 5 x presence (2 bits: none / all / bitmap)                  -- close_time qv trades tbb tbq
@@ -16,6 +17,10 @@
 //! taker_buy_base: dec column
 //! taker_buy_quote: dec column of m - taker_buy_base * quote_volume / volume
 //! ```
+//!
+//! Every series ends in runs of Rice-coded values ([`super::rice`]); in format 2 a run may
+//! carry zero flags (one bit per value, only the non-zero values coded), the one difference
+//! from format 1, which still decodes.
 //!
 //! Predictions are deterministic integer functions of already-decoded fields (any overflow
 //! makes them 0), and all differences wrap, so every `Dec` (up to i128 mantissas) round-trips.

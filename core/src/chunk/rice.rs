@@ -1,6 +1,8 @@
 //! The Rice parameters of a run of unsigned values: each parameter mode (one `k`, `k`
 //! following a running mean, `k` from per-value hints) is costed, the cheapest written, and
-//! the values coded with it; [`get_unsigned`] reads them back.
+//! the values coded with it; [`get_unsigned`] reads them back. Since chunk format 2 a run
+//! with many zeros may instead flag each value zero or not and code only the others (the
+//! wicks of short candles are a quarter zeros, which Rice with `k ~ 9` spent 10 bits on).
 //!
 //! Two paths that write the same bits: the general one over `u128` ([`put_unsigned`], costing
 //! mode by mode, the reference) and the 64-bit one ([`put_unsigned64`], costing each family
