@@ -373,7 +373,9 @@ fn flipped_bytes_are_an_error_or_a_valid_store() {
         ],
         vec![1, 0, 0, 0, 0, 0],
         vec![1, 1, 0, 0, 0],
-        vec![2, 0, 0, 0, 0],
+        vec![2, 1, 0, 0, 0],
+        // An unknown format version (1 and 2 are known).
+        vec![3, 0, 0, 0, 0],
         vec![],
     ] {
         assert!(ChunkedStore::decode(&bytes).is_err(), "{bytes:?}");

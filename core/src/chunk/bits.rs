@@ -260,6 +260,8 @@ pub struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,
     end: usize,
+    /// Format 1 (chunks without the format tag): runs of values have no zero-flags bit.
+    pub v1: bool,
     /// Decode every Rice code with [`BitReader::rice_ref`] (differential tests).
     #[cfg(test)]
     pub reference: bool,
@@ -271,6 +273,7 @@ impl<'a> BitReader<'a> {
             data,
             pos: 0,
             end: data.len().saturating_mul(8),
+            v1: false,
             #[cfg(test)]
             reference: false,
         }

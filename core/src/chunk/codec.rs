@@ -2,6 +2,7 @@
 //! as a single LSB-first bit stream:
 //!
 //! ```text
+//! 8 bits 0xF2                                                 -- format 2 (absent: format 1)
 //! num n
 //! num zigzag(t0), series(t[i] - t[i-1])                       -- open times (1 bit if regular)
 //! 5 x presence (2 bits: none / all / bitmap)                  -- close_time qv trades tbb tbq
@@ -16,6 +17,10 @@
 //! taker_buy_base: dec column
 //! taker_buy_quote: dec column of m - taker_buy_base * quote_volume / volume
 //! ```
+//!
+//! Every series ends in runs of Rice-coded values ([`super::rice`]); in format 2 a run may
+//! carry zero flags (one bit per value, only the non-zero values coded), the one difference
+//! from format 1, which still decodes.
 //!
 //! Predictions are deterministic integer functions of already-decoded fields (any overflow
 //! makes them 0), and all differences wrap, so every `Dec` (up to i128 mantissas) round-trips.
@@ -37,6 +42,11 @@ use crate::varint::{unzigzag128, zigzag128};
 
 /// Most candles in one sealed chunk.
 pub const CHUNK_MAX: usize = 256;
+
+/// The first byte of a format-2 chunk. A format-1 chunk starts with the 8-bit length of
+/// `num n`, 1..=9 for 1 <= n <= CHUNK_MAX, so the two never meet. Format 2 differs from 1
+/// only in its runs of values: each carries a zero-flags bit ([`super::rice`]).
+const FORMAT2_TAG: u8 = 0xF2;
 
 fn put_presence(w: &mut BitWriter, cs: &[Candle], has: impl Fn(&Candle) -> bool) {
     let cnt = cs.iter().filter(|c| has(c)).count();
@@ -453,6 +463,7 @@ fn encode_chunk_sc(
 ) -> Vec<u8> {
     debug_assert!(!cs.is_empty() && cs.len() <= CHUNK_MAX);
     let mut w = BitWriter::with_capacity(cs.len() * 24 + 64);
+    w.bits(u64::from(FORMAT2_TAG), 8);
     w.num(cs.len() as u128);
     let t0 = cs.first().map_or(0, |c| c.open_time);
     w.num(zigzag128(i128::from(t0)));
@@ -500,7 +511,18 @@ fn encode_chunk_sc(
     w.finish()
 }
 
-fn read_times(r: &mut BitReader, sc: &mut Scratch) -> CoreResult<Vec<i64>> {
+/// Whether `data` is a format-2 chunk (else format 1).
+pub(super) fn is_format2(data: &[u8]) -> bool {
+    data.first() == Some(&FORMAT2_TAG)
+}
+
+/// The open times, after the format tag (none: format 1, which `r` is set to read).
+fn read_times(r: &mut BitReader, data: &[u8], sc: &mut Scratch) -> CoreResult<Vec<i64>> {
+    if is_format2(data) {
+        r.bits(8)?;
+    } else {
+        r.v1 = true;
+    }
     let n = usize::try_from(r.num()?).map_err(|_| corrupt("bad count"))?;
     if n == 0 || n > CHUNK_MAX {
         return Err(corrupt("bad chunk length"));
@@ -545,7 +567,7 @@ fn probe(data: &[u8], whole: bool) {
 pub fn decode_times(data: &[u8]) -> CoreResult<Vec<i64>> {
     probe(data, false);
     let mut sc = Scratch::new(0);
-    read_times(&mut BitReader::new(data), &mut sc)
+    read_times(&mut BitReader::new(data), data, &mut sc)
 }
 
 /// Decodes a whole chunk; every bit must be accounted for.
@@ -589,7 +611,7 @@ fn decode_chunk_with(
 ) -> CoreResult<()> {
     let mut has = std::mem::take(&mut sc.has);
     let mut all = std::mem::take(&mut sc.all);
-    let ts = read_times(&mut r, sc)?;
+    let ts = read_times(&mut r, data, sc)?;
     let n = ts.len();
     let start = out.len();
     out.reserve(n);
@@ -950,6 +972,91 @@ mod tests {
             assert_eq!(encode_chunk(&cs), encode_chunk_reference(&cs), "{cs:?}");
         }
         assert!(fast > 100, "{fast}");
+    }
+
+    /// The chunks of `testdata/v1_chunks.bin`: the real fixtures in full chunks and in chunks
+    /// of 7, then random and extreme candles (mantissas up to i128) in small chunks.
+    fn v1_corpus_sets() -> Vec<Vec<Candle>> {
+        let mut r = Rng(0x0001_c0de_c0ff_ee01);
+        let mut sets = chunk_sets(&mut r, (7, 10), 0);
+        for i in 0..60 {
+            let n = 1 + r.below(40) as usize;
+            sets.push(candles(&mut r, n, i % 2 == 0));
+        }
+        sets
+    }
+
+    const V1_CORPUS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/chunk/testdata/v1_chunks.bin"
+    );
+
+    /// Writes the corpus with the format-1 encoder (done once, before format 2; never
+    /// regenerate it with a newer encoder).
+    #[test]
+    #[ignore = "writes src/chunk/testdata/v1_chunks.bin; only the format-1 encoder may"]
+    fn generate_v1_corpus() {
+        let mut out = Vec::new();
+        for cs in v1_corpus_sets() {
+            let b = encode_chunk(&cs);
+            crate::varint::put_u64(&mut out, b.len() as u64);
+            out.extend_from_slice(&b);
+        }
+        std::fs::write(V1_CORPUS, out).unwrap();
+    }
+
+    /// Chunks written by format 1 (before the format-2 tag) still decode to their candles.
+    #[test]
+    fn v1_chunks_still_decode() {
+        let bytes = std::fs::read(V1_CORPUS).unwrap();
+        let sets = v1_corpus_sets();
+        let mut pos = 0;
+        for cs in &sets {
+            let len = crate::varint::get_u64(&bytes, &mut pos).unwrap() as usize;
+            let b = &bytes[pos..pos + len];
+            pos += len;
+            assert_eq!(decode_chunk(b).as_ref().ok(), Some(cs));
+            assert_eq!(decode_chunk_ref(b).as_ref().ok(), Some(cs));
+            let times: Vec<i64> = cs.iter().map(|c| c.open_time).collect();
+            assert_eq!(decode_times(b).unwrap(), times);
+        }
+        assert_eq!(pos, bytes.len());
+
+        // A format-1 store of the 1m fixture's chunks (the corpus' first four): it decodes,
+        // keeps its chunks' bytes, and writes the same bytes back (still format 1).
+        let fixture_1m = fixture("rest_klines_BTCUSDT_1m_limit1000.json");
+        let mut pos = 0;
+        let mut store = vec![1u8];
+        crate::varint::put_u64(&mut store, fixture_1m.len() as u64);
+        crate::varint::put_u64(&mut store, 4);
+        let mut chunks = Vec::new();
+        for _ in 0..4 {
+            let len = crate::varint::get_u64(&bytes, &mut pos).unwrap() as usize;
+            crate::varint::put_u64(&mut store, len as u64);
+            store.extend_from_slice(&bytes[pos..pos + len]);
+            chunks.push(&bytes[pos..pos + len]);
+            pos += len;
+        }
+        store.extend_from_slice(&[0, 0]);
+        let s = crate::chunk::ChunkedStore::decode(&store).unwrap();
+        assert!(s.iter().eq(fixture_1m.iter().copied()));
+        let mut again = Vec::new();
+        s.encode(&mut again);
+        assert_eq!(again, store);
+        assert!(chunks.iter().all(|c| c[0] != FORMAT2_TAG));
+        // Rewriting a candle re-encodes its chunk in format 2.
+        let mut s = s;
+        let mut c = fixture_1m[3];
+        c.volume = Dec::new(123, 2).unwrap();
+        s.put(c);
+        let mut want = fixture_1m.clone();
+        want[3] = c;
+        assert!(s.iter().eq(want.iter().copied()));
+        again.clear();
+        s.encode(&mut again);
+        assert_eq!(again[0], 2);
+        let s2 = crate::chunk::ChunkedStore::decode(&again).unwrap();
+        assert!(s2.iter().eq(want.iter().copied()));
     }
 
     #[test]

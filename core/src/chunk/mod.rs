@@ -47,7 +47,10 @@ pub const TAIL_MAX: usize = 32;
 /// A bulk append fills the last sealed chunk up only while it holds fewer candles than this.
 pub const REOPEN_BELOW: usize = CHUNK_MAX / 2;
 
-const FORMAT_VERSION: u8 = 1;
+/// The store's byte format: 2 when a chunk is format 2 (tagged, see `codec`), else 1 (the
+/// oldest that holds it: a store read from a format-1 file writes back the same bytes).
+/// Both decode; chunks are kept as they are.
+const FORMAT_VERSION: u8 = 2;
 
 /// When the tail buffer has less room than a typical row, it grows by `TAIL_GROW` exactly.
 const TAIL_ROOM: usize = 64;
@@ -683,7 +686,8 @@ impl ChunkedStore {
 
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(FORMAT_VERSION);
+        let v2 = self.chunks.iter().any(|ch| codec::is_format2(&ch.data));
+        out.push(if v2 { FORMAT_VERSION } else { 1 });
         rows::put_varint(out, self.len as u128);
         rows::put_varint(out, self.chunks.len() as u128);
         for ch in &self.chunks {
@@ -700,7 +704,7 @@ impl ChunkedStore {
         let bad = |m: &str| CoreError::corrupt(format!("corrupt candle store: {m}"));
         let mut pos = 0usize;
         match bytes.first() {
-            Some(&FORMAT_VERSION) => pos += 1,
+            Some(&(1 | FORMAT_VERSION)) => pos += 1,
             Some(v) => return Err(bad(&format!("unknown format version {v}"))),
             None => return Err(bad("empty")),
         }

@@ -9,7 +9,7 @@
 //! (`narrow_path_writes_the_bits_of_the_wide_path` holds them to the same output).
 
 use super::bits::{bitlen, BitReader, BitWriter};
-use super::rice::{get_unsigned, put_unsigned, put_unsigned64, Stats};
+use super::rice::{get_unsigned, put_unsigned, put_unsigned64, Stats, ZeroScratch};
 use crate::error::CoreResult;
 use crate::varint::{unzigzag128, zigzag, zigzag128};
 
@@ -26,6 +26,7 @@ pub struct SeriesScratch {
     /// [`put_series_i64`]'s values widened for the general path.
     vals128: Vec<i128>,
     us: Vec<u64>,
+    zs: ZeroScratch,
     /// Always take the general 128-bit path (for differential tests).
     pub wide_only: bool,
 }
@@ -47,7 +48,7 @@ pub fn put_series(w: &mut BitWriter, vals: &[i128], sc: &mut SeriesScratch, hint
             v as i64
         }));
         if out == 0 {
-            put_series64(w, &sc.narrow, &mut sc.us, hints);
+            put_series64(w, &sc.narrow, &mut sc.us, &mut sc.zs, hints);
             return;
         }
     }
@@ -66,7 +67,7 @@ pub fn put_series_i64(
         .iter()
         .fold(0u64, |o, &v| o | (v.wrapping_add(1 << 62) as u64 >> 63));
     if out == 0 && !sc.wide_only {
-        put_series64(w, vals, &mut sc.us, hints);
+        put_series64(w, vals, &mut sc.us, &mut sc.zs, hints);
         return;
     }
     let mut wide = std::mem::take(&mut sc.vals128);
@@ -144,14 +145,20 @@ fn put_series_wide(
 }
 /// the minimum) then fits in 64 bits, and the estimates, the choices and the bits written
 /// are the same.
-fn put_series64(w: &mut BitWriter, vals: &[i64], us: &mut Vec<u64>, hints: Option<&[u32]>) {
+fn put_series64(
+    w: &mut BitWriter,
+    vals: &[i64],
+    us: &mut Vec<u64>,
+    zs: &mut ZeroScratch,
+    hints: Option<&[u32]>,
+) {
     let Some(&first) = vals.first() else {
         return;
     };
     us.clear();
     if let Some(h) = hints {
         us.extend(vals.iter().map(|&v| zigzag(v)));
-        put_unsigned64(w, us, Some(h), Stats::of(us));
+        put_unsigned64(w, us, Some(h), Stats::of(us), zs);
         return;
     }
     let rest = vals.get(1..).unwrap_or(&[]);
@@ -260,7 +267,7 @@ fn put_series64(w: &mut BitWriter, vals: &[i64], us: &mut Vec<u64>, hints: Optio
         }
     };
     debug_assert_eq!(stats, Stats::of(us));
-    put_unsigned64(w, us, None, stats);
+    put_unsigned64(w, us, None, stats, zs);
 }
 
 /// Reads `n` values written by [`put_series`] into `out` (cleared first); `hints` as given
@@ -320,7 +327,7 @@ mod tests {
             0 => r.below(9) as usize,
             _ => r.below(300) as usize,
         };
-        let shape = r.below(9);
+        let shape = r.below(10);
         let mut x: i128 = 0;
         let vals = (0..n)
             .map(|i| match shape {
@@ -335,6 +342,12 @@ mod tests {
                 5 => -LIM + r.below(3) as i128,
                 6 => [LIM - 1, -LIM, 0, LIM / 2, -LIM / 2][r.below(5) as usize],
                 7 => [LIM, -LIM - 1, i128::MAX, i128::MIN, 0][r.below(5) as usize],
+                // Mostly zeros (the zero-flagged runs), sometimes at the bounds.
+                9 => match r.below(4) {
+                    0 => [LIM - 1, -LIM, i128::MAX, 0][r.below(4) as usize],
+                    1 => r.below(5000) as i128,
+                    _ => 0,
+                },
                 _ => (r.next() >> r.below(64)) as i128 - (1 << 40),
             })
             .collect();
