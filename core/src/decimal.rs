@@ -13,7 +13,13 @@ pub const MAX_SCALE: u8 = 24;
 /// Most significant digits accepted; keeps every aligned sum inside i128.
 pub const MAX_DIGITS: usize = 36;
 
+/// Packed to 8-byte alignment: an `i128` alone would align the decimal to 16 bytes and pad
+/// it to 32 (48 as an `Option`), and a candle, which holds eight, to 352 bytes; at 24 (32)
+/// it is 256, and every pass over a batch of candles (parse, validation, the effect, the
+/// chunk encoder's columns, the cascade) moves a quarter less memory. Fields are read by
+/// value (a packed field cannot be borrowed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(C, packed(8))]
 pub struct Dec {
     mant: i128,
     scale: u8,
@@ -579,7 +585,7 @@ impl Ord for Dec {
     #[inline(always)]
     fn cmp(&self, other: &Dec) -> Ordering {
         if self.scale == other.scale {
-            return self.mant.cmp(&other.mant);
+            return { self.mant }.cmp(&{ other.mant });
         }
         // Both mantissas within i64 and at most 18 digits of shift (prices, volumes): the
         // side with fewer fractional digits is aligned in i64. When that overflows, its
