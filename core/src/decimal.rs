@@ -1329,7 +1329,7 @@ mod tests {
             (m, if m == 0 { 0 } else { s })
         }
         let mut rng = crate::test_rng::XorShift(0xdec5_0e11);
-        let mut mant = |rng: &mut crate::test_rng::XorShift| -> i128 {
+        let mant = |rng: &mut crate::test_rng::XorShift| -> i128 {
             let m = match rng.below(4) {
                 0 => i128::from(rng.next() >> rng.below(64)),
                 1 => i128::from(i64::MAX) - i128::from(rng.below(1000)),
