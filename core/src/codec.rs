@@ -71,20 +71,41 @@ mod word {
     }
 }
 
-/// A candle's record built on the stack, a word at a time, then appended at once.
-struct CandleBuf {
-    /// The largest record, plus room for a word stored at its end.
-    buf: [u8; MAX_CANDLE_BYTES + 8],
+/// Records gathered on the stack before they are appended to the output at once: one
+/// copy per batch of ~20 candles instead of one call per record.
+const RECORDS_BYTES: usize = 2048;
+
+/// The most a batching [`CandleBuf`] holds: a record started below [`RECORDS_BYTES`], whole.
+const BUF_LIMIT: usize = RECORDS_BYTES + MAX_CANDLE_BYTES;
+
+/// Candle records built on the stack, a word at a time, then appended at once: `LIMIT`
+/// bytes of records at most ([`MAX_CANDLE_BYTES`] for one record, [`BUF_LIMIT`] for a batch).
+struct CandleBuf<const LIMIT: usize, const SIZE: usize> {
+    /// Records up to `LIMIT` bytes, plus room for a word stored at their end (`SIZE` is
+    /// `LIMIT + 8`).
+    buf: [u8; SIZE],
     at: usize,
 }
 
-impl CandleBuf {
+/// The buffer of one record.
+type OneRecord = CandleBuf<MAX_CANDLE_BYTES, { MAX_CANDLE_BYTES + 8 }>;
+/// The buffer of a batch of records.
+type Records = CandleBuf<BUF_LIMIT, { BUF_LIMIT + 8 }>;
+
+impl<const LIMIT: usize, const SIZE: usize> CandleBuf<LIMIT, SIZE> {
+    fn new() -> Self {
+        CandleBuf {
+            buf: [0; SIZE],
+            at: 0,
+        }
+    }
+
     /// Appends the first `n <= 8` bytes of `w` (little-endian).
     #[inline(always)]
     fn word(&mut self, w: u64, n: usize) {
-        // `at` never exceeds MAX_CANDLE_BYTES: the `min` changes nothing but proves the
-        // store in bounds.
-        let at = self.at.min(MAX_CANDLE_BYTES);
+        // `at` never exceeds LIMIT (a batch's records start below RECORDS_BYTES): the `min`
+        // changes nothing but proves the store in bounds.
+        let at = self.at.min(LIMIT);
         if let Some(d) = self.buf.get_mut(at..at + 8) {
             d.copy_from_slice(&w.to_le_bytes());
         }
@@ -151,7 +172,7 @@ impl CandleBuf {
         if let Some(d) = c.taker_buy_quote {
             self.dec(d);
         }
-        debug_assert!(self.at <= MAX_CANDLE_BYTES);
+        debug_assert!(self.at <= LIMIT);
     }
 
     /// `put_dec`: the scale, then the zig-zag varint of the mantissa (computed in 64 bits
@@ -263,21 +284,23 @@ fn presence_flags(c: &Candle) -> u8 {
 }
 
 pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
-    put_candles(out, [c]);
+    let mut b = OneRecord::new();
+    b.candle(c);
+    out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
 }
 
 /// `put_candle` of each candle in turn, through one record buffer, zeroed once (a record is
-/// read back only as far as it was written).
+/// read back only as far as it was written), appended to `out` every ~2 KB of records.
 pub fn put_candles<'a>(out: &mut Vec<u8>, candles: impl IntoIterator<Item = &'a Candle>) {
-    let mut b = CandleBuf {
-        buf: [0; MAX_CANDLE_BYTES + 8],
-        at: 0,
-    };
+    let mut b = Records::new();
     for c in candles {
-        b.at = 0;
         b.candle(c);
-        out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
+        if b.at >= RECORDS_BYTES {
+            out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
+            b.at = 0;
+        }
     }
+    out.extend_from_slice(b.buf.get(..b.at).unwrap_or(&b.buf));
 }
 
 /// `put_candle` field by field with the `put_*` functions (the reference for tests).
@@ -451,10 +474,7 @@ mod tests {
             for _ in 0..200 {
                 let v = rng.next().checked_shr(64 - bits).unwrap_or(0);
                 let first = rng.next() as u8;
-                let mut b = CandleBuf {
-                    buf: [0; MAX_CANDLE_BYTES + 8],
-                    at: 0,
-                };
+                let mut b = OneRecord::new();
                 b.u64(v);
                 b.byte_u64(first, v);
                 let mut r = Vec::new();

@@ -13,7 +13,13 @@ pub const MAX_SCALE: u8 = 24;
 /// Most significant digits accepted; keeps every aligned sum inside i128.
 pub const MAX_DIGITS: usize = 36;
 
+/// Packed to 8-byte alignment: an `i128` alone would align the decimal to 16 bytes and pad
+/// it to 32 (48 as an `Option`), and a candle, which holds eight, to 352 bytes; at 24 (32)
+/// it is 256, and every pass over a batch of candles (parse, validation, the effect, the
+/// chunk encoder's columns, the cascade) moves a quarter less memory. Fields are read by
+/// value (a packed field cannot be borrowed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(C, packed(8))]
 pub struct Dec {
     mant: i128,
     scale: u8,
@@ -79,6 +85,26 @@ impl DecSum {
     }
 
     fn add_at_max_scale(&mut self, d: Dec) -> bool {
+        // Both mantissas and the aligned sum within i64 (sums of prices and volumes): the
+        // exact sum, as below, without 128-bit arithmetic (and far inside the range).
+        if let (Ok(a), Ok(b)) = (i64::try_from(self.mant), i64::try_from(d.mant)) {
+            let aligned = match d.scale.cmp(&self.scale) {
+                std::cmp::Ordering::Equal => Some((a, b, self.scale)),
+                std::cmp::Ordering::Less => POW10_I64
+                    .get(usize::from(self.scale - d.scale))
+                    .and_then(|p| b.checked_mul(*p))
+                    .map(|b| (a, b, self.scale)),
+                std::cmp::Ordering::Greater => POW10_I64
+                    .get(usize::from(d.scale - self.scale))
+                    .and_then(|p| a.checked_mul(*p))
+                    .map(|a| (a, b, d.scale)),
+            };
+            if let Some((m, scale)) = aligned.and_then(|(a, b, s)| Some((a.checked_add(b)?, s))) {
+                self.mant = i128::from(m);
+                self.scale = scale;
+                return true;
+            }
+        }
         let (a, b, scale) = match d.scale.cmp(&self.scale) {
             std::cmp::Ordering::Equal => (Some(self.mant), Some(d.mant), self.scale),
             std::cmp::Ordering::Less => (
@@ -143,9 +169,19 @@ impl Dec {
     }
 
     fn normalized(mut self) -> Dec {
-        while self.scale > 0 && self.mant % 10 == 0 {
-            self.mant /= 10;
-            self.scale -= 1;
+        // In i64 when the mantissa fits (nearly always): a division by ten there is a
+        // multiplication, where i128's is a library call. The same digits come off.
+        if let Ok(mut m) = i64::try_from(self.mant) {
+            while self.scale > 0 && m % 10 == 0 {
+                m /= 10;
+                self.scale -= 1;
+            }
+            self.mant = i128::from(m);
+        } else {
+            while self.scale > 0 && self.mant % 10 == 0 {
+                self.mant /= 10;
+                self.scale -= 1;
+            }
         }
         if self.mant == 0 {
             self.scale = 0;
@@ -549,7 +585,7 @@ impl Ord for Dec {
     #[inline(always)]
     fn cmp(&self, other: &Dec) -> Ordering {
         if self.scale == other.scale {
-            return self.mant.cmp(&other.mant);
+            return { self.mant }.cmp(&{ other.mant });
         }
         // Both mantissas within i64 and at most 18 digits of shift (prices, volumes): the
         // side with fewer fractional digits is aligned in i64. When that overflows, its
@@ -1279,6 +1315,58 @@ mod tests {
             .unwrap()
             .checked_add(Dec::new(9 * 10i128.pow(36), 0).unwrap())
             .is_err());
+    }
+
+    /// Normalisation and the running sum's addition (64-bit fast paths, 128-bit otherwise)
+    /// against plain i128 arithmetic, with mantissas on both sides of the i64 boundary.
+    #[test]
+    fn sums_and_normalisation_match_i128_arithmetic() {
+        fn norm_ref(mut m: i128, mut s: u8) -> (i128, u8) {
+            while s > 0 && m % 10 == 0 {
+                m /= 10;
+                s -= 1;
+            }
+            (m, if m == 0 { 0 } else { s })
+        }
+        let mut rng = crate::test_rng::XorShift(0xdec5_0e11);
+        let mant = |rng: &mut crate::test_rng::XorShift| -> i128 {
+            let m = match rng.below(4) {
+                0 => i128::from(rng.next() >> rng.below(64)),
+                1 => i128::from(i64::MAX) - i128::from(rng.below(1000)),
+                2 => (i128::from(rng.next()) << rng.below(8)) * 10i128.pow(rng.below(4) as u32),
+                _ => i128::from(rng.below(100)) * 10i128.pow(rng.below(19) as u32),
+            };
+            if rng.below(3) == 0 {
+                -m
+            } else {
+                m
+            }
+        };
+        for _ in 0..20_000 {
+            let (ma, sa) = (mant(&mut rng), rng.below(19) as u8);
+            let (mb, sb) = (mant(&mut rng), rng.below(19) as u8);
+            let a = Dec::new(ma, sa).unwrap();
+            let b = Dec::new(mb, sb).unwrap();
+            assert_eq!((a.mant, a.scale), norm_ref(ma, sa), "{ma} {sa}");
+            // Exact in i128 (cases where i128 itself overflows are left out).
+            let s = a.scale.max(b.scale);
+            let aligned = |d: Dec| d.mant.checked_mul(10i128.pow(u32::from(s - d.scale)));
+            let Some(exact) = aligned(a)
+                .zip(aligned(b))
+                .and_then(|(x, y)| x.checked_add(y))
+            else {
+                continue;
+            };
+            let want =
+                (exact.unsigned_abs() < POW10[MAX_DIGITS + 1] as u128).then(|| norm_ref(exact, s));
+            let got = a.checked_add(b).ok().map(|d| (d.mant, d.scale));
+            assert_eq!(got, want, "{a:?} + {b:?}");
+            let mut sum = a.sum();
+            if sum.add(b) {
+                let f = sum.finish();
+                assert_eq!(Some((f.mant, f.scale)), want, "{a:?} + {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub(super) fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
     // large one left by a big batch is not kept.
     let mut blob = EFFECT_BUF.take();
     blob.clear();
+    // Room for a typical encoding at once (a 1000-row page is ~80 KB): growing by doubling
+    // would copy it several times.
+    blob.reserve(64 + EFFECT_BYTES_PER_CANDLE * (effect.official.len() + effect.live_put.len()));
     blob.push(EFFECT_TAG);
     effect.encode(&mut blob);
     // RM_Replicate directly ("sb": the key string as received, the blob as a buffer): the
@@ -40,8 +43,11 @@ pub(super) fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
     notify(ctx, name, effect);
 }
 
-/// Largest effect buffer kept for the next write.
-const EFFECT_BUF_KEEP: usize = 64 * 1024;
+/// Largest effect buffer kept for the next write (a 1000-row page's effect fits).
+const EFFECT_BUF_KEEP: usize = 256 * 1024;
+
+/// Bytes reserved per candle of an effect: a full Binance kline's record takes ~75.
+const EFFECT_BYTES_PER_CANDLE: usize = 96;
 
 thread_local! {
     /// The encoding buffer of `publish` (commands run on the main thread).

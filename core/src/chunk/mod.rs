@@ -452,6 +452,8 @@ impl ChunkedStore {
         if open.is_empty() {
             self.place_last(batch, in_chunks);
         } else {
+            // One allocation of the chunk's size: regrowing would copy the owned candles too.
+            open.reserve_exact(batch.len());
             open.extend_from_slice(batch);
             self.place_last(open, in_chunks);
         }
@@ -478,7 +480,9 @@ impl ChunkedStore {
         let rows = self.tail_rows();
         match self.chunks.last_mut() {
             Some(last) if last.n as usize + rows.len() <= CHUNK_MAX => {
-                let mut cs = last.candles();
+                // Decoded into room for the rows too (no regrowth copying the chunk's candles).
+                let mut cs = Vec::with_capacity(last.n as usize + rows.len());
+                last.candles_into(&mut cs);
                 cs.extend(rows);
                 self.chunk_bytes -= last.data.len();
                 *last = Chunk::seal(&cs);

@@ -190,12 +190,21 @@ impl Series {
         now_ms: i64,
     ) -> Effect {
         let b = self.buckets();
-        let mut starts: Vec<i64> = touched
-            .iter()
-            .filter(|t| (0..=MAX_TIME).contains(*t))
-            .map(|&t| b.align_down(t))
-            .filter(|s| *s >= 0)
-            .collect();
+        // The bucket of each time, aligned only when the time leaves the previous one's
+        // bucket: an append's times come in order, many to a bucket (the same starts, minus
+        // repeats that `dedup` drops below anyway).
+        let mut starts: Vec<i64> = Vec::new();
+        let mut bucket: Option<(i64, i64)> = None;
+        for &t in touched.iter().filter(|t| (0..=MAX_TIME).contains(*t)) {
+            if bucket.is_some_and(|(s, e)| s <= t && t < e) {
+                continue;
+            }
+            let s = b.align_down(t);
+            bucket = Some((s, b.next(s)));
+            if s >= 0 {
+                starts.push(s);
+            }
+        }
         // Usually ascending already (an append's times).
         if !starts.windows(2).all(|w| matches!(w, [a, b] if a <= b)) {
             starts.sort_unstable();
@@ -345,6 +354,9 @@ impl Series {
         let b = self.buckets();
         let sb = src.buckets();
         let coverage = src.coverage_start(now_ms);
+        // `given`'s candles in the bucket, found by a cursor that only moves forward (starts
+        // and `given` ascend): a step per candle, no binary search per bucket.
+        let mut lo = 0;
         starts
             .iter()
             .map(|&start| {
@@ -352,8 +364,13 @@ impl Series {
                 if coverage.is_some_and(|cov| start < cov) {
                     return Derived::Skip;
                 }
-                let lo = given.partition_point(|c| c.open_time < start);
-                let hi = given.partition_point(|c| c.open_time < end);
+                while given.get(lo).is_some_and(|c| c.open_time < start) {
+                    lo += 1;
+                }
+                let mut hi = lo;
+                while given.get(hi).is_some_and(|c| c.open_time < end) {
+                    hi += 1;
+                }
                 let mine = given.get(lo..hi).unwrap_or(&[]);
                 let run = from_start(mine, start, sb);
                 let run = match run {
