@@ -51,6 +51,11 @@ pub struct TickBatch {
     valid_names: Vec<u8>,
     /// Kept by [`TickBatch::clear`] too.
     template: Template,
+    /// Some tick of the batch may have other names than `valid_names` (set when a tick with
+    /// other names joins a non-empty batch; reset by [`TickBatch::clear`]).
+    mixed: bool,
+    /// `valid_names` holds the names of the template document (kept by [`TickBatch::clear`]).
+    template_names: bool,
 }
 
 /// A view paired with its batch: the [`TickSrc`] the book appends.
@@ -121,7 +126,16 @@ impl TickBatch {
             self.text.clear();
             self.fields.clear();
             self.ticks.clear();
+            self.mixed = false;
         }
+    }
+
+    /// The names every tick of the batch has, as a shape key (see [`write_shape_key`]), when
+    /// they all have the same: a stream whose last shape has this key takes the batch without
+    /// comparing names tick by tick.
+    pub(super) fn uniform_key(&self) -> Option<&[u8]> {
+        (!self.mixed && !self.ticks.is_empty() && !self.valid_names.is_empty())
+            .then_some(&self.valid_names[..])
     }
 
     pub fn len(&self) -> usize {
@@ -197,13 +211,16 @@ impl TickBatch {
     }
 
     /// Validates the tick just staged (fields from `first`, text from `text_at`) and keeps it,
-    /// or drops it and reports why. `known`: its names are those of `valid_names` (checked).
+    /// or drops it and reports why. `known`: its names passed the name checks before (they are
+    /// those of `valid_names`, or of the template); `same_key`: they are those of
+    /// `valid_names`.
     fn commit(
         &mut self,
         rec: TickRec,
         text_at: usize,
         values: bool,
         known: bool,
+        same_key: bool,
     ) -> CoreResult<()> {
         let t = BatchTick { b: self, rec };
         let r = if known {
@@ -219,10 +236,13 @@ impl TickBatch {
         };
         match r {
             Ok(()) => {
-                if !known {
+                if !(known && same_key) {
                     let mut key = ShapeKey::new(std::mem::take(&mut self.valid_names));
                     key.write(&BatchTick { b: self, rec });
                     self.valid_names = key.into_bytes();
+                    self.template_names = false;
+                    // The ticks before this one (if any) may have had other names.
+                    self.mixed |= !self.ticks.is_empty();
                 }
                 self.ticks.push(rec);
                 Ok(())
@@ -268,7 +288,7 @@ impl TickBatch {
             end: self.fields.len(),
         };
         let known = memo.hit(&self.valid_names);
-        self.commit(rec, text_at, true, known)
+        self.commit(rec, text_at, true, known, known)
     }
 
     /// Adds an owned tick (validated here).
@@ -292,7 +312,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at, true, false)
+        self.commit(rec, text_at, true, false, false)
     }
 
     /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
@@ -323,11 +343,16 @@ impl TickBatch {
         self.text.extend_from_slice(doc);
         if let Some(rec) = self.stage_like_template(doc, tf, base, first) {
             // The template's names, which passed the checks.
-            return self.commit(rec, base, false, true).ok();
+            let same_key = self.template_names;
+            self.commit(rec, base, false, true, same_key).ok()?;
+            // `valid_names` now holds this document's names, the template's.
+            self.template_names = true;
+            return Some(());
         }
         self.fields.truncate(first);
         // Rebuilt below if this document is accepted.
         self.template.clear();
+        self.template_names = false;
         let span = |(start, end): (usize, usize)| Span {
             start: base + start,
             end: base + end,
@@ -407,8 +432,10 @@ impl TickBatch {
         };
         let known = memo.hit(&self.valid_names);
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, base, false, known).ok()?;
+        self.commit(rec, base, false, known, known).ok()?;
         if doc.len() <= TEMPLATE_MAX_BYTES {
+            // `valid_names` holds this document's names (matched, or rebuilt by `commit`).
+            self.template_names = true;
             self.template.doc.extend_from_slice(doc);
             self.template.tf.extend_from_slice(tf);
         }
@@ -554,6 +581,14 @@ impl ShapeKey {
     fn into_bytes(self) -> Vec<u8> {
         self.0
     }
+}
+
+/// Sets `out` to the shape key of `t` (a validated tick): equal keys, equal names in the same
+/// places (the time field's included).
+pub(super) fn write_shape_key<T: TickSrc + ?Sized>(out: &mut Vec<u8>, t: &T) {
+    let mut key = ShapeKey::new(std::mem::take(out));
+    key.write(t);
+    *out = key.into_bytes();
 }
 
 /// Compares a tick's names, as they are read, with a [`ShapeKey`] without building the key.
