@@ -10,7 +10,9 @@ use super::value::{
     canonical_i64, validate_tick_with, validate_value_lens, validate_values, Tick, TickSrc,
     ValueKind,
 };
-use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
+use super::{
+    eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES,
+};
 use crate::decimal::swar;
 use crate::error::CoreResult;
 
@@ -104,6 +106,18 @@ impl TickSrc for BatchTick<'_> {
             _ => (ValueKind::Str, &[]),
         }
     }
+}
+
+/// What [`TickBatch::commit`] checks of the values of a tick whose names passed the checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Everything (values not read by the parser).
+    Values,
+    /// Their lengths (the parser held their grammar).
+    Lens,
+    /// Nothing: the parser held their grammar and each is a part of a document no longer
+    /// than a value may be.
+    Nothing,
 }
 
 /// Above this many bytes of buffers, [`TickBatch::clear`] gives the memory back.
@@ -218,7 +232,7 @@ impl TickBatch {
         &mut self,
         rec: TickRec,
         text_at: usize,
-        values: bool,
+        values: Check,
         known: bool,
         same_key: bool,
     ) -> CoreResult<()> {
@@ -226,13 +240,13 @@ impl TickBatch {
         let r = if known {
             // The name checks passed for these very names: only the values are left, and
             // `validate_tick_with` reports the first bad value in field order, as here.
-            if values {
-                validate_values(&t)
-            } else {
-                validate_value_lens(&t)
+            match values {
+                Check::Values => validate_values(&t),
+                Check::Lens => validate_value_lens(&t),
+                Check::Nothing => Ok(()),
             }
         } else {
-            validate_tick_with(&t, values)
+            validate_tick_with(&t, values == Check::Values)
         };
         match r {
             Ok(()) => {
@@ -288,7 +302,7 @@ impl TickBatch {
             end: self.fields.len(),
         };
         let known = memo.hit(&self.valid_names);
-        self.commit(rec, text_at, true, known, known)
+        self.commit(rec, text_at, Check::Values, known, known)
     }
 
     /// Adds an owned tick (validated here).
@@ -312,7 +326,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at, true, false, false)
+        self.commit(rec, text_at, Check::Values, false, false)
     }
 
     /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
@@ -344,7 +358,8 @@ impl TickBatch {
         if let Some(rec) = self.stage_like_template(doc, tf, base, first) {
             // The template's names, which passed the checks.
             let same_key = self.template_names;
-            self.commit(rec, base, false, true, same_key).ok()?;
+            self.commit(rec, base, lens_check(doc), true, same_key)
+                .ok()?;
             // `valid_names` now holds this document's names, the template's.
             self.template_names = true;
             return Some(());
@@ -432,7 +447,7 @@ impl TickBatch {
         };
         let known = memo.hit(&self.valid_names);
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, base, false, known, known).ok()?;
+        self.commit(rec, base, lens_check(doc), known, known).ok()?;
         if doc.len() <= TEMPLATE_MAX_BYTES {
             // `valid_names` holds this document's names (matched, or rebuilt by `commit`).
             self.template_names = true;
@@ -508,6 +523,16 @@ impl TickBatch {
             first,
             end: fields.len(),
         })
+    }
+}
+
+/// The value checks a tick read from `doc` by the fast parser needs: none when no part of the
+/// document can be longer than a value may be.
+fn lens_check(doc: &[u8]) -> Check {
+    if doc.len() <= MAX_VALUE_BYTES {
+        Check::Nothing
+    } else {
+        Check::Lens
     }
 }
 
@@ -749,7 +774,7 @@ impl Parser<'_> {
     }
 
     /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Option<(usize, usize)> {
         let start = self.i;
         if self.peek() == Some(b'-') {
