@@ -471,7 +471,7 @@ impl TickBatch {
         let TickBatch {
             template, fields, ..
         } = self;
-        if template.doc.is_empty() || template.tf != tf {
+        if template.doc.is_empty() || !eq_short(&template.tf, tf) {
             return None;
         }
         let span = |(start, end): (usize, usize)| Span {
@@ -513,7 +513,7 @@ impl TickBatch {
             }
             prev = m.token.1;
         }
-        if doc.get(p.i..)? != template.doc.get(prev..)? {
+        if !eq_short(doc.get(p.i..)?, template.doc.get(prev..)?) {
             return None;
         }
         Some(TickRec {
