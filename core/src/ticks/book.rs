@@ -207,7 +207,10 @@ impl TickBook {
             *next_seq += 1;
             s.trim();
         }
-        s.trim();
+        // Each tick above left the stream within its cap; with no tick, a new cap applies here.
+        if ticks.is_empty() {
+            s.trim();
+        }
         let len = s.len();
         let cap = s.cap as usize;
         *mem = (*mem + s.mem()).saturating_sub(before_mem);
