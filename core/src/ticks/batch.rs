@@ -1426,6 +1426,48 @@ mod tests {
         }
     }
 
+    /// `uniform_key` is the key of every tick's names, whichever way each tick came in (the
+    /// template path reports names that passed the checks, not necessarily `valid_names`).
+    #[test]
+    fn uniform_key_is_the_names_of_every_tick() {
+        let key_of = |t: &Tick| {
+            let mut k = Vec::new();
+            write_shape_key(&mut k, t);
+            k
+        };
+        let (a1, a2): (&[u8], &[u8]) = (
+            br#"{"ft":1,"lp":1.5,"v":2}"#,
+            br#"{"ft":3,"lp":2.5,"v":30}"#,
+        );
+        let ka = key_of(&Tick::from_json(a1, b"ft").unwrap());
+        let pair = [(&b"x"[..], &b"1"[..])];
+        let kb = key_of(&Tick::from_pairs(2, vec![(b"x".to_vec(), b"1".to_vec())]).unwrap());
+        let mut b = TickBatch::new();
+        assert_eq!(b.uniform_key(), None);
+        b.push_json(a1, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.clear();
+        b.push_pairs(2, pair.into_iter()).unwrap();
+        assert_eq!(b.uniform_key(), Some(&kb[..]));
+        b.clear();
+        // The template's layout, read while `valid_names` held the pairs' names.
+        b.push_json(a2, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.push_json(a1, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.push_pairs(4, pair.into_iter()).unwrap();
+        assert_eq!(b.uniform_key(), None);
+        b.clear();
+        b.push_pairs(5, pair.into_iter()).unwrap();
+        b.push_json(a2, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), None);
+        // A failed push leaves the batch's answer as it was.
+        b.clear();
+        b.push_json(a1, b"ft").unwrap();
+        assert!(b.push_json(br#"{"ft":1,"lp":1.5,"lp":2}"#, b"ft").is_err());
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+    }
+
     #[test]
     fn batch_pushes_encode_like_tick_pushes() {
         let mut rng = Lcg(9);
