@@ -3,7 +3,8 @@
 //! gave: a missing positional is a wrong-arity error, a missing option value is
 //! `<OPTION> needs a value`, a bad number is `<what> must be ...`, an option given twice is
 //! `<OPTION> given more than once` (every command takes its options with [`Args::take_option`],
-//! which keeps track of the options taken).
+//! which keeps track of the options taken; `TICKS.PUSH`, on a hot path, words the same errors
+//! itself).
 
 use redis_module::{RedisError, RedisString};
 

@@ -10,7 +10,9 @@
 //!  3. server cost of a 720-candle chart load: RANGE_MERGED COUNT 720 vs ZRANGEBYSCORE + GET;
 //!  4. LIVE_UPDATE vs SET ... EX throughput of the same JSON kline row (redis-benchmark,
 //!     pipelined), and the positional form;
-//!  5. TICKS.PUSH vs LPUSH+LTRIM and XADD MAXLEN ~ throughput (redis-benchmark);
+//!  5. server cost per tick (INFO commandstats) of TICKS.PUSH, one JSON document a command and
+//!     100, vs LPUSH + LTRIM of the same documents; TICKS.PUSH vs LPUSH+LTRIM and XADD MAXLEN ~
+//!     throughput (redis-benchmark, info);
 //!  6. bytes per tick, 100 streams x 1000 ticks: one tick book vs 100 lists of JSON;
 //!  7. derived series: ingest into a 1m series feeding a 5m/1h/1d chain vs feeding nothing,
 //!     live updates likewise, a chart read and bytes per candle of a derived series.
@@ -18,7 +20,8 @@
 //! Prints a table (measure | module | baseline | ratio | target | result) and exits 1 when a
 //! target is missed. TICKS.* rows print "n/a" (and do not fail) when the module has no TICKS.*.
 //! Env: `BENCH_SECS` (seconds per redis-benchmark run, default 2.5), `BENCH_REPEATS` (3),
-//! `BENCH_DIR` (working dir for the server; its pid file is `redis.pid`).
+//! `BENCH_DIR` (working dir for the server; its pid file is `redis.pid`), `BENCH_ONLY=ticks`
+//! (phases 5 and 6 alone).
 //!
 //! Files: `server.rs` (the redis-server), `stats.rs` (INFO helpers), `bench.rs` (redis-benchmark
 //! runner), `data.rs` (fixtures, shifted rows, tick docs), `table.rs` (results), and the phases:
@@ -130,6 +133,11 @@ fn run(t: &mut Table) -> R<()> {
     let rows_1m = data::klines("1m")?;
 
     let t0 = Instant::now();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("ticks") {
+        ticks::tick_phases(&srv, &mut meter, &bench, t, built)?;
+        eprintln!("[{:.0}s] ticks done", t0.elapsed().as_secs_f64());
+        return Ok(());
+    }
     candles::official_phases(&srv, &mut meter, t, &rows_1m)?;
     candles::other_intervals(&srv, &mut meter, t)?;
     eprintln!("[{:.0}s] official candles done", t0.elapsed().as_secs_f64());

@@ -15,12 +15,12 @@ use super::default_cap;
 use crate::args::Args;
 use crate::command::module_command;
 use crate::datatype::Slot;
-use crate::util::{core_err, err, is_kw};
+use crate::util::{core_err, err};
 
 /// What follows the options of TICKS.PUSH.
 enum Body<'a> {
-    /// `time field value [field value ...]`
-    Pairs(&'a RedisString, &'a [RedisString]),
+    /// `time field value [field value ...]` (the time parsed)
+    Pairs(i64, &'a [RedisString]),
     /// `JSON doc [doc ...]`
     Json(&'a [RedisString]),
 }
@@ -41,25 +41,31 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
     let stream = args.next_arg()?;
     let mut maxlen = None;
     let mut timefield = None;
+    // Each argument's bytes are fetched once (a call into the server each): the options and
+    // the body's first word are told apart on them, as `Args::take_option` and `is_kw` would.
     loop {
-        match args.take_option(&["MAXLEN", "TIMEFIELD"])? {
-            Some("MAXLEN") => {
-                maxlen = Some(args.value_in("MAXLEN", 1, MAX_CAP as u64)? as usize);
-                continue;
-            }
-            Some(_) => {
-                timefield = Some(args.value_of("TIMEFIELD")?);
-                continue;
-            }
-            None => {}
-        }
         let body_args = args.remaining();
         let Some(a) = args.next_opt() else {
             return Err(err(
                 "TICKS.PUSH needs a time and field/value pairs, or JSON documents",
             ));
         };
-        if is_kw(a, "JSON") {
+        let word = a.as_slice();
+        if word.eq_ignore_ascii_case(b"MAXLEN") {
+            if maxlen.is_some() {
+                return Err(err("MAXLEN given more than once"));
+            }
+            maxlen = Some(args.value_in("MAXLEN", 1, MAX_CAP as u64)? as usize);
+            continue;
+        }
+        if word.eq_ignore_ascii_case(b"TIMEFIELD") {
+            if timefield.is_some() {
+                return Err(err("TIMEFIELD given more than once"));
+            }
+            timefield = Some(args.value_of("TIMEFIELD")?);
+            continue;
+        }
+        if word.eq_ignore_ascii_case(b"JSON") {
             let docs = args.rest();
             if docs.is_empty() {
                 return Err(err("JSON needs at least one document"));
@@ -72,30 +78,29 @@ fn parse_push(args: &[RedisString]) -> Result<Push<'_>, RedisError> {
                 body: Body::Json(docs),
                 body_args,
             });
-        } else {
-            if candles_core::candle::parse_i64(a.as_slice()).is_none() {
-                return Err(err(format!(
-                    "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
-                )));
-            }
-            if timefield.is_some() {
-                return Err(err("TIMEFIELD applies to JSON documents only"));
-            }
-            let pairs = args.rest();
-            if !pairs.len().is_multiple_of(2) {
-                return Err(err(
-                    "fields and values come in pairs: time field value [field value ...]",
-                ));
-            }
-            return Ok(Push {
-                name,
-                stream,
-                maxlen,
-                timefield,
-                body: Body::Pairs(a, pairs),
-                body_args,
-            });
         }
+        let Some(time) = candles_core::candle::parse_i64(word) else {
+            return Err(err(format!(
+                "time must be an integer (or an option: MAXLEN n, TIMEFIELD f, JSON doc ...), got '{a}'"
+            )));
+        };
+        if timefield.is_some() {
+            return Err(err("TIMEFIELD applies to JSON documents only"));
+        }
+        let pairs = args.rest();
+        if !pairs.len().is_multiple_of(2) {
+            return Err(err(
+                "fields and values come in pairs: time field value [field value ...]",
+            ));
+        }
+        return Ok(Push {
+            name,
+            stream,
+            maxlen,
+            timefield,
+            body: Body::Pairs(time, pairs),
+            body_args,
+        });
     }
 }
 
@@ -108,8 +113,6 @@ thread_local! {
 fn fill_batch(p: &Push<'_>, batch: &mut TickBatch) -> Result<(), RedisError> {
     match p.body {
         Body::Pairs(time, pairs) => {
-            let time = candles_core::candle::parse_i64(time.as_slice())
-                .ok_or_else(|| err("time must be an integer"))?;
             let kv = pairs.chunks_exact(2).filter_map(|c| match c {
                 [f, v] => Some((f.as_slice(), v.as_slice())),
                 _ => None,

@@ -10,7 +10,9 @@ use super::value::{
     canonical_i64, validate_tick_with, validate_value_lens, validate_values, Tick, TickSrc,
     ValueKind,
 };
-use super::{eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES};
+use super::{
+    eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES,
+};
 use crate::decimal::swar;
 use crate::error::CoreResult;
 
@@ -51,6 +53,11 @@ pub struct TickBatch {
     valid_names: Vec<u8>,
     /// Kept by [`TickBatch::clear`] too.
     template: Template,
+    /// Some tick of the batch may have other names than `valid_names` (set when a tick with
+    /// other names joins a non-empty batch; reset by [`TickBatch::clear`]).
+    mixed: bool,
+    /// `valid_names` holds the names of the template document (kept by [`TickBatch::clear`]).
+    template_names: bool,
 }
 
 /// A view paired with its batch: the [`TickSrc`] the book appends.
@@ -101,6 +108,18 @@ impl TickSrc for BatchTick<'_> {
     }
 }
 
+/// What [`TickBatch::commit`] checks of the values of a tick whose names passed the checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Everything (values not read by the parser).
+    Values,
+    /// Their lengths (the parser held their grammar).
+    Lens,
+    /// Nothing: the parser held their grammar and each is a part of a document no longer
+    /// than a value may be.
+    Nothing,
+}
+
 /// Above this many bytes of buffers, [`TickBatch::clear`] gives the memory back.
 const KEEP_BYTES: usize = 64 * 1024;
 
@@ -121,7 +140,16 @@ impl TickBatch {
             self.text.clear();
             self.fields.clear();
             self.ticks.clear();
+            self.mixed = false;
         }
+    }
+
+    /// The names every tick of the batch has, as a shape key (see [`write_shape_key`]), when
+    /// they all have the same: a stream whose last shape has this key takes the batch without
+    /// comparing names tick by tick.
+    pub(super) fn uniform_key(&self) -> Option<&[u8]> {
+        (!self.mixed && !self.ticks.is_empty() && !self.valid_names.is_empty())
+            .then_some(&self.valid_names[..])
     }
 
     pub fn len(&self) -> usize {
@@ -197,32 +225,38 @@ impl TickBatch {
     }
 
     /// Validates the tick just staged (fields from `first`, text from `text_at`) and keeps it,
-    /// or drops it and reports why. `known`: its names are those of `valid_names` (checked).
+    /// or drops it and reports why. `known`: its names passed the name checks before (they are
+    /// those of `valid_names`, or of the template); `same_key`: they are those of
+    /// `valid_names`.
     fn commit(
         &mut self,
         rec: TickRec,
         text_at: usize,
-        values: bool,
+        values: Check,
         known: bool,
+        same_key: bool,
     ) -> CoreResult<()> {
         let t = BatchTick { b: self, rec };
         let r = if known {
             // The name checks passed for these very names: only the values are left, and
             // `validate_tick_with` reports the first bad value in field order, as here.
-            if values {
-                validate_values(&t)
-            } else {
-                validate_value_lens(&t)
+            match values {
+                Check::Values => validate_values(&t),
+                Check::Lens => validate_value_lens(&t),
+                Check::Nothing => Ok(()),
             }
         } else {
-            validate_tick_with(&t, values)
+            validate_tick_with(&t, values == Check::Values)
         };
         match r {
             Ok(()) => {
-                if !known {
+                if !(known && same_key) {
                     let mut key = ShapeKey::new(std::mem::take(&mut self.valid_names));
                     key.write(&BatchTick { b: self, rec });
                     self.valid_names = key.into_bytes();
+                    self.template_names = false;
+                    // The ticks before this one (if any) may have had other names.
+                    self.mixed |= !self.ticks.is_empty();
                 }
                 self.ticks.push(rec);
                 Ok(())
@@ -268,7 +302,7 @@ impl TickBatch {
             end: self.fields.len(),
         };
         let known = memo.hit(&self.valid_names);
-        self.commit(rec, text_at, true, known)
+        self.commit(rec, text_at, Check::Values, known, known)
     }
 
     /// Adds an owned tick (validated here).
@@ -292,7 +326,7 @@ impl TickBatch {
             first,
             end: self.fields.len(),
         };
-        self.commit(rec, text_at, true, false)
+        self.commit(rec, text_at, Check::Values, false, false)
     }
 
     /// Adds a tick from a JSON document, exactly as [`Tick::from_json`] reads it (same tick,
@@ -323,11 +357,17 @@ impl TickBatch {
         self.text.extend_from_slice(doc);
         if let Some(rec) = self.stage_like_template(doc, tf, base, first) {
             // The template's names, which passed the checks.
-            return self.commit(rec, base, false, true).ok();
+            let same_key = self.template_names;
+            self.commit(rec, base, lens_check(doc), true, same_key)
+                .ok()?;
+            // `valid_names` now holds this document's names, the template's.
+            self.template_names = true;
+            return Some(());
         }
         self.fields.truncate(first);
         // Rebuilt below if this document is accepted.
         self.template.clear();
+        self.template_names = false;
         let span = |(start, end): (usize, usize)| Span {
             start: base + start,
             end: base + end,
@@ -407,8 +447,10 @@ impl TickBatch {
         };
         let known = memo.hit(&self.valid_names);
         // Invalid (duplicate names, empty name, ...): serde decides and words the error.
-        self.commit(rec, base, false, known).ok()?;
+        self.commit(rec, base, lens_check(doc), known, known).ok()?;
         if doc.len() <= TEMPLATE_MAX_BYTES {
+            // `valid_names` holds this document's names (matched, or rebuilt by `commit`).
+            self.template_names = true;
             self.template.doc.extend_from_slice(doc);
             self.template.tf.extend_from_slice(tf);
         }
@@ -429,7 +471,7 @@ impl TickBatch {
         let TickBatch {
             template, fields, ..
         } = self;
-        if template.doc.is_empty() || template.tf != tf {
+        if template.doc.is_empty() || !eq_short(&template.tf, tf) {
             return None;
         }
         let span = |(start, end): (usize, usize)| Span {
@@ -471,7 +513,7 @@ impl TickBatch {
             }
             prev = m.token.1;
         }
-        if doc.get(p.i..)? != template.doc.get(prev..)? {
+        if !eq_short(doc.get(p.i..)?, template.doc.get(prev..)?) {
             return None;
         }
         Some(TickRec {
@@ -481,6 +523,16 @@ impl TickBatch {
             first,
             end: fields.len(),
         })
+    }
+}
+
+/// The value checks a tick read from `doc` by the fast parser needs: none when no part of the
+/// document can be longer than a value may be.
+fn lens_check(doc: &[u8]) -> Check {
+    if doc.len() <= MAX_VALUE_BYTES {
+        Check::Nothing
+    } else {
+        Check::Lens
     }
 }
 
@@ -554,6 +606,14 @@ impl ShapeKey {
     fn into_bytes(self) -> Vec<u8> {
         self.0
     }
+}
+
+/// Sets `out` to the shape key of `t` (a validated tick): equal keys, equal names in the same
+/// places (the time field's included).
+pub(super) fn write_shape_key<T: TickSrc + ?Sized>(out: &mut Vec<u8>, t: &T) {
+    let mut key = ShapeKey::new(std::mem::take(out));
+    key.write(t);
+    *out = key.into_bytes();
 }
 
 /// Compares a tick's names, as they are read, with a [`ShapeKey`] without building the key.
@@ -714,7 +774,7 @@ impl Parser<'_> {
     }
 
     /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Option<(usize, usize)> {
         let start = self.i;
         if self.peek() == Some(b'-') {
@@ -1364,6 +1424,48 @@ mod tests {
                 (g, r) => panic!("{:?} vs {:?}", g.is_ok(), r.is_ok()),
             }
         }
+    }
+
+    /// `uniform_key` is the key of every tick's names, whichever way each tick came in (the
+    /// template path reports names that passed the checks, not necessarily `valid_names`).
+    #[test]
+    fn uniform_key_is_the_names_of_every_tick() {
+        let key_of = |t: &Tick| {
+            let mut k = Vec::new();
+            write_shape_key(&mut k, t);
+            k
+        };
+        let (a1, a2): (&[u8], &[u8]) = (
+            br#"{"ft":1,"lp":1.5,"v":2}"#,
+            br#"{"ft":3,"lp":2.5,"v":30}"#,
+        );
+        let ka = key_of(&Tick::from_json(a1, b"ft").unwrap());
+        let pair = [(&b"x"[..], &b"1"[..])];
+        let kb = key_of(&Tick::from_pairs(2, vec![(b"x".to_vec(), b"1".to_vec())]).unwrap());
+        let mut b = TickBatch::new();
+        assert_eq!(b.uniform_key(), None);
+        b.push_json(a1, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.clear();
+        b.push_pairs(2, pair.into_iter()).unwrap();
+        assert_eq!(b.uniform_key(), Some(&kb[..]));
+        b.clear();
+        // The template's layout, read while `valid_names` held the pairs' names.
+        b.push_json(a2, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.push_json(a1, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
+        b.push_pairs(4, pair.into_iter()).unwrap();
+        assert_eq!(b.uniform_key(), None);
+        b.clear();
+        b.push_pairs(5, pair.into_iter()).unwrap();
+        b.push_json(a2, b"ft").unwrap();
+        assert_eq!(b.uniform_key(), None);
+        // A failed push leaves the batch's answer as it was.
+        b.clear();
+        b.push_json(a1, b"ft").unwrap();
+        assert!(b.push_json(br#"{"ft":1,"lp":1.5,"lp":2}"#, b"ft").is_err());
+        assert_eq!(b.uniform_key(), Some(&ka[..]));
     }
 
     #[test]

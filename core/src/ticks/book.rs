@@ -134,7 +134,7 @@ impl TickBook {
         for t in ticks {
             t.validate()?;
         }
-        self.push_validated(stream, maxlen, default_cap, ticks)
+        self.push_validated(stream, maxlen, default_cap, ticks, None)
             .map(|o| o.len)
     }
 
@@ -148,15 +148,19 @@ impl TickBook {
         batch: &TickBatch,
     ) -> CoreResult<PushOutcome> {
         check_push_args(stream, maxlen, default_cap)?;
-        batch.with_views(|views| self.push_validated(stream, maxlen, default_cap, views))
+        let key = batch.uniform_key();
+        batch.with_views(|views| self.push_validated(stream, maxlen, default_cap, views, key))
     }
 
+    /// `key`: the shape key ([`super::batch::write_shape_key`]) every one of `ticks` has,
+    /// when the caller knows it.
     pub(super) fn push_validated<T: TickSrc>(
         &mut self,
         stream: &[u8],
         maxlen: Option<usize>,
         default_cap: usize,
         ticks: &[T],
+        key: Option<&[u8]>,
     ) -> CoreResult<PushOutcome> {
         let TickBook {
             streams,
@@ -168,7 +172,11 @@ impl TickBook {
         let (s, created, all_last_shape) = match streams.get_mut(stream) {
             Some(s) => {
                 let all_last_shape = s.last_shape != NO_SHAPE
-                    && ticks.iter().all(|t| s.shape_matches(s.last_shape, t));
+                    && match key {
+                        // Equal keys, equal names in the same places: one comparison for all.
+                        Some(k) if !s.last_key.is_empty() => s.last_key[..] == *k,
+                        _ => ticks.iter().all(|t| s.shape_matches(s.last_shape, t)),
+                    };
                 let fresh = if all_last_shape {
                     0
                 } else {
@@ -199,7 +207,10 @@ impl TickBook {
             *next_seq += 1;
             s.trim();
         }
-        s.trim();
+        // Each tick above left the stream within its cap; with no tick, a new cap applies here.
+        if ticks.is_empty() {
+            s.trim();
+        }
         let len = s.len();
         let cap = s.cap as usize;
         *mem = (*mem + s.mem()).saturating_sub(before_mem);

@@ -2,6 +2,7 @@
 //! chunks of delta-coded records, and the late-tick index that keeps every read a merge of
 //! two sorted sequences (see the module documentation of [`super`]).
 
+use super::batch::write_shape_key;
 use super::codec::{corrupt, decode_value, encode_value, CodecState, Reader};
 use super::value::TickSrc;
 use super::value::{Tick, Value};
@@ -81,6 +82,9 @@ pub(super) struct Stream {
     /// Dictionary id of the last appended tick's shape ([`NO_SHAPE`]: none): a tick of the
     /// same shape (the usual case) is matched by comparing its names, without hashing.
     pub(super) last_shape: u32,
+    /// The shape key ([`write_shape_key`]) of `last_shape` (empty: none), so that a batch of
+    /// ticks that all have one shape is matched against it with one comparison.
+    pub(super) last_key: Vec<u8>,
 }
 
 /// `Stream::last_shape` before any tick was appended.
@@ -110,6 +114,7 @@ impl Stream {
             last_inorder: None,
             enc: CodecState::default(),
             last_shape: NO_SHAPE,
+            last_key: Vec::new(),
         }
     }
 
@@ -130,6 +135,7 @@ impl Stream {
             + self.chunk_bytes
             + self.late_by_idx.len() * LATE_ENTRY_BYTES
             + self.enc.mem()
+            + self.last_key.capacity()
     }
 
     /// Number of names a push of `ticks` would add to the dictionary.
@@ -226,6 +232,9 @@ impl Stream {
             }
         };
         if let Some(id) = shape_code {
+            if known.is_none() {
+                write_shape_key(&mut self.last_key, t);
+            }
             self.last_shape = id;
         }
 
