@@ -96,20 +96,41 @@ impl Series {
         if from > to || count == Some(0) {
             return b"[]".to_vec();
         }
-        if cache_cap == 0 {
-            self.json.forget();
-        } else if self.official.last_time().is_some_and(|l| to >= l) {
-            let cached = cache.with_window(&self.json, full, |slot| {
-                self.sync_window(slot, full, cache_cap);
-                self.json_from_window(slot.as_ref()?, from, to, count, full, now_ms)
-            });
-            if let Some(Some(out)) = cached {
-                return out;
-            }
+        let cached = self.with_window(to, full, cache, cache_cap, |w| {
+            self.json_from_window(w, from, to, count, full, now_ms)
+        });
+        if let Some(out) = cached {
+            return out;
         }
         render::candles_json_with(full, |push| {
             self.visit_merged(from, to, count, now_ms, |c, k| push(c, k))
         })
+    }
+
+    /// `serve` on the series' cached window of `full`'s shape, brought up to date, when a read
+    /// up to `to` reaches the newest official and the cache is on (`cache_cap == 0` drops the
+    /// series' windows); None when the read is not served from it.
+    fn with_window<R>(
+        &self,
+        to: i64,
+        full: bool,
+        cache: &ChartCache,
+        cache_cap: usize,
+        serve: impl FnOnce(&Window) -> Option<R>,
+    ) -> Option<R> {
+        if cache_cap == 0 {
+            self.json.forget();
+            return None;
+        }
+        if self.official.last_time().is_none_or(|l| to < l) {
+            return None;
+        }
+        cache
+            .with_window(&self.json, full, |slot| {
+                self.sync_window(slot, full, cache_cap);
+                serve(slot.as_ref()?)
+            })
+            .flatten()
     }
 
     /// Brings the cached window up to date: the newest officials, at most `cap * 5 / 4`.
@@ -232,28 +253,22 @@ impl Series {
         if from > to || count == Some(0) {
             return;
         }
-        if cache_cap == 0 {
-            self.json.forget();
-        } else if self.official.last_time().is_some_and(|l| to >= l) {
-            let served = cache.with_window(&self.json, full, |slot| {
-                self.sync_window(slot, full, cache_cap);
-                let w = slot.as_ref()?;
-                let (start, hi, live) = self.window_span(w, from, to, count, now_ms)?;
-                for i in start..hi {
-                    // Each candle's text without the comma that follows it.
-                    let end = w.start_of(i + 1).saturating_sub(1);
-                    f(Merged::Cached(
-                        w.text.get(w.start_of(i)..end).unwrap_or_default(),
-                    ));
-                }
-                for c in live {
-                    f(Merged::Candle(c, CandleKind::Live));
-                }
-                Some(())
-            });
-            if let Some(Some(())) = served {
-                return;
+        let served = self.with_window(to, full, cache, cache_cap, |w| {
+            let (start, hi, live) = self.window_span(w, from, to, count, now_ms)?;
+            for i in start..hi {
+                // Each candle's text without the comma that follows it.
+                let end = w.start_of(i + 1).saturating_sub(1);
+                f(Merged::Cached(
+                    w.text.get(w.start_of(i)..end).unwrap_or_default(),
+                ));
             }
+            for c in live {
+                f(Merged::Candle(c, CandleKind::Live));
+            }
+            Some(())
+        });
+        if served.is_some() {
+            return;
         }
         self.visit_merged(from, to, count, now_ms, |c, k| f(Merged::Candle(c, k)));
     }
