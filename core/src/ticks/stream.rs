@@ -314,6 +314,7 @@ impl Stream {
     }
 
     /// Drops the oldest ticks until the stream holds at most `cap`.
+    #[inline]
     pub(super) fn trim(&mut self) {
         while self.len() > self.cap as usize {
             let old = self.head;
