@@ -106,6 +106,17 @@ impl TickSrc for BatchTick<'_> {
             _ => (ValueKind::Str, &[]),
         }
     }
+    #[inline(always)]
+    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8])) {
+        let recs = self
+            .b
+            .fields
+            .get(self.rec.first..self.rec.end)
+            .unwrap_or(&[]);
+        for r in recs {
+            f(r.kind, self.text(r.value));
+        }
+    }
 }
 
 /// What [`TickBatch::commit`] checks of the values of a tick whose names passed the checks.
