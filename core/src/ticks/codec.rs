@@ -84,7 +84,69 @@ pub(super) const MAX_DEC_SCALE: u8 = 18;
 /// One pass over the text (it runs for every string and number pushed): the same answers as
 /// `canonical_i64`, then a plain decimal of at most [`MAX_DEC_SCALE`] fraction digits whose
 /// digits read as an i64 mantissa (the tests keep the two-pass reference).
+#[inline]
 pub(super) fn num_repr(t: &[u8]) -> Num {
+    // At most 19 digits: below 10^19 < 2^64, the mantissa cannot overflow a u64, so the
+    // digits need no overflow checks (prices, sizes, millisecond times); longer texts take
+    // the checked pass.
+    if t.is_empty() || t.len() > 19 {
+        return num_repr_checked(t);
+    }
+    let (neg, rest) = match t.split_first() {
+        Some((b'-', r)) => (true, r),
+        _ => (false, t),
+    };
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    // No digit, or a leading zero of a longer integer part.
+    if i == 0 || (i > 1 && rest.first() == Some(&b'0')) {
+        return Num::None;
+    }
+    let int_len = i;
+    match rest.get(i) {
+        None => {
+            // `canonical_i64`: no `-0`, in range.
+            return match (neg, m) {
+                (true, 0) => Num::None,
+                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+                _ => Num::None,
+            };
+        }
+        Some(b'.') => i += 1,
+        Some(_) => return Num::None,
+    }
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Num::None;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let scale = i - int_len - 1;
+    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+        return Num::None;
+    }
+    if neg {
+        if m == 0 {
+            return Num::None; // "-0.0" would print back as "0.0"
+        }
+        return Num::Dec(-(m as i64), scale as u8);
+    }
+    Num::Dec(m as i64, scale as u8)
+}
+
+/// [`num_repr`] with an overflow check per digit, for texts of any length.
+fn num_repr_checked(t: &[u8]) -> Num {
     if t.is_empty() || t.len() > 40 {
         return Num::None;
     }
