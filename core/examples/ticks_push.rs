@@ -8,7 +8,8 @@
 //!
 //! Deterministic figures: count instructions in the measured functions only, e.g.
 //! `valgrind --tool=callgrind --toggle-collect='*push_json_all*' target/release/examples/ticks_push`
-//! (`*push_pairs_all*` for the field/value form). Divide by the number of measured pushes
+//! (`*push_pairs_all*` for the field/value form, `*push_json_batch_all*` for JSON pushes of
+//! 100 documents each, into a book of their own). Divide by the number of measured pushes
 //! (after `CAP` unmeasured ones that create and fill the streams).
 //!
 //! `cargo run --release -p candles-core --example ticks_push [-- PUSHES [same]]`
@@ -21,6 +22,8 @@ use std::time::Instant;
 const STREAM: &[u8] = b"26001";
 const PAIRS_STREAM: &[u8] = b"26001p";
 const CAP: usize = 1000;
+/// Documents per command of the batched JSON form (the bench's row 5b).
+const BATCH: usize = 100;
 
 struct Doc {
     ft: i64,
@@ -102,6 +105,24 @@ fn json_pushes(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usiz
     len
 }
 
+/// What the module does per JSON push of `BATCH` documents.
+#[inline(always)]
+fn json_batches(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
+    let mut len = 0;
+    for group in docs.chunks(BATCH) {
+        batch.clear();
+        for d in group {
+            batch.push_json(&d.json, b"ft").expect("valid document");
+        }
+        len = book
+            .push_batch(STREAM, None, CAP, batch)
+            .expect("pushes")
+            .len;
+        batch.clear();
+    }
+    len
+}
+
 /// What the module does per field/value push.
 #[inline(always)]
 fn pairs_pushes(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
@@ -126,6 +147,11 @@ fn pairs_pushes(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usi
 #[inline(never)]
 fn push_json_all(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
     json_pushes(book, batch, docs)
+}
+
+#[inline(never)]
+fn push_json_batch_all(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
+    json_batches(book, batch, docs)
 }
 
 #[inline(never)]
@@ -173,17 +199,26 @@ fn main() {
     let t0 = Instant::now();
     let a = push_json_all(&mut book, &mut batch, docs);
     let t_json = t0.elapsed().as_secs_f64();
+    // The batched form fills a book of its own, so the digest below stays the one-document
+    // pushes' (comparable across versions of this example).
+    let mut batch_book = TickBook::new();
+    json_batches(&mut batch_book, &mut batch, warm);
+    let t0 = Instant::now();
+    let c = push_json_batch_all(&mut batch_book, &mut batch, docs);
+    let t_batch = t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
     let b = push_pairs_all(&mut book, &mut batch, docs);
     let t_pairs = t0.elapsed().as_secs_f64();
     let snap = book.encode().expect("encodes");
     println!(
-        "{CAP} + {n} measured pushes{} per form (lens {a}, {b}): JSON {:.1} ns/push, field/value {:.1} ns/push; mem_usage {} B; snapshot {} B digest {:016x}",
+        "{CAP} + {n} measured pushes{} per form (lens {a}, {c}, {b}): JSON {:.1} ns/push, JSON x{BATCH} {:.1} ns/tick, field/value {:.1} ns/push; mem_usage {} B; snapshot {} B digest {:016x} (x{BATCH}: {:016x})",
         if same { " of one document" } else { "" },
         t_json * 1e9 / n as f64,
+        t_batch * 1e9 / n as f64,
         t_pairs * 1e9 / n as f64,
         book.mem_usage(),
         snap.len(),
         fnv(&snap),
+        fnv(&batch_book.encode().expect("encodes")),
     );
 }

@@ -4,10 +4,9 @@
 //! are the RDB payload: they must never change for an existing encoding version.
 
 use super::value::{Value, ValueKind};
-use super::{eq_short, MAX_VALUE_BYTES};
+use super::{eq_short, MAX_NAMES_PER_STREAM, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
 use crate::varint::{self, VarintError};
-use std::collections::HashMap;
 
 pub(super) struct Reader<'a> {
     b: &'a [u8],
@@ -85,7 +84,69 @@ pub(super) const MAX_DEC_SCALE: u8 = 18;
 /// One pass over the text (it runs for every string and number pushed): the same answers as
 /// `canonical_i64`, then a plain decimal of at most [`MAX_DEC_SCALE`] fraction digits whose
 /// digits read as an i64 mantissa (the tests keep the two-pass reference).
+#[inline]
 pub(super) fn num_repr(t: &[u8]) -> Num {
+    // At most 19 digits: below 10^19 < 2^64, the mantissa cannot overflow a u64, so the
+    // digits need no overflow checks (prices, sizes, millisecond times); longer texts take
+    // the checked pass.
+    if t.is_empty() || t.len() > 19 {
+        return num_repr_checked(t);
+    }
+    let (neg, rest) = match t.split_first() {
+        Some((b'-', r)) => (true, r),
+        _ => (false, t),
+    };
+    let mut m: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    // No digit, or a leading zero of a longer integer part.
+    if i == 0 || (i > 1 && rest.first() == Some(&b'0')) {
+        return Num::None;
+    }
+    let int_len = i;
+    match rest.get(i) {
+        None => {
+            // `canonical_i64`: no `-0`, in range.
+            return match (neg, m) {
+                (true, 0) => Num::None,
+                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+                _ => Num::None,
+            };
+        }
+        Some(b'.') => i += 1,
+        Some(_) => return Num::None,
+    }
+    while let Some(&c) = rest.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Num::None;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let scale = i - int_len - 1;
+    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+        return Num::None;
+    }
+    if neg {
+        if m == 0 {
+            return Num::None; // "-0.0" would print back as "0.0"
+        }
+        return Num::Dec(-(m as i64), scale as u8);
+    }
+    Num::Dec(m as i64, scale as u8)
+}
+
+/// [`num_repr`] with an overflow check per digit, for texts of any length.
+fn num_repr_checked(t: &[u8]) -> Num {
     if t.is_empty() || t.len() > 40 {
         return Num::None;
     }
@@ -184,42 +245,36 @@ pub(super) const OP_TRUE: u8 = 9;
 pub(super) const OP_JSON: u8 = 10;
 pub(super) const STR_BIT: u8 = 0x10;
 
-/// Hasher for small integer keys (field ids): one multiply, no SipHash.
-#[derive(Default, Clone, Copy)]
-pub(super) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-pub(super) type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// The previous value of one field within the current chunk.
 #[derive(Clone, Debug)]
 pub(super) struct Prev {
+    /// The field this slot holds (see [`CodecState::slot`]).
+    fid: u32,
     kind: ValueKind,
     pub(super) text: Vec<u8>,
     num: Num,
 }
 
+/// Field ids up to this one are found through the dense `slot_of` index; larger ones (not
+/// reachable: a stream has at most this many names) by a scan of the chunk's slots.
+const DENSE_FIDS: usize = MAX_NAMES_PER_STREAM;
+
 /// Delta-coding state of one chunk (the encoder's for the open chunk; a decoder's).
+///
+/// The previous values live in `slots`, one per field seen in the chunk, in the order the
+/// fields first appeared; `slot_of[fid]` is the slot of field `fid` *if* that slot is live
+/// (below `live`) and holds `fid` — a stale entry fails that check, so a chunk reset is
+/// `live = 0` and the slots keep their text buffers for the next chunk (no hashing, no
+/// allocation per chunk).
 #[derive(Debug, Default)]
 pub(super) struct CodecState {
     pub(super) n: usize,
     pub(super) prev_time: i64,
     pub(super) prev_seq: u64,
-    pub(super) prev: IdMap<Prev>,
-    /// Sum of the capacities of the `prev` texts, kept so that `mem` is O(1) (it runs twice
+    slots: Vec<Prev>,
+    live: usize,
+    slot_of: Vec<u32>,
+    /// Sum of the capacities of the slots' texts, kept so that `mem` is O(1) (it runs twice
     /// per push).
     pub(super) text_cap: usize,
 }
@@ -227,20 +282,23 @@ pub(super) struct CodecState {
 impl Clone for CodecState {
     fn clone(&self) -> Self {
         // Cloned texts may have other capacities: sum them again.
-        let prev = self.prev.clone();
-        let text_cap = prev.values().map(|p| p.text.capacity()).sum();
+        let slots = self.slots.clone();
+        let text_cap = slots.iter().map(|p| p.text.capacity()).sum();
         CodecState {
             n: self.n,
             prev_time: self.prev_time,
             prev_seq: self.prev_seq,
-            prev,
+            slots,
+            live: self.live,
+            slot_of: self.slot_of.clone(),
             text_cap,
         }
     }
 }
 
 /// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
-pub(super) fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
+#[inline(always)]
+fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
     let before = p.text.capacity();
     p.kind = kind;
     p.num = num;
@@ -249,24 +307,85 @@ pub(super) fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text
     *text_cap = *text_cap + p.text.capacity() - before;
 }
 
+/// Slot texts above this capacity are given back when their chunk closes.
+const KEEP_TEXT: usize = 256;
+
 impl CodecState {
     pub(super) fn reset(&mut self) {
         self.n = 0;
         self.prev_time = 0;
         self.prev_seq = 0;
-        self.prev.clear();
-        self.text_cap = 0;
+        // A long value's buffer is not kept past its chunk.
+        for p in self.slots.iter_mut().take(self.live) {
+            if p.text.capacity() > KEEP_TEXT {
+                self.text_cap -= p.text.capacity();
+                p.text = Vec::new();
+            }
+        }
+        self.live = 0;
     }
+
+    /// The live slot of `fid`, if the chunk has seen it.
+    #[inline(always)]
+    fn slot(&self, fid: u32) -> Option<usize> {
+        let live = self.slots.get(..self.live).unwrap_or(&[]);
+        if (fid as usize) < DENSE_FIDS {
+            let i = *self.slot_of.get(fid as usize)? as usize;
+            live.get(i).filter(|p| p.fid == fid).map(|_| i)
+        } else {
+            live.iter().position(|p| p.fid == fid)
+        }
+    }
+
+    /// A live slot for `fid`, which the chunk has not seen: the next slot, reused if an
+    /// earlier chunk left one.
+    fn new_slot(&mut self, fid: u32, kind: ValueKind, num: Num) -> usize {
+        let i = self.live;
+        match self.slots.get_mut(i) {
+            Some(p) => {
+                p.fid = fid;
+                p.kind = kind;
+                p.num = num;
+            }
+            None => self.slots.push(Prev {
+                fid,
+                kind,
+                text: Vec::new(),
+                num,
+            }),
+        }
+        self.live += 1;
+        let f = fid as usize;
+        if f < DENSE_FIDS {
+            if self.slot_of.len() <= f {
+                self.slot_of.resize(f + 1, u32::MAX);
+            }
+            if let Some(s) = self.slot_of.get_mut(f) {
+                *s = i as u32;
+            }
+        }
+        i
+    }
+
     pub(super) fn remember(&mut self, fid: u32, kind: ValueKind, text: &[u8], num: Num) {
-        let p = self.prev.entry(fid).or_insert_with(|| Prev {
-            kind,
-            text: Vec::new(),
-            num,
-        });
-        set_prev(p, &mut self.text_cap, kind, text, num);
+        let i = match self.slot(fid) {
+            Some(i) => i,
+            None => self.new_slot(fid, kind, num),
+        };
+        if let Some(p) = self.slots.get_mut(i) {
+            set_prev(p, &mut self.text_cap, kind, text, num);
+        }
     }
+
+    /// The texts of every slot, live or kept (their capacities make up `text_cap`).
+    #[cfg(test)]
+    pub(super) fn slot_texts(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.slots.iter().map(|p| &p.text)
+    }
+
     pub(super) fn mem(&self) -> usize {
-        self.prev.capacity() * (std::mem::size_of::<u32>() + std::mem::size_of::<Prev>() + 1)
+        self.slots.capacity() * std::mem::size_of::<Prev>()
+            + self.slot_of.capacity() * std::mem::size_of::<u32>()
             + self.text_cap
     }
 }
@@ -280,7 +399,11 @@ pub(super) fn encode_value(
     text: &[u8],
 ) {
     // One lookup: the slot is read for the deltas and then overwritten.
-    let slot = st.prev.get_mut(&fid);
+    let at = st.slot(fid);
+    let slot = match at {
+        Some(i) => st.slots.get_mut(i),
+        None => None,
+    };
     if let Some(p) = slot.as_deref() {
         if p.kind == kind && eq_short(&p.text, text) {
             out.push(OP_REPEAT);
@@ -366,7 +489,12 @@ pub(super) fn encode_value(
     }
     match slot {
         Some(p) => set_prev(p, &mut st.text_cap, kind, text, num),
-        None => st.remember(fid, kind, text, num),
+        None => {
+            let i = st.new_slot(fid, kind, num);
+            if let Some(p) = st.slots.get_mut(i) {
+                set_prev(p, &mut st.text_cap, kind, text, num);
+            }
+        }
     }
 }
 
@@ -384,7 +512,7 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
     if tag & STR_BIT != 0 && !(OP_INT..=OP_PREFIX).contains(&op) {
         return Err(corrupt("bad value tag"));
     }
-    let prev = st.prev.get(&fid);
+    let prev = st.slot(fid).and_then(|i| st.slots.get(i));
     let (value, num) = match op {
         OP_REPEAT => {
             let p = prev.ok_or_else(|| corrupt("repeat without a previous value"))?;

@@ -293,10 +293,13 @@ impl Stream {
                 }
             }
         }
-        for (i, &fid) in shape.fields.iter().enumerate() {
-            let (kind, text) = t.value(i);
-            encode_value(out, enc, fid, kind, text);
-        }
+        // The shape is the tick's: one value per field id.
+        let mut fids = shape.fields.iter();
+        t.each_value(|kind, text| {
+            if let Some(&fid) = fids.next() {
+                encode_value(out, enc, fid, kind, text);
+            }
+        });
         enc.n += 1;
         enc.prev_seq = seq;
         enc.prev_time = t.time();
@@ -314,6 +317,7 @@ impl Stream {
     }
 
     /// Drops the oldest ticks until the stream holds at most `cap`.
+    #[inline]
     pub(super) fn trim(&mut self) {
         while self.len() > self.cap as usize {
             let old = self.head;

@@ -476,6 +476,14 @@ pub(super) trait TickSrc {
         let (_, kind, text) = self.field(i);
         (kind, text)
     }
+    /// `f` on the kind and text of each field, in order (as `value` for every `i`).
+    #[inline(always)]
+    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8])) {
+        for i in 0..self.n_fields() {
+            let (kind, text) = self.value(i);
+            f(kind, text);
+        }
+    }
 }
 
 impl TickSrc for Tick {
