@@ -1227,13 +1227,22 @@ fn replica_shows_exactly_what_master_shows() {
         &["CANDLE.CREATE", "cfg", "INTERVAL", "4h", "LIVE_MAX", "3"],
     );
     sync_replica(&mut m);
+    // Valkey 8 sometimes gives the replica's key object (the server's own allocation, not the
+    // module's) a larger size class than the master's: MEMORY USAGE 16 B apart, one run in
+    // about six. The module's share of it is CANDLE.INFO's memory_usage, compared exactly
+    // below on every server; MEMORY USAGE as a whole is compared exactly on Redis.
+    let valkey = info_field(&mut m, "server", "server_name").as_deref() == Some("valkey");
     for key in [KEY, "sec", "candle:{ETHUSDT}:1m", "cfg"] {
         assert_eq!(state(&mut r, key), state(&mut m, key), "{key}");
-        assert_eq!(
-            val(&mut r, &["MEMORY", "USAGE", key]),
-            val(&mut m, &["MEMORY", "USAGE", key]),
-            "{key}"
+        let (mu_r, mu_m): (i64, i64) = (
+            q(&mut r, &["MEMORY", "USAGE", key]).unwrap(),
+            q(&mut m, &["MEMORY", "USAGE", key]).unwrap(),
         );
+        if valkey {
+            assert!((mu_r - mu_m).abs() <= 64, "{key}: {mu_r} vs {mu_m}");
+        } else {
+            assert_eq!(mu_r, mu_m, "{key}");
+        }
         assert_eq!(
             val(&mut r, &["CANDLE.INFO", key]),
             val(&mut m, &["CANDLE.INFO", key]),
