@@ -86,67 +86,29 @@ pub(super) const MAX_DEC_SCALE: u8 = 18;
 /// digits read as an i64 mantissa (the tests keep the two-pass reference).
 #[inline]
 pub(super) fn num_repr(t: &[u8]) -> Num {
-    // At most 19 digits: below 10^19 < 2^64, the mantissa cannot overflow a u64, so the
+    // At most 19 bytes: below 10^19 < 2^64, the mantissa cannot overflow a u64, so the
     // digits need no overflow checks (prices, sizes, millisecond times); longer texts take
     // the checked pass.
     if t.is_empty() || t.len() > 19 {
-        return num_repr_checked(t);
+        num_repr_with::<true>(t)
+    } else {
+        num_repr_with::<false>(t)
     }
-    let (neg, rest) = match t.split_first() {
-        Some((b'-', r)) => (true, r),
-        _ => (false, t),
-    };
-    let mut m: u64 = 0;
-    let mut i = 0;
-    while let Some(&c) = rest.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
-    // No digit, or a leading zero of a longer integer part.
-    if i == 0 || (i > 1 && rest.first() == Some(&b'0')) {
-        return Num::None;
-    }
-    let int_len = i;
-    match rest.get(i) {
-        None => {
-            // `canonical_i64`: no `-0`, in range.
-            return match (neg, m) {
-                (true, 0) => Num::None,
-                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
-                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
-                _ => Num::None,
-            };
-        }
-        Some(b'.') => i += 1,
-        Some(_) => return Num::None,
-    }
-    while let Some(&c) = rest.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return Num::None;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
-    let scale = i - int_len - 1;
-    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
-        return Num::None;
-    }
-    if neg {
-        if m == 0 {
-            return Num::None; // "-0.0" would print back as "0.0"
-        }
-        return Num::Dec(-(m as i64), scale as u8);
-    }
-    Num::Dec(m as i64, scale as u8)
 }
 
-/// [`num_repr`] with an overflow check per digit, for texts of any length.
-fn num_repr_checked(t: &[u8]) -> Num {
+/// `m * 10 + d`, checked (None on overflow) or, where the length rules overflow out, not.
+#[inline(always)]
+fn push_digit<const CHECKED: bool>(m: u64, d: u8) -> Option<u64> {
+    if CHECKED {
+        m.checked_mul(10)?.checked_add(u64::from(d))
+    } else {
+        Some(m.wrapping_mul(10).wrapping_add(u64::from(d)))
+    }
+}
+
+/// [`num_repr`]'s one pass; `CHECKED` for texts long enough to overflow the mantissa.
+#[inline(always)]
+fn num_repr_with<const CHECKED: bool>(t: &[u8]) -> Num {
     if t.is_empty() || t.len() > 40 {
         return Num::None;
     }
@@ -162,7 +124,7 @@ fn num_repr_checked(t: &[u8]) -> Num {
         if d > 9 {
             break;
         }
-        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+        m = match push_digit::<CHECKED>(m, d) {
             Some(v) => v,
             None => return Num::None,
         };
@@ -191,7 +153,7 @@ fn num_repr_checked(t: &[u8]) -> Num {
         if d > 9 {
             return Num::None;
         }
-        m = match m.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+        m = match push_digit::<CHECKED>(m, d) {
             Some(v) => v,
             None => return Num::None,
         };
