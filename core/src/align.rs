@@ -150,6 +150,15 @@ impl Buckets {
     }
 
     #[inline]
+    /// The length of every bucket, when they are all one length (fixed intervals outside
+    /// time zones): then `next(t) == t + len` for every aligned `t`.
+    pub fn step(self) -> Option<i64> {
+        match self.align {
+            Align::Zone(_) => None,
+            Align::Utc | Align::Offset(_) => self.interval.fixed_ms(),
+        }
+    }
+
     pub fn is_aligned(self, t: i64) -> bool {
         self.align_down(t) == t
     }

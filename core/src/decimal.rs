@@ -74,7 +74,27 @@ impl DecSum {
     /// Adds `d`; false (the sum left unusable) when it leaves the decimal range, exactly when
     /// `Dec::checked_add` would.
     #[must_use]
+    #[inline]
     pub fn add(&mut self, d: Dec) -> bool {
+        // Inline, the common case of a bucket's sums: `d` has no more fractional digits than
+        // the running sum and everything fits i64 (`add_at_max_scale`'s first case).
+        if let Some(p) = self
+            .scale
+            .checked_sub(d.scale)
+            .and_then(|shift| POW10_I64.get(usize::from(shift)))
+        {
+            if let (Ok(a), Ok(b)) = (i64::try_from(self.mant), i64::try_from(d.mant)) {
+                if let Some(m) = b.checked_mul(*p).and_then(|b| a.checked_add(b)) {
+                    self.mant = i128::from(m);
+                    return true;
+                }
+            }
+        }
+        self.add_out_of_line(d)
+    }
+
+    #[inline(never)]
+    fn add_out_of_line(&mut self, d: Dec) -> bool {
         if self.add_at_max_scale(d) {
             return true;
         }

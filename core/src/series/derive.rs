@@ -40,6 +40,7 @@ pub(super) struct Acc {
 }
 
 /// An optional sum: present while every candle has the field.
+#[inline]
 fn add_opt(a: &mut Option<DecSum>, b: Option<Dec>, overflow: &mut bool) {
     match (a.as_mut(), b) {
         (Some(sum), Some(d)) => *overflow |= !sum.add(d),
@@ -66,6 +67,16 @@ impl Acc {
     }
 
     fn add(&mut self, c: &Candle, kind: CandleKind, src: Buckets) {
+        self.fold(c);
+        self.all_official &= kind == CandleKind::Official;
+        self.contiguous &= c.open_time == self.expect;
+        self.expect = src.next(c.open_time);
+    }
+
+    /// `c`'s prices, sums and trade count into the aggregate (`add` without the bookkeeping
+    /// of kinds and contiguity).
+    #[inline(always)]
+    fn fold(&mut self, c: &Candle) {
         let a = &mut self.c;
         a.high = a.high.max(c.high);
         a.low = a.low.min(c.low);
@@ -89,9 +100,6 @@ impl Acc {
             }),
             _ => None,
         };
-        self.all_official &= kind == CandleKind::Official;
-        self.contiguous &= c.open_time == self.expect;
-        self.expect = src.next(c.open_time);
     }
 
     fn finish(mut self, end: i64) -> Derived {
@@ -144,8 +152,27 @@ fn from_start(cs: &[Candle], start: i64, sb: Buckets) -> Option<Acc> {
         return None;
     }
     let mut acc = Acc::new(start, first, CandleKind::Official, sb);
-    for c in rest {
-        acc.add(c, CandleKind::Official, sb);
+    match sb.step() {
+        // Buckets of one length: `n` strictly ascending aligned times from `start` follow
+        // each other exactly when the last is `n - 1` steps on (no `next` per candle).
+        Some(step) => {
+            let (mut prev, mut ascending) = (start, true);
+            for c in rest {
+                acc.fold(c);
+                ascending &= c.open_time > prev;
+                prev = c.open_time;
+            }
+            let steps = i64::try_from(rest.len())
+                .ok()
+                .and_then(|n| n.checked_mul(step));
+            acc.contiguous = ascending && steps == prev.checked_sub(start);
+            acc.expect = prev.saturating_add(step);
+        }
+        None => {
+            for c in rest {
+                acc.add(c, CandleKind::Official, sb);
+            }
+        }
     }
     acc.contiguous.then_some(acc)
 }
