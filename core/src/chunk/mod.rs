@@ -9,10 +9,11 @@
 //! * The tail holds up to [`TAIL_MAX`] - 1 candles newer than every chunk, as byte-aligned
 //!   rows, so appending the newest candle is a few varint writes. When it fills it is merged
 //!   into the last chunk (if that stays within `CHUNK_MAX`) or sealed as a new chunk.
-//! * A bulk append (`put_all`, e.g. a 1000-row REST page) seals its candles into new chunks
-//!   and reopens the last sealed chunk only while it is less than half full
-//!   ([`REOPEN_BELOW`]): topping up a nearly full chunk would decode and re-encode it for a
-//!   few candles. So chunks hold at least `REOPEN_BELOW` candles, except the newest.
+//! * A bulk append (`put_all`, e.g. a 1000-row REST page) seals all its candles into new
+//!   chunks, its last few too (the tail's rows would be written, then read back and encoded
+//!   at the next write anyway), and reopens the last sealed chunk only while it is less than
+//!   half full ([`REOPEN_BELOW`]): topping up a nearly full chunk would decode and re-encode
+//!   it for a few candles. So chunks hold at least `REOPEN_BELOW` candles, except the newest.
 //! * Writes older than the tail (gap fills, overwrites) decode the one chunk concerned,
 //!   edit it and re-encode it, splitting it in two when it outgrows `CHUNK_MAX`.
 //!
@@ -265,7 +266,8 @@ impl ChunkedStore {
     /// A run of appends (strictly ascending, newer than everything stored, at least
     /// `2 * TAIL_MAX`) takes a fast path that encodes each chunk it fills once, instead of
     /// re-encoding the growing last chunk at every tail flush (every `TAIL_MAX` candles). It
-    /// leaves the chunks and tail the one-by-one puts would, except that it tops up the last
+    /// leaves the chunks the one-by-one puts would with their tail then sealed (its last
+    /// candles are sealed too, leaving the tail empty), except that it tops up the last
     /// sealed chunk only when that holds fewer than [`REOPEN_BELOW`] candles; from a fuller
     /// one it starts a new chunk (decoding and re-encoding ~200 candles to add a few costs
     /// more than the slightly shorter chunk saves). The layout depends only on the sequence of
@@ -308,12 +310,12 @@ impl ChunkedStore {
             first = Some(rows);
             i = need;
         }
-        // 2. Whole blocks of TAIL_MAX: each would fill the empty tail and flush it at once.
-        //    Merge them as `flush_tail` would, keeping the chunk being filled decoded.
+        // 2. Blocks of TAIL_MAX (the last one may be shorter): each would fill the empty tail
+        //    and flush it at once (the last as if sealed). Merge them as `flush_tail` would,
+        //    keeping the chunk being filled decoded.
         if self.tail_len == 0 {
             let start = i;
-            let blocks = (cs.len() - i) / TAIL_MAX;
-            i += blocks * TAIL_MAX;
+            i = cs.len();
             self.len += i - start;
             // The chunk being filled: owned candles (the decoded last chunk, the first block)
             // then the batch's `cs[run]`, which is sealed in place, copied only behind owned
@@ -323,7 +325,9 @@ impl ChunkedStore {
             let mut run = start..start;
             let mut in_chunks: Option<bool> = None;
             let sizes = first.as_ref().map(|f| (f.len(), None));
-            let body = (start..i).step_by(TAIL_MAX).map(|at| (TAIL_MAX, Some(at)));
+            let body = (start..i)
+                .step_by(TAIL_MAX)
+                .map(|at| ((i - at).min(TAIL_MAX), Some(at)));
             for (len, at) in sizes.into_iter().chain(body) {
                 let last_n = match in_chunks {
                     Some(_) => Some(open.len() + run.len()),
@@ -351,14 +355,14 @@ impl ChunkedStore {
                 match at {
                     // The first block: `run` is still empty, so order is kept.
                     None => open.extend_from_slice(first.as_deref().unwrap_or(&[])),
-                    Some(at) => run.end = at + TAIL_MAX,
+                    Some(at) => run.end = at + len,
                 }
             }
             if let Some(placed) = in_chunks {
                 self.seal_open(&mut open, cs.get(run).unwrap_or(&[]), placed);
             }
         }
-        // 3. The rest (fewer than TAIL_MAX) into the tail, one by one.
+        // 3. What step 1 left when it used up the batch (nothing after step 2).
         for c in cs.get(i..).unwrap_or(&[]) {
             self.put(*c);
         }
@@ -672,6 +676,13 @@ impl ChunkedStore {
     }
 
     /// How many candles each sealed chunk holds, oldest first (for layout tests).
+    /// Seals the tail's candles into the chunks, as a bulk append does with its last ones
+    /// (for tests comparing `put_all` with one-by-one puts).
+    #[doc(hidden)]
+    pub fn seal_tail(&mut self) {
+        self.flush_tail();
+    }
+
     #[doc(hidden)]
     pub fn chunk_lens(&self) -> Vec<usize> {
         self.chunks.iter().map(|ch| ch.n as usize).collect()
@@ -796,7 +807,8 @@ mod tests {
     const MIN: i64 = 60_000;
 
     /// The real 1m fixture five times over (shifted by 1000 minutes each time), put as
-    /// REST-sized batches: 5,000 candles, 19 full chunks, a partial one and a short tail.
+    /// REST-sized batches, then ten more candles streamed one by one: 5,010 candles, 19 full
+    /// chunks, partial ones and a short tail.
     fn store() -> (ChunkedStore, Vec<Candle>) {
         let mut s = ChunkedStore::new();
         let mut all = Vec::new();
@@ -805,7 +817,11 @@ mod tests {
             s.put_all(&batch);
             all.extend(batch);
         }
-        assert_eq!(s.len(), 5000);
+        for c in rest_1m_copy(5).into_iter().take(10) {
+            s.put(c);
+            all.push(c);
+        }
+        assert_eq!(s.len(), 5010);
         assert!(s.chunks.len() >= 19 && s.tail_len > 0, "{s:?}");
         (s, all)
     }
