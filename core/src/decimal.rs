@@ -63,8 +63,10 @@ fn scale_up(m: i128, k: u8) -> Option<i128> {
 }
 
 /// An exact running sum of decimals: like repeated [`Dec::checked_add`], normalised once at
-/// the end instead of after every addition (sums of thousands of volumes, R8).
+/// the end instead of after every addition (sums of thousands of volumes, R8). Packed as
+/// [`Dec`] is (a derived bucket's aggregate holds four).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(8))]
 pub struct DecSum {
     mant: i128,
     scale: u8,

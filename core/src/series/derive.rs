@@ -23,11 +23,16 @@ enum Derived {
     Skip,
 }
 
-/// The running aggregate of one bucket.
+/// The running aggregate of one bucket: the fields of the candle it becomes, the sums still
+/// running (no whole candle inside: the aggregate is moved and cloned whole).
 #[derive(Clone, Debug)]
 pub(super) struct Acc {
-    /// Open, high, low, close and the trade count; the sums are below.
-    c: Candle,
+    start: i64,
+    open: Dec,
+    high: Dec,
+    low: Dec,
+    close: Dec,
+    trades: Option<u64>,
     volume: DecSum,
     quote_volume: Option<DecSum>,
     taker_buy_base: Option<DecSum>,
@@ -51,10 +56,12 @@ fn add_opt(a: &mut Option<DecSum>, b: Option<Dec>, overflow: &mut bool) {
 impl Acc {
     fn new(start: i64, c: &Candle, kind: CandleKind, src: Buckets) -> Acc {
         Acc {
-            c: Candle {
-                open_time: start,
-                ..*c
-            },
+            start,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            trades: c.trades,
             volume: c.volume.sum(),
             quote_volume: c.quote_volume.map(Dec::sum),
             taker_buy_base: c.taker_buy_base.map(Dec::sum),
@@ -77,10 +84,9 @@ impl Acc {
     /// of kinds and contiguity).
     #[inline(always)]
     fn fold(&mut self, c: &Candle) {
-        let a = &mut self.c;
-        a.high = a.high.max(c.high);
-        a.low = a.low.min(c.low);
-        a.close = c.close;
+        self.high = self.high.max(c.high);
+        self.low = self.low.min(c.low);
+        self.close = c.close;
         self.overflow |= !self.volume.add(c.volume);
         add_opt(&mut self.quote_volume, c.quote_volume, &mut self.overflow);
         add_opt(
@@ -93,7 +99,7 @@ impl Acc {
             c.taker_buy_quote,
             &mut self.overflow,
         );
-        a.trades = match (a.trades, c.trades) {
+        self.trades = match (self.trades, c.trades) {
             (Some(x), Some(y)) => x.checked_add(y).or_else(|| {
                 self.overflow = true;
                 None
@@ -102,19 +108,27 @@ impl Acc {
         };
     }
 
-    fn finish(mut self, end: i64) -> Derived {
+    fn finish(self, end: i64) -> Derived {
         if self.overflow {
             return Derived::Skip;
         }
-        self.c.close_time = Some(end - 1);
-        self.c.volume = self.volume.finish();
-        self.c.quote_volume = self.quote_volume.map(DecSum::finish);
-        self.c.taker_buy_base = self.taker_buy_base.map(DecSum::finish);
-        self.c.taker_buy_quote = self.taker_buy_quote.map(DecSum::finish);
+        let c = Candle {
+            open_time: self.start,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume.finish(),
+            close_time: Some(end - 1),
+            quote_volume: self.quote_volume.map(DecSum::finish),
+            trades: self.trades,
+            taker_buy_base: self.taker_buy_base.map(DecSum::finish),
+            taker_buy_quote: self.taker_buy_quote.map(DecSum::finish),
+        };
         if self.all_official && self.contiguous && self.expect == end {
-            Derived::Official(self.c)
+            Derived::Official(c)
         } else {
-            Derived::Live(self.c)
+            Derived::Live(c)
         }
     }
 }
