@@ -21,7 +21,7 @@
 //! target is missed. TICKS.* rows print "n/a" (and do not fail) when the module has no TICKS.*.
 //! Env: `BENCH_SECS` (seconds per redis-benchmark run, default 2.5), `BENCH_REPEATS` (3),
 //! `BENCH_DIR` (working dir for the server; its pid file is `redis.pid`), `BENCH_ONLY=ticks`
-//! (phases 5 and 6 alone).
+//! (phases 5 and 6 alone) or `BENCH_ONLY=derived` (phase 7 alone).
 //!
 //! Files: `server.rs` (the redis-server), `stats.rs` (INFO helpers), `bench.rs` (redis-benchmark
 //! runner), `data.rs` (fixtures, shifted rows, tick docs), `table.rs` (results), and the phases:
@@ -136,6 +136,11 @@ fn run(t: &mut Table) -> R<()> {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("ticks") {
         ticks::tick_phases(&srv, &mut meter, &bench, t, built)?;
         eprintln!("[{:.0}s] ticks done", t0.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("derived") {
+        derived::derived_phase(&srv, &mut meter, t, &rows_1m)?;
+        eprintln!("[{:.0}s] derived series done", t0.elapsed().as_secs_f64());
         return Ok(());
     }
     candles::official_phases(&srv, &mut meter, t, &rows_1m)?;
