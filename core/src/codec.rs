@@ -290,8 +290,17 @@ pub fn put_candle(out: &mut Vec<u8>, c: &Candle) {
 }
 
 /// `put_candle` of each candle in turn, through one record buffer, zeroed once (a record is
-/// read back only as far as it was written), appended to `out` every ~2 KB of records.
+/// read back only as far as it was written), appended to `out` every ~2 KB of records. A
+/// few candles (a stream's write, a derived level's bucket) are written one record at a
+/// time: zeroing the batch buffer would cost more than they do.
 pub fn put_candles<'a>(out: &mut Vec<u8>, candles: impl IntoIterator<Item = &'a Candle>) {
+    let candles = candles.into_iter();
+    if candles.size_hint().1.is_some_and(|n| n <= 4) {
+        for c in candles {
+            put_candle(out, c);
+        }
+        return;
+    }
     let mut b = Records::new();
     for c in candles {
         b.candle(c);
@@ -464,6 +473,25 @@ mod tests {
         put_candle_ref(&mut slow, &c);
         assert_eq!(fast, slow);
         assert!(fast.len() <= MAX_CANDLE_BYTES);
+    }
+
+    /// `put_candles` writes the records `put_candle` writes, one after the other, whether it
+    /// takes them one at a time (a few) or through the batch buffer (more, across flushes).
+    #[test]
+    fn put_candles_is_put_candle_of_each() {
+        let rows = crate::binance::parse_klines(&candles_testkit::fixtures::bytes(
+            "rest_klines_BTCUSDT_1m_limit1000.json",
+        ))
+        .unwrap();
+        let cs: Vec<Candle> = rows.into_iter().map(|k| k.candle).collect();
+        for n in [0, 1, 2, 4, 5, 6, 60, 1000] {
+            let (mut batch, mut each) = (vec![7u8], vec![7u8]);
+            put_candles(&mut batch, &cs[..n]);
+            for c in &cs[..n] {
+                put_candle(&mut each, c);
+            }
+            assert_eq!(batch, each, "{n} candles");
+        }
     }
 
     /// The word-at-a-time varints are `put_u64`'s, at every length.
