@@ -382,13 +382,18 @@ fn committed_seeds_still_decode() {
         v1 += 1;
     }
     assert!(v1 >= 7, "only {v1} version-1 seeds");
-    // `c1_*`: series seeds whose chunks are chunk format 1 (committed before chunk format 2).
-    // They decode to what today's seed of the same name holds, and re-encode to the very same
-    // bytes (a store keeps its chunks, written in the oldest store format that holds them).
-    let mut c1 = 0;
+    // Series seeds of an older layout: `c1_*`, chunks in chunk format 1 (committed before
+    // chunk format 2); `bulk_tail_*`, a bulk append's last candles left as tail rows (before a
+    // bulk append sealed them too). They decode to what today's seed of the same name holds,
+    // and re-encode to the very same bytes (a store keeps its chunks and tail, written in the
+    // oldest store format that holds them).
+    let (mut c1, mut bulk_tail) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(base) = name.strip_prefix("c1_") else {
+        let Some(base) = name
+            .strip_prefix("c1_")
+            .or_else(|| name.strip_prefix("bulk_tail_"))
+        else {
             continue;
         };
         let committed = std::fs::read(entry.path()).unwrap();
@@ -399,7 +404,12 @@ fn committed_seeds_still_decode() {
         let today = Series::decode(&std::fs::read(dir.join(base)).unwrap()).unwrap();
         let all = |s: &Series| format!("{:?}", s.range_merged(i64::MIN, i64::MAX, None, NOW));
         assert_eq!(all(&old), all(&today), "{name}: not the candles of {base}");
-        c1 += 1;
+        if name.starts_with("c1_") {
+            c1 += 1;
+        } else {
+            bulk_tail += 1;
+        }
     }
     assert!(c1 >= 1, "no chunk-format-1 seeds");
+    assert!(bulk_tail >= 1, "no seeds of a bulk append's tail rows");
 }
