@@ -11,8 +11,8 @@ use candles_testkit::server::workspace_root;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const CAPTURE: &str = "ws_capture_spot_2021-04-04_BTCUSDT_ETHUSDT_DOTUSDT.jsonl";
 
@@ -36,52 +36,232 @@ fn chromium() -> String {
     );
 }
 
-/// Runs headless Chromium on `url` with `extra` flags (at most 90 s; killed after).
-fn run_chromium(profile: &Path, extra: &[String], url: &str) -> String {
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--hide-scrollbars",
-            "--window-size=1200,700",
-            "--virtual-time-budget=8000",
-            // Every name resolves to nothing but 127.0.0.1: a request elsewhere cannot succeed.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+/// Headless Chromium driven over the DevTools protocol (CDP) on loopback.
+///
+/// Why not `--dump-dom` / `--screenshot` with `--virtual-time-budget`: virtual time pauses only
+/// while a fetch is pending. Once the page's WebSocket is open nothing is pending, virtual time
+/// runs free and the budget is spent in a few real milliseconds, so on a busy machine Chromium
+/// dumped the page before the snapshot had arrived over the WebSocket (and reloading did not
+/// help). Here the page runs in real time and is polled until it says it has drawn, with a bound.
+mod cdp {
+    use super::chromium;
+    use serde_json::{json, Value};
+    use std::net::TcpStream;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+
+    /// Kills Chromium when dropped: on every path, panics included.
+    struct Proc(Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    reader.join().unwrap_or_default()
+
+    pub struct Browser {
+        proc: Proc,
+        /// The browser's own endpoint (targets, `Browser.close`) and the page's.
+        browser: Conn,
+        page: Conn,
+        stderr: PathBuf,
+    }
+
+    impl Browser {
+        /// Starts headless Chromium with a fresh profile and `extra` flags, and opens `url` in a
+        /// 1200×700 viewport.
+        pub fn launch(profile: &Path, extra: &[String], url: &str) -> Browser {
+            let stderr = profile.with_extension("stderr");
+            let child = Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-default-apps",
+                    "--hide-scrollbars",
+                    "--window-size=1200,700",
+                    "--remote-debugging-address=127.0.0.1",
+                    "--remote-debugging-port=0",
+                    // Every name resolves to nothing but 127.0.0.1: a request elsewhere fails.
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .args(extra)
+                .arg("about:blank")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr).expect("chromium stderr file"))
+                .spawn()
+                .expect("start chromium");
+            let mut proc = Proc(child);
+            let started = Instant::now();
+            let within = |what: &str| {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "chromium: no {what} within 30 s; {}",
+                    read(&stderr)
+                )
+            };
+            // Once it listens, Chromium writes the port it chose and the browser endpoint's path
+            // to the profile.
+            let (port, path) = loop {
+                let active = std::fs::read_to_string(profile.join("DevToolsActivePort"));
+                let mut lines = active.as_deref().unwrap_or("").lines();
+                if let (Some(Ok(port)), Some(path)) = (lines.next().map(str::parse), lines.next()) {
+                    if path.starts_with("/devtools/browser/") {
+                        break (port, path.to_string());
+                    }
+                }
+                if let Ok(Some(st)) = proc.0.try_wait() {
+                    panic!("chromium exited ({st}); {}", read(&stderr));
+                }
+                within("DevToolsActivePort");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let mut browser = Conn::open(port, &path);
+            let page = loop {
+                let targets = browser.call("Target.getTargets", json!({}));
+                let page = targets["targetInfos"].as_array().and_then(|t| {
+                    let page = t.iter().find(|t| t["type"] == "page")?;
+                    Some(page["targetId"].as_str()?.to_string())
+                });
+                if let Some(id) = page {
+                    break Conn::open(port, &format!("/devtools/page/{id}"));
+                }
+                within("page target");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let mut b = Browser {
+                proc,
+                browser,
+                page,
+                stderr,
+            };
+            // The viewport `--screenshot` used: a headless window of that size has a smaller one.
+            let size =
+                json!({ "width": 1200, "height": 700, "deviceScaleFactor": 1, "mobile": false });
+            b.page.call("Emulation.setDeviceMetricsOverride", size);
+            let nav = b.page.call("Page.navigate", json!({ "url": url }));
+            assert!(nav["errorText"].is_null(), "navigate to {url}: {nav}");
+            b
+        }
+
+        /// The value of a JavaScript expression on the page (null when undefined).
+        pub fn eval(&mut self, expr: &str) -> Value {
+            let params = json!({ "expression": expr, "returnByValue": true });
+            let mut r = self.page.call("Runtime.evaluate", params);
+            assert!(r["exceptionDetails"].is_null(), "{expr}: {r}");
+            r["result"]["value"].take()
+        }
+
+        /// Polls `expr` every 100 ms until it is a string; panics with the DOM after `within`.
+        pub fn wait_for(&mut self, expr: &str, within: Duration) -> String {
+            let deadline = Instant::now() + within;
+            loop {
+                if let Value::String(s) = self.eval(expr) {
+                    return s;
+                }
+                if Instant::now() >= deadline {
+                    panic!("{expr} still unset after {within:?}; DOM:\n{}", self.dom());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        /// The page's DOM as it is now (what `--dump-dom` prints).
+        pub fn dom(&mut self) -> String {
+            let dom = self.eval("document.documentElement.outerHTML");
+            dom.as_str().expect("outerHTML").to_string()
+        }
+
+        /// A PNG of the page's viewport.
+        pub fn screenshot(&mut self) -> Vec<u8> {
+            let r = self
+                .page
+                .call("Page.captureScreenshot", json!({ "format": "png" }));
+            let data = r["data"].as_str().expect("screenshot data");
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+                .expect("screenshot base64")
+        }
+
+        /// Closes the browser as a user would (`Browser.close`), so that what it writes as it
+        /// exits (the end of the net log) is written; waits 30 s at most for it to exit.
+        pub fn close(mut self) {
+            self.browser.send("Browser.close", json!({}));
+            // The reply, or the socket closing with the browser: either will do.
+            let _ = self.browser.ws.read();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if self.proc.0.try_wait().expect("wait for chromium").is_some() {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "chromium did not exit within 30 s of Browser.close; {}",
+                    read(&self.stderr)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A DevTools WebSocket on loopback, with reads and writes bounded to 15 s each.
+    struct Conn {
+        ws: WebSocket<TcpStream>,
+        next_id: u64,
+    }
+
+    impl Conn {
+        fn open(port: u16, path: &str) -> Conn {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to DevTools");
+            tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(15)))
+                .unwrap();
+            let url = format!("ws://127.0.0.1:{port}{path}");
+            let (ws, _) = tungstenite::client(url.as_str(), tcp)
+                .unwrap_or_else(|e| panic!("DevTools WebSocket {url}: {e}"));
+            Conn { ws, next_id: 0 }
+        }
+
+        fn send(&mut self, method: &str, params: Value) -> u64 {
+            self.next_id += 1;
+            let msg = json!({ "id": self.next_id, "method": method, "params": params });
+            self.ws
+                .send(Message::text(msg.to_string()))
+                .unwrap_or_else(|e| panic!("CDP {method}: {e}"));
+            self.next_id
+        }
+
+        /// Sends `method` and returns its reply's `result` (events in between are skipped).
+        fn call(&mut self, method: &str, params: Value) -> Value {
+            let id = self.send(method, params);
+            loop {
+                let m = self
+                    .ws
+                    .read()
+                    .unwrap_or_else(|e| panic!("CDP {method}: no reply ({e})"));
+                let Message::Text(t) = m else { continue };
+                let mut reply: Value = serde_json::from_str(t.as_str()).expect("CDP JSON");
+                if reply["id"] == id {
+                    assert!(reply["error"].is_null(), "CDP {method}: {reply}");
+                    return reply["result"].take();
+                }
+            }
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        let s = std::fs::read_to_string(path).unwrap_or_default();
+        format!("chromium's stderr:\n{s}")
+    }
 }
 
 /// Stores the capture's kline frames as the feeder's replay does: `x=true` official, else live.
@@ -177,24 +357,20 @@ fn chromium_draws_a_replayed_capture_without_other_hosts() {
     let tmp = tempfile::tempdir().unwrap();
 
     // 1. The DOM after drawing: every candle on the chart, pixels painted, the picker filled.
+    //    The page sets data-painted once it has drawn the WebSocket's snapshot and measured the
+    //    canvas (the picker is filled before it connects).
     let netlog = tmp.path().join("net.json");
-    // A machine busy with other builds can dump the DOM before the first frame was measured:
-    // up to three loads.
-    let mut dom = String::new();
-    for attempt in 1..=3 {
-        dom = run_chromium(
-            &tmp.path().join(format!("p1-{attempt}")),
-            &[
-                "--dump-dom".into(),
-                format!("--log-net-log={}", netlog.display()),
-            ],
-            &page,
-        );
-        if attr(&dom, "data-painted").is_some() {
-            break;
-        }
-        eprintln!("load {attempt}: the canvas was not measured yet; DOM:\n{dom}");
-    }
+    let mut browser = cdp::Browser::launch(
+        &tmp.path().join("p1"),
+        &[format!("--log-net-log={}", netlog.display())],
+        &page,
+    );
+    browser.wait_for("document.body?.dataset.painted", Duration::from_secs(60));
+    let dom = browser.dom();
+    // (3. The screenshot, taken in the same run once the chart is drawn.)
+    let png = browser.screenshot();
+    // Closed before the net log is read: Chromium completes the file as it exits.
+    browser.close();
     let drawn = attr(&dom, "data-candles").unwrap_or_else(|| panic!("nothing drawn; DOM:\n{dom}"));
     assert_eq!(drawn, truth.len().to_string(), "candles drawn");
     let painted: usize = attr(&dom, "data-painted")
@@ -263,12 +439,7 @@ fn chromium_draws_a_replayed_capture_without_other_hosts() {
     // 3. A screenshot: saved under target/, and it is a chart, not a blank page.
     let shot = workspace_root().join("target").join("candles-web-test.png");
     let _ = std::fs::create_dir_all(shot.parent().unwrap());
-    let _ = std::fs::remove_file(&shot);
-    run_chromium(
-        &tmp.path().join("p2"),
-        &[format!("--screenshot={}", shot.display())],
-        &page,
-    );
+    std::fs::write(&shot, png).expect("write the screenshot");
     let (colours, share, size) = png_stats(&shot);
     eprintln!(
         "screenshot {}: {size:?}, {colours} colours, {:.1}% painted",
