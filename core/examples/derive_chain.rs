@@ -16,33 +16,9 @@ use candles_core::align::Align;
 use candles_core::binance::parse_incoming;
 use candles_core::series::{DuplicatePolicy, Effect, Series, Settings};
 use candles_core::Interval;
-use serde_json::Value;
 use std::time::Instant;
 
-const MIN: i64 = 60_000;
 const NOW: i64 = i64::MAX / 2;
-
-fn bodies(reps: usize) -> Vec<Vec<u8>> {
-    let bytes = candles_testkit::fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json");
-    let rows: Vec<Value> = serde_json::from_slice(&bytes).expect("fixture is JSON");
-    (0..reps)
-        .map(|rep| {
-            let shift = rep as i64 * 1000 * MIN;
-            let shifted: Vec<Value> = rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    for i in [0, 6] {
-                        let t = r[i].as_i64().expect("time");
-                        r[i] = Value::from(t + shift);
-                    }
-                    r
-                })
-                .collect();
-            Value::Array(shifted).to_string().into_bytes()
-        })
-        .collect()
-}
 
 /// FNV-1a, for a digest of the produced bytes.
 fn fnv(h: &mut u64, b: &[u8]) {
@@ -133,7 +109,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let bodies = bodies(reps);
+    let bodies = candles_testkit::fixtures::rest_1m_bodies(reps);
     // See examples/ingest.rs: glibc's one-off consolidation, outside the measured work.
     drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));
     let mut blob = Vec::new();

@@ -12,32 +12,7 @@
 use candles_core::binance::parse_incoming;
 use candles_core::series::{DuplicatePolicy, Series, Settings};
 use candles_core::Interval;
-use serde_json::Value;
 use std::time::Instant;
-
-const MIN: i64 = 60_000;
-
-fn bodies(reps: usize) -> Vec<Vec<u8>> {
-    let bytes = candles_testkit::fixtures::bytes("rest_klines_BTCUSDT_1m_limit1000.json");
-    let rows: Vec<Value> = serde_json::from_slice(&bytes).expect("fixture is JSON");
-    (0..reps)
-        .map(|rep| {
-            let shift = rep as i64 * 1000 * MIN;
-            let shifted: Vec<Value> = rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    for i in [0, 6] {
-                        let t = r[i].as_i64().expect("time");
-                        r[i] = Value::from(t + shift);
-                    }
-                    r
-                })
-                .collect();
-            Value::Array(shifted).to_string().into_bytes()
-        })
-        .collect()
-}
 
 /// FNV-1a, for a digest of the produced bytes.
 fn fnv(h: &mut u64, b: &[u8]) {
@@ -104,7 +79,7 @@ fn main() {
             .unwrap_or(default)
     };
     let (reps, rounds) = (arg(1, 100), arg(2, 1).max(1));
-    let bodies = bodies(reps);
+    let bodies = candles_testkit::fixtures::rest_1m_bodies(reps);
     // Building the bodies freed many small blocks into glibc's fastbins; the first large
     // allocation after that merges them all (`malloc_consolidate`, ~1.7M instructions once,
     // whatever REPS). Done here, so the measured rounds count OFFICIAL_ADD's own work (the

@@ -75,3 +75,29 @@ pub fn module_decimal(s: &str) -> String {
         t.into()
     }
 }
+
+/// `reps` copies of the real 1000-row BTCUSDT 1m REST body, open and close times shifted by
+/// 1000 minutes per copy (prices untouched): the bulk ingest the benchmarks measure.
+pub fn rest_1m_bodies(reps: usize) -> Vec<Vec<u8>> {
+    const MIN: i64 = 60_000;
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&bytes("rest_klines_BTCUSDT_1m_limit1000.json"))
+            .expect("the 1m fixture is JSON");
+    (0..reps)
+        .map(|rep| {
+            let shift = rep as i64 * 1000 * MIN;
+            let shifted: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    for i in [0, 6] {
+                        let t = r[i].as_i64().expect("a time");
+                        r[i] = serde_json::Value::from(t + shift);
+                    }
+                    r
+                })
+                .collect();
+            serde_json::Value::Array(shifted).to_string().into_bytes()
+        })
+        .collect()
+}
