@@ -136,15 +136,7 @@ fn num_repr_with<const CHECKED: bool>(t: &[u8]) -> Num {
     }
     let int_len = i;
     match rest.get(i) {
-        None => {
-            // `canonical_i64`: no `-0`, in range.
-            return match (neg, m) {
-                (true, 0) => Num::None,
-                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
-                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
-                _ => Num::None,
-            };
-        }
+        None => return num_of(neg, m, 0),
         Some(b'.') => i += 1,
         Some(_) => return Num::None,
     }
@@ -160,8 +152,28 @@ fn num_repr_with<const CHECKED: bool>(t: &[u8]) -> Num {
         i += 1;
     }
     let scale = i - int_len - 1;
+    if scale == 0 {
+        return Num::None;
+    }
     // The mantissa only grows digit by digit, so a final value in range was in range all along.
-    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+    num_of(neg, m, scale)
+}
+
+/// The [`Num`] of a number-like text read as a sign, the digits as a mantissa `m` (no
+/// overflow) and `scale` fraction digits (0: none, an integer; its text has no leading zero,
+/// as `num_repr` requires): `num_repr`'s answer, shared with the JSON number scanner.
+#[inline(always)]
+pub(super) fn num_of(neg: bool, m: u64, scale: usize) -> Num {
+    if scale == 0 {
+        // `canonical_i64`: no `-0`, in range.
+        return match (neg, m) {
+            (true, 0) => Num::None,
+            (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+            (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+            _ => Num::None,
+        };
+    }
+    if scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
         return Num::None;
     }
     if neg {
@@ -352,6 +364,9 @@ impl CodecState {
     }
 }
 
+/// Appends the value `kind`/`text` of field `fid`. `num`: its [`num_repr`], when the caller
+/// read it already (the JSON number scanner does); otherwise it is read here, after the
+/// repeat check.
 #[inline(always)]
 pub(super) fn encode_value(
     out: &mut Vec<u8>,
@@ -359,6 +374,7 @@ pub(super) fn encode_value(
     fid: u32,
     kind: ValueKind,
     text: &[u8],
+    num: Option<Num>,
 ) {
     // One lookup: the slot is read for the deltas and then overwritten.
     let at = st.slot(fid);
@@ -374,7 +390,7 @@ pub(super) fn encode_value(
     }
     let prev = slot.as_deref();
     let num = match kind {
-        ValueKind::Str | ValueKind::Num => num_repr(text),
+        ValueKind::Str | ValueKind::Num => num.unwrap_or_else(|| num_repr(text)),
         _ => Num::None,
     };
     let kbit = if kind == ValueKind::Str { STR_BIT } else { 0 };
