@@ -7,6 +7,7 @@ use super::value::{Value, ValueKind};
 use super::{eq_short, MAX_NAMES_PER_STREAM, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
 use crate::varint::{self, VarintError};
+use std::borrow::Cow;
 
 pub(super) struct Reader<'a> {
     b: &'a [u8],
@@ -225,8 +226,31 @@ pub(super) struct Prev {
     /// The field this slot holds (see [`CodecState::slot`]).
     fid: u32,
     kind: ValueKind,
-    pub(super) text: Vec<u8>,
+    /// The value's text, except for a JSON number that `num` holds: that one prints back
+    /// exactly from `num` ([`Prev::text`]), so it is neither copied nor compared by text.
+    text: Vec<u8>,
     num: Num,
+}
+
+impl Prev {
+    /// Whether the value is held by `num` alone (`text` is stale).
+    #[inline(always)]
+    fn by_num(&self) -> bool {
+        self.kind == ValueKind::Num && self.num != Num::None
+    }
+
+    /// The value's text.
+    fn text(&self) -> Cow<'_, [u8]> {
+        match (self.by_num(), self.num) {
+            (true, Num::Int(x)) => Cow::Owned(x.to_string().into_bytes()),
+            (true, Num::Dec(m, s)) => {
+                let mut t = Vec::with_capacity(24);
+                format_dec(&mut t, m, s);
+                Cow::Owned(t)
+            }
+            _ => Cow::Borrowed(&self.text),
+        }
+    }
 }
 
 /// Field ids up to this one are found through the dense `slot_of` index; larger ones (not
@@ -273,9 +297,12 @@ impl Clone for CodecState {
 /// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
 #[inline(always)]
 fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
-    let before = p.text.capacity();
     p.kind = kind;
     p.num = num;
+    if p.by_num() {
+        return;
+    }
+    let before = p.text.capacity();
     p.text.clear();
     p.text.extend_from_slice(text);
     *text_cap = *text_cap + p.text.capacity() - before;
@@ -382,8 +409,19 @@ pub(super) fn encode_value(
         Some(i) => st.slots.get_mut(i),
         None => None,
     };
+    // A JSON number is compared by its Num (see `Prev`); a string by its text, its Num read
+    // only when it is not a repeat (feeds repeat strings often).
+    let num = match kind {
+        ValueKind::Num => Some(num.unwrap_or_else(|| num_repr(text))),
+        _ => num,
+    };
     if let Some(p) = slot.as_deref() {
-        if p.kind == kind && eq_short(&p.text, text) {
+        let same = p.kind == kind
+            && match num {
+                Some(n) if kind == ValueKind::Num && n != Num::None => p.num == n,
+                _ => !p.by_num() && eq_short(&p.text, text),
+            };
+        if same {
             out.push(OP_REPEAT);
             return;
         }
@@ -442,7 +480,7 @@ pub(super) fn encode_value(
             Num::None => {
                 let plen = prev
                     .map(|p| {
-                        p.text
+                        p.text()
                             .iter()
                             .zip(text.iter())
                             .take_while(|(a, b)| a == b)
@@ -497,7 +535,7 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
             (
                 Value {
                     kind: p.kind,
-                    text: p.text.clone(),
+                    text: p.text().into_owned(),
                 },
                 p.num,
             )
@@ -560,10 +598,11 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
         }
         OP_PREFIX => {
             let p = prev.ok_or_else(|| corrupt("prefix without a previous value"))?;
-            let plen = r.usize(p.text.len(), "prefix longer than the previous value")?;
+            let ptext = p.text();
+            let plen = r.usize(ptext.len(), "prefix longer than the previous value")?;
             let suffix = r.bytes(MAX_VALUE_BYTES)?;
             let mut text = Vec::with_capacity(plen + suffix.len());
-            text.extend_from_slice(p.text.get(..plen).unwrap_or(&[]));
+            text.extend_from_slice(ptext.get(..plen).unwrap_or(&[]));
             text.extend_from_slice(suffix);
             let num = num_repr(&text);
             (Value { kind, text }, num)
