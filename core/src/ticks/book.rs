@@ -199,8 +199,8 @@ impl TickBook {
                 break; // not reachable: `read_lane` read every document
             };
             s.append_record(Some(id), None, time, *next_seq, |out, enc, fids| {
-                for (v, &fid) in vals.iter().zip(fids) {
-                    encode_value(out, enc, fid, v.kind, v.text(doc), v.num);
+                for (pos, (v, &fid)) in vals.iter().zip(fids).enumerate() {
+                    encode_value(out, enc, fid, pos, v.kind, v.text(doc), v.num);
                 }
             });
             *next_seq += 1;

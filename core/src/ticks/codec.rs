@@ -391,20 +391,25 @@ impl CodecState {
     }
 }
 
-/// Appends the value `kind`/`text` of field `fid`. `num`: its [`num_repr`], when the caller
-/// read it already (the JSON number scanner does); otherwise it is read here, after the
-/// repeat check.
+/// Appends the value `kind`/`text` of field `fid`, the `pos`-th value of its tick. `num`: its
+/// [`num_repr`], when the caller read it already (the JSON number scanner does); otherwise
+/// it is read here, after the repeat check.
 #[inline(always)]
 pub(super) fn encode_value(
     out: &mut Vec<u8>,
     st: &mut CodecState,
     fid: u32,
+    pos: usize,
     kind: ValueKind,
     text: &[u8],
     num: Option<Num>,
 ) {
-    // One lookup: the slot is read for the deltas and then overwritten.
-    let at = st.slot(fid);
+    // One lookup: the slot is read for the deltas and then overwritten. When the chunk's
+    // ticks have one shape (the usual case), a value's slot is its position: tried first.
+    let at = match st.slots.get(pos) {
+        Some(p) if pos < st.live && p.fid == fid => Some(pos),
+        _ => st.slot(fid),
+    };
     let slot = match at {
         Some(i) => st.slots.get_mut(i),
         None => None,

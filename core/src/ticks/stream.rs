@@ -244,10 +244,10 @@ impl Stream {
             seq,
             |out, enc, fids| {
                 // The shape is the tick's: one value per field id.
-                let mut fids = fids.iter();
+                let mut fids = fids.iter().enumerate();
                 t.each_value(|kind, text, num| {
-                    if let Some(&fid) = fids.next() {
-                        encode_value(out, enc, fid, kind, text, num);
+                    if let Some((pos, &fid)) = fids.next() {
+                        encode_value(out, enc, fid, pos, kind, text, num);
                     }
                 });
             },
