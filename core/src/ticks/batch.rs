@@ -496,6 +496,8 @@ impl TickBatch {
         if p.peek() == Some(b'}') {
             return None; // no time field: the serde path words the error
         }
+        // End of the previous value (the template's members are read from there).
+        let mut prev_end = 0;
         loop {
             p.eat(b'"')?;
             let name = p.plain_string()?;
@@ -531,10 +533,11 @@ impl TickBatch {
                 });
             }
             self.template.members.push(Member {
-                name,
-                token: (value_at, p.i),
+                lead: (prev_end, value_at),
+                name: (name.0 - prev_end, name.1 - prev_end),
                 is_time,
             });
+            prev_end = p.i;
             p.ws();
             match p.peek()? {
                 b',' => {
@@ -565,6 +568,7 @@ impl TickBatch {
         if doc.len() <= TEMPLATE_MAX_BYTES {
             // `valid_names` holds this document's names (matched, or rebuilt by `commit`).
             self.template_names = true;
+            self.template.tail = prev_end;
             self.template.doc.extend_from_slice(doc);
             self.template.tf.extend_from_slice(tf);
         }
@@ -637,6 +641,8 @@ struct Template {
     /// The time field the document was read with.
     tf: Vec<u8>,
     members: Vec<Member>,
+    /// Where the bytes after the last value start.
+    tail: usize,
 }
 
 impl Template {
@@ -661,20 +667,16 @@ impl Template {
         let mut time_pos = 0;
         let mut time_name = (0, 0);
         let mut n = 0;
-        // End of the previous value in the template.
-        let mut prev = 0;
         for m in &self.members {
-            let between = self.doc.get(prev..m.token.0)?;
+            let lead = self.doc.get(m.lead.0..m.lead.1)?;
             let at = p.i;
-            let end = at.checked_add(between.len())?;
-            if !doc.get(at..end).is_some_and(|d| eq_short(d, between)) {
+            let end = at.checked_add(lead.len())?;
+            if !doc.get(at..end).is_some_and(|d| eq_short(d, lead)) {
                 return None;
             }
             p.i = end;
-            let name = (
-                at + m.name.0.checked_sub(prev)?,
-                at + m.name.1.checked_sub(prev)?,
-            );
+            // Within the lead, so within `doc`.
+            let name = (at + m.name.0, at + m.name.1);
             let (kind, span, num) = p.value()?;
             if m.is_time {
                 if kind != ValueKind::Num {
@@ -687,9 +689,8 @@ impl Template {
                 value(name, kind, span, num);
                 n += 1;
             }
-            prev = m.token.1;
         }
-        if !eq_short(doc.get(p.i..)?, self.doc.get(prev..)?) {
+        if !eq_short(doc.get(p.i..)?, self.doc.get(self.tail..)?) {
             return None;
         }
         Some((time?, time_pos, time_name))
@@ -702,15 +703,17 @@ impl Template {
         self.doc.clear();
         self.tf.clear();
         self.members.clear();
+        self.tail = 0;
     }
 }
 
-/// A member of the template document: its name (the string's body) and its value's JSON
-/// token, as offsets in the document.
+/// A member of the template document: the bytes from the end of the previous value (or the
+/// start) to this value's JSON token, as offsets in the document, and its name (the string's
+/// body) as offsets from the start of those bytes.
 #[derive(Clone, Copy, Debug)]
 struct Member {
+    lead: (usize, usize),
     name: (usize, usize),
-    token: (usize, usize),
     is_time: bool,
 }
 
