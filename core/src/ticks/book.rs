@@ -204,8 +204,8 @@ impl TickBook {
                 }
             });
             *next_seq += 1;
-            s.trim();
         }
+        s.trim();
         let len = s.len();
         let cap = s.cap as usize;
         *mem = (*mem + s.mem()).saturating_sub(before_mem);
@@ -270,12 +270,10 @@ impl TickBook {
         for t in ticks {
             s.append(t, *next_seq, all_last_shape);
             *next_seq += 1;
-            s.trim();
         }
-        // Each tick above left the stream within its cap; with no tick, a new cap applies here.
-        if ticks.is_empty() {
-            s.trim();
-        }
+        // One trim per push (the JSON lane's way too): the same ticks go as with a trim after
+        // each append.
+        s.trim();
         let len = s.len();
         let cap = s.cap as usize;
         *mem = (*mem + s.mem()).saturating_sub(before_mem);
