@@ -391,6 +391,17 @@ impl CodecState {
     }
 }
 
+/// Whether `a` takes fewer varint bytes than `b` (zig-zag coded); most deltas take one byte,
+/// which settles it without counting.
+#[inline(always)]
+fn shorter(a: i64, b: i64) -> bool {
+    let (za, zb) = (varint::zigzag(a), varint::zigzag(b));
+    if za < 0x80 {
+        return zb >= 0x80;
+    }
+    zb >= 0x80 && varint::len_u64(za) < varint::len_u64(zb)
+}
+
 /// Appends the value `kind`/`text` of field `fid`, the `pos`-th value of its tick. `num`: its
 /// [`num_repr`], when the caller read it already (the JSON number scanner does); otherwise
 /// it is read here, after the repeat check.
@@ -447,9 +458,7 @@ pub(super) fn encode_value(
         ValueKind::Str | ValueKind::Num => match num {
             Num::Int(x) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Int(px)) => x.checked_sub(px).filter(|d| {
-                        varint::len_u64(varint::zigzag(*d)) < varint::len_u64(varint::zigzag(x))
-                    }),
+                    Some(Num::Int(px)) => x.checked_sub(px).filter(|&d| shorter(d, x)),
                     _ => None,
                 };
                 match delta {
@@ -465,9 +474,9 @@ pub(super) fn encode_value(
             }
             Num::Dec(m, s) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Dec(pm, ps)) if ps == s => m.checked_sub(pm).filter(|d| {
-                        varint::len_u64(varint::zigzag(*d)) <= varint::len_u64(varint::zigzag(m))
-                    }),
+                    Some(Num::Dec(pm, ps)) if ps == s => {
+                        m.checked_sub(pm).filter(|&d| !shorter(m, d))
+                    }
                     _ => None,
                 };
                 match delta {
@@ -620,4 +629,26 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
     // The encoder always picks the numeric ops for numeric text; keep decoding canonical.
     st.remember(fid, value.kind, &value.text, num);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Lcg;
+
+    #[test]
+    fn shorter_counts_varint_bytes() {
+        let len = |v: i64| varint::len_u64(varint::zigzag(v));
+        let mut rng = Lcg(0x5407);
+        let edges = [0, 1, -1, 63, -64, 64, -65, 8191, 8192, i64::MAX, i64::MIN];
+        for _ in 0..200_000 {
+            let pick = |rng: &mut Lcg| match rng.pick(3) {
+                0 => edges[rng.pick(edges.len())],
+                1 => rng.pick(20_000) as i64 - 10_000,
+                _ => (rng.next() as i64) >> rng.pick(64),
+            };
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            assert_eq!(shorter(a, b), len(a) < len(b), "{a} {b}");
+        }
+    }
 }
