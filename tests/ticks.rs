@@ -1423,3 +1423,73 @@ fn every_error_path_changes_nothing() {
     assert_eq!(info_i(&mut c, "tick_books"), 1);
     assert_eq!(info_i(&mut c, "ticks"), 1);
 }
+
+/// A push of 100 JSON documents of the feed's layout whose 57th is bad, to a stream whose
+/// pushes take the JSON lane: the error names the document, the book stays byte for byte
+/// (digest, MEMORY USAGE), and the next good pushes are stored as on a key that never saw it.
+#[test]
+fn json_batch_with_a_bad_57th_document_changes_nothing() {
+    let srv = Server::start();
+    let mut c = srv.conn();
+    let doc = |i: usize, lp: &str| {
+        format!(
+            r#"{{"ft": {}, "token": "26001", "lp": {lp}, "pc": 0.{:02}, "rt": "12:05:{:02}", "ts": {}, "data_type": "optiontick"}}"#,
+            1_752_810_305 + i / 4,
+            i % 100,
+            (i / 4) % 60,
+            1_752_810_305_000u64 + (i as u64) * 250
+        )
+    };
+    let push = |c: &mut redis::Connection, key: &str, docs: &[String]| {
+        let mut w = vec!["TICKS.PUSH", key, "s", "TIMEFIELD", "ft", "JSON"];
+        w.extend(docs.iter().map(|d| d.as_str()));
+        q::<i64>(c, &w)
+    };
+    let batch = |from: usize| -> Vec<String> {
+        (from..from + 100)
+            .map(|i| doc(i, &format!("125.{:02}", i % 97)))
+            .collect()
+    };
+    // 1013 ticks each: the open chunk holds some records.
+    for k in 0..10 {
+        let docs = batch(k * 100);
+        push(&mut c, "sess2", &docs).unwrap();
+        push(&mut c, "refs2", &docs).unwrap();
+    }
+    let docs: Vec<String> = (1000..1013).map(|i| doc(i, "125.5")).collect();
+    push(&mut c, "sess2", &docs).unwrap();
+    push(&mut c, "refs2", &docs).unwrap();
+    let memory =
+        |c: &mut redis::Connection, key: &str| -> i64 { q(c, &["MEMORY", "USAGE", key]).unwrap() };
+    let bad_57th = [
+        (doc(0, "12x.5"), "document 57: invalid JSON"),
+        (
+            doc(0, "125.5").replace("\"pc\"", "\"lp\""),
+            "document 57: duplicate field",
+        ),
+        (
+            doc(0, "125.5").replace("\"ft\": ", "\"ft\": 1."),
+            "document 57:",
+        ),
+    ];
+    let mut at = 1013;
+    for (bad, want) in bad_57th {
+        let (d, m) = (digest(&mut c, "sess2"), memory(&mut c, "sess2"));
+        let mut docs = batch(at);
+        docs[56] = bad;
+        let e = push(&mut c, "sess2", &docs).unwrap_err().to_string();
+        assert!(e.contains(want), "got '{e}', want '{want}'");
+        assert_eq!(digest(&mut c, "sess2"), d);
+        assert_eq!(memory(&mut c, "sess2"), m);
+        for _ in 0..2 {
+            let docs = batch(at);
+            at += 100;
+            assert_eq!(
+                push(&mut c, "sess2", &docs).unwrap(),
+                push(&mut c, "refs2", &docs).unwrap()
+            );
+            assert_eq!(digest(&mut c, "sess2"), digest(&mut c, "refs2"));
+            assert_eq!(memory(&mut c, "sess2"), memory(&mut c, "refs2"));
+        }
+    }
+}

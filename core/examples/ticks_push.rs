@@ -1,7 +1,7 @@
 //! The core work of `TICKS.PUSH book 26001 TIMEFIELD ft JSON <doc>` and of the field/value
 //! form `TICKS.PUSH book 26001p <ft> token .. lp .. pc .. rt .. ts .. data_type optiontick`,
-//! without Redis: the same calls as the module (`TickBatch::push_json` / `push_pairs`, then
-//! `TickBook::push_batch` with the default cap 1000). Documents follow the module bench: one
+//! without Redis: the same calls as the module (`TickBook::push_json_lane`, or else
+//! `TickBatch::push_json` / `push_pairs`, then `TickBook::push_batch`, with the default cap 1000). Documents follow the module bench: one
 //! symbol's real trades from the aggTrade capture (`lp` price, `pc` % change from the first
 //! trade, `ft`/`ts` trade time in s/ms, `rt` its UTC wall time). Prints the digest of the
 //! book's snapshot (unchanged digest = unchanged stored bytes), its `mem_usage` and the time per push.
@@ -29,6 +29,13 @@ struct Doc {
     ft: i64,
     json: Vec<u8>,
     pairs: Vec<Vec<u8>>,
+}
+
+impl std::ops::Deref for Doc {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.json
+    }
 }
 
 fn docs(n: usize) -> Vec<Doc> {
@@ -89,36 +96,41 @@ fn docs(n: usize) -> Vec<Doc> {
         .collect()
 }
 
-/// What the module does per JSON push (one document per command, the batch reused).
+/// What the module does per JSON push: the lane, or else the batch.
+#[inline(always)]
+fn json_push(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
+    batch.clear();
+    if let Some(o) = book.push_json_lane(STREAM, None, CAP, b"ft", docs, batch) {
+        batch.clear();
+        return o.len;
+    }
+    for d in docs {
+        batch.push_json(&d.json, b"ft").expect("valid document");
+    }
+    let len = book
+        .push_batch(STREAM, None, CAP, batch)
+        .expect("pushes")
+        .len;
+    batch.clear();
+    len
+}
+
+/// One document per command, the batch reused.
 #[inline(always)]
 fn json_pushes(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
     let mut len = 0;
     for d in docs {
-        batch.clear();
-        batch.push_json(&d.json, b"ft").expect("valid document");
-        len = book
-            .push_batch(STREAM, None, CAP, batch)
-            .expect("pushes")
-            .len;
-        batch.clear();
+        len = json_push(book, batch, std::slice::from_ref(d));
     }
     len
 }
 
-/// What the module does per JSON push of `BATCH` documents.
+/// `BATCH` documents per command.
 #[inline(always)]
 fn json_batches(book: &mut TickBook, batch: &mut TickBatch, docs: &[Doc]) -> usize {
     let mut len = 0;
     for group in docs.chunks(BATCH) {
-        batch.clear();
-        for d in group {
-            batch.push_json(&d.json, b"ft").expect("valid document");
-        }
-        len = book
-            .push_batch(STREAM, None, CAP, batch)
-            .expect("pushes")
-            .len;
-        batch.clear();
+        len = json_push(book, batch, group);
     }
     len
 }

@@ -40,6 +40,7 @@ pub fn unzigzag128(u: u128) -> i128 {
     ((u >> 1) as i128) ^ -((u & 1) as i128)
 }
 
+#[inline]
 pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -48,6 +49,7 @@ pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 pub fn put_i64(out: &mut Vec<u8>, v: i64) {
     put_u64(out, zigzag(v));
 }

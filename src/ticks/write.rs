@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 
-use candles_core::ticks::{TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
+use candles_core::ticks::{PushOutcome, TickBatch, TickBook, DEFAULT_TIME_FIELD, MAX_CAP};
 use redis_module::commands::KeySpecFlags;
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -165,13 +165,44 @@ fn ticks_push(ctx: &Context, args: &[RedisString]) -> RedisResult {
 fn push_batch(ctx: &Context, p: &Push<'_>, batch: &mut TickBatch) -> RedisResult {
     let name = p.name;
     let stream = p.stream.as_slice();
-    fill_batch(p, batch)?;
-    let key = ctx.open_key_writable(name);
     let cap_default = default_cap();
-    let out = Slot::open(&key, || Ok(TickBook::new()))?.write(&key, |b| {
+    let key = ctx.open_key_writable(name);
+    let slot = match Slot::open(&key, || Ok(TickBook::new())) {
+        Ok(slot) => slot,
+        Err(e) => {
+            // A key of another type: a bad body is reported first, as for any key.
+            fill_batch(p, batch)?;
+            return Err(e);
+        }
+    };
+    let slot = match (&p.body, slot.is_new()) {
+        (Body::Json(docs), false) => {
+            // The lane of JSON pushes to a stored book: documents encoded as they are read,
+            // or nothing done (then the batch below decides, and words any error, as for
+            // any push).
+            let tf = p.timefield.map_or(DEFAULT_TIME_FIELD, |f| f.as_slice());
+            let lane = slot.write(&key, |b| {
+                Ok(b.push_json_lane(stream, p.maxlen, cap_default, tf, docs, batch))
+            })?;
+            match lane {
+                Some(out) => return pushed(ctx, p, out),
+                None => Slot::open(&key, || Ok(TickBook::new()))?,
+            }
+        }
+        _ => slot,
+    };
+    fill_batch(p, batch)?;
+    let out = slot.write(&key, |b| {
         b.push_batch(stream, p.maxlen, cap_default, batch)
             .map_err(core_err)
     })?;
+    pushed(ctx, p, out)
+}
+
+/// Replication, the keyspace event and the reply of a push that did `out`.
+fn pushed(ctx: &Context, p: &Push<'_>, out: PushOutcome) -> RedisResult {
+    let name = p.name;
+    let stream = p.stream.as_slice();
     if p.maxlen.is_some() || !out.created {
         // The command as given is already independent of the replica's (or the AOF
         // loader's) candles.tick_cap: its MAXLEN is explicit, or it pushes to an existing

@@ -6,15 +6,16 @@
 //! names and strings have no escapes) and yields exactly what the serde path yields for it;
 //! anything else, errors included, goes through [`Tick::from_json`], which stays the reference.
 
+use super::codec::{num_of, Num};
 use super::value::{
-    canonical_i64, validate_tick_with, validate_value_lens, validate_values, Tick, TickSrc,
-    ValueKind,
+    validate_tick_with, validate_value_lens, validate_values, Tick, TickSrc, ValueKind,
 };
 use super::{
     eq_short, DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::decimal::swar;
 use crate::error::CoreResult;
+use std::ops::Deref;
 
 /// `start..end` in the batch's text.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,6 +29,8 @@ struct FieldRec {
     name: Span,
     value: Span,
     kind: ValueKind,
+    /// The value's [`Num`] when the parser read it (JSON numbers), for the encoder.
+    num: Option<Num>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +61,29 @@ pub struct TickBatch {
     mixed: bool,
     /// `valid_names` holds the names of the template document (kept by [`TickBatch::clear`]).
     template_names: bool,
+    /// The values and times of the documents [`TickBatch::read_lane`] read (not ticks of the
+    /// batch: the book encodes them from the documents themselves).
+    lane_vals: Vec<LaneVal>,
+    lane_times: Vec<i64>,
+}
+
+/// A value of a document read by [`TickBatch::read_lane`]: where it is in the document, its
+/// kind and, for a number, its [`Num`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LaneVal {
+    start: u32,
+    end: u32,
+    pub(super) kind: ValueKind,
+    pub(super) num: Option<Num>,
+}
+
+impl LaneVal {
+    /// The value's text in its document.
+    #[inline(always)]
+    pub(super) fn text<'d>(&self, doc: &'d [u8]) -> &'d [u8] {
+        doc.get(self.start as usize..self.end as usize)
+            .unwrap_or(&[])
+    }
 }
 
 /// A view paired with its batch: the [`TickSrc`] the book appends.
@@ -107,14 +133,14 @@ impl TickSrc for BatchTick<'_> {
         }
     }
     #[inline(always)]
-    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8])) {
+    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8], Option<Num>)) {
         let recs = self
             .b
             .fields
             .get(self.rec.first..self.rec.end)
             .unwrap_or(&[]);
         for r in recs {
-            f(r.kind, self.text(r.value));
+            f(r.kind, self.text(r.value), r.num);
         }
     }
 }
@@ -145,6 +171,8 @@ impl TickBatch {
             || self.fields.capacity() * std::mem::size_of::<FieldRec>() > KEEP_BYTES
             || self.ticks.capacity() * std::mem::size_of::<TickRec>() > KEEP_BYTES
             || self.valid_names.capacity() > KEEP_BYTES
+            || self.lane_vals.capacity() * std::mem::size_of::<LaneVal>() > KEEP_BYTES
+            || self.lane_times.capacity() * std::mem::size_of::<i64>() > KEEP_BYTES
         {
             *self = TickBatch::default();
         } else {
@@ -152,6 +180,8 @@ impl TickBatch {
             self.fields.clear();
             self.ticks.clear();
             self.mixed = false;
+            self.lane_vals.clear();
+            self.lane_times.clear();
         }
     }
 
@@ -224,6 +254,71 @@ impl TickBatch {
                 .collect();
             f(&all)
         }
+    }
+
+    /// The names of the template document as a shape key (see [`write_shape_key`]), when
+    /// the template was read with time field `tf` and those names passed the checks.
+    pub(super) fn template_key(&self, tf: &[u8]) -> Option<&[u8]> {
+        (self.template_names && !self.template.doc.is_empty() && eq_short(&self.template.tf, tf))
+            .then_some(&self.valid_names[..])
+    }
+
+    /// Reads `docs` for the book's lane (see `TickBook::push_json_lane`) when every one is
+    /// the template document with other values and no longer than a value may be (so that
+    /// nothing is left to check: the same documents [`TickBatch::push_json`] keeps without
+    /// `commit`, read to the same ticks). Their values and times are left for
+    /// [`TickBatch::lane_tick`]; returns the number of values per document. `None` when some
+    /// document is not such a one (nothing is kept then).
+    pub(super) fn read_lane<D: Deref<Target = [u8]>>(
+        &mut self,
+        docs: &[D],
+        tf: &[u8],
+    ) -> Option<usize> {
+        self.lane_vals.clear();
+        self.lane_times.clear();
+        let per_doc = self.template.members.len().checked_sub(1)?;
+        self.template_key(tf)?;
+        let TickBatch {
+            template,
+            lane_vals,
+            lane_times,
+            ..
+        } = self;
+        lane_vals.reserve(per_doc.saturating_mul(docs.len()));
+        lane_times.reserve(docs.len());
+        for d in docs {
+            let doc: &[u8] = d;
+            if doc.len() > MAX_VALUE_BYTES {
+                break;
+            }
+            let read = template.read(doc, tf, |_, kind, (start, end), num| {
+                // Offsets in a document of at most MAX_VALUE_BYTES.
+                lane_vals.push(LaneVal {
+                    start: start as u32,
+                    end: end as u32,
+                    kind,
+                    num,
+                });
+            });
+            match read {
+                Some((time, _, _)) => lane_times.push(time),
+                None => break,
+            }
+        }
+        if lane_times.len() != docs.len() || lane_vals.len() != per_doc * docs.len() {
+            self.lane_vals.clear();
+            self.lane_times.clear();
+            return None;
+        }
+        Some(per_doc)
+    }
+
+    /// The time and values of document `k` of the last [`TickBatch::read_lane`].
+    #[inline(always)]
+    pub(super) fn lane_tick(&self, k: usize, per_doc: usize) -> Option<(i64, &[LaneVal])> {
+        let time = *self.lane_times.get(k)?;
+        let at = k.checked_mul(per_doc)?;
+        Some((time, self.lane_vals.get(at..at.checked_add(per_doc)?)?))
     }
 
     fn span(&mut self, b: &[u8]) -> Span {
@@ -303,6 +398,7 @@ impl TickBatch {
                 name,
                 value,
                 kind: ValueKind::Str,
+                num: None,
             });
         }
         let rec = TickRec {
@@ -328,6 +424,7 @@ impl TickBatch {
                 name,
                 value,
                 kind: v.kind,
+                num: None,
             });
         }
         let rec = TickRec {
@@ -399,6 +496,8 @@ impl TickBatch {
         if p.peek() == Some(b'}') {
             return None; // no time field: the serde path words the error
         }
+        // End of the previous value (the template's members are read from there).
+        let mut prev_end = 0;
         loop {
             p.eat(b'"')?;
             let name = p.plain_string()?;
@@ -406,7 +505,7 @@ impl TickBatch {
             p.eat(b':')?;
             p.ws();
             let value_at = p.i;
-            let (kind, value) = p.value()?;
+            let (kind, value, num) = p.value()?;
             let name_text = doc.get(name.0..name.1)?;
             // Longer names fail the checks: serde words the error.
             if name_text.len() > MAX_NAME_BYTES {
@@ -419,7 +518,7 @@ impl TickBatch {
                 if time.is_some() || kind != ValueKind::Num {
                     return None;
                 }
-                time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
+                time = Some(time_of(num)?);
                 time_pos = n;
                 time_field = span(name);
             } else {
@@ -430,13 +529,15 @@ impl TickBatch {
                     name: span(name),
                     value: span(value),
                     kind,
+                    num,
                 });
             }
             self.template.members.push(Member {
-                name,
-                token: (value_at, p.i),
+                lead: (prev_end, value_at),
+                name: (name.0 - prev_end, name.1 - prev_end),
                 is_time,
             });
+            prev_end = p.i;
             p.ws();
             match p.peek()? {
                 b',' => {
@@ -467,6 +568,7 @@ impl TickBatch {
         if doc.len() <= TEMPLATE_MAX_BYTES {
             // `valid_names` holds this document's names (matched, or rebuilt by `commit`).
             self.template_names = true;
+            self.template.tail = prev_end;
             self.template.doc.extend_from_slice(doc);
             self.template.tf.extend_from_slice(tf);
         }
@@ -474,9 +576,7 @@ impl TickBatch {
     }
 
     /// Stages `doc` (already copied to `base`) when it is the template document with other
-    /// values: the same bytes around each value (names, quotes, spacing), so the parser
-    /// would read the same names, and those passed the checks. `None` (fields possibly
-    /// staged) when it is not, or when the parser would decline it.
+    /// values (see [`Template::read`]). `None` (fields possibly staged) when it is not.
     fn stage_like_template(
         &mut self,
         doc: &[u8],
@@ -487,54 +587,21 @@ impl TickBatch {
         let TickBatch {
             template, fields, ..
         } = self;
-        if template.doc.is_empty() || !eq_short(&template.tf, tf) {
-            return None;
-        }
         let span = |(start, end): (usize, usize)| Span {
             start: base + start,
             end: base + end,
         };
-        let mut p = Parser { b: doc, i: 0 };
-        let mut time = None;
-        let mut time_pos = 0;
-        let mut time_field = Span::default();
-        // End of the previous value in the template.
-        let mut prev = 0;
-        for m in &template.members {
-            let between = template.doc.get(prev..m.token.0)?;
-            let at = p.i;
-            let end = at.checked_add(between.len())?;
-            if !doc.get(at..end).is_some_and(|d| eq_short(d, between)) {
-                return None;
-            }
-            p.i = end;
-            let name = (
-                at + m.name.0.checked_sub(prev)?,
-                at + m.name.1.checked_sub(prev)?,
-            );
-            let (kind, value) = p.value()?;
-            if m.is_time {
-                if kind != ValueKind::Num {
-                    return None;
-                }
-                time = Some(canonical_i64(doc.get(value.0..value.1)?)?);
-                time_pos = fields.len() - first;
-                time_field = span(name);
-            } else {
-                fields.push(FieldRec {
-                    name: span(name),
-                    value: span(value),
-                    kind,
-                });
-            }
-            prev = m.token.1;
-        }
-        if !eq_short(doc.get(p.i..)?, template.doc.get(prev..)?) {
-            return None;
-        }
+        let (time, time_pos, tname) = template.read(doc, tf, |name, kind, value, num| {
+            fields.push(FieldRec {
+                name: span(name),
+                value: span(value),
+                kind,
+                num,
+            });
+        })?;
         Some(TickRec {
-            time: time?,
-            time_field,
+            time,
+            time_field: span(tname),
             time_pos,
             first,
             end: fields.len(),
@@ -552,6 +619,16 @@ fn lens_check(doc: &[u8]) -> Check {
     }
 }
 
+/// The time of a tick from its time field's JSON number: an integer as `canonical_i64` reads
+/// it (exactly the texts `num_repr` reads as an integer).
+#[inline(always)]
+fn time_of(num: Option<Num>) -> Option<i64> {
+    match num {
+        Some(Num::Int(t)) => Some(t),
+        _ => None,
+    }
+}
+
 /// Documents up to this size leave their layout as the batch's [`Template`].
 const TEMPLATE_MAX_BYTES: usize = 4096;
 
@@ -564,9 +641,61 @@ struct Template {
     /// The time field the document was read with.
     tf: Vec<u8>,
     members: Vec<Member>,
+    /// Where the bytes after the last value start.
+    tail: usize,
 }
 
 impl Template {
+    /// Reads `doc` when it is the template document with other values: the same bytes
+    /// around each value (names, quotes, spacing), so the parser would read the same names,
+    /// and the same time field `tf`. Calls `value(name, kind, value, num)` for each member but
+    /// the time field, in order (name and value as offsets in `doc`); returns the time, its
+    /// position among the fields and its name's offsets. `None` (after any number of calls)
+    /// when `doc` is not like the template, or when the parser would decline it.
+    #[inline(always)]
+    fn read(
+        &self,
+        doc: &[u8],
+        tf: &[u8],
+        mut value: impl FnMut((usize, usize), ValueKind, (usize, usize), Option<Num>),
+    ) -> Option<(i64, usize, (usize, usize))> {
+        if self.doc.is_empty() || !eq_short(&self.tf, tf) {
+            return None;
+        }
+        let mut p = Parser { b: doc, i: 0 };
+        let mut time = None;
+        let mut time_pos = 0;
+        let mut time_name = (0, 0);
+        let mut n = 0;
+        for m in &self.members {
+            let lead = self.doc.get(m.lead.0..m.lead.1)?;
+            let at = p.i;
+            let end = at.checked_add(lead.len())?;
+            if !doc.get(at..end).is_some_and(|d| eq_short(d, lead)) {
+                return None;
+            }
+            p.i = end;
+            // Within the lead, so within `doc`.
+            let name = (at + m.name.0, at + m.name.1);
+            let (kind, span, num) = p.value()?;
+            if m.is_time {
+                if kind != ValueKind::Num {
+                    return None;
+                }
+                time = Some(time_of(num)?);
+                time_pos = n;
+                time_name = name;
+            } else {
+                value(name, kind, span, num);
+                n += 1;
+            }
+        }
+        if !eq_short(doc.get(p.i..)?, self.doc.get(self.tail..)?) {
+            return None;
+        }
+        Some((time?, time_pos, time_name))
+    }
+
     fn clear(&mut self) {
         if self.doc.capacity() > TEMPLATE_MAX_BYTES * 2 {
             *self = Template::default();
@@ -574,15 +703,17 @@ impl Template {
         self.doc.clear();
         self.tf.clear();
         self.members.clear();
+        self.tail = 0;
     }
 }
 
-/// A member of the template document: its name (the string's body) and its value's JSON
-/// token, as offsets in the document.
+/// A member of the template document: the bytes from the end of the previous value (or the
+/// start) to this value's JSON token, as offsets in the document, and its name (the string's
+/// body) as offsets from the start of those bytes.
 #[derive(Clone, Copy, Debug)]
 struct Member {
+    lead: (usize, usize),
     name: (usize, usize),
-    token: (usize, usize),
     is_time: bool,
 }
 
@@ -742,18 +873,22 @@ impl Parser<'_> {
         }
     }
 
-    /// A value of a flat document: its kind and text (a string's body).
+    /// A value of a flat document: its kind, text (a string's body) and, for a number, its
+    /// [`Num`] when the scan could tell it.
     #[inline(always)]
-    fn value(&mut self) -> Option<(ValueKind, (usize, usize))> {
+    fn value(&mut self) -> Option<(ValueKind, (usize, usize), Option<Num>)> {
         Some(match self.peek()? {
             b'"' => {
                 self.i += 1;
-                (ValueKind::Str, self.plain_string()?)
+                (ValueKind::Str, self.plain_string()?, None)
             }
-            b'-' | b'0'..=b'9' => (ValueKind::Num, self.number()?),
-            b't' => (ValueKind::Bool, self.word(b"true")?),
-            b'f' => (ValueKind::Bool, self.word(b"false")?),
-            b'n' => (ValueKind::Null, self.word(b"null")?),
+            b'-' | b'0'..=b'9' => {
+                let (span, num) = self.number()?;
+                (ValueKind::Num, span, num)
+            }
+            b't' => (ValueKind::Bool, self.word(b"true")?, None),
+            b'f' => (ValueKind::Bool, self.word(b"false")?, None),
+            b'n' => (ValueKind::Null, self.word(b"null")?, None),
             _ => return None, // nested values, garbage: serde
         })
     }
@@ -789,24 +924,34 @@ impl Parser<'_> {
         Some((start, i))
     }
 
-    /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    /// A number by the JSON grammar `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, and
+    /// its [`Num`] (what `num_repr` answers for its text), read from the same digits; `None`
+    /// past 19 digits, where the mantissa may overflow (the encoder then runs `num_repr`).
     #[inline(always)]
-    fn number(&mut self) -> Option<(usize, usize)> {
+    fn number(&mut self) -> Option<((usize, usize), Option<Num>)> {
         let start = self.i;
-        if self.peek() == Some(b'-') {
+        let neg = self.peek() == Some(b'-');
+        if neg {
             self.i += 1;
         }
+        let int_at = self.i;
+        let mut m = 0;
         match self.peek()? {
             b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+            b'1'..=b'9' => m = self.digits(0),
             _ => return None,
         }
+        let mut n_digits = self.i - int_at;
+        let mut scale = 0;
         if self.peek() == Some(b'.') {
             self.i += 1;
             if !self.peek()?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            let frac_at = self.i;
+            m = self.digits(m);
+            scale = self.i - frac_at;
+            n_digits += scale;
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.i += 1;
@@ -816,20 +961,26 @@ impl Parser<'_> {
             if !self.peek()?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            self.digits(0);
+            // An exponent is not a number-like text for the codec.
+            return Some(((start, self.i), Some(Num::None)));
         }
-        Some((start, self.i))
+        let num = (n_digits <= 19).then(|| num_of(neg, m, scale));
+        Some(((start, self.i), num))
     }
 
     /// Past a run of ASCII digits, eight bytes at a time (the zero padding past the end is
-    /// not a digit).
-    #[inline]
-    fn digits(&mut self) {
+    /// not a digit): `m` followed by those digits (wrapping: exact up to 19 digits in all).
+    #[inline(always)]
+    fn digits(&mut self, mut m: u64) -> u64 {
         loop {
-            let k = swar::digit_run(swar::load8(self.b, self.i));
+            let t = swar::load8(self.b, self.i) ^ swar::ZEROS;
+            let k = swar::digit_run_t(t);
+            let scale = swar::POW10_U64.get(k).copied().unwrap_or(0);
+            m = m.wrapping_mul(scale).wrapping_add(swar::value(t, k));
             self.i += k;
             if k < 8 {
-                return;
+                return m;
             }
         }
     }
@@ -847,6 +998,8 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::num_repr;
+    use super::super::value::canonical_i64;
     use super::super::{TickBook, Value, MAX_NAME_BYTES};
     use super::*;
 
@@ -1343,6 +1496,78 @@ mod tests {
             let non_digit = bytes.iter().position(|c| !c.is_ascii_digit());
             // The digit scan is decimal::swar's: the first non-digit, 8 when there is none.
             assert_eq!(swar::digit_run(w), non_digit.unwrap_or(8), "{bytes:?}");
+        }
+    }
+
+    /// The number scanner's [`Num`] is `num_repr`'s for the same text (left to `num_repr`
+    /// only past 19 digits), and a time is read as `canonical_i64` reads it.
+    #[test]
+    fn scanned_numbers_read_like_num_repr() {
+        let mut rng = Lcg(0x9e3);
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "0.10",
+            "-0.5",
+            "1",
+            "-1",
+            "125.44",
+            "1e5",
+            "-1.5E-3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "9999999999999999999",
+            "99999999999999999999",
+            "922337203685477580.7",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "12345678.12345678",
+            "1234567812345678.1",
+            "1752810305250",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            let mut t = String::new();
+            if rng.pick(3) == 0 {
+                t.push('-');
+            }
+            let int_len = 1 + rng.pick(21);
+            if rng.pick(5) == 0 {
+                t.push('0');
+            } else {
+                t.push(char::from(b'1' + rng.pick(9) as u8));
+                for _ in 1..int_len {
+                    t.push(char::from(b'0' + rng.pick(10) as u8));
+                }
+            }
+            if rng.pick(2) == 0 {
+                t.push('.');
+                for _ in 0..1 + rng.pick(21) {
+                    t.push(char::from(b'0' + rng.pick(10) as u8));
+                }
+            }
+            if rng.pick(20) == 0 {
+                t.push_str(["e5", "E-2", "e+10"][rng.pick(3)]);
+            }
+            cases.push(t);
+        }
+        for c in cases {
+            let b = c.as_bytes();
+            let mut p = Parser { b, i: 0 };
+            let (span, num) = p.number().expect("a JSON number");
+            assert_eq!(span, (0, b.len()), "{c}");
+            let digits = b.iter().take_while(|&&x| x != b'e' && x != b'E');
+            match num {
+                Some(n) => assert_eq!(n, num_repr(b), "{c}"),
+                None => assert!(digits.filter(|x| x.is_ascii_digit()).count() > 19, "{c}"),
+            }
+            assert_eq!(time_of(num), canonical_i64(b), "{c}");
         }
     }
 

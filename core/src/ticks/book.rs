@@ -3,7 +3,7 @@
 //! encoding (RDB payload and digest input) with its validating decoder.
 
 use super::batch::TickBatch;
-use super::codec::{corrupt, CodecState, Reader};
+use super::codec::{corrupt, encode_value, CodecState, Reader};
 use super::stream::{AscIter, DescIter, Raw, Shape, Stream, NO_SHAPE};
 use super::value::TickSrc;
 use super::value::{check_name, Tick};
@@ -13,6 +13,7 @@ use super::{
 use crate::error::{CoreError, CoreResult};
 use crate::varint::{put_bytes, put_u64};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::ops::Deref;
 
 /// Header of the canonical encoding: magic and version.
 pub(super) const ENCODING_MAGIC: &[u8; 4] = b"TKB\x01";
@@ -152,6 +153,70 @@ impl TickBook {
         batch.with_views(|views| self.push_validated(stream, maxlen, default_cap, views, key))
     }
 
+    /// The lane of a JSON push (`TICKS.PUSH .. JSON doc [doc ..]`) that feeds take: every
+    /// document is `batch`'s template document with other values (see
+    /// [`TickBatch::push_json`]), for a stream whose last tick had the template's names.
+    /// Each tick is encoded straight from its document as read (no tick is staged in the
+    /// batch), after all documents were read: nothing is written unless every one is such a
+    /// document. `None`, with the book unchanged, when the lane does not apply (a new stream,
+    /// other names, a document of another layout or a bad one, bad arguments): the caller
+    /// then pushes through [`TickBatch::push_json`] and [`TickBook::push_batch`], which decide
+    /// and word any error. Same ticks, same stored bytes as that way.
+    pub fn push_json_lane<D: Deref<Target = [u8]>>(
+        &mut self,
+        stream: &[u8],
+        maxlen: Option<usize>,
+        default_cap: usize,
+        tf: &[u8],
+        docs: &[D],
+        batch: &mut TickBatch,
+    ) -> Option<PushOutcome> {
+        check_push_args(stream, maxlen, default_cap).ok()?;
+        let TickBook {
+            streams,
+            next_seq,
+            ticks: book_ticks,
+            mem,
+        } = self;
+        let s = streams.get_mut(stream)?;
+        let id = s.last_shape;
+        if id == NO_SHAPE || docs.is_empty() || batch.template_key(tf)? != &s.last_key[..] {
+            return None;
+        }
+        check_room(s.names.len(), 0, *next_seq, docs.len()).ok()?;
+        let per_doc = batch.read_lane(docs, tf)?;
+        if s.shapes.get(id as usize)?.fields.len() != per_doc {
+            return None;
+        }
+        let before_mem = s.mem();
+        let before_len = s.len();
+        if let Some(m) = maxlen {
+            s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
+        }
+        for (k, d) in docs.iter().enumerate() {
+            let doc: &[u8] = d;
+            let Some((time, vals)) = batch.lane_tick(k, per_doc) else {
+                break; // not reachable: `read_lane` read every document
+            };
+            s.append_record(Some(id), None, time, *next_seq, |out, enc, fids| {
+                for (pos, (v, &fid)) in vals.iter().zip(fids).enumerate() {
+                    encode_value(out, enc, fid, pos, v.kind, v.text(doc), v.num);
+                }
+            });
+            *next_seq += 1;
+        }
+        s.trim();
+        let len = s.len();
+        let cap = s.cap as usize;
+        *mem = (*mem + s.mem()).saturating_sub(before_mem);
+        *book_ticks = (*book_ticks + len).saturating_sub(before_len);
+        Some(PushOutcome {
+            len,
+            cap,
+            created: false,
+        })
+    }
+
     /// `key`: the shape key ([`super::batch::write_shape_key`]) every one of `ticks` has,
     /// when the caller knows it.
     pub(super) fn push_validated<T: TickSrc>(
@@ -205,12 +270,10 @@ impl TickBook {
         for t in ticks {
             s.append(t, *next_seq, all_last_shape);
             *next_seq += 1;
-            s.trim();
         }
-        // Each tick above left the stream within its cap; with no tick, a new cap applies here.
-        if ticks.is_empty() {
-            s.trim();
-        }
+        // One trim per push (the JSON lane's way too): the same ticks go as with a trim after
+        // each append.
+        s.trim();
         let len = s.len();
         let cap = s.cap as usize;
         *mem = (*mem + s.mem()).saturating_sub(before_mem);

@@ -7,6 +7,7 @@ use super::value::{Value, ValueKind};
 use super::{eq_short, MAX_NAMES_PER_STREAM, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
 use crate::varint::{self, VarintError};
+use std::borrow::Cow;
 
 pub(super) struct Reader<'a> {
     b: &'a [u8],
@@ -136,15 +137,7 @@ fn num_repr_with<const CHECKED: bool>(t: &[u8]) -> Num {
     }
     let int_len = i;
     match rest.get(i) {
-        None => {
-            // `canonical_i64`: no `-0`, in range.
-            return match (neg, m) {
-                (true, 0) => Num::None,
-                (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
-                (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
-                _ => Num::None,
-            };
-        }
+        None => return num_of(neg, m, 0),
         Some(b'.') => i += 1,
         Some(_) => return Num::None,
     }
@@ -160,8 +153,28 @@ fn num_repr_with<const CHECKED: bool>(t: &[u8]) -> Num {
         i += 1;
     }
     let scale = i - int_len - 1;
+    if scale == 0 {
+        return Num::None;
+    }
     // The mantissa only grows digit by digit, so a final value in range was in range all along.
-    if scale == 0 || scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
+    num_of(neg, m, scale)
+}
+
+/// The [`Num`] of a number-like text read as a sign, the digits as a mantissa `m` (no
+/// overflow) and `scale` fraction digits (0: none, an integer; its text has no leading zero,
+/// as `num_repr` requires): `num_repr`'s answer, shared with the JSON number scanner.
+#[inline(always)]
+pub(super) fn num_of(neg: bool, m: u64, scale: usize) -> Num {
+    if scale == 0 {
+        // `canonical_i64`: no `-0`, in range.
+        return match (neg, m) {
+            (true, 0) => Num::None,
+            (true, m) if m <= 1u64 << 63 => Num::Int((m as i64).wrapping_neg()),
+            (false, m) => i64::try_from(m).map_or(Num::None, Num::Int),
+            _ => Num::None,
+        };
+    }
+    if scale > MAX_DEC_SCALE as usize || m > i64::MAX as u64 {
         return Num::None;
     }
     if neg {
@@ -213,8 +226,31 @@ pub(super) struct Prev {
     /// The field this slot holds (see [`CodecState::slot`]).
     fid: u32,
     kind: ValueKind,
-    pub(super) text: Vec<u8>,
+    /// The value's text, except for a JSON number that `num` holds: that one prints back
+    /// exactly from `num` ([`Prev::text`]), so it is neither copied nor compared by text.
+    text: Vec<u8>,
     num: Num,
+}
+
+impl Prev {
+    /// Whether the value is held by `num` alone (`text` is stale).
+    #[inline(always)]
+    fn by_num(&self) -> bool {
+        self.kind == ValueKind::Num && self.num != Num::None
+    }
+
+    /// The value's text.
+    fn text(&self) -> Cow<'_, [u8]> {
+        match (self.by_num(), self.num) {
+            (true, Num::Int(x)) => Cow::Owned(x.to_string().into_bytes()),
+            (true, Num::Dec(m, s)) => {
+                let mut t = Vec::with_capacity(24);
+                format_dec(&mut t, m, s);
+                Cow::Owned(t)
+            }
+            _ => Cow::Borrowed(&self.text),
+        }
+    }
 }
 
 /// Field ids up to this one are found through the dense `slot_of` index; larger ones (not
@@ -261,9 +297,12 @@ impl Clone for CodecState {
 /// Sets `p` to the value `kind`/`text`/`num`, keeping `text_cap` in step.
 #[inline(always)]
 fn set_prev(p: &mut Prev, text_cap: &mut usize, kind: ValueKind, text: &[u8], num: Num) {
-    let before = p.text.capacity();
     p.kind = kind;
     p.num = num;
+    if p.by_num() {
+        return;
+    }
+    let before = p.text.capacity();
     p.text.clear();
     p.text.extend_from_slice(text);
     *text_cap = *text_cap + p.text.capacity() - before;
@@ -352,29 +391,60 @@ impl CodecState {
     }
 }
 
+/// Whether `a` takes fewer varint bytes than `b` (zig-zag coded); most deltas take one byte,
+/// which settles it without counting.
+#[inline(always)]
+fn shorter(a: i64, b: i64) -> bool {
+    let (za, zb) = (varint::zigzag(a), varint::zigzag(b));
+    if za < 0x80 {
+        return zb >= 0x80;
+    }
+    zb >= 0x80 && varint::len_u64(za) < varint::len_u64(zb)
+}
+
+/// Appends the value `kind`/`text` of field `fid`, the `pos`-th value of its tick. `num`: its
+/// [`num_repr`], when the caller read it already (the JSON number scanner does); otherwise
+/// it is read here, after the repeat check.
 #[inline(always)]
 pub(super) fn encode_value(
     out: &mut Vec<u8>,
     st: &mut CodecState,
     fid: u32,
+    pos: usize,
     kind: ValueKind,
     text: &[u8],
+    num: Option<Num>,
 ) {
-    // One lookup: the slot is read for the deltas and then overwritten.
-    let at = st.slot(fid);
+    // One lookup: the slot is read for the deltas and then overwritten. When the chunk's
+    // ticks have one shape (the usual case), a value's slot is its position: tried first.
+    let at = match st.slots.get(pos) {
+        Some(p) if pos < st.live && p.fid == fid => Some(pos),
+        _ => st.slot(fid),
+    };
     let slot = match at {
         Some(i) => st.slots.get_mut(i),
         None => None,
     };
+    // A JSON number is compared by its Num (see `Prev`); a string by its text, its Num read
+    // only when it is not a repeat (feeds repeat strings often).
+    let num = match kind {
+        ValueKind::Num => Some(num.unwrap_or_else(|| num_repr(text))),
+        _ => num,
+    };
     if let Some(p) = slot.as_deref() {
-        if p.kind == kind && eq_short(&p.text, text) {
+        let same = p.kind == kind
+            && match num {
+                Some(n) if kind == ValueKind::Num && n != Num::None => p.num == n,
+                _ => !p.by_num() && eq_short(&p.text, text),
+            };
+        if same {
             out.push(OP_REPEAT);
             return;
         }
     }
     let prev = slot.as_deref();
     let num = match kind {
-        ValueKind::Str | ValueKind::Num => num_repr(text),
+        ValueKind::Str | ValueKind::Num => num.unwrap_or_else(|| num_repr(text)),
         _ => Num::None,
     };
     let kbit = if kind == ValueKind::Str { STR_BIT } else { 0 };
@@ -388,9 +458,7 @@ pub(super) fn encode_value(
         ValueKind::Str | ValueKind::Num => match num {
             Num::Int(x) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Int(px)) => x.checked_sub(px).filter(|d| {
-                        varint::len_u64(varint::zigzag(*d)) < varint::len_u64(varint::zigzag(x))
-                    }),
+                    Some(Num::Int(px)) => x.checked_sub(px).filter(|&d| shorter(d, x)),
                     _ => None,
                 };
                 match delta {
@@ -406,9 +474,9 @@ pub(super) fn encode_value(
             }
             Num::Dec(m, s) => {
                 let delta = match prev.map(|p| p.num) {
-                    Some(Num::Dec(pm, ps)) if ps == s => m.checked_sub(pm).filter(|d| {
-                        varint::len_u64(varint::zigzag(*d)) <= varint::len_u64(varint::zigzag(m))
-                    }),
+                    Some(Num::Dec(pm, ps)) if ps == s => {
+                        m.checked_sub(pm).filter(|&d| !shorter(m, d))
+                    }
                     _ => None,
                 };
                 match delta {
@@ -426,7 +494,7 @@ pub(super) fn encode_value(
             Num::None => {
                 let plen = prev
                     .map(|p| {
-                        p.text
+                        p.text()
                             .iter()
                             .zip(text.iter())
                             .take_while(|(a, b)| a == b)
@@ -481,7 +549,7 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
             (
                 Value {
                     kind: p.kind,
-                    text: p.text.clone(),
+                    text: p.text().into_owned(),
                 },
                 p.num,
             )
@@ -544,10 +612,11 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
         }
         OP_PREFIX => {
             let p = prev.ok_or_else(|| corrupt("prefix without a previous value"))?;
-            let plen = r.usize(p.text.len(), "prefix longer than the previous value")?;
+            let ptext = p.text();
+            let plen = r.usize(ptext.len(), "prefix longer than the previous value")?;
             let suffix = r.bytes(MAX_VALUE_BYTES)?;
             let mut text = Vec::with_capacity(plen + suffix.len());
-            text.extend_from_slice(p.text.get(..plen).unwrap_or(&[]));
+            text.extend_from_slice(ptext.get(..plen).unwrap_or(&[]));
             text.extend_from_slice(suffix);
             let num = num_repr(&text);
             (Value { kind, text }, num)
@@ -560,4 +629,26 @@ pub(super) fn decode_value(r: &mut Reader, st: &mut CodecState, fid: u32) -> Cor
     // The encoder always picks the numeric ops for numeric text; keep decoding canonical.
     st.remember(fid, value.kind, &value.text, num);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Lcg;
+
+    #[test]
+    fn shorter_counts_varint_bytes() {
+        let len = |v: i64| varint::len_u64(varint::zigzag(v));
+        let mut rng = Lcg(0x5407);
+        let edges = [0, 1, -1, 63, -64, 64, -65, 8191, 8192, i64::MAX, i64::MIN];
+        for _ in 0..200_000 {
+            let pick = |rng: &mut Lcg| match rng.pick(3) {
+                0 => edges[rng.pick(edges.len())],
+                1 => rng.pick(20_000) as i64 - 10_000,
+                _ => (rng.next() as i64) >> rng.pick(64),
+            };
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            assert_eq!(shorter(a, b), len(a) < len(b), "{a} {b}");
+        }
+    }
 }

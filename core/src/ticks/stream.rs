@@ -237,7 +237,35 @@ impl Stream {
             }
             self.last_shape = id;
         }
+        self.append_record(
+            shape_code,
+            inline.as_ref(),
+            t.time(),
+            seq,
+            |out, enc, fids| {
+                // The shape is the tick's: one value per field id.
+                let mut fids = fids.iter().enumerate();
+                t.each_value(|kind, text, num| {
+                    if let Some((pos, &fid)) = fids.next() {
+                        encode_value(out, enc, fid, pos, kind, text, num);
+                    }
+                });
+            },
+        );
+    }
 
+    /// Appends a record of time `time` and sequence `seq` whose shape is dictionary shape
+    /// `code` or, without one, `inline`: the header here, the values by `values(out, enc,
+    /// field ids)`, which must encode one value per field id.
+    #[inline(always)]
+    pub(super) fn append_record(
+        &mut self,
+        code: Option<u32>,
+        inline: Option<&Shape>,
+        time: i64,
+        seq: u64,
+        values: impl FnOnce(&mut Vec<u8>, &mut CodecState, &[u32]),
+    ) {
         if self.enc.n >= CHUNK || self.chunks.is_empty() {
             if let Some(last) = self.chunks.back_mut() {
                 let before = last.bytes.capacity();
@@ -264,7 +292,7 @@ impl Stream {
         let Some(chunk) = chunks.back_mut() else {
             return;
         };
-        let shape = match (&inline, shape_code) {
+        let shape = match (inline, code) {
             (Some(sh), _) => Some(sh),
             (None, Some(id)) => shapes.get(id as usize),
             (None, None) => None,
@@ -276,12 +304,12 @@ impl Stream {
         let out = &mut chunk.bytes;
         if enc.n == 0 {
             varint::put_u64(out, seq);
-            varint::put_i64(out, t.time());
+            varint::put_i64(out, time);
         } else {
             varint::put_u64(out, seq.wrapping_sub(enc.prev_seq));
-            varint::put_i64(out, t.time().wrapping_sub(enc.prev_time));
+            varint::put_i64(out, time.wrapping_sub(enc.prev_time));
         }
-        match (shape_code, &inline) {
+        match (code, inline) {
             (Some(id), None) => varint::put_u64(out, u64::from(id) + 1),
             _ => {
                 varint::put_u64(out, 0);
@@ -293,25 +321,19 @@ impl Stream {
                 }
             }
         }
-        // The shape is the tick's: one value per field id.
-        let mut fids = shape.fields.iter();
-        t.each_value(|kind, text| {
-            if let Some(&fid) = fids.next() {
-                encode_value(out, enc, fid, kind, text);
-            }
-        });
+        values(out, enc, &shape.fields);
         enc.n += 1;
         enc.prev_seq = seq;
-        enc.prev_time = t.time();
+        enc.prev_time = time;
         *chunk_bytes = *chunk_bytes - before + chunk.bytes.capacity();
 
         let idx = self.next_idx;
         self.next_idx += 1;
-        if t.time() < self.max_time {
-            self.late_by_idx.insert(idx, (t.time(), seq));
-            self.late_sorted.insert((t.time(), idx));
+        if time < self.max_time {
+            self.late_by_idx.insert(idx, (time, seq));
+            self.late_sorted.insert((time, idx));
         } else {
-            self.max_time = t.time();
+            self.max_time = time;
             self.last_inorder = Some((idx, seq));
         }
     }

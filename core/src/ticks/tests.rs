@@ -5,7 +5,7 @@ use super::book::ENCODING_MAGIC;
 use super::codec::{format_dec, num_repr, Num, Reader, MAX_DEC_SCALE};
 use super::value::canonical_i64;
 use super::*;
-use crate::error::CoreError;
+use crate::error::{CoreError, CoreResult};
 use crate::varint::{put_bytes, put_u64};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -935,4 +935,192 @@ fn codec_slots_survive_chunk_reuse() {
     let back = TickBook::decode(&enc).unwrap();
     assert_eq!(back.encode().unwrap(), enc);
     assert_eq!(back.range(b"s", i64::MIN, i64::MAX, None).unwrap(), got);
+}
+
+/// A document of the original layout with values that vary as a feed's do (repeats, late
+/// times, numbers of other forms, strings that read as numbers, numbers that do not).
+fn lane_doc(rng: &mut Lcg, i: usize) -> String {
+    let ft = 1_752_810_305 + (i / 4) as i64 - if rng.pick(20) == 0 { 7 } else { 0 };
+    let lp = match rng.pick(12) {
+        0 => "1e5".to_string(),
+        1 => "-0.0".to_string(),
+        2 => "123456789012345678901".to_string(),
+        3 => format!("{}", 125 + rng.pick(3)),
+        _ => format!("{}.{:02}", 125 + rng.pick(3), rng.pick(100)),
+    };
+    let token = ["26001", "26001", "x26001", "0.50"][rng.pick(4)];
+    format!(
+        r#"{{"ft": {ft}, "token": "{token}", "lp": {lp}, "pc": 0.{:02}, "rt": "12:05:{:02}", "ts": {}, "data_type": "optiontick"}}"#,
+        rng.pick(100),
+        (i / 4) % 60,
+        ft * 1000 + rng.pick(1000) as i64
+    )
+}
+
+/// What the module does for `TICKS.PUSH book stream TIMEFIELD ft JSON docs..`: the lane when
+/// it applies (`lane`), or else the batch. Returns the outcome and whether the lane took it.
+fn push_docs(
+    book: &mut TickBook,
+    batch: &mut TickBatch,
+    stream: &[u8],
+    maxlen: Option<usize>,
+    docs: &[String],
+    lane: bool,
+) -> (CoreResult<PushOutcome>, bool) {
+    batch.clear();
+    let docs: Vec<&[u8]> = docs.iter().map(|d| d.as_bytes()).collect();
+    if lane {
+        if let Some(o) = book.push_json_lane(stream, maxlen, 1000, b"ft", &docs, batch) {
+            return (Ok(o), true);
+        }
+    }
+    for d in &docs {
+        if let Err(e) = batch.push_json(d, b"ft") {
+            return (Err(e), false);
+        }
+    }
+    (book.push_batch(stream, maxlen, 1000, batch), false)
+}
+
+/// The lane stores what the batch stores: same outcomes, same bytes, same memory, whether
+/// a push has one document or many, a new cap, a late tick, a document of another layout.
+#[test]
+fn json_lane_encodes_like_the_batch() {
+    let mut rng = Lcg(0x1a7e);
+    let (mut by_lane, mut by_batch) = (TickBook::new(), TickBook::new());
+    let (mut b1, mut b2) = (TickBatch::new(), TickBatch::new());
+    let mut i = 0;
+    let mut lane_pushes = 0;
+    for round in 0..1500 {
+        let stream: &[u8] = [&b"s1"[..], b"s2", b"s3"][rng.pick(3)];
+        let n = if rng.pick(3) == 0 {
+            1
+        } else {
+            1 + rng.pick(120)
+        };
+        let mut docs: Vec<String> = (0..n).map(|k| lane_doc(&mut rng, i + k)).collect();
+        i += n;
+        if rng.pick(30) == 0 {
+            let at = rng.pick(n);
+            docs[at] = format!(r#"{{"ft":{},"other":1}}"#, 1_752_810_305 + i as i64);
+        }
+        let maxlen = (rng.pick(40) == 0).then(|| 50 + rng.pick(2000));
+        let (a, took) = push_docs(&mut by_lane, &mut b1, stream, maxlen, &docs, true);
+        let (b, _) = push_docs(&mut by_batch, &mut b2, stream, maxlen, &docs, false);
+        lane_pushes += usize::from(took);
+        assert_eq!(a.unwrap(), b.unwrap(), "round {round}");
+    }
+    assert!(lane_pushes > 1000, "{lane_pushes}");
+    assert_eq!(by_lane.encode().unwrap(), by_batch.encode().unwrap());
+    assert_eq!(by_lane.mem_usage(), by_batch.mem_usage());
+    for s in [&b"s1"[..], b"s2", b"s3"] {
+        assert_eq!(
+            by_lane.latest(s, 5000).unwrap(),
+            by_batch.latest(s, 5000).unwrap()
+        );
+    }
+}
+
+/// A batch whose 57th document is bad: the lane declines it and leaves the book byte for
+/// byte as it was (mid-chunk, so any half-written record would show), the batch words the
+/// error, and the next good push is stored as on a book that never saw the bad one.
+#[test]
+fn json_lane_declines_a_bad_batch_and_changes_nothing() {
+    let mut rng = Lcg(0x57);
+    let good = |rng: &mut Lcg, from: usize, n: usize| -> Vec<String> {
+        (from..from + n).map(|i| lane_doc(rng, i)).collect()
+    };
+    let (mut book, mut reference) = (TickBook::new(), TickBook::new());
+    let mut batch = TickBatch::new();
+    // 1013 ticks: the open chunk holds some records.
+    let fill = good(&mut rng, 0, 1013);
+    push_docs(&mut book, &mut batch, b"s", None, &fill, true)
+        .0
+        .unwrap();
+    push_docs(&mut reference, &mut batch, b"s", None, &fill, true)
+        .0
+        .unwrap();
+    let bad_57th = [
+        r#"{"ft": 1752810305, "token": "26001", "lp": 12x.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#,
+        r#"{"ft": 1752810305, "token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"#,
+        r#"{"ft": 1.5, "token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#,
+        r#"{"ft": 1752810305, "token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}x"#,
+        r#"{"ft": 1752810305, "token": "26001", "lp": 125.5, "lp": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#,
+        r#"{"token": "26001", "lp": 125.5, "pc": 0.35, "rt": "12:05:05", "ts": 1752810305123, "data_type": "optiontick"}"#,
+    ];
+    let mut at = 1013;
+    for bad in bad_57th {
+        let mut docs = good(&mut rng, at, 100);
+        docs[56] = bad.to_string();
+        let (before, mem) = (book.encode().unwrap(), book.mem_usage());
+        let (len, cap) = (book.stream_len(b"s"), book.stream_cap(b"s"));
+        batch.clear();
+        let refs: Vec<&[u8]> = docs.iter().map(|d| d.as_bytes()).collect();
+        assert_eq!(
+            book.push_json_lane(b"s", Some(10), 1000, b"ft", &refs, &mut batch),
+            None,
+            "{bad}"
+        );
+        assert_eq!(book.encode().unwrap(), before);
+        assert_eq!(book.mem_usage(), mem);
+        assert_eq!((book.stream_len(b"s"), book.stream_cap(b"s")), (len, cap));
+        // The module then runs the batch, which fails at the 57th document.
+        let (r, took) = push_docs(&mut book, &mut batch, b"s", Some(10), &docs, true);
+        assert!(r.is_err() && !took, "{bad}");
+        assert!(batch.len() == 56, "{bad}: {}", batch.len());
+        assert_eq!(book.encode().unwrap(), before);
+        assert_eq!(book.mem_usage(), mem);
+        // Then good pushes (the first one through the batch when the bad document took the
+        // template with it, the next one through the lane), stored as on the reference book.
+        for round in 0..2 {
+            let next = good(&mut rng, at + 100, 100);
+            at += 100;
+            let (a, took) = push_docs(&mut book, &mut batch, b"s", None, &next, true);
+            let (b, _) = push_docs(&mut reference, &mut batch, b"s", None, &next, false);
+            assert!(took || round == 0, "{bad}");
+            assert_eq!(a.unwrap(), b.unwrap());
+            assert_eq!(book.encode().unwrap(), reference.encode().unwrap());
+            assert_eq!(book.mem_usage(), reference.mem_usage());
+        }
+        at += 100;
+    }
+}
+
+/// What the lane stores reads back as the documents: numbers held by their Num in the
+/// codec's previous values print back exactly, also where a prefix or a repeat needs them.
+#[test]
+fn json_lane_reads_back_the_documents() {
+    let mut rng = Lcg(0x7ead);
+    let mut book = TickBook::new();
+    let mut batch = TickBatch::new();
+    let mut want = Vec::new();
+    for k in 0..40 {
+        let n = 1 + rng.pick(100);
+        let docs: Vec<String> = (0..n)
+            .map(|i| {
+                let lp = match rng.pick(6) {
+                    0 => "1e5".to_string(),
+                    1 => "125".to_string(),
+                    2 => "1250".to_string(),
+                    3 => "123456789012345678901".to_string(),
+                    _ => format!("125.{}", rng.pick(3)),
+                };
+                format!(
+                    r#"{{"ft":{},"lp":{lp},"s":"{}"}}"#,
+                    k * 1000 + i,
+                    rng.pick(3)
+                )
+            })
+            .collect();
+        for d in &docs {
+            want.push(Tick::from_json(d.as_bytes(), b"ft").unwrap());
+        }
+        let (r, _) = push_docs(&mut book, &mut batch, b"s", Some(100_000), &docs, true);
+        r.unwrap();
+    }
+    let mut got = book.latest(b"s", 100_000).unwrap();
+    got.reverse();
+    assert_eq!(strip(got), strip(want));
+    let again = TickBook::decode(&book.encode().unwrap()).unwrap();
+    assert_eq!(again.encode().unwrap(), book.encode().unwrap());
 }

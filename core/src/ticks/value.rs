@@ -2,6 +2,7 @@
 //! checks every way in applies (names, fields, values), so that pushes and decoding hold
 //! ticks to one set of rules.
 
+use super::codec::Num;
 use super::{DEFAULT_TIME_FIELD, MAX_DOC_BYTES, MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES};
 use crate::error::{CoreError, CoreResult};
 
@@ -476,12 +477,13 @@ pub(super) trait TickSrc {
         let (_, kind, text) = self.field(i);
         (kind, text)
     }
-    /// `f` on the kind and text of each field, in order (as `value` for every `i`).
+    /// `f` on the kind, text and (when the source read it) [`Num`] of each field, in order
+    /// (as `value` for every `i`).
     #[inline(always)]
-    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8])) {
+    fn each_value(&self, mut f: impl FnMut(ValueKind, &[u8], Option<Num>)) {
         for i in 0..self.n_fields() {
             let (kind, text) = self.value(i);
-            f(kind, text);
+            f(kind, text, None);
         }
     }
 }
