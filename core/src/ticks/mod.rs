@@ -37,11 +37,13 @@
 //! This file holds the limits and the small helpers every part shares; `value` the values,
 //! ticks and their JSON; `codec` the record codec (value tags, delta state); `stream` one
 //! stream with its late-tick index; `book` the [`TickBook`] and its canonical encoding;
-//! `batch` the allocation-free input side of pushes.
+//! `batch` the allocation-free input side of pushes (and the JSON lane of a template's
+//! layout); `json` the flat JSON scanner both read documents with.
 
 mod batch;
 mod book;
 mod codec;
+mod json;
 mod stream;
 #[cfg(test)]
 mod tests;
