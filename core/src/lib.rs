@@ -5,6 +5,7 @@
 
 pub mod align;
 pub mod binance;
+mod bytes;
 pub mod candle;
 pub mod chart_cache;
 pub mod chunk;
