@@ -675,7 +675,6 @@ impl ChunkedStore {
             .chain(std::iter::once(()).flat_map(move |_| self.tail_rows()))
     }
 
-    /// How many candles each sealed chunk holds, oldest first (for layout tests).
     /// Seals the tail's candles into the chunks, as a bulk append does with its last ones
     /// (for tests comparing `put_all` with one-by-one puts).
     #[doc(hidden)]
@@ -683,6 +682,7 @@ impl ChunkedStore {
         self.flush_tail();
     }
 
+    /// How many candles each sealed chunk holds, oldest first (for layout tests).
     #[doc(hidden)]
     pub fn chunk_lens(&self) -> Vec<usize> {
         self.chunks.iter().map(|ch| ch.n as usize).collect()
