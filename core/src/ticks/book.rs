@@ -188,33 +188,22 @@ impl TickBook {
         if s.shapes.get(id as usize)?.fields.len() != per_doc {
             return None;
         }
-        let before_mem = s.mem();
-        let before_len = s.len();
-        if let Some(m) = maxlen {
-            s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
-        }
-        for (k, d) in docs.iter().enumerate() {
-            let doc: &[u8] = d;
-            let Some((time, vals)) = batch.lane_tick(k, per_doc) else {
-                break; // not reachable: `read_lane` read every document
-            };
-            s.append_record(Some(id), None, time, *next_seq, |out, enc, fids| {
-                for (pos, (v, &fid)) in vals.iter().zip(fids).enumerate() {
-                    encode_value(out, enc, fid, pos, v.kind, v.text(doc), v.num);
-                }
-            });
-            *next_seq += 1;
-        }
-        s.trim();
-        let len = s.len();
-        let cap = s.cap as usize;
-        *mem = (*mem + s.mem()).saturating_sub(before_mem);
-        *book_ticks = (*book_ticks + len).saturating_sub(before_len);
-        Some(PushOutcome {
-            len,
-            cap,
-            created: false,
-        })
+        let counters = (next_seq, book_ticks, mem);
+        Some(append_all(s, maxlen, counters, false, |s, seq| {
+            for (k, d) in docs.iter().enumerate() {
+                let doc: &[u8] = d;
+                // Always there: `read_lane` read every document.
+                let Some((time, vals)) = batch.lane_tick(k, per_doc) else {
+                    continue;
+                };
+                s.append_record(Some(id), None, time, *seq, |out, enc, fids| {
+                    for (pos, (v, &fid)) in vals.iter().zip(fids).enumerate() {
+                        encode_value(out, enc, fid, pos, v.kind, v.text(doc), v.num);
+                    }
+                });
+                *seq += 1;
+            }
+        }))
     }
 
     /// `key`: the shape key ([`super::batch::write_shape_key`]) every one of `ticks` has,
@@ -262,23 +251,13 @@ impl TickBook {
                 }
             }
         };
-        let before_mem = s.mem();
-        let before_len = s.len();
-        if let Some(m) = maxlen {
-            s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
-        }
-        for t in ticks {
-            s.append(t, *next_seq, all_last_shape);
-            *next_seq += 1;
-        }
-        // One trim per push (the JSON lane's way too): the same ticks go as with a trim after
-        // each append.
-        s.trim();
-        let len = s.len();
-        let cap = s.cap as usize;
-        *mem = (*mem + s.mem()).saturating_sub(before_mem);
-        *book_ticks = (*book_ticks + len).saturating_sub(before_len);
-        Ok(PushOutcome { len, cap, created })
+        let counters = (next_seq, book_ticks, mem);
+        Ok(append_all(s, maxlen, counters, created, |s, seq| {
+            for t in ticks {
+                s.append(t, *seq, all_last_shape);
+                *seq += 1;
+            }
+        }))
     }
 
     pub(super) fn stream(&self, name: &[u8]) -> Option<&Stream> {
@@ -656,5 +635,33 @@ impl TickBook {
         }
         book.next_seq = next_seq;
         Ok(book)
+    }
+}
+
+/// The end of every push into stream `s`: its cap from `maxlen`, the ticks `append` writes
+/// (handed the book's next sequence number to use and advance), one trim (the same ticks go
+/// as with a trim after each append), and the book's counters (`next_seq`, ticks, memory)
+/// brought up to date.
+fn append_all(
+    s: &mut Stream,
+    maxlen: Option<usize>,
+    (next_seq, book_ticks, mem): (&mut u64, &mut usize, &mut usize),
+    created: bool,
+    append: impl FnOnce(&mut Stream, &mut u64),
+) -> PushOutcome {
+    let before_mem = s.mem();
+    let before_len = s.len();
+    if let Some(m) = maxlen {
+        s.cap = u32::try_from(m.min(MAX_CAP)).unwrap_or(MAX_CAP as u32);
+    }
+    append(s, next_seq);
+    s.trim();
+    let len = s.len();
+    *mem = (*mem + s.mem()).saturating_sub(before_mem);
+    *book_ticks = (*book_ticks + len).saturating_sub(before_len);
+    PushOutcome {
+        len,
+        cap: s.cap as usize,
+        created,
     }
 }
