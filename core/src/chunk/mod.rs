@@ -8,11 +8,15 @@
 //!   first/last open time for O(log n) lookups.
 //! * The tail holds up to [`TAIL_MAX`] - 1 candles newer than every chunk, as byte-aligned
 //!   rows, so appending the newest candle is a few varint writes. When it fills it is merged
-//!   into the last chunk (if that stays within `CHUNK_MAX`) or sealed as a new chunk.
+//!   into the last chunk while that is less than half full ([`REOPEN_BELOW`]), else sealed as
+//!   a new chunk: streamed candles (one `put` each: closed klines, a derived series' new
+//!   buckets) end in chunks of `REOPEN_BELOW`, each candle encoded 2.5 times on average
+//!   instead of 4.5 when chunks grew to `CHUNK_MAX` 32 candles at a time, for ~2.4 % more
+//!   bytes (real 1m candles: 19.91 B instead of 19.44 B per candle).
 //! * A bulk append (`put_all`, e.g. a 1000-row REST page) seals all its candles into new
-//!   chunks, its last few too (the tail's rows would be written, then read back and encoded
-//!   at the next write anyway), and reopens the last sealed chunk only while it is less than
-//!   half full ([`REOPEN_BELOW`]): topping up a nearly full chunk would decode and re-encode
+//!   chunks of up to `CHUNK_MAX`, each encoded once, its last few too (the tail's rows would
+//!   be written, then read back and encoded at the next write anyway), and reopens the last
+//!   sealed chunk by the same rule: topping up a nearly full chunk would decode and re-encode
 //!   it for a few candles. So chunks hold at least `REOPEN_BELOW` candles, except the newest.
 //! * Writes older than the tail (gap fills, overwrites) decode the one chunk concerned,
 //!   edit it and re-encode it, splitting it in two when it outgrows `CHUNK_MAX`.
@@ -264,14 +268,14 @@ impl ChunkedStore {
 
     /// Puts every candle, in order: the same candles as calling [`put`](Self::put) for each.
     /// A run of appends (strictly ascending, newer than everything stored, at least
-    /// `2 * TAIL_MAX`) takes a fast path that encodes each chunk it fills once, instead of
-    /// re-encoding the growing last chunk at every tail flush (every `TAIL_MAX` candles). It
-    /// leaves the chunks the one-by-one puts would with their tail then sealed (its last
-    /// candles are sealed too, leaving the tail empty), except that it tops up the last
-    /// sealed chunk only when that holds fewer than [`REOPEN_BELOW`] candles; from a fuller
-    /// one it starts a new chunk (decoding and re-encoding ~200 candles to add a few costs
-    /// more than the slightly shorter chunk saves). The layout depends only on the sequence of
-    /// calls, so a replica or an AOF replaying the same effects builds the same bytes.
+    /// `2 * TAIL_MAX`) takes a fast path that encodes each chunk it fills once: the tail
+    /// topped up to `TAIL_MAX`, then the batch in blocks of `TAIL_MAX`, are packed into chunks
+    /// of up to `CHUNK_MAX` (one-by-one puts stop merging at half a chunk), its last candles
+    /// sealed too, leaving the tail empty. It tops up the last sealed chunk only when that
+    /// holds fewer than [`REOPEN_BELOW`] candles, as a tail flush does; from a fuller one it
+    /// starts a new chunk (decoding and re-encoding ~200 candles to add a few costs more than
+    /// the slightly shorter chunk saves). The layout depends only on the sequence of calls, so
+    /// a replica or an AOF replaying the same effects builds the same bytes.
     pub fn put_all(&mut self, cs: &[Candle]) {
         let appends = cs
             .windows(2)
@@ -483,7 +487,11 @@ impl ChunkedStore {
         }
         let rows = self.tail_rows();
         match self.chunks.last_mut() {
-            Some(last) if last.n as usize + rows.len() <= CHUNK_MAX => {
+            // Reopened only while less than half full (see the module docs).
+            Some(last)
+                if (last.n as usize) < REOPEN_BELOW
+                    && last.n as usize + rows.len() <= CHUNK_MAX =>
+            {
                 // Decoded into room for the rows too (no regrowth copying the chunk's candles).
                 let mut cs = Vec::with_capacity(last.n as usize + rows.len());
                 last.candles_into(&mut cs);
@@ -673,13 +681,6 @@ impl ChunkedStore {
             .iter()
             .flat_map(|ch| ch.candles())
             .chain(std::iter::once(()).flat_map(move |_| self.tail_rows()))
-    }
-
-    /// Seals the tail's candles into the chunks, as a bulk append does with its last ones
-    /// (for tests comparing `put_all` with one-by-one puts).
-    #[doc(hidden)]
-    pub fn seal_tail(&mut self) {
-        self.flush_tail();
     }
 
     /// How many candles each sealed chunk holds, oldest first (for layout tests).
