@@ -78,9 +78,30 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Reads a varint of at most `bits` bits at `*pos`, advancing `*pos` past it.
+/// Reads a varint of at most `bits` (64 or 128) bits at `*pos`, advancing `*pos` past it.
 #[inline]
 fn get(b: &[u8], pos: &mut usize, bits: u32) -> Result<u128, VarintError> {
+    // Nine bytes or fewer (under 2^63, nearly every value: times, counts, mantissas) are
+    // gathered in 64 bits, where they cannot overflow either width.
+    let start = *pos;
+    let mut v = 0u64;
+    for i in 0..9 {
+        let Some(&byte) = b.get(start + i) else {
+            return Err(VarintError::Truncated);
+        };
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *pos = start + i + 1;
+            return Ok(u128::from(v));
+        }
+    }
+    get_wide(b, pos, bits)
+}
+
+/// [`get`] of any length, a byte at a time in 128 bits.
+#[cold]
+#[inline(never)]
+fn get_wide(b: &[u8], pos: &mut usize, bits: u32) -> Result<u128, VarintError> {
     let mut v = 0u128;
     let mut shift = 0u32;
     loop {
