@@ -288,7 +288,18 @@ impl ChunkedStore {
             return;
         }
         if cs.len() < 2 * TAIL_MAX {
-            for c in cs {
+            // One by one, except that the candles that fill the tail go into its flush
+            // as they are (rows written to be read straight back otherwise): the same store.
+            let mut rest = cs;
+            while self.tail_len < TAIL_MAX && self.tail_len + rest.len() >= TAIL_MAX {
+                let (head, after) = rest.split_at(TAIL_MAX - self.tail_len);
+                let mut rows = self.tail_rows();
+                rows.extend_from_slice(head);
+                self.len += head.len();
+                self.seal_rows(&rows);
+                rest = after;
+            }
+            for c in rest {
                 self.put(*c);
             }
             return;
@@ -486,6 +497,12 @@ impl ChunkedStore {
             return;
         }
         let rows = self.tail_rows();
+        self.seal_rows(&rows);
+    }
+
+    /// Seals `rows` (the tail's candles, then any newer ones, ascending) as a tail flush does,
+    /// leaving the tail empty.
+    fn seal_rows(&mut self, rows: &[Candle]) {
         match self.chunks.last_mut() {
             // Reopened only while less than half full (see the module docs).
             Some(last)
@@ -501,7 +518,7 @@ impl ChunkedStore {
                 self.chunk_bytes += last.data.len();
             }
             _ => {
-                let ch = Chunk::seal(&rows);
+                let ch = Chunk::seal(rows);
                 self.chunk_bytes += ch.data.len();
                 self.chunks.push(ch);
             }
