@@ -23,6 +23,38 @@ enum Derived {
     Skip,
 }
 
+/// What `aggregate` produced, in bucket order: the official candles of buckets after every
+/// stored official (the append case: no stored candle to compare with) straight in the
+/// vector that becomes the effect's, everything else with its bucket for `effect_of`. Each
+/// derived candle is written once, not moved through a vector of results.
+struct Results {
+    /// The newest stored official's open time, when the buckets were derived.
+    newest: Option<i64>,
+    appended: Vec<Candle>,
+    other: Vec<(i64, Derived)>,
+}
+
+impl Results {
+    fn new(newest: Option<i64>, buckets: usize) -> Results {
+        Results {
+            newest,
+            // Candles are large: one allocation, no regrowth copying them.
+            appended: Vec::with_capacity(buckets),
+            other: Vec::new(),
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, start: i64, d: Derived) {
+        match d {
+            Derived::Official(c) if self.newest.is_none_or(|n| start > n) => {
+                self.appended.push(c)
+            }
+            other => self.other.push((start, other)),
+        }
+    }
+}
+
 /// The running aggregate of one bucket: the fields of the candle it becomes, the sums still
 /// running (no whole candle inside: the aggregate is moved and cloned whole).
 #[derive(Clone, Debug)]
@@ -266,8 +298,9 @@ impl Series {
             v.sort_unstable_by_key(|c| c.open_time);
             v.into()
         };
-        let results = self.aggregate(src, &starts, &given, now_ms);
-        self.effect_of(&starts, results, now_ms)
+        let mut results = Results::new(self.official.last_time(), starts.len());
+        self.aggregate(src, &starts, &given, now_ms, &mut results);
+        self.effect_of(results, now_ms)
     }
 
     /// R8 over everything the source holds (creation back-fill), a window of source candles
@@ -292,7 +325,7 @@ impl Series {
             }
             s = next;
         }
-        let mut results = Vec::with_capacity(starts.len());
+        let mut results = Results::new(self.official.last_time(), starts.len());
         // Source buckets a bucket spans, at most (a month counts 28 days).
         let src_len = src.interval().fixed_ms().unwrap_or(28 * 86_400_000).max(1);
         let span = |s: i64| ((b.next(s) - s) / src_len).max(1) as usize;
@@ -311,10 +344,11 @@ impl Series {
             }
             let upto = starts.get(j - 1).map_or(from, |&s| b.next(s) - 1);
             let given = src.official.range(from, upto, None);
-            results.extend(self.aggregate(src, starts.get(i..j).unwrap_or(&[]), &given, now_ms));
+            let these = starts.get(i..j).unwrap_or(&[]);
+            self.aggregate(src, these, &given, now_ms, &mut results);
             i = j;
         }
-        self.effect_of(&starts, results, now_ms)
+        self.effect_of(results, now_ms)
     }
 
     /// The newest open time the merged view holds.
@@ -326,37 +360,45 @@ impl Series {
         live.or(self.official.last_time())
     }
 
-    /// The effect of the derived buckets `starts` (ascending) becoming `results`.
-    fn effect_of(&self, starts: &[i64], results: Vec<Derived>, now_ms: i64) -> Effect {
+    /// The effect of the derived buckets becoming `results`.
+    fn effect_of(&self, results: Results, now_ms: i64) -> Effect {
         let mut effect = Effect::default();
-        // One allocation: candles are large, and growing the vector copies them all again.
-        effect.official.reserve_exact(results.len());
-        let newest = self.official.last_time();
-        // Only buckets that may hold an official already are looked up (appends never do).
-        let lookup: Vec<i64> = starts
+        let Results {
+            newest,
+            appended,
+            other,
+        } = results;
+        // Buckets that may hold an official already (at or before the newest): looked up,
+        // and left out of the effect when unchanged.
+        let lookup: Vec<i64> = other
             .iter()
-            .zip(&results)
-            .filter(|(s, r)| matches!(r, Derived::Official(_)) && newest.is_some_and(|n| **s <= n))
+            .filter(|(_, r)| matches!(r, Derived::Official(_)))
             .map(|(s, _)| *s)
             .collect();
-        let existing: std::collections::HashMap<i64, Candle> = if lookup.is_empty() {
-            std::collections::HashMap::new()
+        if lookup.is_empty() {
+            effect.official = appended;
         } else {
-            lookup
+            let existing: std::collections::HashMap<i64, Candle> = lookup
                 .iter()
                 .zip(self.official.get_many(&lookup))
                 .filter_map(|(t, c)| c.map(|c| (*t, c)))
-                .collect()
-        };
-        for (start, result) in starts.iter().zip(results) {
-            match result {
-                Derived::Official(c) => {
-                    if existing.get(start) != Some(&c) {
-                        effect.official.push(c);
+                .collect();
+            effect.official.reserve_exact(lookup.len() + appended.len());
+            for (start, r) in &other {
+                if let Derived::Official(c) = r {
+                    if existing.get(start) != Some(c) {
+                        effect.official.push(*c);
                     }
                 }
+            }
+            // All after the looked-up ones (their buckets follow the newest official).
+            effect.official.extend_from_slice(&appended);
+        }
+        for (start, result) in other {
+            match result {
+                Derived::Official(_) | Derived::Skip => {}
                 Derived::Live(c) => {
-                    if newest.is_none_or(|n| *start > n) {
+                    if newest.is_none_or(|n| start > n) {
                         effect.live_put.push(LiveCandle {
                             candle: c,
                             updated_ms: now_ms,
@@ -364,11 +406,10 @@ impl Series {
                     }
                 }
                 Derived::Empty => {
-                    if self.live.contains_key(start) {
-                        effect.live_drop.push(*start);
+                    if self.live.contains_key(&start) {
+                        effect.live_drop.push(start);
                     }
                 }
-                Derived::Skip => {}
             }
         }
         if effect.is_empty() {
@@ -396,54 +437,55 @@ impl Series {
         starts: &[i64],
         given: &[Candle],
         now_ms: i64,
-    ) -> Vec<Derived> {
+        out: &mut Results,
+    ) {
         let b = self.buckets();
         let sb = src.buckets();
         let coverage = src.coverage_start(now_ms);
         // `given`'s candles in the bucket, found by a cursor that only moves forward (starts
         // and `given` ascend): a step per candle, no binary search per bucket.
         let mut lo = 0;
-        starts
-            .iter()
-            .map(|&start| {
-                let end = b.next(start);
-                if coverage.is_some_and(|cov| start < cov) {
-                    return Derived::Skip;
+        for &start in starts {
+            let end = b.next(start);
+            if coverage.is_some_and(|cov| start < cov) {
+                out.push(start, Derived::Skip);
+                continue;
+            }
+            while given.get(lo).is_some_and(|c| c.open_time < start) {
+                lo += 1;
+            }
+            let mut hi = lo;
+            while given.get(hi).is_some_and(|c| c.open_time < end) {
+                hi += 1;
+            }
+            let mine = given.get(lo..hi).unwrap_or(&[]);
+            let run = match from_start(mine, start, sb) {
+                Some(acc) if acc.expect == end => {
+                    out.push(start, acc.finish(end));
+                    continue;
                 }
-                while given.get(lo).is_some_and(|c| c.open_time < start) {
-                    lo += 1;
+                other => other,
+            };
+            // The source's officials in the bucket: `given`'s when they run from its start
+            // to the newest official (the bucket still forming: nothing else can be in
+            // it), else the stored ones.
+            let newest = mine.last().map(|c| c.open_time);
+            let mut acc = match run {
+                Some(acc) if newest.is_some() && newest == src.official.last_time() => {
+                    // The next write to this bucket starts from here.
+                    self.prefix = Some((PrefixKey::of(src, start), Some(acc.clone())));
+                    Some(acc)
                 }
-                let mut hi = lo;
-                while given.get(hi).is_some_and(|c| c.open_time < end) {
-                    hi += 1;
+                _ => self.officials_of(src, start, end, given),
+            };
+            for c in src.fresh_live(start, end - 1, now_ms) {
+                match acc.as_mut() {
+                    Some(a) => a.add(c, CandleKind::Live, sb),
+                    None => acc = Some(Acc::new(start, c, CandleKind::Live, sb)),
                 }
-                let mine = given.get(lo..hi).unwrap_or(&[]);
-                let run = from_start(mine, start, sb);
-                let run = match run {
-                    Some(acc) if acc.expect == end => return acc.finish(end),
-                    other => other,
-                };
-                // The source's officials in the bucket: `given`'s when they run from its start
-                // to the newest official (the bucket still forming: nothing else can be in
-                // it), else the stored ones.
-                let newest = mine.last().map(|c| c.open_time);
-                let mut acc = match run {
-                    Some(acc) if newest.is_some() && newest == src.official.last_time() => {
-                        // The next write to this bucket starts from here.
-                        self.prefix = Some((PrefixKey::of(src, start), Some(acc.clone())));
-                        Some(acc)
-                    }
-                    _ => self.officials_of(src, start, end, given),
-                };
-                for c in src.fresh_live(start, end - 1, now_ms) {
-                    match acc.as_mut() {
-                        Some(a) => a.add(c, CandleKind::Live, sb),
-                        None => acc = Some(Acc::new(start, c, CandleKind::Live, sb)),
-                    }
-                }
-                acc.map_or(Derived::Empty, |a| a.finish(end))
-            })
-            .collect()
+            }
+            out.push(start, acc.map_or(Derived::Empty, |a| a.finish(end)));
+        }
     }
 
     /// The aggregate of the source's officials in `[start, end)`, from the prefix cache when
