@@ -523,7 +523,9 @@ fn put_all_equals_one_by_one_puts() {
     for start in [
         0usize, 1, 31, 32, 33, 127, 128, 129, 200, 255, 256, 257, 300, 511, 700,
     ] {
-        for batch in [2usize, 17, 31, 32, 33, 63, 64, 65, 95, 96, 255, 256, 257, 1000, 1500] {
+        for batch in [
+            2usize, 17, 31, 32, 33, 63, 64, 65, 95, 96, 255, 256, 257, 1000, 1500,
+        ] {
             let pre: Vec<Candle> = (0..start).map(|_| next(&mut r)).collect();
             let add: Vec<Candle> = (0..batch).map(|_| next(&mut r)).collect();
             let mut a = ChunkedStore::new();
