@@ -1415,6 +1415,41 @@ mod tests {
                 Err(_) => assert!(!ok, "{vals:?}"),
             }
         }
+        // Wide mantissas: sums across the inline path's 2^119 bound and the range's 10^37,
+        // extreme decoded values (up to i128::MAX) included.
+        for _ in 0..4000 {
+            let n = 1 + rng.below(8);
+            let vals: Vec<Dec> = (0..n)
+                .map(|_| {
+                    let scale = rng.below(20) as u8;
+                    let wide =
+                        (i128::from(rng.next()) << 64 | i128::from(rng.next())) >> rng.below(127);
+                    let mant = match rng.below(4) {
+                        0 => i128::from(rng.next() as i64),
+                        1 => wide,
+                        2 => -wide,
+                        _ => [i128::MAX, i128::MIN + 1, 10i128.pow(36) - 1, 1 << 119]
+                            [rng.below(4) as usize],
+                    };
+                    Dec::new(mant, scale).unwrap()
+                })
+                .collect();
+            let mut sum = vals[0].sum();
+            let mut ok = true;
+            let mut want = Ok(vals[0]);
+            for v in &vals[1..] {
+                ok &= sum.add(*v);
+                want = want.and_then(|w| w.checked_add(*v));
+                if !ok {
+                    break;
+                }
+            }
+            match want {
+                Ok(w) if ok => assert!(sum.finish() == w, "{vals:?}"),
+                Ok(_) => panic!("refused a representable sum: {vals:?}"),
+                Err(_) => assert!(!ok, "{vals:?}"),
+            }
+        }
         // Near the top of the range.
         let big = Dec::new(10i128.pow(35), 0).unwrap();
         let mut s = big.sum();
