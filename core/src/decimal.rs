@@ -1391,6 +1391,22 @@ mod tests {
         }
     }
 
+    /// Adds `vals` into a `DecSum` and by repeated `checked_add`: each addition refused by
+    /// one exactly when by the other, and the same value at the end.
+    fn check_sum_like_checked_add(vals: &[Dec]) {
+        let mut sum = vals[0].sum();
+        let mut want = Ok(vals[0]);
+        for v in &vals[1..] {
+            let ok = sum.add(*v);
+            want = want.and_then(|w| w.checked_add(*v));
+            assert_eq!(ok, want.is_ok(), "{vals:?}");
+            if !ok {
+                return;
+            }
+        }
+        assert!(Ok(sum.finish()) == want, "{vals:?}");
+    }
+
     #[test]
     fn dec_sum_equals_repeated_checked_add() {
         let mut rng = crate::test_rng::XorShift(7);
@@ -1403,20 +1419,10 @@ mod tests {
                     Dec::new(mant, scale).unwrap()
                 })
                 .collect();
-            let mut sum = vals[0].sum();
-            let mut ok = true;
-            let mut want = Ok(vals[0]);
-            for v in &vals[1..] {
-                ok &= sum.add(*v);
-                want = want.and_then(|w| w.checked_add(*v));
-            }
-            match want {
-                Ok(w) => assert!(ok && sum.finish() == w, "{vals:?}"),
-                Err(_) => assert!(!ok, "{vals:?}"),
-            }
+            check_sum_like_checked_add(&vals);
         }
-        // Wide mantissas: sums across the inline path's 2^119 bound and the range's 10^37,
-        // extreme decoded values (up to i128::MAX) included.
+        // Wide mantissas: sums across 2^63 and up to the range's 10^37, extreme decoded
+        // values (up to i128::MAX) included.
         for _ in 0..4000 {
             let n = 1 + rng.below(8);
             let vals: Vec<Dec> = (0..n)
@@ -1434,21 +1440,7 @@ mod tests {
                     Dec::new(mant, scale).unwrap()
                 })
                 .collect();
-            let mut sum = vals[0].sum();
-            let mut ok = true;
-            let mut want = Ok(vals[0]);
-            for v in &vals[1..] {
-                ok &= sum.add(*v);
-                want = want.and_then(|w| w.checked_add(*v));
-                if !ok {
-                    break;
-                }
-            }
-            match want {
-                Ok(w) if ok => assert!(sum.finish() == w, "{vals:?}"),
-                Ok(_) => panic!("refused a representable sum: {vals:?}"),
-                Err(_) => assert!(!ok, "{vals:?}"),
-            }
+            check_sum_like_checked_add(&vals);
         }
         // Near the top of the range.
         let big = Dec::new(10i128.pow(35), 0).unwrap();

@@ -57,7 +57,7 @@ impl Results {
     #[inline(always)]
     fn push(&mut self, start: i64, d: Derived) {
         match d {
-            Derived::Official(c) if self.newest.is_none_or(|n| start > n) => self.appended.push(c),
+            Derived::Official(c) => self.official(start, c),
             other => self.other.push((start, other)),
         }
     }
