@@ -124,13 +124,9 @@ impl Acc {
     /// of kinds and contiguity).
     #[inline(always)]
     fn fold(&mut self, c: &Candle) {
-        // Compared in place, written only when they move (a packed decimal is three words).
-        if c.high > self.high {
-            self.high = c.high;
-        }
-        if c.low < self.low {
-            self.low = c.low;
-        }
+        // Branch-free selects: whether a candle moves the bucket's high or low is data.
+        self.high = self.high.max(c.high);
+        self.low = self.low.min(c.low);
         self.close = c.close;
         self.overflow |= !self.volume.add(c.volume);
         add_opt(&mut self.quote_volume, c.quote_volume, &mut self.overflow);
