@@ -441,15 +441,29 @@ fn fixed_costs(us: &[u64], klo: u32, max: u64) -> [u64; 3] {
         ];
         if max >> klo >= u64::from(ESC) {
             // The values whose quotient escapes are those >= ESC << klo (every value when
-            // that does not fit; the check below sorts them out).
+            // that does not fit). Which ones they are is data: a branch per value on it was
+            // mispredicted often enough to cost more than the sums, so they are gathered
+            // branch-free, a block at a time, and only they are corrected.
             let lim = if klo < 61 { u64::from(ESC) << klo } else { 0 };
-            for &u in us.iter().filter(|&&u| u >= lim) {
-                for (j, c) in c.iter_mut().enumerate() {
-                    // An escaped head costs ESC + gamma(q - ESC + 1) instead of q + 1.
-                    let q = u >> (klo + j as u32);
-                    if q >= u64::from(ESC) {
-                        let head = escape_head(q);
-                        *c = c.wrapping_sub(q + 1).wrapping_add(head);
+            let mut esc = [0u64; 64];
+            for block in us.chunks(esc.len()) {
+                let mut n = 0;
+                for &u in block {
+                    if let Some(slot) = esc.get_mut(n) {
+                        *slot = u;
+                    }
+                    n += usize::from(u >= lim);
+                }
+                for &u in esc.get(..n).unwrap_or(&[]) {
+                    for (j, c) in c.iter_mut().enumerate() {
+                        // An escaped head costs ESC + gamma(q - ESC + 1) instead of q + 1:
+                        // the difference, zero where this k's quotient does not escape.
+                        let q = u >> (klo + j as u32);
+                        let e = q.saturating_sub(u64::from(ESC) - 1);
+                        let escaped = u64::from(e != 0).wrapping_neg();
+                        let delta = (u64::from(ESC) + 2 * u64::from(bitlen(e)))
+                            .wrapping_sub(q.wrapping_add(2));
+                        *c = c.wrapping_add(delta & escaped);
                     }
                 }
             }
