@@ -247,6 +247,10 @@ pub(super) fn range_times<I: Int>(c: &Candle, base: Dec, s: u8) -> Option<I> {
 /// 0 for a prediction and as bit length 0 for a hint).
 pub(super) trait Model {
     const HINTED: bool;
+    /// Predicted in 128 bits outright: the 64-bit attempt overflows for a data-dependent
+    /// share of candles (a product of two mantissas), a branch mispredicted that often
+    /// costs more than the wide arithmetic.
+    const WIDE: bool = false;
     fn pred<I: Int>(c: &Candle, s: u8) -> Option<I>;
     fn hint<I: Int>(c: &Candle, s: u8) -> Option<I>;
 }
@@ -310,6 +314,7 @@ impl Model for Tbb {
 
 impl Model for Tbq {
     const HINTED: bool = true;
+    const WIDE: bool = true;
     #[inline]
     fn pred<I: Int>(c: &Candle, s: u8) -> Option<I> {
         let tb = c.taker_buy_base?;
@@ -331,6 +336,9 @@ impl Model for Tbq {
 /// `M`'s prediction (0 when it has none): in 64 bits when that answers, else in 128.
 #[inline(always)]
 pub(super) fn predict<M: Model>(c: &Candle, s: u8) -> i128 {
+    if M::WIDE {
+        return M::pred::<i128>(c, s).unwrap_or(0);
+    }
     match M::pred::<i64>(c, s) {
         Some(p) => i128::from(p),
         None => M::pred::<i128>(c, s).unwrap_or(0),
