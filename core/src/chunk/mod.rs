@@ -504,7 +504,7 @@ impl ChunkedStore {
         self.chunks.push(ch);
     }
 
-    /// Moves the tail into the last chunk when it fits, else into a new chunk.
+    /// Seals the tail's rows into the chunks ([`seal_rows`](Self::seal_rows)).
     fn flush_tail(&mut self) {
         if self.tail_len == 0 {
             return;
