@@ -14,7 +14,7 @@ use candles_core::Candle;
 use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, RedisError, RedisString};
 
-use super::publish::publish;
+use super::publish::publish_after;
 use super::series_type::SERIES_TYPE;
 use crate::datatype::{self, Slot};
 use crate::util::err;
@@ -135,10 +135,10 @@ fn cascade(
         {
             continue;
         }
-        publish(ctx, &fname, &effect);
         let Ok(Some(dst)) = datatype::get_mut::<Series>(&key) else {
             continue;
         };
+        publish_after(ctx, &fname, &effect, Some(dst));
         let next = dst.touched_times(&effect, &before);
         path.push(feed.clone());
         cascade(ctx, dst, &next, &effect.official, now, path);

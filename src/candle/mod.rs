@@ -19,9 +19,9 @@ use redis_module::key::RedisKeyWritable;
 use redis_module::{Context, RedisError, RedisString};
 
 use crate::config;
-use crate::datatype::Slot;
+use crate::datatype::{self, Slot};
 use crate::util::err;
-use publish::publish;
+use publish::publish_after;
 
 pub use read::MAX_COUNT;
 
@@ -91,7 +91,8 @@ fn write<T>(
 ) -> Result<T, RedisError> {
     let live_before = feeding(&target).then(|| target.value().live_times());
     let (out, effect) = apply_op(key, target, op)?;
-    publish(ctx, name, &effect);
+    let after = datatype::get_mut::<Series>(key).ok().flatten();
+    publish_after(ctx, name, &effect, after.as_deref());
     if let Some(before) = live_before {
         if !effect.is_empty() {
             let now = effect.clock.unwrap_or_else(crate::util::now_ms);

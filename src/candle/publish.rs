@@ -1,13 +1,24 @@
 //! How a candle write leaves the module: its effect replicated as `CANDLE.APPLY key <blob>`
 //! (one reused buffer, straight through `RM_Replicate`) and its keyspace events.
 
-use candles_core::series::Effect;
+use candles_core::series::{Effect, Series};
 use redis_module::{raw, Context, NotifyEvent, RedisString};
 
 use super::series_type::EFFECT_TAG;
 
 /// Replicates an effect as `CANDLE.APPLY key <blob>` and fires keyspace events.
 pub(super) fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
+    publish_after(ctx, name, effect, None);
+}
+
+/// [`publish`] of an effect just applied to `after`: official candles that the write sealed
+/// as whole chunks are replicated as those chunks' bytes ([`Effect::encode_after`]).
+pub(super) fn publish_after(
+    ctx: &Context,
+    name: &RedisString,
+    effect: &Effect,
+    after: Option<&Series>,
+) {
     if effect.is_empty() {
         return;
     }
@@ -19,7 +30,10 @@ pub(super) fn publish(ctx: &Context, name: &RedisString, effect: &Effect) {
     // would copy it several times.
     blob.reserve(64 + EFFECT_BYTES_PER_CANDLE * (effect.official.len() + effect.live_put.len()));
     blob.push(EFFECT_TAG);
-    effect.encode(&mut blob);
+    match after {
+        Some(s) if !effect.official.is_empty() => effect.encode_after(s, &mut blob),
+        _ => effect.encode(&mut blob),
+    }
     // RM_Replicate directly ("sb": the key string as received, the blob as a buffer): the
     // crate's `Context::replicate` allocates a CString, an argument vector and a copy of each
     // argument on every write (the hot path of LIVE_UPDATE / LIVE_TICK).

@@ -742,6 +742,40 @@ impl ChunkedStore {
             + self.tail.capacity()
     }
 
+    /// The newest candles, from open time `first` on, in this store's own encoding
+    /// ([`encode`](Self::encode)), when they are exactly the newest `n` and fill the newest
+    /// sealed chunks whole (the tail empty): what a bulk append of them has just sealed. The
+    /// chunks' bytes are copied as they are (no encoding); `false` (nothing written) otherwise.
+    pub fn encode_newest(&self, first: i64, n: usize, out: &mut Vec<u8>) -> bool {
+        if self.tail_len != 0 || n == 0 {
+            return false;
+        }
+        let (mut k, mut held) = (0usize, 0usize);
+        for ch in self.chunks.iter().rev() {
+            if held >= n {
+                break;
+            }
+            held += ch.n as usize;
+            k += 1;
+        }
+        let newest = self.chunks.get(self.chunks.len() - k..).unwrap_or(&[]);
+        if held != n || newest.first().is_none_or(|ch| ch.first != first) {
+            return false;
+        }
+        let v2 = newest.iter().any(|ch| codec::is_format2(&ch.data));
+        out.reserve(16 + newest.iter().map(|ch| ch.data.len() + 4).sum::<usize>());
+        out.push(if v2 { FORMAT_VERSION } else { 1 });
+        rows::put_varint(out, n as u128);
+        rows::put_varint(out, k as u128);
+        for ch in newest {
+            rows::put_varint(out, ch.data.len() as u128);
+            out.extend_from_slice(&ch.data);
+        }
+        rows::put_varint(out, 0);
+        rows::put_varint(out, 0);
+        true
+    }
+
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let v2 = self.chunks.iter().any(|ch| codec::is_format2(&ch.data));

@@ -111,6 +111,8 @@ const EFFECT_V1: u8 = 1;
 const EFFECT_V2: u8 = 2;
 /// Adds the alignment of a created series and link changes (the clock optional).
 const EFFECT_V3: u8 = 3;
+/// Version 3 with the official candles as sealed chunks (the store's encoding).
+const EFFECT_V4: u8 = 4;
 /// Most series one series may feed.
 pub const MAX_FEEDS: usize = 64;
 
@@ -270,16 +272,51 @@ fn get_live(r: &mut Reader<'_>) -> CoreResult<Vec<LiveCandle>> {
 impl Effect {
     /// Versioned binary form, replicated as `CANDLE.APPLY key <blob>`.
     /// Version 2 is version 1 followed by the clock; version 3 (a created series with an
-    /// alignment, or link changes) carries those. Each effect is written in the oldest
-    /// version that holds it.
+    /// alignment, or link changes) carries those; version 4 is version 3 with the official
+    /// candles as the sealed chunks that hold them ([`encode_after`](Self::encode_after)).
+    /// Each effect is written in the oldest version that holds it.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let v3 = self.source.is_some()
+        self.encode_with(out, None);
+    }
+
+    /// [`encode`](Self::encode) for an effect just applied to `s`: when its official
+    /// candles are exactly the chunks the write sealed (a bulk append: a REST page, a derived
+    /// level's buckets), they go as those chunks' bytes (version 4), copied, not encoded
+    /// again: ~3x fewer bytes than candle records, and no record encoding on the write path.
+    /// A replica decodes them to the same candles and applies the same effect.
+    pub fn encode_after(&self, s: &Series, out: &mut Vec<u8>) {
+        let ascending = self
+            .official
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time));
+        let (Some(first), Some(last)) = (self.official.first(), self.official.last()) else {
+            return self.encode(out);
+        };
+        if !ascending || s.official.last_time() != Some(last.open_time) {
+            return self.encode(out);
+        }
+        // Sealed chunks are ~20 B per candle; put_bytes prefixes the length.
+        let mut sealed = Vec::new();
+        if s.official
+            .encode_newest(first.open_time, self.official.len(), &mut sealed)
+        {
+            self.encode_with(out, Some(&sealed));
+        } else {
+            self.encode(out);
+        }
+    }
+
+    /// `sealed`: the official candles as a store encoding (version 4), else as records.
+    fn encode_with(&self, out: &mut Vec<u8>, sealed: Option<&[u8]>) {
+        let v3 = sealed.is_some()
+            || self.source.is_some()
             || self.feeds.is_some()
             || self.create.is_some_and(|c| c.align != Align::Utc);
-        out.push(match (v3, self.clock) {
-            (true, _) => EFFECT_V3,
-            (false, Some(_)) => EFFECT_V2,
-            (false, None) => EFFECT_V1,
+        out.push(match (sealed.is_some(), v3, self.clock) {
+            (true, _, _) => EFFECT_V4,
+            (false, true, _) => EFFECT_V3,
+            (false, false, Some(_)) => EFFECT_V2,
+            (false, false, None) => EFFECT_V1,
         });
         match &self.create {
             Some(s) => {
@@ -288,8 +325,13 @@ impl Effect {
             }
             None => out.push(0),
         }
-        codec::put_u64(out, self.official.len() as u64);
-        codec::put_candles(out, &self.official);
+        match sealed {
+            Some(b) => codec::put_bytes(out, b),
+            None => {
+                codec::put_u64(out, self.official.len() as u64);
+                codec::put_candles(out, &self.official);
+            }
+        }
         codec::put_u64(out, self.live_drop.len() as u64);
         for t in &self.live_drop {
             codec::put_i64(out, *t);
@@ -307,21 +349,28 @@ impl Effect {
     pub fn decode(bytes: &[u8]) -> CoreResult<Effect> {
         let mut r = Reader::new(bytes);
         let v = r.u8()?;
-        if !(EFFECT_V1..=EFFECT_V3).contains(&v) {
+        if !(EFFECT_V1..=EFFECT_V4).contains(&v) {
             return Err(CoreError::corrupt(format!(
                 "unknown effect encoding version {v}"
             )));
         }
         let create = match r.u8()? {
             0 => None,
-            1 => Some(get_settings(&mut r, v == EFFECT_V3)?),
+            1 => Some(get_settings(&mut r, v >= EFFECT_V3)?),
             _ => return Err(CoreError::corrupt("bad effect header")),
         };
-        let n = r.count(codec::MIN_CANDLE_BYTES)?;
-        let mut official = Vec::with_capacity(n);
-        for _ in 0..n {
-            official.push(codec::get_candle(&mut r)?);
-        }
+        let official = if v == EFFECT_V4 {
+            // Chunks checked as an RDB's are (ascending, counts agree); the candles then as
+            // records' are (`validate`).
+            OfficialStore::decode(r.bytes()?)?.iter().collect()
+        } else {
+            let n = r.count(codec::MIN_CANDLE_BYTES)?;
+            let mut official = Vec::with_capacity(n);
+            for _ in 0..n {
+                official.push(codec::get_candle(&mut r)?);
+            }
+            official
+        };
         let n = r.count(1)?;
         let mut live_drop = Vec::with_capacity(n);
         for _ in 0..n {
@@ -329,7 +378,7 @@ impl Effect {
         }
         let live_put = get_live(&mut r)?;
         let (clock, (source, feeds)) = match v {
-            EFFECT_V3 => (get_opt_i64(&mut r)?, get_links(&mut r)?),
+            EFFECT_V3 | EFFECT_V4 => (get_opt_i64(&mut r)?, get_links(&mut r)?),
             EFFECT_V2 => (Some(r.i64()?), (None, None)),
             _ => (None, (None, None)),
         };
