@@ -274,7 +274,7 @@ pub fn derived_phase(
         None,
     );
     t.notes.push(format!(
-        "7: {N_REPS} x 1000-row OFFICIAL_ADD into a 1m series feeding 5m -> 1h -> 1d (the cascade inside each command) vs a 1m series feeding nothing, runs alternated; a RedisTimeSeries compaction rule costs 1.42x its source's ingest on this project's machine (issue 15). Reads and memory: the derived 5m vs a plain 5m series holding the same candles"
+        "7: {N_REPS} x 1000-row OFFICIAL_ADD into a 1m series feeding 5m -> 1h -> 1d (the cascade inside each command) vs a 1m series feeding nothing, in paired rounds of {ROUND} bodies (which side goes first alternates; the first round warms the server up and is not counted), medians over the rounds; a RedisTimeSeries compaction rule costs 1.42x its source's ingest on this project's machine (issue 15). Reads and memory: the derived 5m vs a plain 5m series holding the same candles"
     ));
     Ok(())
 }
