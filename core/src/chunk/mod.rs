@@ -762,33 +762,14 @@ impl ChunkedStore {
         if held != n || newest.first().is_none_or(|ch| ch.first != first) {
             return false;
         }
-        let v2 = newest.iter().any(|ch| codec::is_format2(&ch.data));
         out.reserve(16 + newest.iter().map(|ch| ch.data.len() + 4).sum::<usize>());
-        out.push(if v2 { FORMAT_VERSION } else { 1 });
-        rows::put_varint(out, n as u128);
-        rows::put_varint(out, k as u128);
-        for ch in newest {
-            rows::put_varint(out, ch.data.len() as u128);
-            out.extend_from_slice(&ch.data);
-        }
-        rows::put_varint(out, 0);
-        rows::put_varint(out, 0);
+        put_store(out, n, newest, 0, &[]);
         true
     }
 
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let v2 = self.chunks.iter().any(|ch| codec::is_format2(&ch.data));
-        out.push(if v2 { FORMAT_VERSION } else { 1 });
-        rows::put_varint(out, self.len as u128);
-        rows::put_varint(out, self.chunks.len() as u128);
-        for ch in &self.chunks {
-            rows::put_varint(out, ch.data.len() as u128);
-            out.extend_from_slice(&ch.data);
-        }
-        rows::put_varint(out, self.tail_len as u128);
-        rows::put_varint(out, self.tail.len() as u128);
-        out.extend_from_slice(&self.tail);
+        put_store(out, self.len, &self.chunks, self.tail_len, &self.tail);
     }
 
     /// Reads what [`encode`](Self::encode) wrote, verifying every chunk and the ordering.
@@ -867,6 +848,22 @@ impl ChunkedStore {
         }
         Ok(s)
     }
+}
+
+/// The store format ([`ChunkedStore::encode`]): `len` candles, `chunks` as they are in
+/// memory, then the tail's `tail_len` rows.
+fn put_store(out: &mut Vec<u8>, len: usize, chunks: &[Chunk], tail_len: usize, tail: &[u8]) {
+    let v2 = chunks.iter().any(|ch| codec::is_format2(&ch.data));
+    out.push(if v2 { FORMAT_VERSION } else { 1 });
+    rows::put_varint(out, len as u128);
+    rows::put_varint(out, chunks.len() as u128);
+    for ch in chunks {
+        rows::put_varint(out, ch.data.len() as u128);
+        out.extend_from_slice(&ch.data);
+    }
+    rows::put_varint(out, tail_len as u128);
+    rows::put_varint(out, tail.len() as u128);
+    out.extend_from_slice(tail);
 }
 
 /// The chunks decoded on this thread since the last call, by the address of their bytes,
