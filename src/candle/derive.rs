@@ -135,10 +135,12 @@ fn cascade(
         {
             continue;
         }
-        let Ok(Some(dst)) = datatype::get_mut::<Series>(&key) else {
+        // Replicated whatever happens next: the effect is applied.
+        let dst = datatype::get_mut::<Series>(&key).ok().flatten();
+        publish_after(ctx, &fname, &effect, dst.as_deref());
+        let Some(dst) = dst else {
             continue;
         };
-        publish_after(ctx, &fname, &effect, Some(dst));
         let next = dst.touched_times(&effect, &before);
         path.push(feed.clone());
         cascade(ctx, dst, &next, &effect.official, now, path);
