@@ -47,6 +47,13 @@ pub struct Candle {
     pub taker_buy_quote: Option<Dec>,
 }
 
+/// Whether the candles' open times strictly ascend (no repeats): the shape of an append,
+/// and of a batch each of whose candles is its own.
+pub fn strictly_ascending(cs: &[Candle]) -> bool {
+    cs.windows(2)
+        .all(|w| matches!(w, [a, b] if a.open_time < b.open_time))
+}
+
 impl Candle {
     /// A candle with only OHLCV.
     pub fn ohlcv(open_time: i64, o: Dec, h: Dec, l: Dec, c: Dec, v: Dec) -> Candle {

@@ -280,9 +280,7 @@ impl ChunkedStore {
     /// the slightly shorter chunk saves). The layout depends only on the sequence of calls, so
     /// a replica or an AOF replaying the same effects builds the same bytes.
     pub fn put_all(&mut self, cs: &[Candle]) {
-        let appends = cs
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time))
+        let appends = crate::candle::strictly_ascending(cs)
             && cs
                 .first()
                 .is_some_and(|c| self.last_time().is_none_or(|l| c.open_time > l));

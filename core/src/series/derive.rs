@@ -296,9 +296,7 @@ impl Series {
             starts.sort_unstable();
         }
         starts.dedup();
-        let sorted = given
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time));
+        let sorted = crate::candle::strictly_ascending(given);
         let given: std::borrow::Cow<'_, [Candle]> = if sorted {
             given.into()
         } else {

@@ -326,14 +326,12 @@ impl Series {
     /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
     pub fn apply(&mut self, e: &Effect) {
         if !e.official.is_empty() {
-            let appends = e.official.windows(2).all(|w| match w {
-                [a, b] => a.open_time < b.open_time,
-                _ => true,
-            }) && e.official.first().is_none_or(|c| {
-                self.official
-                    .last_time()
-                    .is_none_or(|last| c.open_time > last)
-            });
+            let appends = crate::candle::strictly_ascending(&e.official)
+                && e.official.first().is_none_or(|c| {
+                    self.official
+                        .last_time()
+                        .is_none_or(|last| c.open_time > last)
+                });
             if !appends {
                 // Cached text may show candles this write changes. (Retention only drops the
                 // oldest, which reads skip by time.)

@@ -285,10 +285,7 @@ impl Effect {
     /// again: ~3x fewer bytes than candle records, and no record encoding on the write path.
     /// A replica decodes them to the same candles and applies the same effect.
     pub fn encode_after(&self, s: &Series, out: &mut Vec<u8>) {
-        let ascending = self
-            .official
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.open_time < b.open_time));
+        let ascending = crate::candle::strictly_ascending(&self.official);
         let (Some(first), Some(last)) = (self.official.first(), self.official.last()) else {
             return self.encode(out);
         };
