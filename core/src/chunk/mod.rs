@@ -765,6 +765,31 @@ impl ChunkedStore {
         true
     }
 
+    /// Appends `sealed`'s chunks as they are (no encoding) when they all follow this store's
+    /// newest candle and neither store has a tail: what a bulk append of their candles left
+    /// on the master that sent them ([`encode_newest`](Self::encode_newest) holds only whole
+    /// chunks that extended a store with an empty tail, and leaves none), so a replica or an
+    /// AOF replay that applies it builds the master's bytes without re-encoding them.
+    /// `false` (nothing changed) otherwise: the caller then puts the candles.
+    pub fn append_sealed(&mut self, sealed: &ChunkedStore) -> bool {
+        let follows = match (self.last_time(), sealed.first_time()) {
+            (_, None) => false,
+            (Some(last), Some(first)) => first > last,
+            (None, Some(_)) => true,
+        };
+        if !follows || self.tail_len != 0 || sealed.tail_len != 0 {
+            return false;
+        }
+        // One at a time, as the master sealed them: the index grows the same (`mem_usage`
+        // counts its capacity, and `MEMORY USAGE` is the same on master and replica).
+        for ch in &sealed.chunks {
+            self.push_chunk(ch.clone());
+        }
+        self.len += sealed.len;
+        self.chunk_bytes += sealed.chunk_bytes;
+        true
+    }
+
     /// Serialises the store (for RDB): sealed chunks are written as they are in memory.
     pub fn encode(&self, out: &mut Vec<u8>) {
         put_store(out, self.len, &self.chunks, self.tail_len, &self.tail);
@@ -772,6 +797,20 @@ impl ChunkedStore {
 
     /// Reads what [`encode`](Self::encode) wrote, verifying every chunk and the ordering.
     pub fn decode(bytes: &[u8]) -> CoreResult<ChunkedStore> {
+        Self::decode_with(bytes, &mut Vec::new(), false)
+    }
+
+    /// [`decode`](Self::decode), with every candle it holds, ascending (each chunk is decoded
+    /// once: verifying it is decoding it).
+    pub fn decode_with_candles(bytes: &[u8]) -> CoreResult<(ChunkedStore, Vec<Candle>)> {
+        let mut all = Vec::new();
+        let s = Self::decode_with(bytes, &mut all, true)?;
+        Ok((s, all))
+    }
+
+    /// `decode`, the candles into `all` (kept when `keep`, else each chunk's dropped after
+    /// its checks).
+    fn decode_with(bytes: &[u8], all: &mut Vec<Candle>, keep: bool) -> CoreResult<ChunkedStore> {
         let bad = |m: &str| CoreError::corrupt(format!("corrupt candle store: {m}"));
         let mut pos = 0usize;
         match bytes.first() {
@@ -796,7 +835,12 @@ impl ChunkedStore {
                 .ok_or_else(|| bad("truncated chunk"))?;
             let data = bytes.get(pos..end).ok_or_else(|| bad("truncated chunk"))?;
             pos = end;
-            let cs = codec::decode_chunk(data)?;
+            if !keep {
+                all.clear();
+            }
+            let from = all.len();
+            codec::decode_chunk_into(data, all)?;
+            let cs = all.get(from..).unwrap_or(&[]);
             let (Some(first), Some(last)) = (cs.first(), cs.last()) else {
                 return Err(bad("empty chunk"));
             };
@@ -811,6 +855,9 @@ impl ChunkedStore {
                 n: cs.len() as u32,
                 data: data.into(),
             });
+        }
+        if !keep {
+            all.clear();
         }
         let tail_n = count(&mut pos)?;
         let tail_bytes = count(&mut pos)?;
@@ -830,6 +877,9 @@ impl ChunkedStore {
         seen += rows.len();
         if seen != total {
             return Err(bad("candle count mismatch"));
+        }
+        if keep {
+            all.extend_from_slice(&rows);
         }
         let chunk_bytes = chunks.iter().map(|ch: &Chunk| ch.data.len()).sum();
         let mut s = ChunkedStore {
@@ -896,6 +946,60 @@ mod tests {
         assert_eq!(s.len(), 5010);
         assert!(s.chunks.len() >= 19 && s.tail_len > 0, "{s:?}");
         (s, all)
+    }
+
+    fn bytes(s: &ChunkedStore) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        out
+    }
+
+    /// A replica appends the chunks a bulk append sealed on the master as they are (the
+    /// master's bytes; each chunk decoded once, to verify it and for its candles); chunks
+    /// that do not extend the store are refused and change nothing.
+    #[test]
+    fn sealed_chunks_install_as_they_are() {
+        let (mut master, mut replica) = (ChunkedStore::new(), ChunkedStore::new());
+        let mut blobs = Vec::new();
+        for rep in 0..3 {
+            let batch = rest_1m_copy(rep);
+            master.put_all(&batch);
+            let mut blob = Vec::new();
+            assert!(master.encode_newest(batch[0].open_time, batch.len(), &mut blob));
+            take_decoded();
+            let (sealed, candles) = ChunkedStore::decode_with_candles(&blob).unwrap();
+            assert_eq!(take_decoded().len(), sealed.chunks.len());
+            assert_eq!(candles, batch);
+            assert!(replica.append_sealed(&sealed));
+            assert_eq!(bytes(&replica), bytes(&master));
+            assert_eq!(replica.mem_usage(), master.mem_usage());
+            blobs.push(blob);
+        }
+        let before = bytes(&replica);
+        let (old, _) = ChunkedStore::decode_with_candles(&blobs[1]).unwrap();
+        assert!(!replica.append_sealed(&old), "not after the newest");
+        assert!(!replica.append_sealed(&ChunkedStore::new()), "empty");
+        let mut tailed = ChunkedStore::new();
+        tailed.put(rest_1m_copy(9)[0]);
+        assert!(!replica.append_sealed(&tailed), "a tail is not sealed");
+        assert_eq!(bytes(&replica), before);
+        // A store with a tail puts the candles instead (its tail goes first).
+        let batch = rest_1m_copy(3);
+        let mut streamed = replica.clone();
+        streamed.put(batch[0]);
+        let mut rest = ChunkedStore::new();
+        rest.put_all(&batch[1..]);
+        let mut blob = Vec::new();
+        assert!(rest.encode_newest(batch[1].open_time, batch.len() - 1, &mut blob));
+        let (sealed, _) = ChunkedStore::decode_with_candles(&blob).unwrap();
+        assert!(!streamed.append_sealed(&sealed));
+        // `decode` and `decode_with_candles` read the same store.
+        let s = store().0;
+        let b = bytes(&s);
+        let (with, candles) = ChunkedStore::decode_with_candles(&b).unwrap();
+        assert_eq!(bytes(&with), b);
+        assert_eq!(bytes(&ChunkedStore::decode(&b).unwrap()), b);
+        assert_eq!(candles, s.iter().collect::<Vec<_>>());
     }
 
     /// What `f` decodes of `s`: (chunk index, whole) in decoding order.

@@ -130,6 +130,39 @@ pub struct Effect {
     pub source: Option<Vec<u8>>,
     /// Replaces the keys of the series derived from this one.
     pub feeds: Option<Vec<Vec<u8>>>,
+    /// `official` as the sealed chunks a version-4 effect carried (decoded on a replica or
+    /// in an AOF replay), which `apply` installs as they are when they extend the store.
+    pub sealed: Sealed,
+}
+
+/// [`Effect::sealed`]: a form of the effect's official candles, not part of its value (two
+/// effects are equal when they change the same things).
+#[derive(Clone, Debug, Default)]
+pub struct Sealed(Option<Box<OfficialStore>>);
+
+impl PartialEq for Sealed {
+    fn eq(&self, _: &Sealed) -> bool {
+        true
+    }
+}
+
+impl Sealed {
+    /// Appends the chunks to `store` when they hold exactly `official` (by count and first
+    /// and last open time: both were decoded from the same bytes) and extend it
+    /// ([`ChunkedStore::append_sealed`](crate::chunk::ChunkedStore::append_sealed)).
+    fn install(&self, store: &mut OfficialStore, official: &[Candle]) -> bool {
+        let time = |c: Option<&Candle>| c.map(|c| c.open_time);
+        match &self.0 {
+            Some(s)
+                if s.len() == official.len()
+                    && s.first_time() == time(official.first())
+                    && s.last_time() == time(official.last()) =>
+            {
+                store.append_sealed(s)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Effect {

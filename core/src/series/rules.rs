@@ -338,7 +338,10 @@ impl Series {
                 self.official_gen = self.official_gen.wrapping_add(1);
                 self.json.forget();
             }
-            self.official.put_all(&e.official);
+            // A replica (or an AOF replay) installs the chunks the master sealed, unencoded.
+            if !e.sealed.install(&mut self.official, &e.official) {
+                self.official.put_all(&e.official);
+            }
         }
         for t in &e.live_drop {
             self.live.remove(t);

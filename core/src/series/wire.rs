@@ -2,7 +2,7 @@
 //! (replicated as `CANDLE.APPLY`). Both are versioned, and decoding checks everything a
 //! write would have: untrusted bytes never make a series that breaks the rules.
 
-use super::{DuplicatePolicy, Effect, LiveCandle, Series, Settings};
+use super::{DuplicatePolicy, Effect, LiveCandle, Sealed, Series, Settings};
 use crate::align::{Align, Buckets};
 use crate::candle::Candle;
 use crate::codec::{self, Reader};
@@ -356,17 +356,18 @@ impl Effect {
             1 => Some(get_settings(&mut r, v >= EFFECT_V3)?),
             _ => return Err(CoreError::corrupt("bad effect header")),
         };
-        let official = if v == EFFECT_V4 {
+        let (official, sealed) = if v == EFFECT_V4 {
             // Chunks checked as an RDB's are (ascending, counts agree); the candles then as
-            // records' are (`validate`).
-            OfficialStore::decode(r.bytes()?)?.iter().collect()
+            // records' are (`validate`). The chunks are kept: `apply` installs them.
+            let (store, candles) = OfficialStore::decode_with_candles(r.bytes()?)?;
+            (candles, Sealed(Some(Box::new(store))))
         } else {
             let n = r.count(codec::MIN_CANDLE_BYTES)?;
             let mut official = Vec::with_capacity(n);
             for _ in 0..n {
                 official.push(codec::get_candle(&mut r)?);
             }
-            official
+            (official, Sealed::default())
         };
         let n = r.count(1)?;
         let mut live_drop = Vec::with_capacity(n);
@@ -390,6 +391,7 @@ impl Effect {
             clock,
             source,
             feeds,
+            sealed,
         })
     }
 
