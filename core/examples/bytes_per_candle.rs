@@ -61,10 +61,7 @@ fn main() {
         assert!(a.iter().eq(cs.iter().cloned()) && b.iter().eq(cs.iter().cloned()));
     }
 
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = candles_testkit::arg(1, 1_000_000);
     let base = load(FIXTURES[0]);
     // n synthetic minute candles cycling through the real 1m rows (values real, times continued).
     let mk = |i: usize| {

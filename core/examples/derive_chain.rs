@@ -105,10 +105,7 @@ fn plain_all(chain: &mut [Series], bodies: &[Vec<u8>], blob: &mut Vec<u8>) {
 }
 
 fn main() {
-    let reps = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let reps: usize = candles_testkit::arg(1, 20);
     let bodies = candles_testkit::fixtures::rest_1m_bodies(reps);
     // See examples/ingest.rs: glibc's one-off consolidation, outside the measured work.
     drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));

@@ -72,12 +72,7 @@ fn verified_round(s: &mut Series, bodies: &[Vec<u8>], effects: &mut u64) {
 }
 
 fn main() {
-    let arg = |i: usize, default: usize| {
-        std::env::args()
-            .nth(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let arg = candles_testkit::arg::<usize>;
     let (reps, rounds) = (arg(1, 100), arg(2, 1).max(1));
     let bodies = candles_testkit::fixtures::rest_1m_bodies(reps);
     // Building the bodies freed many small blocks into glibc's fastbins; the first large

@@ -39,10 +39,7 @@ fn parse_all(args: &[&[u8]], reps: usize) -> u64 {
 }
 
 fn main() {
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+    let reps: usize = candles_testkit::arg(1, 10_000);
     // An index picks that one argument (to count its instructions alone).
     let args: Vec<&[u8]> = match std::env::args().nth(2).and_then(|s| s.parse().ok()) {
         Some(i) => ARGS.get(i..=i).unwrap_or(&ARGS[..]).iter(),

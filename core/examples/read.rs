@@ -65,12 +65,7 @@ fn read_whole(s: &ChunkedStore, reps: usize, sink: &mut u64) -> usize {
 }
 
 fn main() {
-    let arg = |i: usize, default: usize| {
-        std::env::args()
-            .nth(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let arg = candles_testkit::arg::<usize>;
     let (newest_reps, whole_reps) = (arg(1, 200), arg(2, 3));
     let s = store();
     let mut sink = 0u64;

@@ -36,10 +36,7 @@ fn replay_all(replica: &mut Series, blobs: &[Vec<u8>]) {
 }
 
 fn main() {
-    let reps = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let reps: usize = candles_testkit::arg(1, 20);
     let bodies = candles_testkit::fixtures::rest_1m_bodies(reps);
     let mut master = new_series();
     let blobs: Vec<Vec<u8>> = bodies

@@ -17,3 +17,12 @@ pub mod fixtures;
 pub mod server;
 pub mod standin;
 pub mod web;
+
+/// The `i`th command-line argument of an example or a benchmark, parsed; `default` when it is
+/// missing or does not parse.
+pub fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
+    std::env::args()
+        .nth(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
