@@ -269,13 +269,14 @@ fn candle_apply(ctx: &Context, args: &[RedisString]) -> RedisResult {
             effect
                 .validate(target.value().buckets())
                 .map_err(core_err)?;
-            let ((), applied) = apply_op(&key, target, |s| {
+            // The effect moves into what `notify` reads (no copy of its candles or chunks).
+            let ((), applied) = apply_op(&key, target, move |s| {
                 s.apply(&effect);
                 Ok((
                     (),
                     Effect {
                         create: None,
-                        ..effect.clone()
+                        ..effect
                     },
                 ))
             })?;

@@ -797,20 +797,18 @@ impl ChunkedStore {
 
     /// Reads what [`encode`](Self::encode) wrote, verifying every chunk and the ordering.
     pub fn decode(bytes: &[u8]) -> CoreResult<ChunkedStore> {
-        Self::decode_with(bytes, &mut Vec::new(), false)
+        Self::decode_with(bytes, false).map(|(s, _)| s)
     }
 
     /// [`decode`](Self::decode), with every candle it holds, ascending (each chunk is decoded
     /// once: verifying it is decoding it).
     pub fn decode_with_candles(bytes: &[u8]) -> CoreResult<(ChunkedStore, Vec<Candle>)> {
-        let mut all = Vec::new();
-        let s = Self::decode_with(bytes, &mut all, true)?;
-        Ok((s, all))
+        Self::decode_with(bytes, true)
     }
 
-    /// `decode`, the candles into `all` (kept when `keep`, else each chunk's dropped after
-    /// its checks).
-    fn decode_with(bytes: &[u8], all: &mut Vec<Candle>, keep: bool) -> CoreResult<ChunkedStore> {
+    /// `decode`, and the candles when `keep` (else each chunk's are dropped after its checks).
+    fn decode_with(bytes: &[u8], keep: bool) -> CoreResult<(ChunkedStore, Vec<Candle>)> {
+        let mut all = Vec::new();
         let bad = |m: &str| CoreError::corrupt(format!("corrupt candle store: {m}"));
         let mut pos = 0usize;
         match bytes.first() {
@@ -839,7 +837,7 @@ impl ChunkedStore {
                 all.clear();
             }
             let from = all.len();
-            codec::decode_chunk_into(data, all)?;
+            codec::decode_chunk_into(data, &mut all)?;
             let cs = all.get(from..).unwrap_or(&[]);
             let (Some(first), Some(last)) = (cs.first(), cs.last()) else {
                 return Err(bad("empty chunk"));
@@ -855,9 +853,6 @@ impl ChunkedStore {
                 n: cs.len() as u32,
                 data: data.into(),
             });
-        }
-        if !keep {
-            all.clear();
         }
         let tail_n = count(&mut pos)?;
         let tail_bytes = count(&mut pos)?;
@@ -894,7 +889,7 @@ impl ChunkedStore {
         if !rows.is_empty() {
             s.set_tail(&rows);
         }
-        Ok(s)
+        Ok((s, all))
     }
 }
 
