@@ -133,7 +133,11 @@ impl Series {
             .chain(order.iter().copied())
             .max();
         let mut routed_live = 0;
-        for inc in &forming {
+        // The last row of each open time wins, in the order of those last rows (as if each
+        // row replaced an earlier one of its time): walked backwards, the first seen of each
+        // time kept. A set, not a search of what is kept: a page of n forming rows is n log n.
+        let mut seen = std::collections::BTreeSet::new();
+        for inc in forming.iter().rev() {
             let t = inc.candle.open_time;
             let in_batch = if pure_append {
                 order.binary_search(&t).is_ok()
@@ -144,12 +148,14 @@ impl Series {
                 continue; // R2: official wins.
             }
             routed_live += 1;
-            effect.live_put.retain(|l| l.candle.open_time != t);
-            effect.live_put.push(LiveCandle {
-                candle: inc.candle,
-                updated_ms: now_ms,
-            });
+            if seen.insert(t) {
+                effect.live_put.push(LiveCandle {
+                    candle: inc.candle,
+                    updated_ms: now_ms,
+                });
+            }
         }
+        effect.live_put.reverse();
         if effect.is_empty() {
             return Ok(OfficialOutcome {
                 changed: 0,

@@ -96,6 +96,34 @@ fn r4_forming_last_row_is_stored_live_then_official_wins() {
     );
 }
 
+/// Forming rows of one open time sent more than once in a batch: the last of each time is
+/// the live candle, as if each replaced the one before, and a page of only forming rows
+/// (a clock behind the exchange's) routes every one of them.
+#[test]
+fn r4_repeated_forming_rows_last_one_wins() {
+    let rows = rest_1m();
+    // Every row still forming: the clock sits before the first one closes.
+    let now = T0 + 1;
+    let mut page: Vec<Incoming> = rows.clone();
+    let mut again = rows[3].clone();
+    again.candle.volume = d("12.5");
+    page.push(again.clone());
+    let mut s = Series::new(settings(Interval::M1));
+    let out = s.add_official(&page, now).unwrap();
+    assert_eq!((out.changed, out.routed_live), (0, 1001));
+    let put: Vec<i64> = out
+        .effect
+        .live_put
+        .iter()
+        .map(|l| l.candle.open_time)
+        .collect();
+    let mut want: Vec<i64> = rows.iter().map(|r| r.candle.open_time).collect();
+    want.retain(|&t| t != rows[3].candle.open_time);
+    want.push(rows[3].candle.open_time);
+    assert_eq!(put, want);
+    assert_eq!(out.effect.live_put.last().unwrap().candle, again.candle);
+}
+
 #[test]
 fn r4_ws_frames_from_capture() {
     let mut s = Series::new(settings(Interval::M1));
