@@ -188,10 +188,7 @@ fn fnv(b: &[u8]) -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000);
+    let n: usize = candles_testkit::arg(1, 20_000);
     let same = std::env::args().nth(2).as_deref() == Some("same");
     let mut docs = docs(n + CAP);
     if same {
