@@ -1,6 +1,6 @@
 //! ChunkedStore against the reference ReferenceStore, encodings, corrupt input, real data.
 
-use candles_core::chunk::{ChunkedStore, CHUNK_MAX, REOPEN_BELOW, TAIL_MAX};
+use candles_core::chunk::{ChunkedStore, CHUNK_MAX, REOPEN_BELOW, STREAM_TAIL_MAX, TAIL_MAX};
 use candles_core::store::ReferenceStore;
 use candles_core::{Candle, CoreError, Dec};
 
@@ -113,9 +113,10 @@ fn round_trip(a: &ChunkedStore) -> ChunkedStore {
     d
 }
 
-fn differential(seed: u64, ops: usize, weird: bool) {
+fn differential(seed: u64, ops: usize, weird: bool, streamed: bool) {
     let mut r = Rng(seed);
     let mut a = ChunkedStore::new();
+    a.set_streamed(streamed);
     let mut b = ReferenceStore::new();
     let step = 60_000i64;
     let mut next = 1_000 * step; // next newest open time
@@ -195,7 +196,9 @@ fn differential(seed: u64, ops: usize, weird: bool) {
                 assert_eq!(a.range(i64::MAX, i64::MIN, None), Vec::<Candle>::new());
             }
             _ => {
+                // A policy of the series holding the store, set again after a load.
                 a = round_trip(&a);
+                a.set_streamed(streamed);
             }
         }
         assert_eq!(a.len(), b.len(), "len after op {i}");
@@ -216,15 +219,72 @@ fn differential(seed: u64, ops: usize, weird: bool) {
 #[test]
 fn matches_reference_on_realistic_candles() {
     for seed in [1, 2, 3] {
-        differential(0x1234_5678 + seed, 6_000, false);
+        differential(0x1234_5678 + seed, 6_000, false, false);
+        differential(0x1234_5678 + seed, 6_000, false, true);
     }
 }
 
 #[test]
 fn matches_reference_on_hostile_values() {
     for seed in [11, 12, 13] {
-        differential(0xdead_beef + seed, 6_000, true);
+        differential(0xdead_beef + seed, 6_000, true, false);
+        differential(0xdead_beef + seed, 6_000, true, true);
     }
+}
+
+/// A streamed store (a derived series') keeps up to `STREAM_TAIL_MAX - 1` candles in its
+/// tail and seals them straight into one chunk of `STREAM_TAIL_MAX`: candles put one by one
+/// or a few per `put_all` end in chunks of 128, each sealed once, and the same bytes either
+/// way. Its long tail round-trips, and a store no longer streamed seals it at the next put.
+#[test]
+fn streamed_store_seals_its_tail_once_per_chunk() {
+    let rows = fixture("rest_klines_BTCUSDT_1m_limit1000.json");
+    let mut one = ChunkedStore::new();
+    let mut few = ChunkedStore::new();
+    let mut reference = ReferenceStore::new();
+    one.set_streamed(true);
+    few.set_streamed(true);
+    for c in &rows {
+        one.put(*c);
+        reference.put(*c);
+    }
+    for batch in rows.chunks(17) {
+        few.put_all(batch);
+    }
+    check_same(&one, &reference);
+    let (mut e1, mut e2) = (Vec::new(), Vec::new());
+    one.encode(&mut e1);
+    few.encode(&mut e2);
+    assert!(e1 == e2, "a few per put_all builds the bytes of one by one");
+    let lens = one.chunk_lens();
+    assert_eq!(lens, vec![STREAM_TAIL_MAX; rows.len() / STREAM_TAIL_MAX]);
+    let tail = rows.len() % STREAM_TAIL_MAX;
+    assert!(
+        tail >= TAIL_MAX,
+        "the fixture leaves a tail longer than TAIL_MAX: {tail}"
+    );
+    // The long tail is persisted as it is; the store loads unstreamed (the series sets it).
+    let mut loaded = round_trip(&one);
+    check_same(&loaded, &reference);
+    let mut again = loaded.clone();
+    loaded.set_streamed(true);
+    let next = {
+        let mut c = rows[rows.len() - 1];
+        c.open_time += 60_000;
+        c.close_time = c.close_time.map(|t| t + 60_000);
+        c
+    };
+    loaded.put(next);
+    assert_eq!(loaded.chunk_lens(), lens, "streamed: the tail grows");
+    again.put(next);
+    reference.put(next);
+    assert_eq!(
+        again.chunk_lens().len(),
+        lens.len() + 1,
+        "unstreamed: sealed"
+    );
+    check_same(&again, &reference);
+    check_same(&loaded, &reference);
 }
 
 #[test]

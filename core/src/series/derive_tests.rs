@@ -335,6 +335,52 @@ fn seal_makes_ended_live_candles_official() {
     assert_eq!(s.seal(120_000, 130_000).0, 0);
 }
 
+/// A derived series' store takes its few candles per write into the longer streamed tail
+/// (sealed in chunks of `STREAM_TAIL_MAX`), from its creation effect on and after a
+/// snapshot round trip; its source's store keeps the ordinary one.
+#[test]
+fn derived_stores_take_a_streamed_tail() {
+    use crate::chunk::{STREAM_TAIL_MAX, TAIL_MAX};
+    let rows = rest("rest_klines_BTCUSDT_1m_limit1000.json");
+    let mut minutes = series("1m");
+    let mut fives = series("5m");
+    fives.apply(&Effect {
+        source: Some(b"m".to_vec()),
+        ..Effect::default()
+    });
+    for page in rows.chunks(50) {
+        let before = minutes.live_times();
+        let out = minutes.add_official(page, FAR).unwrap();
+        let touched = minutes.touched_times(&out.effect, &before);
+        let e = fives.derive(&minutes, &touched, &out.effect.official, FAR);
+        fives.apply(&e);
+    }
+    // 200 five-minute candles, ~10 per write: one chunk of 128, the rest in the tail.
+    assert_eq!(fives.official().chunk_lens(), vec![STREAM_TAIL_MAX]);
+    assert!(fives.official_len() - STREAM_TAIL_MAX >= TAIL_MAX);
+    assert!(minutes
+        .official()
+        .chunk_lens()
+        .iter()
+        .all(|&n| n <= STREAM_TAIL_MAX));
+    assert!(
+        minutes.official_len() - minutes.official().chunk_lens().iter().sum::<usize>() < TAIL_MAX
+    );
+    let mut buf = Vec::new();
+    fives.encode(&mut buf);
+    let mut back = Series::decode(&buf).unwrap();
+    assert_eq!(back, fives);
+    // Still streamed: the next candles join the tail instead of sealing it.
+    let mut next = back.official().range(i64::MIN, i64::MAX, Some(1))[0];
+    next.open_time += 300_000;
+    next.close_time = next.close_time.map(|t| t + 300_000);
+    back.apply(&Effect {
+        official: vec![next],
+        ..Effect::default()
+    });
+    assert_eq!(back.official().chunk_lens(), vec![STREAM_TAIL_MAX]);
+}
+
 #[test]
 fn links_and_alignment_round_trip() {
     let mut s = Series::new(Settings {

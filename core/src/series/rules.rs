@@ -331,6 +331,12 @@ impl Series {
     /// Applies an effect, then the invariants every state keeps: no live candle at or before
     /// the newest official (R2), `RETENTION`, `LIVE_MAX` (oldest evicted first, R5).
     pub fn apply(&mut self, e: &Effect) {
+        if let Some(src) = &e.source {
+            // Before the candles: a derived series' store takes its few candles per write
+            // into a longer tail (see `STREAM_TAIL_MAX`), back-fill included.
+            self.source = Some(src.clone());
+            self.official.set_streamed(true);
+        }
         if !e.official.is_empty() {
             let appends = crate::candle::strictly_ascending(&e.official)
                 && e.official.first().is_none_or(|c| {
@@ -357,9 +363,6 @@ impl Series {
         }
         if e.clock.is_some() {
             self.stamp = e.clock;
-        }
-        if let Some(src) = &e.source {
-            self.source = Some(src.clone());
         }
         if let Some(feeds) = &e.feeds {
             self.feeds = feeds.clone();

@@ -80,6 +80,7 @@ impl Series {
             }
             _ => {}
         }
+        s.official.set_streamed(s.source.is_some());
         if !r.is_empty() {
             return Err(CoreError::corrupt("trailing bytes after series"));
         }
