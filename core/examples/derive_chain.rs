@@ -39,16 +39,29 @@ fn series(interval: &str) -> Series {
     })
 }
 
-/// The 1m series and the levels it feeds (`DERIVE_LEVELS` of 5m, 1h, 1d; all three unless set).
+/// The 1m series and the levels it feeds (`DERIVE_LEVELS` of 5m, 1h, 1d; all three unless set),
+/// each level linked to the one above as `CANDLE.CREATE ... SOURCE` links it (a derived
+/// series' store takes the streamed tail).
 fn chain() -> Vec<Series> {
     let levels = std::env::var("DERIVE_LEVELS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    ["1m", "5m", "1h", "1d"]
+    let names = ["1m", "5m", "1h", "1d"];
+    names
         .into_iter()
         .take(1 + levels)
-        .map(series)
+        .zip(std::iter::once(None).chain(names.into_iter().map(Some)))
+        .map(|(iv, source)| {
+            let mut s = series(iv);
+            if let Some(src) = source {
+                s.apply(&Effect {
+                    source: Some(src.as_bytes().to_vec()),
+                    ..Effect::default()
+                });
+            }
+            s
+        })
         .collect()
 }
 
