@@ -47,14 +47,14 @@ fn chain() -> Vec<Series> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let names = ["1m", "5m", "1h", "1d"];
-    names
+    // Each level's source is the level before it.
+    let mut above: Option<&str> = None;
+    ["1m", "5m", "1h", "1d"]
         .into_iter()
         .take(1 + levels)
-        .zip(std::iter::once(None).chain(names.into_iter().map(Some)))
-        .map(|(iv, source)| {
+        .map(|iv| {
             let mut s = series(iv);
-            if let Some(src) = source {
+            if let Some(src) = above.replace(iv) {
                 s.apply(&Effect {
                     source: Some(src.as_bytes().to_vec()),
                     ..Effect::default()

@@ -10,7 +10,7 @@
 //!   rows, so appending the newest candle is a few varint writes. When it fills it is sealed
 //!   as a chunk of its own, until it and the newest chunks of fewer than [`REOPEN_BELOW`]
 //!   candles (earlier flushes) reach `REOPEN_BELOW` together: then they are sealed as one.
-//!   Streamed candles (one `put` each: closed klines, a derived series' new buckets) end in
+//!   Streamed candles (one `put` each: closed klines written one at a time) end in
 //!   chunks of `REOPEN_BELOW`, each candle encoded 1.75 times and decoded 0.75 times on
 //!   average (4.5 and 3.5 when chunks grew to `CHUNK_MAX` 32 candles at a time, 2.5 and 1.5
 //!   when the last chunk was reopened at every flush), for ~2 % more bytes than bulk-loaded
