@@ -257,8 +257,20 @@ impl Dec {
     /// text. Knowing the fraction's length saves the general path's scan for its end. `None`
     /// for anything else (a sign, another fraction length), which [`Self::parse_quoted`]
     /// decides; where it answers, the value is [`Self::parse_reference`]'s of the same text.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn parse_fixed8(s: &[u8; 18]) -> Option<(Dec, usize)> {
+        let (mut d, mut n) = (Dec::ZERO, 0);
+        Self::parse_fixed8_into(s, &mut d, &mut n)?;
+        Some((d, n))
+    }
+
+    /// [`Self::parse_fixed8`] writing the decimal into `dst` and adding its text's length to
+    /// `len`. The parser of REST bodies fills each candle's fields in place this way: a
+    /// decimal returned by value went through the stack as two 8-byte stores read back as one
+    /// 16-byte load, which the processor cannot forward from its store buffer, so every field
+    /// waited for the earlier stores (the candles being filled, often not in cache) to drain.
+    #[inline(always)]
+    pub(crate) fn parse_fixed8_into(s: &[u8; 18], dst: &mut Dec, len: &mut usize) -> Option<()> {
         let t = s.first_chunk::<8>().map_or(0, |a| u64::from_le_bytes(*a)) ^ swar::ZEROS;
         let k = swar::digit_run_t(t);
         if k == 0 || s.get(k) != Some(&b'.') {
@@ -270,11 +282,10 @@ impl Dec {
             return None;
         }
         if f == 0 {
-            let d = Dec {
-                mant: i128::from(swar::value(t, k)),
-                scale: 0,
-            };
-            return Some((d, k + 9));
+            dst.mant = i128::from(swar::value(t, k));
+            dst.scale = 0;
+            *len += k + 9;
+            return Some(());
         }
         // The fractional digits up to the last non-zero one (the highest non-zero byte).
         let keep = 8 - f.leading_zeros() as usize / 8;
@@ -287,11 +298,10 @@ impl Dec {
             swar::value(t, k) * p + swar::value(f, keep)
         };
         // Non-negative and below 10^16.
-        let d = Dec {
-            mant: i128::from(m),
-            scale: keep as u8,
-        };
-        Some((d, k + 9))
+        dst.mant = i128::from(m);
+        dst.scale = keep as u8;
+        *len += k + 9;
+        Some(())
     }
 
     /// `[-]I[.F]` (1..=15 integer digits, 1..=8 fractional ones) at the start of `b`, eight

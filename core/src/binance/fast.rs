@@ -143,16 +143,17 @@ fn compact_row(b: &[u8], at: &mut usize, c: &mut Candle) -> Option<()> {
 #[inline(always)]
 fn compact_row_with<const INLINE: bool>(b: &[u8], at: &mut usize, c: &mut Candle) -> Option<()> {
     type Read<T> = fn(&[u8], &mut usize) -> Option<T>;
-    let (compact_dec, compact_uint, compact_sep_uint): (Read<Dec>, Read<u64>, Read<u64>) = if INLINE
-    {
-        (compact_dec, compact_uint, compact_sep_uint)
-    } else {
-        (
-            compact_dec_outlined,
-            compact_uint_outlined,
-            compact_sep_uint_outlined,
-        )
-    };
+    type ReadInto<T> = fn(&[u8], &mut usize, &mut T) -> Option<()>;
+    let (compact_dec, compact_uint, compact_sep_uint): (ReadInto<Dec>, Read<u64>, Read<u64>) =
+        if INLINE {
+            (compact_dec, compact_uint, compact_sep_uint)
+        } else {
+            (
+                compact_dec_outlined,
+                compact_uint_outlined,
+                compact_sep_uint_outlined,
+            )
+        };
     // Each field is stored as soon as it is read (few values live at once, little
     // spilling); on `None` the caller discards `c`.
     let mut p = *at;
@@ -161,16 +162,16 @@ fn compact_row_with<const INLINE: bool>(b: &[u8], at: &mut usize, c: &mut Candle
     }
     p += 1;
     c.open_time = i64::try_from(compact_uint(b, &mut p)?).ok()?;
-    c.open = compact_dec(b, &mut p)?;
-    c.high = compact_dec(b, &mut p)?;
-    c.low = compact_dec(b, &mut p)?;
-    c.close = compact_dec(b, &mut p)?;
-    c.volume = compact_dec(b, &mut p)?;
+    compact_dec(b, &mut p, &mut c.open)?;
+    compact_dec(b, &mut p, &mut c.high)?;
+    compact_dec(b, &mut p, &mut c.low)?;
+    compact_dec(b, &mut p, &mut c.close)?;
+    compact_dec(b, &mut p, &mut c.volume)?;
     c.close_time = Some(i64::try_from(compact_sep_uint(b, &mut p)?).ok()?);
-    c.quote_volume = Some(compact_dec(b, &mut p)?);
+    compact_dec(b, &mut p, c.quote_volume.insert(Dec::ZERO))?;
     c.trades = Some(compact_sep_uint(b, &mut p)?);
-    c.taker_buy_base = Some(compact_dec(b, &mut p)?);
-    c.taker_buy_quote = Some(compact_dec(b, &mut p)?);
+    compact_dec(b, &mut p, c.taker_buy_base.insert(Dec::ZERO))?;
+    compact_dec(b, &mut p, c.taker_buy_quote.insert(Dec::ZERO))?;
     if b.get(p..p + 5) != Some(b",\"0\"]") {
         return None;
     }
@@ -178,33 +179,33 @@ fn compact_row_with<const INLINE: bool>(b: &[u8], at: &mut usize, c: &mut Candle
     Some(())
 }
 
-/// `,"<decimal>"` at `p` (the SWAR shape only).
+/// `,"<decimal>"` at `p` into `dst` (written in place: see [`Dec::parse_fixed8_into`]).
 #[inline(always)]
-fn compact_dec(b: &[u8], p: &mut usize) -> Option<Dec> {
-    match fixed8_dec(b, *p) {
-        Some((d, n)) => {
-            *p += n + 3;
-            Some(d)
-        }
-        None => compact_dec_other(b, p),
+fn compact_dec(b: &[u8], p: &mut usize, dst: &mut Dec) -> Option<()> {
+    if fixed8_dec(b, p, dst).is_none() {
+        *dst = compact_dec_other(b, p)?;
     }
+    Some(())
 }
 
 /// `,"<decimal>"` at `p` in Binance's own shape (8 fractional digits), where the text
-/// is long enough for the fixed-size reader: the decimal and the length of its text.
+/// is long enough for the fixed-size reader: the decimal into `dst`, `p` past it.
 #[inline(always)]
-fn fixed8_dec(b: &[u8], p: usize) -> Option<(Dec, usize)> {
-    let (sep, text) = b.get(p..)?.first_chunk::<20>()?.split_first_chunk::<2>()?;
+fn fixed8_dec(b: &[u8], p: &mut usize, dst: &mut Dec) -> Option<()> {
+    let (sep, text) = b.get(*p..)?.first_chunk::<20>()?.split_first_chunk::<2>()?;
     if sep != b",\"" {
         return None;
     }
-    Dec::parse_fixed8(text.first_chunk::<18>()?)
+    let mut n = *p + 3;
+    Dec::parse_fixed8_into(text.first_chunk::<18>()?, dst, &mut n)?;
+    *p = n;
+    Some(())
 }
 
 /// The out-of-line readers of [`compact_row_with`]`::<false>`.
 #[inline(never)]
-fn compact_dec_outlined(b: &[u8], p: &mut usize) -> Option<Dec> {
-    compact_dec(b, p)
+fn compact_dec_outlined(b: &[u8], p: &mut usize, dst: &mut Dec) -> Option<()> {
+    compact_dec(b, p, dst)
 }
 
 #[inline(never)]
