@@ -595,9 +595,9 @@ impl Dec {
         pow10(u32::from(scale - self.scale)).and_then(|p| self.mant.checked_mul(p))
     }
 
-    /// The larger of the two (`self` when equal). Selected field by field: which one wins
+    /// The larger of the two (`self` when equal). Selected without a branch: which one wins
     /// is data (a bucket's running high against each new candle's), so a branch on it is
-    /// mispredicted often; the selects compile to conditional moves.
+    /// mispredicted often (see [`Dec::select`]).
     #[inline(always)]
     pub fn max(self, other: Dec) -> Dec {
         Dec::select(other > self, other, self)
@@ -609,13 +609,14 @@ impl Dec {
         Dec::select(other < self, other, self)
     }
 
+    /// `a` if `pick`, else `b`: the address chosen by a conditional move and the decimal copied
+    /// whole. Chosen field by field, the 1-byte scale was stored on its own and then read back
+    /// inside the next whole copy (a bucket's running high, one candle later), a load the
+    /// processor cannot forward from a narrower store: the fold waited for it every candle.
     #[inline(always)]
     fn select(pick: bool, a: Dec, b: Dec) -> Dec {
-        let (am, bm) = (a.mant, b.mant);
-        Dec {
-            mant: if pick { am } else { bm },
-            scale: if pick { a.scale } else { b.scale },
-        }
+        let both = [b, a];
+        both[usize::from(pick)]
     }
 }
 
