@@ -203,6 +203,29 @@ impl ChunkedStore {
         r.unwrap_or_default()
     }
 
+    /// Seals the tail's candles and then `newer` (ascending, newer than the tail), as
+    /// [`Self::seal_rows`] does. The candles are gathered in a buffer kept between calls:
+    /// a fresh one (up to 256 candles, 64 KB) was a large allocation, often carved from
+    /// pages never touched before, and faulting them in cost more than decoding the rows.
+    fn seal_tail_and(&mut self, newer: &[Candle]) {
+        thread_local! {
+            static ROWS: std::cell::Cell<Vec<Candle>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut rows = ROWS.take();
+        rows.clear();
+        let decoded = rows::decode_rows_into(&self.tail, self.tail_len, &mut rows);
+        debug_assert!(decoded.is_ok(), "tail does not decode");
+        if decoded.is_err() {
+            rows.clear();
+        }
+        rows.extend_from_slice(newer);
+        self.seal_rows(&rows);
+        if rows.capacity() <= 2 * CHUNK_MAX {
+            rows.clear();
+            ROWS.set(rows);
+        }
+    }
+
     fn set_tail(&mut self, rows: &[Candle]) {
         let mut buf = Vec::new();
         rows::encode_rows(rows, &mut buf);
@@ -321,10 +344,8 @@ impl ChunkedStore {
             let max = self.tail_max();
             while self.tail_len < max && self.tail_len + rest.len() >= max {
                 let (head, after) = rest.split_at(max - self.tail_len);
-                let mut rows = self.tail_rows();
-                rows.extend_from_slice(head);
                 self.len += head.len();
-                self.seal_rows(&rows);
+                self.seal_tail_and(head);
                 rest = after;
             }
             for c in rest {
@@ -535,8 +556,7 @@ impl ChunkedStore {
         if self.tail_len == 0 {
             return;
         }
-        let rows = self.tail_rows();
-        self.seal_rows(&rows);
+        self.seal_tail_and(&[]);
     }
 
     /// Seals `rows` (the tail's candles, then any newer ones, ascending) as a tail flush does,

@@ -121,6 +121,12 @@ pub fn get_row(b: &[u8], pos: &mut usize, prev: i64) -> CoreResult<Candle> {
 /// Decodes `n` rows that must use up `b` exactly and be strictly ascending.
 pub fn decode_rows(b: &[u8], n: usize) -> CoreResult<Vec<Candle>> {
     let mut out = Vec::with_capacity(n.min(b.len() / 8 + 1));
+    decode_rows_into(b, n, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_rows`] appending to `out` (a buffer kept between calls).
+pub fn decode_rows_into(b: &[u8], n: usize, out: &mut Vec<Candle>) -> CoreResult<()> {
     let mut pos = 0usize;
     let mut prev: Option<i64> = None;
     for _ in 0..n {
@@ -134,7 +140,7 @@ pub fn decode_rows(b: &[u8], n: usize) -> CoreResult<Vec<Candle>> {
     if pos != b.len() {
         return Err(corrupt("trailing tail bytes"));
     }
-    Ok(out)
+    Ok(())
 }
 
 pub fn encode_rows(cs: &[Candle], out: &mut Vec<u8>) {
