@@ -94,8 +94,10 @@ fn add_body(chain: &mut [Series], body: &[u8], blob: &mut Vec<u8>, sink: &mut im
         e.encode(blob);
         sink(blob);
         touched = dst.touched_times(&e, &before);
-        given = e.official;
+        // The level above is done with its candles: handed back, as the cascade does.
+        candles_core::series::recycle(std::mem::replace(&mut given, e.official));
     }
+    candles_core::series::recycle(given);
 }
 
 fn run(chain: &mut [Series], bodies: &[Vec<u8>], blob: &mut Vec<u8>) {

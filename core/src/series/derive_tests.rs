@@ -45,7 +45,8 @@ fn cascade(chain: &mut [Series], effect: &Effect, live_before: &[i64], now: i64)
         let e = dst.derive(&src[i - 1], &touched, &given, now);
         dst.apply(&e);
         touched = dst.touched_times(&e, &before);
-        given = e.official.clone();
+        // Handed back as the module's cascade does: every chain test runs on reused vectors.
+        recycle(std::mem::replace(&mut given, e.official));
     }
 }
 
@@ -98,6 +99,26 @@ fn one_minute_to_five_minutes_equals_binance_field_for_field() {
         m.iter().filter(|(_, k)| *k == CandleKind::Official).count(),
         199
     );
+}
+
+/// A recycled vector comes back empty: a derivation that takes it holds only its own candles.
+#[test]
+fn recycled_candle_vectors_carry_nothing_over() {
+    let one = rest("rest_klines_BTCUSDT_1m_limit1000.json");
+    let mut fresh = [series("1m"), series("5m")];
+    add(&mut fresh, &one, FAR);
+    let stale = fresh[1].official.range(i64::MIN, i64::MAX, None);
+    assert!(stale.len() > 100);
+    for _ in 0..4 {
+        recycle(stale.clone());
+    }
+    let mut reused = [series("1m"), series("5m")];
+    let before = reused[0].live_times();
+    let out = reused[0].add_official(&one, FAR).unwrap();
+    let touched = reused[0].touched_times(&out.effect, &before);
+    let (src, dst) = reused.split_at_mut(1);
+    let e = dst[0].derive(&src[0], &touched, &out.effect.official, FAR);
+    assert_eq!(e.official, stale);
 }
 
 #[test]
