@@ -95,9 +95,9 @@ fn add_body(chain: &mut [Series], body: &[u8], blob: &mut Vec<u8>, sink: &mut im
         sink(blob);
         touched = dst.touched_times(&e, &before);
         // The level above is done with its candles: handed back, as the cascade does.
-        candles_core::series::recycle(std::mem::replace(&mut given, e.official));
+        candles_core::candle::recycle(std::mem::replace(&mut given, e.official));
     }
-    candles_core::series::recycle(given);
+    candles_core::candle::recycle(given);
 }
 
 fn run(chain: &mut [Series], bodies: &[Vec<u8>], blob: &mut Vec<u8>) {

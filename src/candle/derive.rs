@@ -145,7 +145,7 @@ fn cascade(
         path.push(feed.clone());
         cascade(ctx, dst, &next, &effect.official, now, path);
         path.pop();
-        candles_core::series::recycle(effect.official);
+        candles_core::candle::recycle(effect.official);
     }
 }
 

@@ -34,50 +34,11 @@ struct Results {
     other: Vec<(i64, Derived)>,
 }
 
-/// Most spare candle vectors kept ([`recycle`]): one per level of a 5m → 1h → 1d chain.
-const SPARE_MAX: usize = 3;
-/// Largest spare kept, in candles (~200 5m buckets in a 1000-row 1m page; a back-fill's
-/// larger vectors are freed): at most ~400 KB kept per thread, ~50 KB for that chain.
-const SPARE_CAPACITY_MAX: usize = 512;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Vec<Candle>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Hands back the official candles of a derived effect once the caller is done with it (the
-/// cascade, after the levels below have read them): the next derivation on this thread
-/// writes its candles there. A fresh vector of ~50 KB per level and page was a large
-/// allocation, often on pages never touched before, and faulting those in cost about a
-/// tenth of the derivation.
-pub fn recycle(mut v: Vec<Candle>) {
-    if v.capacity() == 0 || v.capacity() > SPARE_CAPACITY_MAX {
-        return;
-    }
-    v.clear();
-    SPARE.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            if s.len() < SPARE_MAX {
-                s.push(v);
-            }
-        }
-    });
-}
-
-/// An empty vector with room for `n` candles, a spare one when there is one.
-fn candle_vec(n: usize) -> Vec<Candle> {
-    let mut v = SPARE
-        .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-        .unwrap_or_default();
-    // Candles are large: one allocation, no regrowth copying them.
-    v.reserve_exact(n);
-    v
-}
-
 impl Results {
     fn new(newest: Option<i64>, buckets: usize) -> Results {
         Results {
             newest,
-            appended: candle_vec(buckets),
+            appended: crate::candle::spare_vec(buckets),
             other: Vec::new(),
         }
     }
@@ -437,7 +398,7 @@ impl Series {
             }
             // All after the looked-up ones (their buckets follow the newest official).
             effect.official.extend_from_slice(&appended);
-            recycle(appended);
+            crate::candle::recycle(appended);
         }
         for (start, result) in other {
             match result {

@@ -46,7 +46,7 @@ fn cascade(chain: &mut [Series], effect: &Effect, live_before: &[i64], now: i64)
         dst.apply(&e);
         touched = dst.touched_times(&e, &before);
         // Handed back as the module's cascade does: every chain test runs on reused vectors.
-        recycle(std::mem::replace(&mut given, e.official));
+        crate::candle::recycle(std::mem::replace(&mut given, e.official));
     }
 }
 
@@ -110,7 +110,7 @@ fn recycled_candle_vectors_carry_nothing_over() {
     let stale = fresh[1].official.range(i64::MIN, i64::MAX, None);
     assert!(stale.len() > 100);
     for _ in 0..4 {
-        recycle(stale.clone());
+        crate::candle::recycle(stale.clone());
     }
     let mut reused = [series("1m"), series("5m")];
     let before = reused[0].live_times();

@@ -17,7 +17,6 @@ mod rules;
 mod tests;
 mod wire;
 
-pub use derive::recycle;
 pub use read::Merged;
 pub use wire::MAX_FEEDS;
 
