@@ -198,9 +198,20 @@ impl ChunkedStore {
     }
 
     fn tail_rows(&self) -> Vec<Candle> {
-        let r = rows::decode_rows(&self.tail, self.tail_len);
+        let mut out = Vec::with_capacity(self.tail_len.min(self.tail.len() / 8 + 1));
+        self.tail_rows_into(&mut out);
+        out
+    }
+
+    /// The tail's candles appended to `out`; none if the tail does not decode (never: its
+    /// bytes are checked when loaded).
+    fn tail_rows_into(&self, out: &mut Vec<Candle>) {
+        let len = out.len();
+        let r = rows::decode_rows_into(&self.tail, self.tail_len, out);
         debug_assert!(r.is_ok(), "tail does not decode");
-        r.unwrap_or_default()
+        if r.is_err() {
+            out.truncate(len);
+        }
     }
 
     /// Seals the tail's candles and then `newer` (ascending, newer than the tail), as
@@ -208,11 +219,7 @@ impl ChunkedStore {
     /// a fresh one, and its regrowth for `newer`, faulted in ~9 pages each inside Redis.
     fn seal_tail_and(&mut self, newer: &[Candle]) {
         let mut rows = crate::candle::spare_vec(self.tail_len + newer.len());
-        let decoded = rows::decode_rows_into(&self.tail, self.tail_len, &mut rows);
-        debug_assert!(decoded.is_ok(), "tail does not decode");
-        if decoded.is_err() {
-            rows.clear();
-        }
+        self.tail_rows_into(&mut rows);
         rows.extend_from_slice(newer);
         self.seal_rows(&rows);
         crate::candle::recycle(rows);
